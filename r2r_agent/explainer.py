@@ -1,0 +1,149 @@
+"""The explainer: the part of the student that writes *why*.
+
+One batched, greedy ``generate`` call writes the direct explanations of several passages (left padding, bounded
+``max_new_tokens``); a second writes the comparison explanation of the top passages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import prompts
+from .errors import InvalidInputError
+from .modeling import fit_tokens, load_causal_lm
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The texts from one batched generation, with what they cost.
+
+    Attributes:
+        texts: One tidied text per prompt, in input order.
+        truncated: Whether each prompt's passage(s) had to be cut to the token budget.
+        generated_tokens: Tokens generated in total (padding and tokens after end-of-text not counted).
+        seconds: Wall-clock seconds.
+    """
+
+    texts: list[str]
+    truncated: list[bool] = field(default_factory=list)
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def tidy(text: str) -> str:
+    """Strip whitespace and drop a trailing unfinished sentence cut off by the token budget.
+
+    Example:
+        >>> tidy(" Relevant: it gives the lifespan. It also men")
+        'Relevant: it gives the lifespan.'
+    """
+    text = " ".join(text.split())
+    if not text or text[-1] in ".!?":
+        return text
+    ends = list(_SENTENCE_END.finditer(text))
+    return text[: ends[-1].end()] if ends else text
+
+
+class Explainer:
+    """Writes direct and comparison explanations with a causal LM.
+
+    Args:
+        model: A loaded ``transformers`` causal LM in eval mode.
+        tokenizer: Its tokenizer.
+        name: An identifier recorded in rankings.
+        max_new_tokens: Upper bound on each explanation's length, in tokens.
+        max_passage_tokens: Token budget per passage in a direct-explanation prompt.
+        max_comparison_passage_tokens: Token budget per passage in the comparison prompt.
+        batch_size: Prompts per ``generate`` call.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = "explainer", max_new_tokens: int = 48,
+                 max_passage_tokens: int = 160, max_comparison_passage_tokens: int = 96, batch_size: int = 8) -> None:
+        for label, value in (("max_new_tokens", max_new_tokens), ("max_passage_tokens", max_passage_tokens),
+                             ("max_comparison_passage_tokens", max_comparison_passage_tokens),
+                             ("batch_size", batch_size)):
+            if value < 1:
+                raise InvalidInputError(f"Explainer: {label} must be >= 1, got {value}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_new_tokens = max_new_tokens
+        self.max_passage_tokens = max_passage_tokens
+        self.max_comparison_passage_tokens = max_comparison_passage_tokens
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], *, adapter: str | os.PathLike[str] | None = None,
+                        quantize: str = "none", local_files_only: bool = True, **kwargs: Any) -> Explainer:
+        """Load a causal LM (and optional adapter) from local folders."""
+        model, tokenizer = load_causal_lm(path, adapter=adapter, quantize=quantize, local_files_only=local_files_only)
+        return cls(model, tokenizer, name=str(path), **kwargs)
+
+    def explain(self, query: str, passages: Sequence[str]) -> Generation:
+        """Direct explanations, one per passage, in one batched generation."""
+        rendered, flags = [], []
+        for passage in passages:
+            cut, truncated = fit_tokens(self.tokenizer, passage, self.max_passage_tokens)
+            rendered.append(prompts.render(self.tokenizer, prompts.direct_explanation_messages(query, cut)))
+            flags.append(truncated)
+        result = self.generate(rendered)
+        return Generation(result.texts, flags, result.generated_tokens, result.seconds)
+
+    def compare(self, query: str, passages: Sequence[str]) -> Generation:
+        """One comparison explanation of why ``passages`` (best first) are ordered as they are."""
+        cut_passages, flags = [], []
+        for passage in passages:
+            cut, truncated = fit_tokens(self.tokenizer, passage, self.max_comparison_passage_tokens)
+            cut_passages.append(cut)
+            flags.append(truncated)
+        prompt = prompts.render(self.tokenizer, prompts.comparison_messages(query, cut_passages))
+        result = self.generate([prompt], max_new_tokens=self.max_new_tokens * 2)
+        return Generation(result.texts, flags, result.generated_tokens, result.seconds)
+
+    def generate(self, rendered_prompts: Sequence[str], *, max_new_tokens: int | None = None) -> Generation:
+        """Greedy generation for already-rendered prompts, batched with left padding."""
+        import torch
+        from transformers import GenerationConfig
+
+        start = time.perf_counter()
+        if not rendered_prompts:
+            return Generation(texts=[])
+        tokenizer = self.tokenizer
+        eos_id = tokenizer.eos_token_id
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
+        config = GenerationConfig(max_new_tokens=max_new_tokens or self.max_new_tokens, do_sample=False,
+                                  pad_token_id=pad_id, eos_token_id=eos_id)
+        encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in rendered_prompts]
+        texts: list[str] = [""] * len(encoded)
+        generated = 0
+        order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
+        with torch.inference_mode():
+            for begin in range(0, len(order), self.batch_size):
+                batch = order[begin : begin + self.batch_size]
+                width = max(len(encoded[i]) for i in batch)
+                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, i in enumerate(batch):
+                    ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
+                    mask[row, width - len(encoded[i]):] = 1
+                output = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+                new_tokens = output[:, width:]
+                for row, i in enumerate(batch):
+                    tokens = new_tokens[row].tolist()
+                    if eos_id is not None and eos_id in tokens:
+                        tokens = tokens[: tokens.index(eos_id)]
+                    generated += len(tokens)
+                    texts[i] = tidy(tokenizer.decode(tokens, skip_special_tokens=True))
+        return Generation(texts=texts, truncated=[False] * len(texts), generated_tokens=generated,
+                          seconds=time.perf_counter() - start)
+
+
+__all__ = ["Explainer", "Generation", "tidy"]

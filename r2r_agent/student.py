@@ -1,0 +1,102 @@
+"""The student: a scorer, an optional LM re-scorer and an explainer, bundled with their identity."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelPreparationError
+from .explainer import Explainer
+from .modeling import check_quantize, load_causal_lm
+from .scorers import EncoderScorer, LMScorer, Scorer
+
+logger = logging.getLogger(__name__)
+
+#: File name of R2R's rank head inside an adapter folder (a ``Linear(hidden_size, 1)`` state dict).
+RANK_HEAD_FILE = "rank_head.safetensors"
+
+
+def load_rank_head(adapter: str | os.PathLike[str]) -> Any | None:
+    """The rank head saved next to a distilled adapter, or ``None`` if the adapter has none."""
+    path = Path(adapter) / RANK_HEAD_FILE
+    if not path.is_file():
+        return None
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    weight = state["weight"]
+    head = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    head.load_state_dict(state)
+    return head.eval()
+
+
+@dataclass
+class Student:
+    """What the :class:`~r2r_agent.Reranker` runs.
+
+    Attributes:
+        scorer: Scores every candidate (the fast first stage of the cascade).
+        explainer: Writes explanations; ``None`` for a scoring-only student.
+        rescorer: An optional reason-aware LM scorer for the top of the list (see ``Reranker(rescore_top=...)``).
+        name: Identifies the student in rankings and traces.
+        adapter: The distilled adapter in use, if any.
+    """
+
+    scorer: Scorer
+    explainer: Explainer | None = None
+    rescorer: Scorer | None = None
+    name: str = "student"
+    adapter: str | None = None
+
+    @classmethod
+    def default(cls, *, quantize: str = "int8", progress: bool = False, cache_dir: str | os.PathLike[str] | None = None
+                ) -> Student:
+        """The embedded default: all-MiniLM-L6-v2 scorer + SmolLM2-135M-Instruct explainer (and LM re-scorer).
+
+        Works offline from two PyPI packages. The first call prepares a float32 copy of SmolLM2 in the user cache
+        (~30 s, once); later calls load in a few seconds.
+
+        Args:
+            quantize: ``"int8"`` (default; dynamic int8 on CPU, ≈2.8× faster generation) or ``"none"``.
+            progress: Show a progress bar while the model is first prepared.
+            cache_dir: Cache root (default ``$R2R_CACHE_DIR`` or the user cache folder).
+        """
+        from .default_models import SMOLLM2_ID, prepare_smollm2
+
+        check_quantize(quantize)
+        root = Path(cache_dir) if cache_dir is not None else None
+        folder = prepare_smollm2(root=root, progress=progress)
+        try:
+            model, tokenizer = load_causal_lm(folder, quantize=quantize)
+        except (ModelPreparationError, OSError, ValueError, RuntimeError) as exc:
+            logger.warning("could not load the prepared %s from %s (%s); preparing it again", SMOLLM2_ID, folder, exc)
+            folder = prepare_smollm2(root=root, progress=progress, force=True)
+            model, tokenizer = load_causal_lm(folder, quantize=quantize)
+        scorer = EncoderScorer.default(quantize=quantize)
+        explainer = Explainer(model, tokenizer, name=SMOLLM2_ID)
+        rescorer = LMScorer(model, tokenizer, name=SMOLLM2_ID)
+        return cls(scorer=scorer, explainer=explainer, rescorer=rescorer,
+                   name=f"{scorer.name} + {SMOLLM2_ID}" + (" (int8)" if quantize == "int8" else ""))
+
+    @classmethod
+    def from_pretrained(cls, model: str | os.PathLike[str], *, adapter: str | os.PathLike[str] | None = None,
+                        quantize: str = "none", local_files_only: bool = True, **explainer_kwargs: Any) -> Student:
+        """One causal LM that both scores (yes/no log-odds or the adapter's rank head) and explains: R2R's setting.
+
+        Args:
+            model: A local model folder (or hub name already in the local cache).
+            adapter: A distilled adapter folder written by ``r2r distill``.
+            quantize: ``"none"`` (default) or ``"int8"``.
+            local_files_only: Never reach the network (the default).
+            **explainer_kwargs: Passed to :class:`~r2r_agent.explainer.Explainer` (e.g. ``max_new_tokens``).
+        """
+        lm, tokenizer = load_causal_lm(model, adapter=adapter, quantize=quantize, local_files_only=local_files_only)
+        name = Path(str(model)).name or str(model)
+        head = load_rank_head(adapter) if adapter else None
+        scorer = LMScorer(lm, tokenizer, name=name, rank_head=head)
+        explainer = Explainer(lm, tokenizer, name=name, **explainer_kwargs)
+        return cls(scorer=scorer, explainer=explainer, name=name, adapter=str(adapter) if adapter else None)

@@ -1,0 +1,261 @@
+"""Core result types: the passage that goes in, the per-passage :class:`Judgment` and the :class:`Ranking`.
+
+All are small dataclasses with ``to_dict``/``from_dict`` that round-trip through JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import InvalidPassageError
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrieved passage to rerank.
+
+    Args:
+        text: The passage content. Must be a string (it may be empty).
+        id: An optional identifier (a document id); duplicates are allowed and kept apart.
+        metadata: Optional metadata; copied, never modified.
+        score: The first-stage (retriever) score, if any.
+
+    Example:
+        >>> Passage("Fleas live 2-3 months.", id="d1", score=12.3).id
+        'd1'
+    """
+
+    text: str
+    id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    score: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise InvalidPassageError(
+                f"Passage.text must be a str, got {type(self.text).__name__}: {_preview(self.text)}. "
+                "Convert the content to text first (e.g. str(...) or the document's page_content)."
+            )
+        if self.id is not None and not isinstance(self.id, str):
+            object.__setattr__(self, "id", str(self.id))
+        object.__setattr__(self, "metadata", dict(self.metadata or {}))
+        if self.score is not None:
+            object.__setattr__(self, "score", float(self.score))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {"text": self.text, "id": self.id, "metadata": dict(self.metadata), "score": self.score}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Passage:
+        """Build from :meth:`to_dict` output."""
+        return cls(text=data["text"], id=data.get("id"), metadata=data.get("metadata") or {}, score=data.get("score"))
+
+
+_TEXT_KEYS = ("text", "content", "contents", "page_content")
+_ID_KEYS = ("id", "docid", "doc_id", "_id")
+
+
+def _preview(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def to_passage(item: Any, index: int = 0) -> Passage:
+    """Convert one accepted passage form into a :class:`Passage`.
+
+    Accepted: a ``str``; a :class:`Passage`; a mapping with a string under one of ``text``, ``content``,
+    ``contents`` or ``page_content`` (plus optional ``id``/``docid``, ``score`` and ``metadata``).
+
+    Raises:
+        InvalidPassageError: for anything else, naming the position and what arrived.
+    """
+    if isinstance(item, Passage):
+        return item
+    if isinstance(item, str):
+        return Passage(text=item)
+    if isinstance(item, Mapping):
+        text_key = next((k for k in _TEXT_KEYS if k in item), None)
+        if text_key is None or not isinstance(item[text_key], str):
+            raise InvalidPassageError(
+                f"passage {index}: a mapping must hold a string under one of {list(_TEXT_KEYS)}; "
+                f"got keys {sorted(map(str, item))[:8]}"
+                + (f" with {text_key!r} of type {type(item[text_key]).__name__}" if text_key else "")
+            )
+        id_key = next((k for k in _ID_KEYS if item.get(k) is not None), None)
+        score = item.get("score")
+        return Passage(
+            text=item[text_key],
+            id=str(item[id_key]) if id_key else None,
+            metadata=item.get("metadata") or {},
+            score=float(score) if score is not None else None,
+        )
+    raise InvalidPassageError(
+        f"passage {index}: expected a str, a Passage or a mapping with 'text'; got {type(item).__name__}: "
+        f"{_preview(item)}"
+    )
+
+
+def to_passages(items: Sequence[Any] | Iterator[Any]) -> list[Passage]:
+    """Convert a sequence of accepted passage forms (see :func:`to_passage`)."""
+    if isinstance(items, (str, bytes, Mapping, Passage)):
+        raise InvalidPassageError(
+            f"passages must be a list of passages, got a single {type(items).__name__}; wrap it in a list"
+        )
+    return [to_passage(item, i) for i, item in enumerate(items)]
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """The student's verdict on one passage.
+
+    Attributes:
+        id: The passage id given by the caller (``None`` if it had none). Duplicate ids are kept apart;
+            ``original_rank`` always identifies the input position.
+        text: The passage text as given (not truncated).
+        score: The score from the last cascade stage that saw this passage (higher is more relevant). Scores
+            are comparable only among passages scored by the same stage (see ``stage``).
+        rank: 1-based position in the reranked order.
+        original_rank: 1-based position in the input.
+        original_score: The first-stage score passed in, if any.
+        explanation: Why the passage is (or is not) relevant, or ``None`` when it was not explained.
+        truncated: Whether the passage was cut to fit a model's token budget in any stage.
+        stage: The name of the cascade stage that produced ``score`` (``"score"`` or ``"rescore"``).
+        metadata: The passage's metadata (a copy).
+    """
+
+    id: str | None
+    text: str
+    score: float
+    rank: int
+    original_rank: int
+    original_score: float | None = None
+    explanation: str | None = None
+    truncated: bool = False
+    stage: str = "score"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["metadata"] = dict(self.metadata)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Judgment:
+        """Build from :meth:`to_dict` output."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """What one cascade stage cost.
+
+    Attributes:
+        stage: ``"score"``, ``"rescore"`` or ``"explain"``.
+        component: The model (or scorer) that ran it.
+        items: How many passages it processed.
+        seconds: Wall-clock seconds.
+        generated_tokens: Tokens generated (explanation stages only).
+    """
+
+    stage: str
+    component: str
+    items: int
+    seconds: float
+    generated_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StageCost:
+        """Build from :meth:`to_dict` output."""
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A reranked list of passages for one query, best first, with the reasons.
+
+    Iterating yields the :class:`Judgment` objects best first; ``len()`` and indexing work as on a list.
+
+    Attributes:
+        query: The query.
+        judgments: The returned judgments, best first (at most ``top_n``).
+        comparison: Why the top passages are ordered as they are, or ``None``.
+        model: Identifies the student (scorer and explainer models).
+        adapter: The distilled adapter in use, if any.
+        num_candidates: How many passages came in.
+        stages: The cost of each cascade stage.
+        prompt_version: The version of the prompts the student saw.
+    """
+
+    query: str
+    judgments: tuple[Judgment, ...] = ()
+    comparison: str | None = None
+    model: str = ""
+    adapter: str | None = None
+    num_candidates: int = 0
+    stages: tuple[StageCost, ...] = ()
+    prompt_version: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "judgments", tuple(self.judgments))
+        object.__setattr__(self, "stages", tuple(self.stages))
+
+    def __iter__(self) -> Iterator[Judgment]:
+        return iter(self.judgments)
+
+    def __len__(self) -> int:
+        return len(self.judgments)
+
+    def __getitem__(self, index: int) -> Judgment:
+        return self.judgments[index]
+
+    @property
+    def seconds(self) -> float:
+        """Total seconds over all stages."""
+        return math.fsum(stage.seconds for stage in self.stages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {
+            "query": self.query,
+            "judgments": [j.to_dict() for j in self.judgments],
+            "comparison": self.comparison,
+            "model": self.model,
+            "adapter": self.adapter,
+            "num_candidates": self.num_candidates,
+            "stages": [s.to_dict() for s in self.stages],
+            "prompt_version": self.prompt_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Ranking:
+        """Build from :meth:`to_dict` output."""
+        return cls(
+            query=data["query"],
+            judgments=tuple(Judgment.from_dict(j) for j in data.get("judgments", ())),
+            comparison=data.get("comparison"),
+            model=data.get("model", ""),
+            adapter=data.get("adapter"),
+            num_candidates=data.get("num_candidates", 0),
+            stages=tuple(StageCost.from_dict(s) for s in data.get("stages", ())),
+            prompt_version=data.get("prompt_version", ""),
+        )
+
+    def to_json(self, **kwargs: Any) -> str:
+        """Serialise to a JSON string (``kwargs`` go to :func:`json.dumps`)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> Ranking:
+        """Parse :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))

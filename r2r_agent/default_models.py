@@ -45,7 +45,9 @@ def cache_root() -> Path:
 def _package_dir(package: str, install_hint: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise ModelPreparationError(f"the embedded default needs the package {package!r}; install it with: {install_hint}")
+        raise ModelPreparationError(
+            f"the embedded default needs the package {package!r}; install it with: {install_hint}"
+        )
     return Path(spec.origin).parent
 
 

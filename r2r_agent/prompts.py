@@ -67,7 +67,8 @@ def comparison_messages(query: str, passages: Sequence[str]) -> list[dict[str, s
     """Messages asking why ``passages`` (already best first) are ordered as they are."""
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"Query: {query}\n\nPassages:\n\n{_numbered(passages)}\n\n{COMPARISON_INSTRUCTION}"},
+        {"role": "user",
+         "content": f"Query: {query}\n\nPassages:\n\n{_numbered(passages)}\n\n{COMPARISON_INSTRUCTION}"},
     ]
 
 

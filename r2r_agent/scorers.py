@@ -110,7 +110,7 @@ class EncoderScorer:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], *, quantize: str = "none", name: str | None = None,
                         local_files_only: bool = True, **kwargs: Any) -> EncoderScorer:
-        """Load a sentence-embedding encoder from a local folder (``max_tokens`` from its sentence-transformers config)."""
+        """Load a sentence-embedding encoder from a local folder (``max_tokens`` from its sentence-bert config)."""
         import json
 
         import torch

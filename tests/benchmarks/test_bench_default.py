@@ -1,0 +1,137 @@
+"""Timing benchmarks of the embedded default on 100 DL19-length passages (`make bench`; never pass/fail in CI).
+
+Every figure sits beside the float32 all-MiniLM-L6-v2 bi-encoder scoring the same passages in the same run, so
+results can be read as ratios on any machine. Peak RSS is measured in a separate process.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from r2r_agent import EncoderScorer, Explainer, LMScorer, Reranker, Student
+
+pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
+
+
+def _dl19_first_query():
+    from conftest import shared_data_dir
+
+    data = shared_data_dir()
+    path = data / "trec-dl" / "dl19.bm25.top100.jsonl.gz" if data else None
+    if path is None or not path.exists():
+        pytest.skip("needs ../shared/data/trec-dl (DL19 candidates)")
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        row = json.loads(handle.readline())
+    return row["query"], [c["text"] for c in row["candidates"]]
+
+
+@pytest.fixture(scope="module")
+def dl19():
+    return _dl19_first_query()
+
+
+@pytest.fixture(scope="module")
+def student():
+    return Student.default()
+
+
+@pytest.fixture(scope="module")
+def float_student():
+    return Student.default(quantize="none")
+
+
+def _run(benchmark, fn, rounds=3):
+    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
+
+
+def test_score100_minilm_float32_baseline(benchmark, dl19, float_student):
+    query, passages = dl19
+    benchmark.extra_info["passages"] = len(passages)
+    _run(benchmark, lambda: float_student.scorer.score(query, passages))
+
+
+def test_score100_minilm_int8(benchmark, dl19, student):
+    query, passages = dl19
+    _run(benchmark, lambda: student.scorer.score(query, passages))
+
+
+def test_score100_smollm2_lm_scorer_int8(benchmark, dl19, student):
+    query, passages = dl19
+    scorer: LMScorer = student.rescorer  # type: ignore[assignment]
+    _run(benchmark, lambda: scorer.score(query, passages), rounds=1)
+
+
+def test_explain5_batched_int8(benchmark, dl19, student):
+    query, passages = dl19
+    explainer: Explainer = student.explainer  # type: ignore[assignment]
+    result = _run(benchmark, lambda: explainer.explain(query, passages[:5]))
+    benchmark.extra_info["generated_tokens"] = result.generated_tokens
+
+
+def test_explain5_sequential_int8(benchmark, dl19, student):
+    query, passages = dl19
+    explainer: Explainer = student.explainer  # type: ignore[assignment]
+    result = _run(benchmark, lambda: [explainer.explain(query, [p]) for p in passages[:5]])
+    benchmark.extra_info["generated_tokens"] = sum(r.generated_tokens for r in result)
+
+
+def test_explain5_batched_float32(benchmark, dl19, float_student):
+    query, passages = dl19
+    explainer: Explainer = float_student.explainer  # type: ignore[assignment]
+    result = _run(benchmark, lambda: explainer.explain(query, passages[:5]))
+    benchmark.extra_info["generated_tokens"] = result.generated_tokens
+
+
+def test_explain5_sequential_float32(benchmark, dl19, float_student):
+    query, passages = dl19
+    explainer: Explainer = float_student.explainer  # type: ignore[assignment]
+    result = _run(benchmark, lambda: [explainer.explain(query, [p]) for p in passages[:5]], rounds=1)
+    benchmark.extra_info["generated_tokens"] = sum(r.generated_tokens for r in result)
+
+
+def test_cascade_score100_explain5(benchmark, dl19, student):
+    query, passages = dl19
+    reranker = Reranker(student, explain_top=5, compare_top=0)
+    ranking = _run(benchmark, lambda: reranker.rerank(query, passages, top_n=5))
+    benchmark.extra_info["stages"] = {s.stage: round(s.seconds, 3) for s in ranking.stages}
+
+
+def test_cascade_score100_explain5_compare3(benchmark, dl19, student):
+    query, passages = dl19
+    reranker = Reranker(student, explain_top=5, compare_top=3)
+    ranking = _run(benchmark, lambda: reranker.rerank(query, passages, top_n=5))
+    benchmark.extra_info["stages"] = {s.stage: round(s.seconds, 3) for s in ranking.stages}
+
+
+PEAK_RSS_SCRIPT = textwrap.dedent("""
+    import gzip, json, resource, sys
+    from r2r_agent import Reranker, Student
+    row = json.loads(gzip.open(sys.argv[1], "rt", encoding="utf-8").readline())
+    reranker = Reranker(Student.default(quantize=sys.argv[2]), explain_top=5, compare_top=3)
+    reranker.rerank(row["query"], [c["text"] for c in row["candidates"]], top_n=5)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+""")
+
+
+@pytest.mark.parametrize("quantize", ["int8", "none"])
+def test_peak_rss_default_cascade(benchmark, quantize):
+    from conftest import shared_data_dir
+
+    data = shared_data_dir()
+    if data is None:
+        pytest.skip("needs ../shared/data")
+    path = str(data / "trec-dl" / "dl19.bm25.top100.jsonl.gz")
+
+    def measure():
+        out = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, path, quantize], check=True,
+                             capture_output=True, text=True).stdout
+        return int(out.strip().splitlines()[-1])
+
+    peak_mib = benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info["peak_rss_mib"] = peak_mib

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from r2r_agent import Reranker, cli
+from r2r_agent.errors import R2RError
+
+
+@pytest.fixture
+def tiny_cli(monkeypatch, tiny_student):
+    monkeypatch.setattr(cli, "_build_reranker", lambda args: Reranker(tiny_student, explain_top=args.explain_top,
+                                                                    compare_top=args.compare_top))
+
+
+def test_help_mentions_the_commands(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "rerank" in out and "demo" in out and "passages file" in out
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "usage" in capsys.readouterr().out
+
+
+def test_read_passages_file_and_stdin(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('"plain text"\n\n{"id": "d2", "text": "object", "score": 3}\n')
+    passages = cli.read_passages(str(path))
+    assert [(p.id, p.text, p.score) for p in passages] == [(None, "plain text", None), ("d2", "object", 3.0)]
+    assert [p.text for p in cli.read_passages("-", io.StringIO('"a"\n"b"\n'))] == ["a", "b"]
+
+
+def test_read_passages_bad_line_names_the_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('"ok"\nnot json\n')
+    with pytest.raises(R2RError, match="line 2: not JSON"):
+        cli.read_passages(str(path))
+    with pytest.raises(R2RError, match="not found"):
+        cli.read_passages(str(tmp_path / "missing.jsonl"))
+
+
+def test_rerank_prints_table_and_json(tmp_path, capsys, tiny_cli):
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n".join(json.dumps({"id": f"d{i}", "text": t}) for i, t in
+                              enumerate(["fleas live two months", "the sun", "concrete floor cost"])))
+    assert cli.main(["rerank", "-q", "how long do fleas live", "-p", str(path), "--explain-top", "2"]) == 0
+    table = capsys.readouterr().out
+    assert "Query: how long do fleas live" in table and "why:" in table
+    assert cli.main(["rerank", "-q", "fleas", "-p", str(path), "--json", "-n", "2"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["judgments"]) == 2 and data["query"] == "fleas"
+
+
+def test_rerank_reports_bad_input_without_traceback(tmp_path, capsys, tiny_cli):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"text": 5}\n')
+    assert cli.main(["rerank", "-q", "q", "-p", str(path)]) == 2
+    assert "error: passage 0" in capsys.readouterr().err
+    path.write_text('"a"\n')
+    assert cli.main(["rerank", "-q", "  ", "-p", str(path)]) == 2
+    assert "query is empty" in capsys.readouterr().err
+
+
+def test_demo_on_bundled_example(monkeypatch, capsys, tiny_cli, tmp_path):
+    monkeypatch.setattr("r2r_agent.demo.find_shared_data", lambda: None)
+    assert cli.main(["demo", "--queries", "1", "--explain-top", "1", "--compare-top", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "bundled example" in out and "nDCG@10" in out and "how long do fleas live" in out
+
+
+def test_demo_on_shared_dl19(capsys, tiny_cli):
+    from conftest import shared_data_dir
+
+    data = shared_data_dir()
+    if data is None or not (data / "trec-dl" / "dl19.bm25.top100.jsonl.gz").exists():
+        pytest.skip("shared TREC DL data not present")
+    assert cli.main(["demo", "--queries", "1", "--explain-top", "1", "--compare-top", "0",
+                     "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "TREC DL19" in out and "264014" in out

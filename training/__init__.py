@@ -14,10 +14,20 @@ from .annotate import (
     annotate_window,
 )
 from .cache import AnnotationCache
+from .dataset import (
+    DatasetConfig,
+    DatasetSplit,
+    DistillationDataset,
+    ExplanationExample,
+    RankingExample,
+    build_dataset,
+    split_query_ids,
+)
 from .errors import AnnotationFormatError, CacheError, ParseError, SplitLeakageError, TeacherError
 from .framework_teachers import LangChainTeacher, LlamaIndexTeacher
 from .http_teacher import OpenAIChatTeacher
 from .parsing import parse_teacher_answer
+from .r2r_import import load_r2r_annotations, r2r_row_to_annotation
 from .records import QueryAnnotation, WindowAnnotation
 from .teacher import ScriptedTeacher, Teacher, TeacherAnswer
 from .windows import sliding_windows, window_hash
@@ -29,11 +39,16 @@ __all__ = [
     "AnnotationRequest",
     "AnnotationRun",
     "CacheError",
+    "DatasetConfig",
+    "DatasetSplit",
+    "DistillationDataset",
+    "ExplanationExample",
     "LangChainTeacher",
     "LlamaIndexTeacher",
     "OpenAIChatTeacher",
     "ParseError",
     "QueryAnnotation",
+    "RankingExample",
     "ScriptedTeacher",
     "SplitLeakageError",
     "Teacher",
@@ -43,7 +58,11 @@ __all__ = [
     "annotate",
     "annotate_query",
     "annotate_window",
+    "build_dataset",
+    "load_r2r_annotations",
     "parse_teacher_answer",
+    "r2r_row_to_annotation",
     "sliding_windows",
+    "split_query_ids",
     "window_hash",
 ]

@@ -1,1 +1,68 @@
-"""r2r_agent.training."""
+"""r2r_agent.training: teacher annotation, dataset building and distillation of the student.
+
+Heavy or optional dependencies (httpx, LangChain, LlamaIndex, torch) load only when the part that needs them is used.
+"""
+
+from __future__ import annotations
+
+from .annotate import (
+    AnnotationConfig,
+    AnnotationRequest,
+    AnnotationRun,
+    annotate,
+    annotate_query,
+    annotate_window,
+)
+from .cache import AnnotationCache
+from .dataset import (
+    DatasetConfig,
+    DatasetSplit,
+    DistillationDataset,
+    ExplanationExample,
+    RankingExample,
+    build_dataset,
+    split_query_ids,
+)
+from .errors import AnnotationFormatError, CacheError, ParseError, SplitLeakageError, TeacherError
+from .framework_teachers import LangChainTeacher, LlamaIndexTeacher
+from .http_teacher import OpenAIChatTeacher
+from .parsing import parse_teacher_answer
+from .r2r_import import load_r2r_annotations, r2r_row_to_annotation
+from .records import QueryAnnotation, WindowAnnotation
+from .teacher import ScriptedTeacher, Teacher, TeacherAnswer
+from .windows import sliding_windows, window_hash
+
+__all__ = [
+    "AnnotationCache",
+    "AnnotationConfig",
+    "AnnotationFormatError",
+    "AnnotationRequest",
+    "AnnotationRun",
+    "CacheError",
+    "DatasetConfig",
+    "DatasetSplit",
+    "DistillationDataset",
+    "ExplanationExample",
+    "LangChainTeacher",
+    "LlamaIndexTeacher",
+    "OpenAIChatTeacher",
+    "ParseError",
+    "QueryAnnotation",
+    "RankingExample",
+    "ScriptedTeacher",
+    "SplitLeakageError",
+    "Teacher",
+    "TeacherAnswer",
+    "TeacherError",
+    "WindowAnnotation",
+    "annotate",
+    "annotate_query",
+    "annotate_window",
+    "build_dataset",
+    "load_r2r_annotations",
+    "parse_teacher_answer",
+    "r2r_row_to_annotation",
+    "sliding_windows",
+    "split_query_ids",
+    "window_hash",
+]

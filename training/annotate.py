@@ -1,0 +1,262 @@
+"""Annotating candidates with a teacher: one window, one query (sliding windows), or a whole resumable run.
+
+The teacher always sees :func:`r2r_agent.prompts.teacher_listwise_messages`; its reply is parsed with
+:func:`~r2r_agent.training.parsing.parse_teacher_answer`. A window whose reply cannot be parsed is asked again (up
+to ``max_attempts`` calls); a window that still fails is recorded as a failure and leaves its passages in their
+current order, so one bad reply never stops a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from r2r_agent import prompts
+from r2r_agent.errors import InvalidInputError
+from r2r_agent.progress import maybe_progress
+from r2r_agent.types import Passage, to_passages
+
+from .errors import ParseError
+from .parsing import parse_teacher_answer
+from .records import QueryAnnotation, WindowAnnotation
+from .teacher import Teacher, TeacherAnswer
+from .windows import sliding_windows, window_hash
+
+if TYPE_CHECKING:
+    from .cache import AnnotationCache
+
+logger = logging.getLogger(__name__)
+
+
+def annotate_window(teacher: Teacher, query: str, passages: Sequence[str], *, max_attempts: int = 2,
+                    positions: Sequence[int] | None = None, require_reasons: bool = True,
+                    min_ranked_fraction: float = 0.5) -> WindowAnnotation:
+    """Ask ``teacher`` to rank and explain one window of passages.
+
+    Args:
+        teacher: The teacher.
+        query: The query.
+        passages: The window's passage texts, in the order to show them.
+        max_attempts: Teacher calls at most (a reply that cannot be parsed, or a teacher error, is asked again).
+        positions: The passages' indices in the query's candidate list (default ``0..len-1``).
+        require_reasons: See :func:`~r2r_agent.training.parsing.parse_teacher_answer`.
+        min_ranked_fraction: See :func:`~r2r_agent.training.parsing.parse_teacher_answer`.
+
+    Returns:
+        The window's annotation; ``error`` is set (and ``answer`` is ``None``) when every attempt failed. An empty
+        window returns an empty answer without calling the teacher.
+    """
+    if max_attempts < 1:
+        raise InvalidInputError(f"max_attempts must be >= 1, got {max_attempts}")
+    texts = list(passages)
+    positions = tuple(range(len(texts))) if positions is None else tuple(positions)
+    if len(positions) != len(texts):
+        raise InvalidInputError(f"{len(positions)} positions for {len(texts)} passages")
+    key = window_hash(query, texts)
+    base = {"positions": positions, "window_hash": key, "teacher": teacher.name,
+            "prompt_version": prompts.PROMPT_VERSION}
+    if not texts:
+        return WindowAnnotation(**base, answer=TeacherAnswer.empty())
+    messages = prompts.teacher_listwise_messages(query, texts)
+    start = time.perf_counter()
+    response: str | None = None
+    error = ""
+    for attempt in range(1, max_attempts + 1):
+        try:
+            response = teacher.complete([dict(m) for m in messages])
+        except Exception as exc:  # any backend failure is recorded, never fatal to the run
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("teacher %s failed on window %s (attempt %d/%d): %s", teacher.name, key[:12], attempt,
+                           max_attempts, error)
+            continue
+        try:
+            answer = parse_teacher_answer(response, len(texts), require_reasons=require_reasons,
+                                          min_ranked_fraction=min_ranked_fraction)
+        except ParseError as exc:
+            error = f"ParseError: {exc}"
+            logger.info("unparseable teacher answer on window %s (attempt %d/%d): %s", key[:12], attempt,
+                        max_attempts, exc)
+            continue
+        if answer.repairs:
+            logger.debug("repaired teacher answer on window %s: %s", key[:12], "; ".join(answer.repairs))
+        return WindowAnnotation(**base, answer=answer, response=response, attempts=attempt,
+                                seconds=time.perf_counter() - start)
+    return WindowAnnotation(**base, response=response, error=error, attempts=max_attempts,
+                            seconds=time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class AnnotationConfig:
+    """How a teacher annotates candidates.
+
+    Attributes:
+        window_size: Passages per teacher call.
+        stride: How far each window moves towards the top (overlap = ``window_size - stride``).
+        max_attempts: Teacher calls per window at most before it is recorded as a failure.
+        max_candidates: Annotate only the first this many candidates of each query (``None``: all).
+        workers: Queries annotated concurrently (windows of one query are sequential: each depends on the last).
+        retry_failed: Whether a re-run asks the teacher again for windows that failed in an earlier run.
+        require_reasons: Reject answers without any direct reason.
+        min_ranked_fraction: Reject rankings that name fewer than this fraction of a window's passages.
+    """
+
+    window_size: int = field(default=20, metadata={"help": "passages per teacher call"})
+    stride: int = field(default=10, metadata={"help": "how far each window moves towards the top"})
+    max_attempts: int = field(default=2, metadata={"help": "teacher calls per window before recording a failure"})
+    max_candidates: int | None = field(default=None, metadata={"help": "annotate only the first N candidates"})
+    workers: int = field(default=1, metadata={"help": "queries annotated concurrently"})
+    retry_failed: bool = field(default=True, metadata={"help": "ask again for windows that failed before"})
+    require_reasons: bool = field(default=True, metadata={"help": "reject answers without direct reasons"})
+    min_ranked_fraction: float = field(default=0.5, metadata={"help": "minimum fraction of a window ranked"})
+
+    def __post_init__(self) -> None:
+        sliding_windows(1, self.window_size, self.stride)  # validates size and stride, naming them
+        for name in ("max_attempts", "workers"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"AnnotationConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_candidates is not None and self.max_candidates < 1:
+            raise InvalidInputError(f"AnnotationConfig.max_candidates must be >= 1 or None, got {self.max_candidates}")
+        if not 0.0 <= self.min_ranked_fraction <= 1.0:
+            raise InvalidInputError(
+                f"AnnotationConfig.min_ranked_fraction must be in [0, 1], got {self.min_ranked_fraction}")
+
+
+@dataclass(frozen=True)
+class AnnotationRequest:
+    """One query to annotate: its id, text and candidates (any form :func:`r2r_agent.types.to_passages` takes).
+
+    Attributes:
+        labels: Optional relevance labels, one per candidate in input order, carried into the annotation.
+    """
+
+    query_id: str
+    query: str
+    candidates: Sequence[Any]
+    labels: Sequence[int | None] = ()
+
+
+def annotate_query(teacher: Teacher, query: str, candidates: Sequence[Any], *, query_id: str,
+                   config: AnnotationConfig | None = None, cache: AnnotationCache | None = None,
+                   labels: Sequence[int | None] = (), on_window: Any = None) -> QueryAnnotation:
+    """Rank and explain one query's candidates with sliding windows, back to front.
+
+    Args:
+        teacher: The teacher.
+        query: The query text.
+        candidates: The candidates in first-stage order (strings, :class:`~r2r_agent.Passage` or mappings).
+        query_id: The query's id (part of the cache key).
+        config: Window and retry settings.
+        cache: Where answers are looked up and stored (see :class:`~r2r_agent.training.cache.AnnotationCache`).
+        labels: Optional relevance labels per candidate.
+        on_window: Called as ``on_window(window, cached)`` after each window (used for progress).
+
+    Returns:
+        The annotation; windows that failed are recorded in it and leave their passages in place.
+    """
+    config = config or AnnotationConfig()
+    passages: list[Passage] = to_passages(candidates)
+    if config.max_candidates is not None:
+        passages = passages[: config.max_candidates]
+        labels = tuple(labels)[: config.max_candidates]
+    order = list(range(len(passages)))
+    windows: list[WindowAnnotation] = []
+    for span in sliding_windows(len(passages), config.window_size, config.stride):
+        positions = tuple(order[span.start : span.stop])
+        texts = [passages[i].text for i in positions]
+        key = window_hash(query, texts)
+        window = cache.get(teacher.name, prompts.PROMPT_VERSION, query_id, key) if cache is not None else None
+        cached = window is not None and (window.ok or not config.retry_failed)
+        if cached and window is not None:
+            window = WindowAnnotation.from_dict({**window.to_dict(), "positions": positions})
+        else:
+            window = annotate_window(teacher, query, texts, max_attempts=config.max_attempts, positions=positions,
+                                     require_reasons=config.require_reasons,
+                                     min_ranked_fraction=config.min_ranked_fraction)
+            if cache is not None:
+                cache.put(query_id, window)
+        windows.append(window)
+        order[span.start : span.stop] = window.ranked_positions()
+        if on_window is not None:
+            on_window(window, cached)
+    return QueryAnnotation(query_id=query_id, query=query, candidates=tuple(passages), windows=tuple(windows),
+                           order=tuple(order), labels=tuple(labels), source="teacher")
+
+
+@dataclass
+class AnnotationRun:
+    """The result of :func:`annotate`: the annotations and counts.
+
+    Attributes:
+        annotations: One per query, in input order.
+        windows: Windows processed (cached ones included).
+        cached: Windows answered from the cache.
+        failed: Windows that failed.
+        seconds: Wall-clock seconds.
+    """
+
+    annotations: list[QueryAnnotation]
+    windows: int = 0
+    cached: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+def annotate(teacher: Teacher, requests: Iterable[AnnotationRequest], *, config: AnnotationConfig | None = None,
+             cache: AnnotationCache | None = None, progress: bool = False) -> AnnotationRun:
+    """Annotate many queries, resumably when a ``cache`` is given.
+
+    Every finished window is committed to the cache at once, so a crash or Ctrl-C loses at most the windows in
+    flight, and running again with the same teacher, prompt version and cache continues where it stopped.
+
+    Args:
+        teacher: The teacher. With ``config.workers > 1`` it is called from several threads.
+        requests: The queries and their candidates.
+        config: Window, retry and concurrency settings.
+        cache: The resumable cache (``None``: nothing is stored).
+        progress: Show a tqdm bar of windows with throughput, cache hits and failures.
+
+    Returns:
+        The annotations (in input order) and counts.
+    """
+    config = config or AnnotationConfig()
+    requests = list(requests)
+    total = 0
+    for request in requests:
+        n = len(request.candidates)
+        if config.max_candidates is not None:
+            n = min(n, config.max_candidates)
+        total += len(sliding_windows(n, config.window_size, config.stride))
+    run = AnnotationRun(annotations=[])
+    lock = threading.Lock()
+    start = time.perf_counter()
+    with maybe_progress(progress, total=total, unit="window", desc=f"teach {teacher.name}") as bar:
+
+        def on_window(window: WindowAnnotation, cached: bool) -> None:
+            with lock:
+                run.windows += 1
+                run.cached += int(cached)
+                run.failed += int(not window.ok)
+                bar.update(1)
+                bar.set_postfix_str(f"cached={run.cached} failed={run.failed}")
+
+        def one(request: AnnotationRequest) -> QueryAnnotation:
+            return annotate_query(teacher, request.query, request.candidates, query_id=str(request.query_id),
+                                  config=config, cache=cache, labels=request.labels, on_window=on_window)
+
+        if config.workers == 1:
+            run.annotations = [one(r) for r in requests]
+        else:
+            with ThreadPoolExecutor(max_workers=config.workers) as pool:
+                run.annotations = list(pool.map(one, requests))
+    run.seconds = time.perf_counter() - start
+    logger.info("annotated %d queries: %d windows (%d cached, %d failed) in %.1fs", len(requests), run.windows,
+                run.cached, run.failed, run.seconds)
+    return run
+
+
+__all__ = ["AnnotationConfig", "AnnotationRequest", "AnnotationRun", "annotate", "annotate_query", "annotate_window"]

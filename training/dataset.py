@@ -1,0 +1,343 @@
+"""Distillation datasets: explanation targets and ranking targets, split by query.
+
+From :class:`~r2r_agent.training.QueryAnnotation` records (teacher runs or the R2R import) this builds
+
+* :class:`ExplanationExample` ``direct``: the chat messages of :func:`r2r_agent.prompts.direct_explanation_messages`
+  for one passage, with the teacher's direct reason as the target;
+* :class:`ExplanationExample` ``comparison``: :func:`r2r_agent.prompts.comparison_messages` over the teacher's top
+  passages (best first), with a target built from their listwise (comparison) reasons;
+* :class:`RankingExample`: the candidates with the teacher's order and any relevance labels.
+
+The student is trained on exactly the messages it sees at inference. Train and validation never share a query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from r2r_agent import prompts
+from r2r_agent.errors import InvalidInputError
+
+from .errors import SplitLeakageError
+from .records import QueryAnnotation
+
+_KINDS = ("direct", "comparison")
+
+
+@dataclass(frozen=True)
+class ExplanationExample:
+    """One explanation target.
+
+    Attributes:
+        kind: ``"direct"`` (one passage) or ``"comparison"`` (the top passages, best first).
+        query_id: The query's id.
+        query: The query text.
+        passages: The passage texts the prompt shows (one for ``direct``), full length: a trainer that cuts passages
+            to the explainer's token budget should rebuild the messages with :meth:`messages` on the cut texts.
+        target: The text the student should write.
+        passage_ids: The passages' ids (``None`` where unknown).
+        source: Where the target came from (the annotation's source).
+    """
+
+    kind: str
+    query_id: str
+    query: str
+    passages: tuple[str, ...]
+    target: str
+    passage_ids: tuple[str | None, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "passages", tuple(self.passages))
+        object.__setattr__(self, "passage_ids", tuple(self.passage_ids))
+        if self.kind not in _KINDS:
+            raise InvalidInputError(f"ExplanationExample.kind must be one of {_KINDS}, got {self.kind!r}")
+        if self.kind == "direct" and len(self.passages) != 1:
+            raise InvalidInputError(f"a direct ExplanationExample has exactly 1 passage, got {len(self.passages)}")
+
+    def messages(self, passages: Sequence[str] | None = None) -> list[dict[str, str]]:
+        """The prompt messages (from :mod:`r2r_agent.prompts`), optionally with other (e.g. cut) passage texts."""
+        texts = self.passages if passages is None else tuple(passages)
+        if self.kind == "direct":
+            return prompts.direct_explanation_messages(self.query, texts[0])
+        return prompts.comparison_messages(self.query, texts)
+
+    def to_chat_example(self) -> dict[str, Any]:
+        """``{"messages": prompt messages, "target": text}``, ready for a supervised fine-tuning collator."""
+        return {"messages": self.messages(), "target": self.target}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {"kind": self.kind, "query_id": self.query_id, "query": self.query, "passages": list(self.passages),
+                "target": self.target, "passage_ids": list(self.passage_ids), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExplanationExample:
+        """Build from :meth:`to_dict` output."""
+        return cls(kind=data["kind"], query_id=data["query_id"], query=data["query"], passages=data["passages"],
+                   target=data["target"], passage_ids=data.get("passage_ids", ()), source=data.get("source", ""))
+
+
+@dataclass(frozen=True)
+class RankingExample:
+    """One ranking target: a query's candidates with the teacher's order and optional labels.
+
+    Attributes:
+        query_id: The query's id.
+        query: The query text.
+        passages: The candidate texts in input order.
+        teacher_order: The teacher's order, best first, as 0-based indices into ``passages``.
+        labels: Relevance labels per passage in input order (empty when unknown).
+        passage_ids: The passages' ids.
+        source: Where the annotation came from.
+    """
+
+    query_id: str
+    query: str
+    passages: tuple[str, ...]
+    teacher_order: tuple[int, ...]
+    labels: tuple[int | None, ...] = ()
+    passage_ids: tuple[str | None, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("passages", "teacher_order", "labels", "passage_ids"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if sorted(self.teacher_order) != list(range(len(self.passages))):
+            raise InvalidInputError(f"RankingExample {self.query_id!r}: teacher_order must be a permutation of "
+                                    f"0..{len(self.passages) - 1}, got {self.teacher_order}")
+
+    def teacher_ranks(self) -> tuple[int, ...]:
+        """Each passage's 0-based rank in the teacher's order (0 = best), in input order."""
+        ranks = [0] * len(self.passages)
+        for rank, index in enumerate(self.teacher_order):
+            ranks[index] = rank
+        return tuple(ranks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {"query_id": self.query_id, "query": self.query, "passages": list(self.passages),
+                "teacher_order": list(self.teacher_order), "labels": list(self.labels),
+                "passage_ids": list(self.passage_ids), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RankingExample:
+        """Build from :meth:`to_dict` output."""
+        return cls(query_id=data["query_id"], query=data["query"], passages=data["passages"],
+                   teacher_order=data["teacher_order"], labels=data.get("labels", ()),
+                   passage_ids=data.get("passage_ids", ()), source=data.get("source", ""))
+
+
+@dataclass(frozen=True)
+class DatasetSplit:
+    """The examples of one split."""
+
+    explanations: tuple[ExplanationExample, ...] = ()
+    rankings: tuple[RankingExample, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "explanations", tuple(self.explanations))
+        object.__setattr__(self, "rankings", tuple(self.rankings))
+
+    @property
+    def query_ids(self) -> frozenset[str]:
+        """Every query id in the split."""
+        return frozenset(e.query_id for e in self.explanations) | frozenset(r.query_id for r in self.rankings)
+
+
+def check_disjoint(train_ids: Iterable[str], validation_ids: Iterable[str]) -> None:
+    """Raise :class:`SplitLeakageError` if any query id is in both splits."""
+    shared = sorted(set(map(str, train_ids)) & set(map(str, validation_ids)))
+    if shared:
+        raise SplitLeakageError(f"{len(shared)} queries are in both the training and the validation split (e.g. "
+                                f"{shared[:5]}); validation must hold out whole queries. Split by query id with "
+                                "split_query_ids() or remove them from one side.")
+
+
+@dataclass(frozen=True)
+class DistillationDataset:
+    """Training and validation examples; construction rejects a query present in both splits."""
+
+    train: DatasetSplit
+    validation: DatasetSplit
+
+    def __post_init__(self) -> None:
+        check_disjoint(self.train.query_ids, self.validation.query_ids)
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``{train,validation}.{explanations,rankings}.jsonl`` into ``directory``."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, split in (("train", self.train), ("validation", self.validation)):
+            for kind, items in (("explanations", split.explanations), ("rankings", split.rankings)):
+                with (out / f"{name}.{kind}.jsonl").open("w", encoding="utf-8") as handle:
+                    for item in items:
+                        handle.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> DistillationDataset:
+        """Read what :meth:`save` wrote."""
+        root = Path(directory)
+
+        def read(name: str, kind: str, factory: Any) -> tuple[Any, ...]:
+            with (root / f"{name}.{kind}.jsonl").open(encoding="utf-8") as handle:
+                return tuple(factory(json.loads(line)) for line in handle if line.strip())
+
+        splits = {name: DatasetSplit(read(name, "explanations", ExplanationExample.from_dict),
+                                     read(name, "rankings", RankingExample.from_dict))
+                  for name in ("train", "validation")}
+        return cls(**splits)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How annotations become examples.
+
+    Attributes:
+        explain_top: Direct-explanation targets only for the teacher's top this many passages per query (``None``:
+            every passage with a direct reason; low-ranked passages teach "not relevant" explanations).
+        compare_top: Passages in the comparison prompt (the teacher's top ones); < 2 disables comparison targets.
+        comparison_target: ``"listwise"`` builds the comparison target from the passages' listwise reasons,
+            numbered as the comparison prompt numbers them; ``"teacher"`` uses the teacher's overall comparison of
+            the window holding the top passages when it has one (its passage numbers follow that window's
+            numbering), falling back to ``"listwise"``.
+        validation_fraction: Share of queries held out for validation.
+        seed: Seed of the (deterministic) split by query.
+    """
+
+    explain_top: int | None = field(default=None, metadata={"help": "direct targets for the teacher's top N only"})
+    compare_top: int = field(default=3, metadata={"help": "passages in each comparison target"})
+    comparison_target: str = field(default="listwise", metadata={"help": "listwise or teacher"})
+    validation_fraction: float = field(default=0.1, metadata={"help": "share of queries held out"})
+    seed: int = field(default=0, metadata={"help": "seed of the split by query"})
+
+    def __post_init__(self) -> None:
+        if self.explain_top is not None and self.explain_top < 0:
+            raise InvalidInputError(f"DatasetConfig.explain_top must be >= 0 or None, got {self.explain_top}")
+        if self.compare_top < 0:
+            raise InvalidInputError(f"DatasetConfig.compare_top must be >= 0, got {self.compare_top}")
+        if self.comparison_target not in ("listwise", "teacher"):
+            raise InvalidInputError(
+                f"DatasetConfig.comparison_target must be 'listwise' or 'teacher', got {self.comparison_target!r}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise InvalidInputError(
+                f"DatasetConfig.validation_fraction must be in [0, 1), got {self.validation_fraction}")
+
+
+def split_query_ids(query_ids: Iterable[str], validation_fraction: float = 0.1,
+                    seed: int = 0) -> tuple[list[str], list[str]]:
+    """Split query ids into (train, validation), deterministically for a seed.
+
+    Each id's place comes from a hash of ``seed`` and the id, so the split of a query does not depend on which other
+    queries are present or on their order. At least one query is held out when the fraction is positive and there
+    are two or more queries.
+
+    Example:
+        >>> train, validation = split_query_ids([str(i) for i in range(10)], 0.2, seed=1)
+        >>> len(train), len(validation), set(train) & set(validation)
+        (8, 2, set())
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise InvalidInputError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    unique = sorted(set(map(str, query_ids)))
+    ranked = sorted(unique, key=lambda q: hashlib.sha256(f"{seed}\x00{q}".encode()).hexdigest())
+    count = round(validation_fraction * len(ranked))
+    if validation_fraction > 0 and len(ranked) >= 2:
+        count = min(max(count, 1), len(ranked) - 1)
+    held = set(ranked[:count])
+    return [q for q in unique if q not in held], [q for q in unique if q in held]
+
+
+def _comparison_text(annotation: QueryAnnotation, top: Sequence[int], mode: str) -> str | None:
+    if mode == "teacher":
+        for window in reversed(annotation.windows):
+            if window.answer is not None and set(top) <= set(window.positions):
+                if window.answer.comparison:
+                    return window.answer.comparison
+                break
+    reasons = annotation.comparison_reasons()
+    if any(i not in reasons for i in top):
+        return None
+    return " ".join(f"[{rank}] {reasons[i]}" for rank, i in enumerate(top, start=1))
+
+
+def examples_from_annotation(annotation: QueryAnnotation,
+                             config: DatasetConfig | None = None) -> tuple[list[ExplanationExample],
+                                                                           RankingExample | None]:
+    """The explanation examples and the ranking example (``None`` if the teacher ranked nothing) of one query."""
+    config = config or DatasetConfig()
+    texts = [c.text for c in annotation.candidates]
+    ids = [c.id for c in annotation.candidates]
+    answered = any(w.ok and len(w.positions) > 0 for w in annotation.windows)
+    explanations: list[ExplanationExample] = []
+    direct = annotation.direct_reasons()
+    chosen = annotation.order if config.explain_top is None else annotation.order[: config.explain_top]
+    for index in chosen:
+        if index in direct:
+            explanations.append(ExplanationExample("direct", annotation.query_id, annotation.query, (texts[index],),
+                                                   direct[index], (ids[index],), annotation.source))
+    if config.compare_top >= 2 and answered and len(texts) >= 2:
+        top = list(annotation.order[: config.compare_top])
+        target = _comparison_text(annotation, top, config.comparison_target)
+        if target:
+            explanations.append(ExplanationExample("comparison", annotation.query_id, annotation.query,
+                                                   tuple(texts[i] for i in top), target, tuple(ids[i] for i in top),
+                                                   annotation.source))
+    ranking = None
+    if answered and len(texts) >= 2:
+        ranking = RankingExample(annotation.query_id, annotation.query, tuple(texts), annotation.order,
+                                 annotation.labels, tuple(ids), annotation.source)
+    return explanations, ranking
+
+
+def build_dataset(annotations: Iterable[QueryAnnotation], config: DatasetConfig | None = None, *,
+                  validation: Iterable[QueryAnnotation] | None = None) -> DistillationDataset:
+    """Build train and validation examples, split by query.
+
+    Args:
+        annotations: The annotated queries.
+        config: Target and split settings.
+        validation: Explicit validation annotations; when given, ``annotations`` are all training and
+            ``config.validation_fraction`` is ignored.
+
+    Raises:
+        SplitLeakageError: when an explicit validation set shares a query id with the training annotations.
+
+    Example:
+        >>> from r2r_agent.training.r2r_import import load_r2r_annotations                     # doctest: +SKIP
+        >>> data = build_dataset(load_r2r_annotations(path), DatasetConfig(validation_fraction=0.1))  # doctest: +SKIP
+        >>> data.train.explanations[0].to_chat_example()["target"]                             # doctest: +SKIP
+    """
+    config = config or DatasetConfig()
+    annotations = list(annotations)
+    if validation is None:
+        _, held = split_query_ids((a.query_id for a in annotations), config.validation_fraction, config.seed)
+        held_ids = set(held)
+        train_annotations = [a for a in annotations if a.query_id not in held_ids]
+        validation_annotations = [a for a in annotations if a.query_id in held_ids]
+    else:
+        train_annotations, validation_annotations = annotations, list(validation)
+        check_disjoint((a.query_id for a in train_annotations), (a.query_id for a in validation_annotations))
+
+    def split(items: list[QueryAnnotation]) -> DatasetSplit:
+        explanations: list[ExplanationExample] = []
+        rankings: list[RankingExample] = []
+        for annotation in items:
+            more, ranking = examples_from_annotation(annotation, config)
+            explanations.extend(more)
+            if ranking is not None:
+                rankings.append(ranking)
+        return DatasetSplit(tuple(explanations), tuple(rankings))
+
+    return DistillationDataset(train=split(train_annotations), validation=split(validation_annotations))
+
+
+__all__ = ["DatasetConfig", "DatasetSplit", "DistillationDataset", "ExplanationExample", "RankingExample",
+           "build_dataset", "check_disjoint", "examples_from_annotation", "split_query_ids"]

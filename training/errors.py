@@ -1,0 +1,28 @@
+"""Errors raised by the distillation tools (all derive from :class:`r2r_agent.errors.R2RError`)."""
+
+from __future__ import annotations
+
+from r2r_agent.errors import InvalidInputError, R2RError
+
+
+class ParseError(R2RError, ValueError):
+    """A teacher's answer could not be turned into a :class:`~r2r_agent.training.TeacherAnswer`, even with repairs."""
+
+
+class TeacherError(R2RError, RuntimeError):
+    """A teacher backend failed to answer (timeouts, HTTP errors, retries exhausted)."""
+
+
+class CacheError(R2RError, RuntimeError):
+    """An annotation cache file is corrupt, foreign or from an incompatible version."""
+
+
+class AnnotationFormatError(InvalidInputError):
+    """An annotation file (e.g. the R2R training data) does not have the expected fields."""
+
+
+class SplitLeakageError(InvalidInputError):
+    """A validation split contains a query that also appears in the training split."""
+
+
+__all__ = ["AnnotationFormatError", "CacheError", "ParseError", "SplitLeakageError", "TeacherError"]

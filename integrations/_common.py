@@ -5,7 +5,7 @@ Nothing here imports a framework; each adapter maps its own objects to :class:`~
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
 
@@ -75,3 +75,40 @@ def resolve_reranker(owner: str, reranker: Reranker | None, student: Student | N
 def has_text(content: object) -> bool:
     """Whether ``content`` is text worth ranking (a non-blank string)."""
     return isinstance(content, str) and bool(content.strip())
+
+
+def format_ranked(entries: list[tuple[Any, str | None, float | None, str, dict[str, Any]]], *,
+                  max_chars: int = 600) -> str:
+    """Render reranked items for an agent's context: ``[rank] id= score=``, the text, ``Why:``, and the comparison.
+
+    Args:
+        entries: ``(fallback_rank, id, score, text, metadata)`` per item, best first; ``metadata`` holds the keys
+            the adapters write (``r2r_rank``, ``r2r_explanation``, ``r2r_comparison``, ``r2r_note``).
+        max_chars: Longest text shown per item (longer texts end with ``...``).
+
+    Example:
+        >>> print(format_ranked([(1, "d3", 0.91, "Adult fleas live 2-3 months.", {"r2r_explanation": "Lifespan."})]))
+        [1] id=d3 score=0.910
+        Adult fleas live 2-3 months.
+        Why: Lifespan.
+    """
+    if not entries:
+        return "No documents found."
+    blocks: list[str] = []
+    comparison = None
+    for fallback_rank, item_id, score, text, metadata in entries:
+        head = f"[{metadata.get(RANK_KEY, fallback_rank)}]" + (f" id={item_id}" if item_id is not None else "")
+        if isinstance(score, (int, float)):
+            head += f" score={score:.3f}"
+        if len(text) > max_chars:
+            text = text[: max_chars - 3] + "..."
+        lines = [head, text]
+        if metadata.get(EXPLANATION_KEY):
+            lines.append(f"Why: {metadata[EXPLANATION_KEY]}")
+        if metadata.get(NOTE_KEY):
+            lines.append(f"Note: {metadata[NOTE_KEY]}")
+        comparison = comparison or metadata.get(COMPARISON_KEY)
+        blocks.append("\n".join(lines))
+    if comparison:
+        blocks.append(f"Why this order: {comparison}")
+    return "\n\n".join(blocks)

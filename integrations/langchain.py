@@ -310,30 +310,10 @@ def format_documents(documents: Sequence[Document], *, max_chars: int = 600) -> 
         Adult fleas live 2-3 months.
         Why: Gives the lifespan.
     """
-    if not documents:
-        return "No documents found."
-    blocks: list[str] = []
-    comparison = None
-    for position, doc in enumerate(documents, start=1):
-        meta = doc.metadata or {}
-        rank = meta.get(common.RANK_KEY, position)
-        head = f"[{rank}]" + (f" id={doc.id}" if doc.id is not None else "")
-        score = meta.get(common.RELEVANCE_SCORE_KEY)
-        if score is not None:
-            head += f" score={score:.3f}"
-        text = doc.page_content if isinstance(doc.page_content, str) else ""
-        if len(text) > max_chars:
-            text = text[: max_chars - 3] + "..."
-        lines = [head, text]
-        if meta.get(common.EXPLANATION_KEY):
-            lines.append(f"Why: {meta[common.EXPLANATION_KEY]}")
-        if meta.get(common.NOTE_KEY):
-            lines.append(f"Note: {meta[common.NOTE_KEY]}")
-        comparison = comparison or meta.get(common.COMPARISON_KEY)
-        blocks.append("\n".join(lines))
-    if comparison:
-        blocks.append(f"Why this order: {comparison}")
-    return "\n\n".join(blocks)
+    entries = [(position, doc.id, (doc.metadata or {}).get(common.RELEVANCE_SCORE_KEY),
+                doc.page_content if isinstance(doc.page_content, str) else "", doc.metadata or {})
+               for position, doc in enumerate(documents, start=1)]
+    return common.format_ranked(entries, max_chars=max_chars)
 
 
 def create_r2r_tool(retriever: BaseRetriever, *, name: str = "search_with_reasons",

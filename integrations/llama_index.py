@@ -23,12 +23,14 @@ from ..types import Passage, Ranking
 from . import _common as common
 
 try:
+    from llama_index.core.base.base_retriever import BaseRetriever
     from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
-    from llama_index.core.callbacks import CBEventType, EventPayload
+    from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
     from llama_index.core.instrumentation import get_dispatcher
     from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+    from llama_index.core.tools import FunctionTool
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise missing_extra_error("llama_index.core", "llama-index", "r2r_agent.integrations.llama_index") from exc
 
@@ -238,4 +240,107 @@ class R2R(BaseNodePostprocessor):
             yield finish
 
 
-__all__ = ["RANKING_PAYLOAD_KEY", "R2R"]
+class R2RRetriever(BaseRetriever):
+    """Wraps any LlamaIndex retriever: fetch candidates, rerank them with reasons (:class:`R2R`), return the top.
+
+    Drops into ``RetrieverQueryEngine``, routers and agents. The number of candidates is the base retriever's own
+    setting (e.g. ``index.as_retriever(similarity_top_k=50)``); ``fetch_k`` can cap it further.
+
+    Args:
+        retriever: The first-stage retriever.
+        postprocessor: A configured :class:`R2R` to use (otherwise one is built from ``r2r_kwargs``).
+        fetch_k: Keep at most this many candidates before reranking (``None``: all the base returned).
+        callback_manager: LlamaIndex callback manager (also given to the built :class:`R2R`).
+        verbose: LlamaIndex's retriever verbosity.
+        **r2r_kwargs: Settings for the built :class:`R2R`: ``top_n``, ``reranker``, ``explain_top``... (not with
+            ``postprocessor``).
+
+    Example:
+        >>> retriever = R2RRetriever(index.as_retriever(similarity_top_k=50), top_n=5)   # doctest: +SKIP
+        >>> engine = RetrieverQueryEngine.from_args(retriever)                            # doctest: +SKIP
+    """
+
+    def __init__(self, retriever: BaseRetriever, *, postprocessor: R2R | None = None, fetch_k: int | None = None,
+                 callback_manager: CallbackManager | None = None, verbose: bool = False, **r2r_kwargs: Any) -> None:
+        if not isinstance(retriever, BaseRetriever):
+            raise InvalidInputError(f"R2RRetriever: retriever must be a LlamaIndex BaseRetriever, got "
+                                    f"{type(retriever).__name__} (e.g. index.as_retriever(similarity_top_k=50))")
+        if postprocessor is not None and r2r_kwargs:
+            raise InvalidInputError(f"R2RRetriever: {sorted(r2r_kwargs)} configure a new R2R, but postprocessor= "
+                                    "was given; set them on it instead")
+        if postprocessor is None:
+            if callback_manager is not None:
+                r2r_kwargs.setdefault("callback_manager", callback_manager)
+            postprocessor = R2R(**r2r_kwargs)
+        self.base_retriever = retriever
+        self.postprocessor = postprocessor
+        self.fetch_k = common.check_count("R2RRetriever", "fetch_k", fetch_k)
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    def _candidates(self, nodes: list[NodeWithScore]) -> list[NodeWithScore]:
+        return nodes if self.fetch_k is None else nodes[: self.fetch_k]
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        nodes = self.base_retriever.retrieve(query_bundle)
+        return self.postprocessor.postprocess_nodes(self._candidates(nodes), query_bundle=query_bundle)
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        nodes = await self.base_retriever.aretrieve(query_bundle)
+        return await self.postprocessor.apostprocess_nodes(self._candidates(nodes), query_bundle=query_bundle)
+
+
+def format_nodes(nodes: Sequence[NodeWithScore], *, max_chars: int = 600) -> str:
+    """Render reranked nodes for an agent: rank, id, score, the text and *why* it was chosen, then the comparison."""
+    entries = [(position, n.node.node_id, n.score, n.node.get_content(metadata_mode=MetadataMode.NONE),
+                n.node.metadata or {}) for position, n in enumerate(nodes, start=1)]
+    return common.format_ranked(entries, max_chars=max_chars)
+
+
+def create_r2r_tool(retriever: BaseRetriever, *, name: str = "search_with_reasons", description: str | None = None,
+                    max_chars: int = 600, **retriever_kwargs: Any) -> FunctionTool:
+    """A tool for LlamaIndex agents: search, rerank with reasons; the output text carries each explanation.
+
+    The tool's content lists each node with its score and explanation, then why they are ordered that way; its
+    ``raw_output`` is the list of reranked :class:`NodeWithScore`.
+
+    Args:
+        retriever: An :class:`R2RRetriever`, or any LlamaIndex retriever, then wrapped in one built with
+            ``retriever_kwargs`` (``top_n``, ``reranker``, ``fetch_k``...).
+        name: The tool name the agent sees.
+        description: The tool description (default: says what the tool returns).
+        max_chars: Longest node text shown in the content (``raw_output`` keeps the full nodes).
+        **retriever_kwargs: Settings for the wrapping :class:`R2RRetriever` (only when ``retriever`` is not one).
+
+    Example:
+        >>> tool = create_r2r_tool(index.as_retriever(similarity_top_k=30), top_n=3)   # doctest: +SKIP
+        >>> agent = FunctionAgent(tools=[tool], llm=llm)                                # doctest: +SKIP
+    """
+    if isinstance(retriever, R2RRetriever):
+        if retriever_kwargs:
+            raise InvalidInputError(f"create_r2r_tool: {sorted(retriever_kwargs)} configure a new R2RRetriever, "
+                                    "but an R2RRetriever was given; set them on it instead")
+        r2r = retriever
+    else:
+        r2r = R2RRetriever(retriever, **retriever_kwargs)
+    description = description or (
+        "Search the knowledge base and rerank the results. Returns the best passages, best first, each with a "
+        "relevance score and a short explanation of why it is relevant, then why they are ordered that way. "
+        "Input: a search query.")
+
+    def search(query: str) -> list[NodeWithScore]:
+        return r2r.retrieve(query)
+
+    async def asearch(query: str) -> list[NodeWithScore]:
+        return await r2r.aretrieve(query)
+
+    def render(nodes: list[NodeWithScore]) -> str:
+        return format_nodes(nodes, max_chars=max_chars)
+
+    async def arender(nodes: list[NodeWithScore]) -> str:
+        return render(nodes)
+
+    return FunctionTool.from_defaults(fn=search, async_fn=asearch, name=name, description=description,
+                                      callback=render, async_callback=arender)
+
+
+__all__ = ["RANKING_PAYLOAD_KEY", "R2R", "R2RRetriever", "create_r2r_tool", "format_nodes"]

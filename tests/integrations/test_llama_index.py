@@ -15,8 +15,15 @@ from llama_index.core.callbacks.base_handler import BaseCallbackHandler  # noqa:
 from llama_index.core.instrumentation import get_dispatcher  # noqa: E402
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler  # noqa: E402
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent  # noqa: E402
+from llama_index.core.retrievers import BaseRetriever  # noqa: E402
 from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, QueryBundle, TextNode  # noqa: E402
-from r2r_agent.integrations.llama_index import R2R, RANKING_PAYLOAD_KEY  # noqa: E402
+from r2r_agent.integrations.llama_index import (  # noqa: E402
+    R2R,
+    RANKING_PAYLOAD_KEY,
+    R2RRetriever,
+    create_r2r_tool,
+    format_nodes,
+)
 
 
 def make_nodes() -> list[NodeWithScore]:
@@ -255,3 +262,84 @@ async def test_async_missing_query_bundle(reranker):
 def test_query_bundle_object(reranker):
     out = R2R(top_n=1, reranker=reranker).postprocess_nodes(make_nodes(), query_bundle=QueryBundle(QUERY))
     assert out[0].node.node_id == "d3"
+
+
+# -- retriever and tool --------------------------------------------------------------------------------------------
+
+
+class FixedRetriever(BaseRetriever):
+    def __init__(self, nodes: list[NodeWithScore]) -> None:
+        self.nodes = nodes
+        self.queries: list[str] = []
+        super().__init__()
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        self.queries.append(query_bundle.query_str)
+        return self.nodes
+
+
+def test_retriever_reranks_the_base_results(reranker):
+    base = FixedRetriever(make_nodes())
+    retriever = R2RRetriever(base, top_n=2, fetch_k=3, reranker=reranker)
+    out = retriever.retrieve(QUERY)
+    expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES[:3]], top_n=2)
+    assert [n.node.node_id for n in out] == [PASSAGES[j.original_rank - 1][0] for j in expected]
+    assert base.queries == [QUERY]
+    assert out[0].node.metadata["r2r_explanation"] == expected[0].explanation
+
+
+async def test_retriever_async_equals_sync(reranker):
+    retriever = R2RRetriever(FixedRetriever(make_nodes()), top_n=3, reranker=reranker)
+    aout = await retriever.aretrieve(QUERY)
+    sync = retriever.retrieve(QUERY)
+    assert [(n.node.node_id, n.score, n.node.metadata) for n in aout] == [
+        (n.node.node_id, n.score, n.node.metadata) for n in sync]
+
+
+def test_retriever_argument_errors(reranker):
+    with pytest.raises(ValueError, match="BaseRetriever"):
+        R2RRetriever(make_nodes())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="set them on it instead"):
+        R2RRetriever(FixedRetriever([]), postprocessor=R2R(reranker=reranker), top_n=2)
+    with pytest.raises(ValueError, match="top_n must be >= 1"):
+        R2RRetriever(FixedRetriever([]), top_n=0, reranker=reranker)
+    assert R2RRetriever(FixedRetriever([]), reranker=reranker).retrieve(QUERY) == []
+
+
+def test_retriever_in_a_query_engine_with_a_mock_llm(reranker):
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
+    engine = RetrieverQueryEngine.from_args(R2RRetriever(FixedRetriever(make_nodes()), top_n=2, reranker=reranker),
+                                            llm=MockLLM())
+    response = engine.query(QUERY)
+    assert [n.node.node_id for n in response.source_nodes] == [
+        n.node.node_id for n in R2R(top_n=2, reranker=reranker).postprocess_nodes(make_nodes(), query_str=QUERY)]
+    assert "r2r_explanation" in response.source_nodes[0].node.metadata
+
+
+def test_postprocessor_in_a_query_engine(reranker):
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
+    engine = RetrieverQueryEngine.from_args(FixedRetriever(make_nodes()), llm=MockLLM(),
+                                            node_postprocessors=[R2R(top_n=3, reranker=reranker)])
+    response = engine.query(QUERY)
+    assert len(response.source_nodes) == 3
+    assert response.source_nodes[0].node.metadata["r2r_rank"] == 1
+
+
+async def test_tool_carries_explanations(reranker):
+    tool = create_r2r_tool(FixedRetriever(make_nodes()), top_n=2, reranker=reranker)
+    output = tool.call(query=QUERY)
+    nodes = output.raw_output
+    assert [n.node.metadata["r2r_rank"] for n in nodes] == [1, 2]
+    assert output.content == format_nodes(nodes)
+    for n in nodes:
+        assert f"Why: {n.node.metadata['r2r_explanation']}" in output.content
+    assert "Why this order:" in output.content
+    aoutput = await tool.acall(query=QUERY)
+    assert aoutput.content == output.content
+    assert tool.metadata.name == "search_with_reasons"
+    with pytest.raises(ValueError, match="set them on it instead"):
+        create_r2r_tool(R2RRetriever(FixedRetriever([]), reranker=reranker), top_n=3)

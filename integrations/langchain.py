@@ -1,0 +1,368 @@
+"""LangChain integration: a document compressor, a reranking retriever and an agent tool, all with reasons.
+
+Only ``langchain-core`` is needed (``pip install "r2r-agent[langchain]"``).
+
+Example:
+    >>> from r2r_agent.integrations.langchain import R2RRetriever, create_r2r_tool        # doctest: +SKIP
+    >>> retriever = R2RRetriever(base_retriever=vectorstore.as_retriever(), fetch_k=50, top_n=5)  # doctest: +SKIP
+    >>> for doc in retriever.invoke("how long do fleas live"):                            # doctest: +SKIP
+    ...     print(doc.metadata["relevance_score"], doc.metadata["r2r_explanation"])
+    >>> tool = create_r2r_tool(retriever)  # explanations as content, documents as artifact  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._optional import missing_extra_error
+from ..errors import InvalidPassageError
+from ..types import Passage, Ranking
+from . import _common as common
+
+try:
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForRetrieverRun,
+        CallbackManagerForRetrieverRun,
+        Callbacks,
+    )
+    from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
+    from langchain_core.documents import BaseDocumentCompressor, Document
+    from langchain_core.retrievers import BaseRetriever
+    from langchain_core.runnables.config import (
+        ensure_config,
+        get_async_callback_manager_for_config,
+        get_callback_manager_for_config,
+    )
+    from langchain_core.tools import BaseTool, StructuredTool
+    from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise missing_extra_error("langchain_core", "langchain", "r2r_agent.integrations.langchain") from exc
+
+if TYPE_CHECKING:
+    from ..reranker import Reranker
+    from ..student import Student
+
+logger = logging.getLogger(__name__)
+
+#: Name of the custom event dispatched (inside a parent run) with each ranking's explanations.
+RERANK_EVENT = "r2r_rerank"
+
+
+# -- mapping -------------------------------------------------------------------------------------------------------
+
+
+def _to_passages(owner: str, documents: Sequence[Document]) -> tuple[list[Passage], list[int], list[int]]:
+    if documents is None or isinstance(documents, (str, bytes, Document)):
+        raise InvalidPassageError(f"{owner}: documents must be a list of Document, got {type(documents).__name__}")
+    passages: list[Passage] = []
+    textual: list[int] = []
+    textless: list[int] = []
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, Document):
+            raise InvalidPassageError(f"{owner}: document {i} must be a langchain_core Document, got "
+                                      f"{type(doc).__name__}; wrap text as Document(page_content=...)")
+        if common.has_text(doc.page_content):
+            textual.append(i)
+            passages.append(Passage(text=doc.page_content, id=doc.id))
+        else:
+            textless.append(i)
+    if textless:
+        logger.info("%s: %d of %d documents have no text; passing them through unranked at the end", owner,
+                    len(textless), len(documents))
+    return passages, textual, textless
+
+
+def _copy(doc: Document, updates: dict[str, Any]) -> Document:
+    metadata = {k: v for k, v in (doc.metadata or {}).items()
+                if k not in (*common.STALE_KEYS, common.RELEVANCE_SCORE_KEY)}
+    metadata.update(updates)
+    # A new Document (same class, id and content) with its own metadata dict: the caller's stays as it was.
+    return doc.model_copy(update={"metadata": metadata})
+
+
+def _to_documents(documents: Sequence[Document], ranking: Ranking | None, textual: list[int],
+                  textless: list[int]) -> list[Document]:
+    out: list[Document] = []
+    for judgment in ranking or ():
+        updates: dict[str, Any] = {common.RELEVANCE_SCORE_KEY: judgment.score, common.RANK_KEY: judgment.rank}
+        if judgment.explanation is not None:
+            updates[common.EXPLANATION_KEY] = judgment.explanation
+        if judgment.rank == 1 and ranking is not None and ranking.comparison:
+            updates[common.COMPARISON_KEY] = ranking.comparison
+        out.append(_copy(documents[textual[judgment.original_rank - 1]], updates))
+    for i in textless:
+        out.append(_copy(documents[i], {common.NOTE_KEY: common.NO_TEXT_NOTE}))
+    return out
+
+
+def _event_data(ranking: Ranking) -> dict[str, Any]:
+    """What the custom event carries: the order and the reasons, not the passage texts."""
+    return {
+        "query": ranking.query,
+        "model": ranking.model,
+        "num_candidates": ranking.num_candidates,
+        "comparison": ranking.comparison,
+        "seconds": ranking.seconds,
+        "judgments": [{"id": j.id, "rank": j.rank, "original_rank": j.original_rank, "score": j.score,
+                       "explanation": j.explanation, "truncated": j.truncated} for j in ranking],
+    }
+
+
+def _emit(ranking: Ranking | None, callbacks: Callbacks | None) -> None:
+    if ranking is None:
+        return
+    config = ensure_config({"callbacks": callbacks} if callbacks is not None else None)
+    # dispatch_custom_event raises without a parent run (a bare compress_documents call): skip it there.
+    if get_callback_manager_for_config(config).parent_run_id is None:
+        return
+    dispatch_custom_event(RERANK_EVENT, _event_data(ranking), config=config)
+
+
+async def _aemit(ranking: Ranking | None, callbacks: Callbacks | None) -> None:
+    if ranking is None:
+        return
+    config = ensure_config({"callbacks": callbacks} if callbacks is not None else None)
+    if get_async_callback_manager_for_config(config).parent_run_id is None:
+        return
+    await adispatch_custom_event(RERANK_EVENT, _event_data(ranking), config=config)
+
+
+class _R2RSettings:
+    """Settings and the lazily built reranker, shared by the compressor and the retriever."""
+
+    if TYPE_CHECKING:  # declared as pydantic fields on the concrete classes
+        explain_top: int | None
+        compare_top: int | None
+        _reranker: Any
+
+    @property
+    def reranker(self) -> Reranker:
+        """The core reranker (built with the default student on first access if none was given)."""
+        if self._reranker is None:
+            from ..reranker import Reranker
+
+            self._reranker = Reranker()
+        return self._reranker
+
+    def _rerank(self, owner: str, documents: Sequence[Document], query: str, top_n: int | None,
+                callbacks: Callbacks | None) -> list[Document]:
+        passages, textual, textless = _to_passages(owner, documents)
+        ranking = (self.reranker.rerank(query, passages, top_n, explain_top=self.explain_top,
+                                        compare_top=self.compare_top) if passages else None)
+        _emit(ranking, callbacks)
+        return _to_documents(documents, ranking, textual, textless)
+
+    async def _arerank(self, owner: str, documents: Sequence[Document], query: str, top_n: int | None,
+                       callbacks: Callbacks | None) -> list[Document]:
+        passages, textual, textless = _to_passages(owner, documents)
+        ranking = (await self.reranker.arerank(query, passages, top_n, explain_top=self.explain_top,
+                                               compare_top=self.compare_top) if passages else None)
+        await _aemit(ranking, callbacks)
+        return _to_documents(documents, ranking, textual, textless)
+
+
+# -- compressor ----------------------------------------------------------------------------------------------------
+
+
+class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
+    """A document compressor that reranks with r2r-agent's student and says why.
+
+    Returns new :class:`~langchain_core.documents.Document` objects (same class, ``id``, content and metadata) with
+    ``relevance_score`` (the student's score, LangChain's convention), ``r2r_rank``, ``r2r_explanation`` (for the top
+    ``explain_top``) and, on the first document, ``r2r_comparison``. Documents with no text are not ranked: they
+    come after the ranked ones with an ``r2r_note``. Inside a LangChain run, each ranking is also dispatched as the
+    custom event ``"r2r_rerank"``.
+
+    Args:
+        top_n: How many ranked documents to return (``None``: all). Must be >= 1.
+        explain_top: How many of the top documents get an explanation (``None``: the reranker's default).
+        compare_top: How many top documents the comparison covers (``None``: the reranker's default; <2: none).
+        reranker: An existing :class:`~r2r_agent.Reranker`. Default: ``Reranker()`` (embedded student), built on
+            first use.
+        student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
+
+    Example:
+        >>> from langchain_core.documents import Document                               # doctest: +SKIP
+        >>> docs = R2RCompressor(top_n=2).compress_documents(candidates, "how long do fleas live")  # doctest: +SKIP
+        >>> docs[0].metadata["r2r_explanation"]                                          # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    top_n: int | None = Field(default=3, description="How many ranked documents to return (None: all).")
+    explain_top: int | None = Field(default=None, description="How many top documents to explain.")
+    compare_top: int | None = Field(default=None, description="How many top documents the comparison covers.")
+
+    _reranker: Any = PrivateAttr(default=None)
+
+    def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        self._reranker = common.resolve_reranker(type(self).__name__, reranker, student)
+
+    @field_validator("top_n")
+    @classmethod
+    def _validate_top_n(cls, value: int | None) -> int | None:
+        return common.check_top_n(cls.__name__, value)
+
+    @field_validator("explain_top", "compare_top")
+    @classmethod
+    def _validate_counts(cls, value: int | None) -> int | None:
+        return common.check_count(cls.__name__, "explain_top/compare_top", value)
+
+    def compress_documents(self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+                           ) -> Sequence[Document]:
+        """Rerank ``documents`` for ``query``; returns new documents, best first (see the class docs)."""
+        return self._rerank("R2RCompressor", documents, query, self.top_n, callbacks)
+
+    async def acompress_documents(self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+                                  ) -> Sequence[Document]:
+        """:meth:`compress_documents` without blocking the event loop (the model runs in a worker thread)."""
+        return await self._arerank("R2RCompressor", documents, query, self.top_n, callbacks)
+
+
+# -- retriever -----------------------------------------------------------------------------------------------------
+
+
+class R2RRetriever(_R2RSettings, BaseRetriever):
+    """Wraps any LangChain retriever: fetch candidates, rerank them with reasons, return the top ``top_n``.
+
+    The returned documents carry the same metadata keys as :class:`R2RCompressor`'s. Callbacks flow through: the
+    base retriever runs as a child of this retriever's run, and the ``"r2r_rerank"`` custom event is attached to it.
+
+    Args:
+        base_retriever: The first-stage retriever (a vector store's ``as_retriever()``, BM25, an ensemble...).
+        top_n: How many documents to return (``None``: all). Also accepted per call: ``invoke(query, top_n=3)``.
+        fetch_k: How many candidates to ask the base retriever for (passed as ``fetch_k_arg``, e.g. ``k``, which
+            retrievers that do not take it ignore) and to keep before reranking. ``None``: what it returns.
+        fetch_k_arg: The base retriever's keyword for the number of results.
+        explain_top: How many of the top documents get an explanation (``None``: the reranker's default).
+        compare_top: How many top documents the comparison covers (``None``: the reranker's default; <2: none).
+        reranker: An existing :class:`~r2r_agent.Reranker` (default: ``Reranker()``, built on first use).
+        student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
+
+    Example:
+        >>> retriever = R2RRetriever(base_retriever=store.as_retriever(), fetch_k=50, top_n=5)  # doctest: +SKIP
+        >>> docs = await retriever.ainvoke("how long do fleas live")                             # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    base_retriever: BaseRetriever = Field(description="The first-stage retriever whose results are reranked.")
+    top_n: int | None = Field(default=4, description="How many documents to return (None: all).")
+    fetch_k: int | None = Field(default=None, description="How many candidates to fetch (None: base's default).")
+    fetch_k_arg: str = Field(default="k", description="The base retriever's keyword for the number of results.")
+    explain_top: int | None = Field(default=None, description="How many top documents to explain.")
+    compare_top: int | None = Field(default=None, description="How many top documents the comparison covers.")
+
+    _reranker: Any = PrivateAttr(default=None)
+
+    def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        self._reranker = common.resolve_reranker(type(self).__name__, reranker, student)
+
+    @field_validator("top_n")
+    @classmethod
+    def _validate_top_n(cls, value: int | None) -> int | None:
+        return common.check_top_n(cls.__name__, value)
+
+    @field_validator("fetch_k", "explain_top", "compare_top")
+    @classmethod
+    def _validate_counts(cls, value: int | None) -> int | None:
+        return common.check_count(cls.__name__, "fetch_k/explain_top/compare_top", value)
+
+    def _fetch_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.fetch_k is not None:
+            return {self.fetch_k_arg: self.fetch_k, **kwargs}
+        return dict(kwargs)
+
+    def _candidates(self, documents: list[Document]) -> list[Document]:
+        return documents if self.fetch_k is None else documents[: self.fetch_k]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                top_n: int | None = None, **kwargs: Any) -> list[Document]:
+        n = common.check_top_n(type(self).__name__, top_n) if top_n is not None else self.top_n
+        candidates = self.base_retriever.invoke(query, config={"callbacks": run_manager.get_child()},
+                                                **self._fetch_kwargs(kwargs))
+        return self._rerank(type(self).__name__, self._candidates(candidates), query, n, run_manager.get_child())
+
+    async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
+                                       top_n: int | None = None, **kwargs: Any) -> list[Document]:
+        n = common.check_top_n(type(self).__name__, top_n) if top_n is not None else self.top_n
+        candidates = await self.base_retriever.ainvoke(query, config={"callbacks": run_manager.get_child()},
+                                                       **self._fetch_kwargs(kwargs))
+        return await self._arerank(type(self).__name__, self._candidates(candidates), query, n,
+                                   run_manager.get_child())
+
+
+# -- agent tool ----------------------------------------------------------------------------------------------------
+
+
+def format_documents(documents: Sequence[Document], *, max_chars: int = 600) -> str:
+    """Render reranked documents for an agent: rank, id, score, the text and *why* it was chosen.
+
+    Example:
+        >>> doc = Document(page_content="Adult fleas live 2-3 months.", id="d3",
+        ...                metadata={"r2r_rank": 1, "relevance_score": 0.91, "r2r_explanation": "Gives the lifespan."})
+        >>> print(format_documents([doc]))
+        [1] id=d3 score=0.910
+        Adult fleas live 2-3 months.
+        Why: Gives the lifespan.
+    """
+    entries = [(position, doc.id, (doc.metadata or {}).get(common.RELEVANCE_SCORE_KEY),
+                doc.page_content if isinstance(doc.page_content, str) else "", doc.metadata or {})
+               for position, doc in enumerate(documents, start=1)]
+    return common.format_ranked(entries, max_chars=max_chars)
+
+
+def create_r2r_tool(retriever: BaseRetriever, *, name: str = "search_with_reasons",
+                    description: str | None = None, max_chars: int = 600, **retriever_kwargs: Any) -> BaseTool:
+    """A tool for LangChain agents: search, rerank with reasons, return the explanations and the documents.
+
+    The tool's content (what the model reads) lists each document with its score and the student's explanation,
+    then the comparison; its artifact is the list of reranked :class:`Document` objects
+    (``response_format="content_and_artifact"``).
+
+    Args:
+        retriever: An :class:`R2RRetriever`, or any retriever, which is then wrapped in one built with
+            ``retriever_kwargs`` (``top_n``, ``fetch_k``, ``reranker``...).
+        name: The tool name the agent sees.
+        description: The tool description (default: explains what the tool returns).
+        max_chars: Longest document text shown in the content (the artifact keeps the full text).
+        **retriever_kwargs: Settings for the wrapping :class:`R2RRetriever` (only when ``retriever`` is not one).
+
+    Example:
+        >>> tool = create_r2r_tool(store.as_retriever(), top_n=3, fetch_k=30)   # doctest: +SKIP
+        >>> message = tool.invoke({"type": "tool_call", "id": "1", "name": tool.name,
+        ...                        "args": {"query": "flea lifespan"}})        # doctest: +SKIP
+        >>> message.artifact[0].metadata["r2r_explanation"]                     # doctest: +SKIP
+    """
+    if not isinstance(retriever, BaseRetriever):
+        raise InvalidPassageError(f"create_r2r_tool: retriever must be a LangChain BaseRetriever, got "
+                                  f"{type(retriever).__name__}")
+    if isinstance(retriever, R2RRetriever):
+        if retriever_kwargs:
+            raise ValueError(f"create_r2r_tool: {sorted(retriever_kwargs)} configure a new R2RRetriever, but an "
+                             "R2RRetriever was given; set them on it instead")
+        r2r = retriever
+    else:
+        r2r = R2RRetriever(base_retriever=retriever, **retriever_kwargs)
+    description = description or (
+        "Search the knowledge base and rerank the results. Returns the best passages, best first, each with a "
+        "relevance score and a short explanation of why it is relevant, then why they are ordered that way. "
+        "Input: a search query.")
+
+    def search(query: str, callbacks: Callbacks = None) -> tuple[str, list[Document]]:
+        docs = r2r.invoke(query, config={"callbacks": callbacks})
+        return format_documents(docs, max_chars=max_chars), docs
+
+    async def asearch(query: str, callbacks: Callbacks = None) -> tuple[str, list[Document]]:
+        docs = await r2r.ainvoke(query, config={"callbacks": callbacks})
+        return format_documents(docs, max_chars=max_chars), docs
+
+    return StructuredTool.from_function(func=search, coroutine=asearch, name=name, description=description,
+                                        response_format="content_and_artifact")
+
+
+__all__ = ["RERANK_EVENT", "R2RCompressor", "R2RRetriever", "create_r2r_tool", "format_documents"]

@@ -1,0 +1,346 @@
+"""LlamaIndex integration: the :class:`R2R` node postprocessor.
+
+Example:
+    >>> from r2r_agent.integrations.llama_index import R2R                       # doctest: +SKIP
+    >>> engine = index.as_query_engine(similarity_top_k=50, node_postprocessors=[R2R(top_n=5)])  # doctest: +SKIP
+    >>> for n in engine.query("how long do fleas live").source_nodes:            # doctest: +SKIP
+    ...     print(n.score, n.metadata["r2r_explanation"])
+
+Needs ``pip install "r2r-agent[llama-index]"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from .._optional import missing_extra_error
+from ..errors import InvalidInputError, InvalidPassageError
+from ..types import Passage, Ranking
+from . import _common as common
+
+try:
+    from llama_index.core.base.base_retriever import BaseRetriever
+    from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+    from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+    from llama_index.core.tools import FunctionTool
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise missing_extra_error("llama_index.core", "llama-index", "r2r_agent.integrations.llama_index") from exc
+
+if TYPE_CHECKING:
+    from ..reranker import Reranker
+    from ..student import Student
+
+logger = logging.getLogger(__name__)
+dispatcher = get_dispatcher(__name__)
+
+#: Extra callback payload key carrying the whole :class:`~r2r_agent.Ranking` (as a dict) at the end of the event.
+RANKING_PAYLOAD_KEY = "r2r_ranking"
+
+_EXPLANATION_KEYS = (common.EXPLANATION_KEY, common.COMPARISON_KEY, common.NOTE_KEY)
+_SCORE_KEYS = (common.SCORE_KEY, common.RANK_KEY, common.RETRIEVAL_SCORE_KEY)
+
+
+class R2R(BaseNodePostprocessor):
+    """Reranks retrieved nodes with r2r-agent's student and writes *why* into each node's metadata.
+
+    The returned nodes are new copies (the caller's nodes are never modified). Each ranked copy gets
+    ``NodeWithScore.score`` set to the student's score and the metadata keys ``r2r_score``, ``r2r_rank``,
+    ``r2r_explanation`` (for the top ``explain_top``), ``retrieval_score`` (the first-stage score, when
+    ``keep_retrieval_score``) and, on the first node only, ``r2r_comparison`` (why the top nodes are ordered as they
+    are). All these keys are excluded from the text the embedding model sees; the explanations are shown to the LLM
+    by default (so an agent can use them), the scores are not.
+
+    Nodes without text content (e.g. image-only nodes, blank text) are not ranked: they come back after the ranked
+    ones, with their retrieval score, an ``r2r_note`` saying why, and are never dropped.
+
+    Args:
+        top_n: How many ranked nodes to return (``None``: all). Must be >= 1.
+        explain_top: How many of the top nodes get a direct explanation (``None``: the reranker's default).
+        compare_top: How many top nodes the comparison covers (``None``: the reranker's default; 0 or 1: no
+            comparison).
+        keep_retrieval_score: Copy each node's incoming score to ``metadata["retrieval_score"]``.
+        metadata_mode: Which node text the student reads (``MetadataMode.NONE``: the text only; ``EMBED``/``LLM``:
+            with the node's metadata header).
+        explanations_visible_to_llm: Show ``r2r_explanation``/``r2r_comparison``/``r2r_note`` in the LLM's context.
+        scores_visible_to_llm: Show ``r2r_score``/``r2r_rank``/``retrieval_score`` in the LLM's context.
+        reranker: An existing :class:`~r2r_agent.Reranker` (shared, e.g. across postprocessors). Default: one
+            ``Reranker()`` with the embedded default student, built on first use.
+        student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
+
+    Example:
+        >>> postprocessor = R2R(top_n=3, reranker=my_reranker)                        # doctest: +SKIP
+        >>> nodes = postprocessor.postprocess_nodes(retrieved, query_str="how long do fleas live")  # doctest: +SKIP
+    """
+
+    top_n: int | None = Field(default=5, description="How many ranked nodes to return (None: all).")
+    explain_top: int | None = Field(default=None, description="How many top nodes to explain (None: reranker's).")
+    compare_top: int | None = Field(
+        default=None, description="How many top nodes the comparison covers (None: reranker's; <2: none).")
+    keep_retrieval_score: bool = Field(
+        default=True, description="Copy the incoming score to metadata['retrieval_score'].")
+    metadata_mode: MetadataMode = Field(default=MetadataMode.NONE, description="Which node text the student reads.")
+    explanations_visible_to_llm: bool = Field(
+        default=True, description="Show r2r_explanation/r2r_comparison/r2r_note to the LLM.")
+    scores_visible_to_llm: bool = Field(
+        default=False, description="Show r2r_score/r2r_rank/retrieval_score to the LLM.")
+
+    _reranker: Any = PrivateAttr(default=None)
+
+    def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        self._reranker = common.resolve_reranker("R2R", reranker, student)
+
+    @field_validator("top_n")
+    @classmethod
+    def _validate_top_n(cls, value: int | None) -> int | None:
+        return common.check_top_n("R2R", value)
+
+    @field_validator("explain_top", "compare_top")
+    @classmethod
+    def _validate_counts(cls, value: int | None) -> int | None:
+        return common.check_count("R2R", "explain_top/compare_top", value)
+
+    @classmethod
+    def class_name(cls) -> str:
+        """The name LlamaIndex uses to (de)serialise this component."""
+        return "R2R"
+
+    @property
+    def reranker(self) -> Reranker:
+        """The core reranker (built with the default student on first access if none was given)."""
+        if self._reranker is None:
+            from ..reranker import Reranker
+
+            self._reranker = Reranker()
+        return self._reranker
+
+    # -- LlamaIndex entry points -------------------------------------------------------------------------------
+
+    def _postprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+                           ) -> list[NodeWithScore]:
+        query = self._query_of(query_bundle)
+        passages, textual, textless = self._to_passages(nodes)
+        reranker = self.reranker
+        model_name = reranker.student.name if passages else ""
+        with self._events(nodes, query_bundle, query, model_name) as finish:
+            ranking = (reranker.rerank(query, passages, self.top_n, explain_top=self.explain_top,
+                                       compare_top=self.compare_top) if passages else None)
+            return finish(self._to_nodes(nodes, ranking, textual, textless), ranking)
+
+    @dispatcher.span
+    async def _apostprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+                                  ) -> list[NodeWithScore]:
+        query = self._query_of(query_bundle)
+        passages, textual, textless = self._to_passages(nodes)
+        reranker = self.reranker
+        # Loading the default student takes seconds: do it off the event loop.
+        model_name = (await asyncio.to_thread(lambda: reranker.student.name)) if passages else ""
+        with self._events(nodes, query_bundle, query, model_name) as finish:
+            ranking = (await reranker.arerank(query, passages, self.top_n, explain_top=self.explain_top,
+                                              compare_top=self.compare_top) if passages else None)
+            return finish(self._to_nodes(nodes, ranking, textual, textless), ranking)
+
+    # -- mapping -----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _query_of(query_bundle: QueryBundle | None) -> str:
+        if query_bundle is None:
+            raise InvalidInputError(
+                "R2R: missing query bundle; reranking needs the query. Call postprocess_nodes(nodes, "
+                "query_str=...) or postprocess_nodes(nodes, query_bundle=QueryBundle(...)); query engines pass it "
+                "for you")
+        return query_bundle.query_str
+
+    def _to_passages(self, nodes: Sequence[NodeWithScore]) -> tuple[list[Passage], list[int], list[int]]:
+        if nodes is None or isinstance(nodes, (str, bytes, NodeWithScore)):
+            raise InvalidPassageError(f"R2R: nodes must be a list of NodeWithScore, got {type(nodes).__name__}")
+        passages: list[Passage] = []
+        textual: list[int] = []
+        textless: list[int] = []
+        for i, item in enumerate(nodes):
+            if not isinstance(item, NodeWithScore):
+                raise InvalidPassageError(f"R2R: node {i} must be a NodeWithScore, got {type(item).__name__}; wrap "
+                                        "bare nodes as NodeWithScore(node=node)")
+            content = item.node.get_content(metadata_mode=self.metadata_mode)
+            if common.has_text(content):
+                textual.append(i)
+                passages.append(Passage(text=content, id=item.node.node_id, score=item.score))
+            else:
+                textless.append(i)
+        if textless:
+            logger.info("R2R: %d of %d nodes have no text content; passing them through unranked at the end",
+                        len(textless), len(nodes))
+        return passages, textual, textless
+
+    def _copy(self, item: NodeWithScore, score: float | None, updates: dict[str, Any]) -> NodeWithScore:
+        metadata = {k: v for k, v in (item.node.metadata or {}).items() if k not in common.STALE_KEYS}
+        if self.keep_retrieval_score:
+            metadata[common.RETRIEVAL_SCORE_KEY] = item.score
+        metadata.update(updates)
+        ours = set(metadata) & {*_EXPLANATION_KEYS, *_SCORE_KEYS}
+        hidden_from_llm: set[str] = set()
+        if not self.explanations_visible_to_llm:
+            hidden_from_llm.update(_EXPLANATION_KEYS)
+        if not self.scores_visible_to_llm:
+            hidden_from_llm.update(_SCORE_KEYS)
+        embed_excluded = [k for k in item.node.excluded_embed_metadata_keys if k not in ours] + sorted(ours)
+        llm_excluded = [k for k in item.node.excluded_llm_metadata_keys if k not in ours] + sorted(
+            ours & hidden_from_llm)
+        # A shallow copy with fresh metadata and key lists: the caller's node (and its dicts) stay as they were.
+        node = item.node.model_copy(update={"metadata": metadata, "excluded_embed_metadata_keys": embed_excluded,
+                                            "excluded_llm_metadata_keys": llm_excluded})
+        return NodeWithScore(node=node, score=score)
+
+    def _to_nodes(self, nodes: Sequence[NodeWithScore], ranking: Ranking | None, textual: list[int],
+                  textless: list[int]) -> list[NodeWithScore]:
+        out: list[NodeWithScore] = []
+        for judgment in ranking or ():
+            source = nodes[textual[judgment.original_rank - 1]]
+            updates: dict[str, Any] = {common.SCORE_KEY: judgment.score, common.RANK_KEY: judgment.rank}
+            if judgment.explanation is not None:
+                updates[common.EXPLANATION_KEY] = judgment.explanation
+            if judgment.rank == 1 and ranking is not None and ranking.comparison:
+                updates[common.COMPARISON_KEY] = ranking.comparison
+            out.append(self._copy(source, judgment.score, updates))
+        for i in textless:
+            out.append(self._copy(nodes[i], nodes[i].score, {common.NOTE_KEY: common.NO_TEXT_NOTE}))
+        return out
+
+    # -- instrumentation ---------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _events(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None, query: str,
+                model_name: str) -> Iterator[Callable[[list[NodeWithScore], Ranking | None], list[NodeWithScore]]]:
+        """Emit ``ReRankStartEvent``/``ReRankEndEvent`` and the legacy ``RERANKING`` callback around a rerank.
+
+        Yields the function that closes both with the result (the reranked nodes and the full ranking).
+        """
+        top_n = self.top_n if self.top_n is not None else len(nodes)
+        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=list(nodes), top_n=top_n, model_name=model_name))
+        payload = {EventPayload.NODES: list(nodes), EventPayload.MODEL_NAME: model_name,
+                   EventPayload.QUERY_STR: query, EventPayload.TOP_K: top_n}
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
+
+            def finish(result: list[NodeWithScore], ranking: Ranking | None) -> list[NodeWithScore]:
+                end: dict[str, Any] = {EventPayload.NODES: result}
+                if ranking is not None:
+                    end[RANKING_PAYLOAD_KEY] = ranking.to_dict()
+                event.on_end(payload=end)
+                dispatcher.event(ReRankEndEvent(nodes=result))
+                return result
+
+            yield finish
+
+
+class R2RRetriever(BaseRetriever):
+    """Wraps any LlamaIndex retriever: fetch candidates, rerank them with reasons (:class:`R2R`), return the top.
+
+    Drops into ``RetrieverQueryEngine``, routers and agents. The number of candidates is the base retriever's own
+    setting (e.g. ``index.as_retriever(similarity_top_k=50)``); ``fetch_k`` can cap it further.
+
+    Args:
+        retriever: The first-stage retriever.
+        postprocessor: A configured :class:`R2R` to use (otherwise one is built from ``r2r_kwargs``).
+        fetch_k: Keep at most this many candidates before reranking (``None``: all the base returned).
+        callback_manager: LlamaIndex callback manager (also given to the built :class:`R2R`).
+        verbose: LlamaIndex's retriever verbosity.
+        **r2r_kwargs: Settings for the built :class:`R2R`: ``top_n``, ``reranker``, ``explain_top``... (not with
+            ``postprocessor``).
+
+    Example:
+        >>> retriever = R2RRetriever(index.as_retriever(similarity_top_k=50), top_n=5)   # doctest: +SKIP
+        >>> engine = RetrieverQueryEngine.from_args(retriever)                            # doctest: +SKIP
+    """
+
+    def __init__(self, retriever: BaseRetriever, *, postprocessor: R2R | None = None, fetch_k: int | None = None,
+                 callback_manager: CallbackManager | None = None, verbose: bool = False, **r2r_kwargs: Any) -> None:
+        if not isinstance(retriever, BaseRetriever):
+            raise InvalidInputError(f"R2RRetriever: retriever must be a LlamaIndex BaseRetriever, got "
+                                    f"{type(retriever).__name__} (e.g. index.as_retriever(similarity_top_k=50))")
+        if postprocessor is not None and r2r_kwargs:
+            raise InvalidInputError(f"R2RRetriever: {sorted(r2r_kwargs)} configure a new R2R, but postprocessor= "
+                                    "was given; set them on it instead")
+        if postprocessor is None:
+            if callback_manager is not None:
+                r2r_kwargs.setdefault("callback_manager", callback_manager)
+            postprocessor = R2R(**r2r_kwargs)
+        self.base_retriever = retriever
+        self.postprocessor = postprocessor
+        self.fetch_k = common.check_count("R2RRetriever", "fetch_k", fetch_k)
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    def _candidates(self, nodes: list[NodeWithScore]) -> list[NodeWithScore]:
+        return nodes if self.fetch_k is None else nodes[: self.fetch_k]
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        nodes = self.base_retriever.retrieve(query_bundle)
+        return self.postprocessor.postprocess_nodes(self._candidates(nodes), query_bundle=query_bundle)
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        nodes = await self.base_retriever.aretrieve(query_bundle)
+        return await self.postprocessor.apostprocess_nodes(self._candidates(nodes), query_bundle=query_bundle)
+
+
+def format_nodes(nodes: Sequence[NodeWithScore], *, max_chars: int = 600) -> str:
+    """Render reranked nodes for an agent: rank, id, score, the text and *why* it was chosen, then the comparison."""
+    entries = [(position, n.node.node_id, n.score, n.node.get_content(metadata_mode=MetadataMode.NONE),
+                n.node.metadata or {}) for position, n in enumerate(nodes, start=1)]
+    return common.format_ranked(entries, max_chars=max_chars)
+
+
+def create_r2r_tool(retriever: BaseRetriever, *, name: str = "search_with_reasons", description: str | None = None,
+                    max_chars: int = 600, **retriever_kwargs: Any) -> FunctionTool:
+    """A tool for LlamaIndex agents: search, rerank with reasons; the output text carries each explanation.
+
+    The tool's content lists each node with its score and explanation, then why they are ordered that way; its
+    ``raw_output`` is the list of reranked :class:`NodeWithScore`.
+
+    Args:
+        retriever: An :class:`R2RRetriever`, or any LlamaIndex retriever, then wrapped in one built with
+            ``retriever_kwargs`` (``top_n``, ``reranker``, ``fetch_k``...).
+        name: The tool name the agent sees.
+        description: The tool description (default: says what the tool returns).
+        max_chars: Longest node text shown in the content (``raw_output`` keeps the full nodes).
+        **retriever_kwargs: Settings for the wrapping :class:`R2RRetriever` (only when ``retriever`` is not one).
+
+    Example:
+        >>> tool = create_r2r_tool(index.as_retriever(similarity_top_k=30), top_n=3)   # doctest: +SKIP
+        >>> agent = FunctionAgent(tools=[tool], llm=llm)                                # doctest: +SKIP
+    """
+    if isinstance(retriever, R2RRetriever):
+        if retriever_kwargs:
+            raise InvalidInputError(f"create_r2r_tool: {sorted(retriever_kwargs)} configure a new R2RRetriever, "
+                                    "but an R2RRetriever was given; set them on it instead")
+        r2r = retriever
+    else:
+        r2r = R2RRetriever(retriever, **retriever_kwargs)
+    description = description or (
+        "Search the knowledge base and rerank the results. Returns the best passages, best first, each with a "
+        "relevance score and a short explanation of why it is relevant, then why they are ordered that way. "
+        "Input: a search query.")
+
+    def search(query: str) -> list[NodeWithScore]:
+        return r2r.retrieve(query)
+
+    async def asearch(query: str) -> list[NodeWithScore]:
+        return await r2r.aretrieve(query)
+
+    def render(nodes: list[NodeWithScore]) -> str:
+        return format_nodes(nodes, max_chars=max_chars)
+
+    async def arender(nodes: list[NodeWithScore]) -> str:
+        return render(nodes)
+
+    return FunctionTool.from_defaults(fn=search, async_fn=asearch, name=name, description=description,
+                                      callback=render, async_callback=arender)
+
+
+__all__ = ["RANKING_PAYLOAD_KEY", "R2R", "R2RRetriever", "create_r2r_tool", "format_nodes"]

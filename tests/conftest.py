@@ -126,8 +126,12 @@ def no_network(monkeypatch):
         monkeypatch.setenv(name, "1")
 
 
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` beside the repo (or ``$R2R_DATA_DIR``), if present."""
+@pytest.fixture(scope="session")
+def dl19_candidates() -> Path:
+    """``trec-dl/dl19.bm25.top100.jsonl.gz`` from ``../shared/data`` (or ``$R2R_DATA_DIR``); skips when absent."""
     env = os.environ.get("R2R_DATA_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return path if path.is_dir() else None
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    path = root / "trec-dl" / "dl19.bm25.top100.jsonl.gz"
+    if not path.is_file():
+        pytest.skip(f"shared TREC DL data not present ({path})")
+    return path

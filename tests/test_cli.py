@@ -73,12 +73,8 @@ def test_demo_on_bundled_example(monkeypatch, capsys, tiny_cli, tmp_path):
     assert "bundled example" in out and "nDCG@10" in out and "how long do fleas live" in out
 
 
-def test_demo_on_shared_dl19(capsys, tiny_cli):
-    from conftest import shared_data_dir
-
-    data = shared_data_dir()
-    if data is None or not (data / "trec-dl" / "dl19.bm25.top100.jsonl.gz").exists():
-        pytest.skip("shared TREC DL data not present")
+def test_demo_on_shared_dl19(capsys, tiny_cli, dl19_candidates):
+    data = dl19_candidates.parents[1]
     assert cli.main(["demo", "--queries", "1", "--explain-top", "1", "--compare-top", "0",
                      "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out

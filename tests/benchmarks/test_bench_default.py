@@ -19,21 +19,11 @@ from r2r_agent import EncoderScorer, Explainer, LMScorer, Reranker, Student
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
 
-def _dl19_first_query():
-    from conftest import shared_data_dir
-
-    data = shared_data_dir()
-    path = data / "trec-dl" / "dl19.bm25.top100.jsonl.gz" if data else None
-    if path is None or not path.exists():
-        pytest.skip("needs ../shared/data/trec-dl (DL19 candidates)")
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
+@pytest.fixture(scope="module")
+def dl19(dl19_candidates):
+    with gzip.open(dl19_candidates, "rt", encoding="utf-8") as handle:
         row = json.loads(handle.readline())
     return row["query"], [c["text"] for c in row["candidates"]]
-
-
-@pytest.fixture(scope="module")
-def dl19():
-    return _dl19_first_query()
 
 
 @pytest.fixture(scope="module")
@@ -42,55 +32,41 @@ def student():
 
 
 @pytest.fixture(scope="module")
-def float_student():
-    return Student.default(quantize="none")
+def int8_scorer():
+    return EncoderScorer.default(quantize="int8")
 
 
 def _run(benchmark, fn, rounds=3):
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
-def test_score100_minilm_float32_baseline(benchmark, dl19, float_student):
+def test_score100_minilm_float32_baseline(benchmark, dl19, student):
     query, passages = dl19
     benchmark.extra_info["passages"] = len(passages)
-    _run(benchmark, lambda: float_student.scorer.score(query, passages))
-
-
-def test_score100_minilm_int8(benchmark, dl19, student):
-    query, passages = dl19
     _run(benchmark, lambda: student.scorer.score(query, passages))
 
 
-def test_score100_smollm2_lm_scorer_int8(benchmark, dl19, student):
+def test_score100_minilm_int8(benchmark, dl19, int8_scorer):
+    query, passages = dl19
+    _run(benchmark, lambda: int8_scorer.score(query, passages))
+
+
+def test_score100_smollm2_lm_scorer(benchmark, dl19, student):
     query, passages = dl19
     scorer: LMScorer = student.rescorer  # type: ignore[assignment]
     _run(benchmark, lambda: scorer.score(query, passages), rounds=1)
 
 
-def test_explain5_batched_int8(benchmark, dl19, student):
+def test_explain5_batched(benchmark, dl19, student):
     query, passages = dl19
     explainer: Explainer = student.explainer  # type: ignore[assignment]
     result = _run(benchmark, lambda: explainer.explain(query, passages[:5]))
     benchmark.extra_info["generated_tokens"] = result.generated_tokens
 
 
-def test_explain5_sequential_int8(benchmark, dl19, student):
+def test_explain5_sequential(benchmark, dl19, student):
     query, passages = dl19
     explainer: Explainer = student.explainer  # type: ignore[assignment]
-    result = _run(benchmark, lambda: [explainer.explain(query, [p]) for p in passages[:5]])
-    benchmark.extra_info["generated_tokens"] = sum(r.generated_tokens for r in result)
-
-
-def test_explain5_batched_float32(benchmark, dl19, float_student):
-    query, passages = dl19
-    explainer: Explainer = float_student.explainer  # type: ignore[assignment]
-    result = _run(benchmark, lambda: explainer.explain(query, passages[:5]))
-    benchmark.extra_info["generated_tokens"] = result.generated_tokens
-
-
-def test_explain5_sequential_float32(benchmark, dl19, float_student):
-    query, passages = dl19
-    explainer: Explainer = float_student.explainer  # type: ignore[assignment]
     result = _run(benchmark, lambda: [explainer.explain(query, [p]) for p in passages[:5]], rounds=1)
     benchmark.extra_info["generated_tokens"] = sum(r.generated_tokens for r in result)
 
@@ -120,13 +96,8 @@ PEAK_RSS_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("quantize", ["int8", "none"])
-def test_peak_rss_default_cascade(benchmark, quantize):
-    from conftest import shared_data_dir
-
-    data = shared_data_dir()
-    if data is None:
-        pytest.skip("needs ../shared/data")
-    path = str(data / "trec-dl" / "dl19.bm25.top100.jsonl.gz")
+def test_peak_rss_default_cascade(benchmark, quantize, dl19_candidates):
+    path = str(dl19_candidates)
 
     def measure():
         out = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, path, quantize], check=True,

@@ -9,6 +9,7 @@ import json
 import math
 
 import pytest
+
 from r2r_agent.evals import BRIGHT_SUBSETS, evaluate, load_dataset
 from r2r_agent.evals import metrics as metrics_module
 from r2r_agent.evals.bright import SharedBrightPaths, excluded_from_examples, read_bright_queries

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from r2r_agent.errors import InvalidInputError
 from r2r_agent.evals import BeirLayoutError, DatasetSpec, known_datasets, load_beir_folder, load_dataset
 from r2r_agent.evals import registry as registry_module
 from r2r_agent.evals.candidates import write_candidates
 from r2r_agent.evals.records import Candidate, CandidateList
-
-from r2r_agent.errors import InvalidInputError
 
 
 def _beir(root: Path) -> Path:

@@ -8,11 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from r2r_agent.errors import InvalidInputError, MissingExtraError
 from r2r_agent.evals import BrightLayoutError, ScoredDoc, evaluate, load_bright_folder, load_dataset, remove_excluded
 from r2r_agent.evals import bright as bright_module
 from r2r_agent.evals.bright import available_subsets, find_subset_files, load_bright_documents, load_bright_examples
-
-from r2r_agent.errors import InvalidInputError, MissingExtraError
 
 FORMATS = ["jsonl", "parquet"]
 

@@ -7,12 +7,12 @@ import math
 import random
 
 import pytest
+
+from r2r_agent.errors import InvalidInputError
 from r2r_agent.evals import Evaluation, ScoredDoc, evaluate, paired_test, rank_order
 from r2r_agent.evals import metrics as metrics_module
 from r2r_agent.evals.metrics import parse_measure
 from r2r_agent.evals.trec import read_trec_qrels, read_trec_run
-
-from r2r_agent.errors import InvalidInputError
 from r2r_agent.metrics import ndcg_at_k
 
 BACKENDS = [

@@ -6,6 +6,8 @@ import gzip
 from pathlib import Path
 
 import pytest
+
+from r2r_agent.errors import InvalidInputError
 from r2r_agent.evals import Candidate, CandidateList, Qrel, ScoredDoc, read_candidates, write_candidates
 from r2r_agent.evals.trec import (
     decode_doc_id,
@@ -16,8 +18,6 @@ from r2r_agent.evals.trec import (
     write_trec_qrels,
     write_trec_run,
 )
-
-from r2r_agent.errors import InvalidInputError
 
 RUN = """\
 q1 Q0 d1 1 3.5 bm25

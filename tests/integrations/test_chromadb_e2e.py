@@ -20,9 +20,9 @@ from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
 from llama_index.core.bridge.pydantic import PrivateAttr  # noqa: E402
 from llama_index.core.llms import MockLLM  # noqa: E402
 from llama_index.vector_stores.chroma import ChromaVectorStore  # noqa: E402
-from r2r_agent.integrations.llama_index import R2R  # noqa: E402
 
 from r2r_agent import Reranker  # noqa: E402
+from r2r_agent.integrations.llama_index import R2R  # noqa: E402
 from r2r_agent.scorers import EncoderScorer  # noqa: E402
 from r2r_agent.student import Student  # noqa: E402
 

@@ -18,6 +18,7 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.messages import ToolMessage  # noqa: E402
 from langchain_core.retrievers import BaseRetriever  # noqa: E402
 from langchain_core.runnables import RunnableLambda  # noqa: E402
+
 from r2r_agent.integrations.langchain import (  # noqa: E402
     RERANK_EVENT,
     R2RCompressor,

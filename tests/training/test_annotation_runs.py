@@ -4,6 +4,8 @@ import sqlite3
 
 import pytest
 from conftest import keyword_reply
+
+from r2r_agent import prompts
 from r2r_agent.training import (
     AnnotationCache,
     AnnotationConfig,
@@ -13,8 +15,6 @@ from r2r_agent.training import (
     ScriptedTeacher,
     annotate,
 )
-
-from r2r_agent import prompts
 
 CONFIG = AnnotationConfig(window_size=3, stride=2)
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+
 from r2r_agent.training import annotate_window
 
 
@@ -19,6 +20,7 @@ def test_importing_training_is_light():
 def test_langchain_chat_model_as_teacher():
     pytest.importorskip("langchain_core")
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
     from r2r_agent.training.framework_teachers import LangChainTeacher
 
     reply = json.dumps({"ranking": [2, 1], "reasons": [{"passage": 2, "direct": "names it"}], "comparison": "x"})
@@ -31,6 +33,7 @@ def test_llama_index_llm_as_teacher():
     pytest.importorskip("llama_index.core")
     from llama_index.core.llms import ChatMessage, ChatResponse
     from llama_index.core.llms.mock import MockLLM
+
     from r2r_agent.training.framework_teachers import LlamaIndexTeacher
 
     reply = json.dumps({"ranking": [1, 2], "reasons": [{"passage": 1, "direct": "names it"}]})

@@ -5,9 +5,9 @@ import threading
 import time
 
 import pytest
-from r2r_agent.training import TeacherError, annotate_window
 
 from r2r_agent.errors import InvalidInputError
+from r2r_agent.training import TeacherError, annotate_window
 
 httpx = pytest.importorskip("httpx")
 

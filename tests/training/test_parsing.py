@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from r2r_agent.training import ParseError, TeacherAnswer, parse_teacher_answer
 from r2r_agent.training.parsing import extract_json_object, strip_trailing_commas
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from conftest import keyword_reply
+
+from r2r_agent import prompts
 from r2r_agent.training import (
     AnnotationConfig,
     AnnotationFormatError,
@@ -21,8 +23,6 @@ from r2r_agent.training import (
 )
 from r2r_agent.training.dataset import DatasetSplit, ExplanationExample, RankingExample
 from r2r_agent.training.r2r_import import R2R_PROMPT_VERSION, R2R_TEACHER
-
-from r2r_agent import prompts
 
 
 def row(qid: str = "1", n: int = 3) -> dict:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import pytest
+
+from r2r_agent.errors import InvalidInputError
 from r2r_agent.training import ScriptedTeacher, annotate_query, annotate_window, sliding_windows
 from r2r_agent.training.annotate import AnnotationConfig
 from r2r_agent.training.windows import window_hash
-
-from r2r_agent.errors import InvalidInputError
 
 
 @pytest.mark.parametrize("n, size, stride", [(1, 3, 1), (5, 5, 5), (10, 4, 3), (100, 20, 10), (7, 3, 3), (9, 4, 1)])

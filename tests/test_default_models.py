@@ -108,3 +108,33 @@ def test_import_is_light():
             "if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_copy_that_fails_to_load_is_prepared_again(monkeypatch, tmp_path, caplog, tiny_lm, tiny_encoder):
+    """A prepared copy whose files look complete but do not load (bit rot) is rebuilt once, with a warning."""
+    from r2r_agent import EncoderScorer, Student
+    from r2r_agent import student as student_module
+
+    prepared = []
+
+    def fake_prepare(*, root=None, progress=False, force=False):
+        prepared.append(force)
+        return tmp_path
+
+    attempts = []
+
+    def flaky_load(folder, **kwargs):
+        attempts.append(folder)
+        if len(attempts) == 1:
+            raise student_module.ModelPreparationError("header too large: corrupt safetensors")
+        return tiny_lm
+
+    monkeypatch.setattr(default_models, "prepare_smollm2", fake_prepare)
+    monkeypatch.setattr(student_module, "load_causal_lm", flaky_load)
+    tiny_scorer = EncoderScorer(*tiny_encoder)
+    monkeypatch.setattr(EncoderScorer, "default", classmethod(lambda cls, quantize="none": tiny_scorer))
+    with caplog.at_level("WARNING"):
+        student = Student.default()
+    assert prepared == [False, True] and len(attempts) == 2
+    assert "preparing it again" in caplog.text
+    assert student.explainer is not None and student.rescorer is not None

@@ -82,9 +82,11 @@ class Explainer:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], *, adapter: str | os.PathLike[str] | None = None,
-                        quantize: str = "none", local_files_only: bool = True, **kwargs: Any) -> Explainer:
+                        quantize: str = "none", dtype: str = "float32", device: str | None = None,
+                        local_files_only: bool = True, **kwargs: Any) -> Explainer:
         """Load a causal LM (and optional adapter) from local folders."""
-        model, tokenizer = load_causal_lm(path, adapter=adapter, quantize=quantize, local_files_only=local_files_only)
+        model, tokenizer = load_causal_lm(path, adapter=adapter, quantize=quantize, dtype=dtype, device=device,
+                                          local_files_only=local_files_only)
         return cls(model, tokenizer, name=str(path), **kwargs)
 
     def explain(self, query: str, passages: Sequence[str]) -> Generation:
@@ -134,10 +136,11 @@ class Explainer:
                 for row, i in enumerate(batch):
                     ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
                     mask[row, width - len(encoded[i]):] = 1
-                output = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+                output = self.model.generate(input_ids=ids.to(self.model.device),
+                                             attention_mask=mask.to(self.model.device), generation_config=config)
                 new_tokens = output[:, width:]
                 for row, i in enumerate(batch):
-                    tokens = new_tokens[row].tolist()
+                    tokens = new_tokens[row].cpu().tolist()
                     if eos_id is not None and eos_id in tokens:
                         tokens = tokens[: tokens.index(eos_id)]
                     generated += len(tokens)

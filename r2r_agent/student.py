@@ -53,50 +53,58 @@ class Student:
     adapter: str | None = None
 
     @classmethod
-    def default(cls, *, quantize: str = "none", progress: bool = False, cache_dir: str | os.PathLike[str] | None = None
-                ) -> Student:
+    def default(cls, *, dtype: str = "auto", quantize: str = "none", progress: bool = False,
+                cache_dir: str | os.PathLike[str] | None = None) -> Student:
         """The embedded default: all-MiniLM-L6-v2 scorer + SmolLM2-135M-Instruct explainer (and LM re-scorer).
 
         Works offline from two PyPI packages. The first call prepares a float32 copy of SmolLM2 in the user cache
         (~30 s, once); later calls load in a few seconds.
 
         Args:
-            quantize: ``"none"`` (default) or ``"int8"`` for the MiniLM scorer: dynamic int8 scores 2.4× faster
-                on CPU but lost 0.012 nDCG@10 on DL19 (0.6302 vs 0.6424). The SmolLM2 explainer always runs in
-                float32: int8 (per-tensor or per-channel) turned its explanations incoherent.
+            dtype: Weight dtype of both models (see :data:`r2r_agent.modeling.DTYPES`): ``"auto"`` uses bfloat16
+                where the CPU has native bfloat16 instructions, else float32.
+            quantize: ``"none"`` (default) or ``"int8"`` for the MiniLM scorer (float32 weights, dynamic int8):
+                2.4× faster than float32 on CPU but lost 0.012 nDCG@10 on DL19 (0.6302 vs 0.6424). The SmolLM2
+                explainer is never quantised: int8 (per-tensor or per-channel) turned its explanations incoherent.
             progress: Show a progress bar while the model is first prepared.
             cache_dir: Cache root (default ``$R2R_CACHE_DIR`` or the user cache folder).
         """
         from .default_models import SMOLLM2_ID, prepare_smollm2
+        from .modeling import resolve_dtype
 
         check_quantize(quantize)
         root = Path(cache_dir) if cache_dir is not None else None
         folder = prepare_smollm2(root=root, progress=progress)
         try:
-            model, tokenizer = load_causal_lm(folder)
+            model, tokenizer = load_causal_lm(folder, dtype=dtype)
         except (ModelPreparationError, OSError, ValueError, RuntimeError) as exc:
             logger.warning("could not load the prepared %s from %s (%s); preparing it again", SMOLLM2_ID, folder, exc)
             folder = prepare_smollm2(root=root, progress=progress, force=True)
-            model, tokenizer = load_causal_lm(folder)
-        scorer = EncoderScorer.default(quantize=quantize)
+            model, tokenizer = load_causal_lm(folder, dtype=dtype)
+        scorer = EncoderScorer.default(quantize=quantize, dtype=dtype)
         explainer = Explainer(model, tokenizer, name=SMOLLM2_ID)
         rescorer = LMScorer(model, tokenizer, name=SMOLLM2_ID)
+        weights = "int8" if quantize == "int8" else str(resolve_dtype(dtype)).removeprefix("torch.")
         return cls(scorer=scorer, explainer=explainer, rescorer=rescorer,
-                   name=f"{scorer.name}{' (int8)' if quantize == 'int8' else ''} + {SMOLLM2_ID}")
+                   name=f"{scorer.name} ({weights}) + {SMOLLM2_ID} ({str(model.dtype).removeprefix('torch.')})")
 
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike[str], *, adapter: str | os.PathLike[str] | None = None,
-                        quantize: str = "none", local_files_only: bool = True, **explainer_kwargs: Any) -> Student:
+                        dtype: str = "float32", device: str | None = None, quantize: str = "none",
+                        local_files_only: bool = True, **explainer_kwargs: Any) -> Student:
         """One causal LM that both scores (yes/no log-odds or the adapter's rank head) and explains: R2R's setting.
 
         Args:
             model: A local model folder (or hub name already in the local cache).
             adapter: A distilled adapter folder written by ``r2r distill``.
-            quantize: ``"none"`` (default) or ``"int8"``.
+            dtype: Weight dtype (see :data:`r2r_agent.modeling.DTYPES`; ``"bfloat16"`` on a GPU).
+            device: Where to run (``"cuda"``...); CPU when ``None``.
+            quantize: ``"none"`` (default) or ``"int8"`` (CPU only).
             local_files_only: Never reach the network (the default).
             **explainer_kwargs: Passed to :class:`~r2r_agent.explainer.Explainer` (e.g. ``max_new_tokens``).
         """
-        lm, tokenizer = load_causal_lm(model, adapter=adapter, quantize=quantize, local_files_only=local_files_only)
+        lm, tokenizer = load_causal_lm(model, adapter=adapter, quantize=quantize, dtype=dtype, device=device,
+                                       local_files_only=local_files_only)
         name = Path(str(model)).name or str(model)
         head = load_rank_head(adapter) if adapter else None
         scorer = LMScorer(lm, tokenizer, name=name, rank_head=head)

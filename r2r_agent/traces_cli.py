@@ -1,0 +1,244 @@
+"""``r2r traces``: show a trace file, or compare two runs of the same queries.
+
+    r2r traces show traces.jsonl                  # per call: what moved, by how much, and why
+    r2r traces show traces.jsonl -q fleas --last 2
+    r2r traces diff v1.jsonl v2.jsonl             # per query: order changes, Kendall tau, RBO, explanations
+
+Trace files are written by ``Reranker(trace="traces.jsonl")`` or with ``R2R_TRACE_PATH=traces.jsonl`` set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .traces import QueryDiff, TraceDiff, TraceRecord
+
+EPILOG = """\
+examples:
+  R2R_TRACE_PATH=traces.jsonl python my_rag_app.py     any Reranker() then appends one record per call
+  r2r traces show traces.jsonl --last 3
+  R2R_TRACE_RUN=v1 R2R_TRACE_PATH=v1.jsonl python eval_queries.py
+  R2R_TRACE_RUN=v2 R2R_TRACE_PATH=v2.jsonl python eval_queries.py
+  r2r traces diff v1.jsonl v2.jsonl --movers 3
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``show`` and ``diff`` subcommands to the ``r2r traces`` parser."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    commands = parser.add_subparsers(dest="traces_command", metavar="{show,diff}", required=True)
+    show = commands.add_parser("show", help="render a trace file: what moved, by how much, and why",
+                               description="Render each traced rerank call: the returned passages with their input "
+                               "rank, how far they moved, the score and the explanation; the passages pushed out "
+                               "of the top; and the comparison.")
+    show.add_argument("file", metavar="FILE", help="a JSON Lines trace file")
+    show.add_argument("-q", "--query", default=None, metavar="TEXT", help="only calls whose query contains TEXT")
+    show.add_argument("--last", type=int, default=None, metavar="N", help="only the last N calls")
+    show.add_argument("--width", type=int, default=100, metavar="W", help="line width (default 100)")
+    show.add_argument("--json", action="store_true", help="print the (filtered) records as JSON lines instead")
+
+    diff = commands.add_parser("diff", help="compare two trace files of the same queries (e.g. two students)",
+                               description="Match the calls of two trace files by query and compare the output "
+                               "orders: Kendall tau over the shared documents, rank-biased overlap (p=0.9), and the "
+                               "explanations of the documents that moved most, side by side.")
+    diff.add_argument("file_a", metavar="A", help="the first trace file (the baseline)")
+    diff.add_argument("file_b", metavar="B", help="the second trace file")
+    diff.add_argument("--movers", type=int, default=3, metavar="K",
+                      help="documents shown per query with their explanations (default 3)")
+    diff.add_argument("--changed-only", action="store_true", help="list only queries whose order changed")
+    diff.add_argument("--width", type=int, default=100, metavar="W", help="line width (default 100)")
+    diff.add_argument("--json", action="store_true", help="print the comparison as JSON instead")
+
+
+def _emit(text: str) -> None:
+    try:
+        print(text)  # noqa: T201 - this module is a CLI command
+    except BrokenPipeError:
+        # `r2r traces show FILE | head`: the reader has gone; stop quietly (and spare Python's complaint at exit).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:
+    return textwrap.wrap(" ".join(text.split()), width=max(width, len(first) + 20), initial_indent=first,
+                         subsequent_indent=rest) or [first.rstrip()]
+
+
+def _move(value: int | None) -> str:
+    if value is None:
+        return "-"
+    return f"+{value}" if value > 0 else str(value)
+
+
+def _header(record: TraceRecord) -> str:
+    parts = [f"model: {record.model or '?'}"]
+    if record.adapter:
+        parts.append(f"adapter: {record.adapter}")
+    if record.prompt_version:
+        parts.append(f"prompts {record.prompt_version}")
+    returned = f"top {record.top_n}" if record.top_n is not None else "all"
+    parts.append(f"{record.num_candidates} candidates -> {returned} ({len(record.results)} returned)")
+    if record.seconds is not None:
+        costs = "; ".join(f"{s.stage} {s.items} in {s.seconds:.2f}s" for s in record.stages)
+        parts.append(f"{record.seconds:.2f}s" + (f" ({costs})" if costs else ""))
+    return " | ".join(parts)
+
+
+def format_record(record: TraceRecord, *, index: int | None = None, total: int | None = None,
+                  width: int = 100) -> str:
+    """Render one trace record for a terminal: the returned passages (input rank -> output rank, the move, the score,
+    the explanation), the passages pushed out of the top, the biggest moves and the comparison."""
+    title = "trace" + (f" {index}/{total}" if index is not None and total is not None else "")
+    if record.run:
+        title += f" | run {record.run}"
+    if record.timestamp:
+        title += f" | {record.timestamp}"
+    lines = [f"== {title} ==", f"Query: {record.query}", *_wrap(_header(record), width, "", "  ")]
+    if not record.results:
+        lines.append("(no candidates came in: nothing was ranked)" if not record.candidates else "(nothing returned)")
+        return "\n".join(lines)
+    lines.append("")
+    lines.append(f"{'out':>4} {'in':>4} {'move':>5} {'score':>9}  id / passage")
+    snippet = max(width - 27, 30)
+    for r in record.results:
+        candidate = record.candidate(r.input_rank)
+        ident = r.id if r.id is not None else "-"
+        preview = candidate.preview if candidate else ""
+        text = f"{ident}  {preview}"
+        text = text if len(text) <= snippet else text[: snippet - 1] + "…"
+        flag = " [truncated]" if r.truncated else ""
+        lines.append(f"{r.rank:>4} {r.input_rank:>4} {_move(r.move):>5} {r.score:>9.4f}  {text}{flag}")
+        if r.explanation is not None:
+            lines.extend(_wrap(r.explanation or "(the explainer wrote nothing)", width, " " * 27 + "why: ",
+                               " " * 32))
+    dropped = record.dropped()
+    if dropped:
+        names = ", ".join(f"{c.id if c.id is not None else '-'} (in {c.input_rank})" for c in dropped)
+        lines.extend(_wrap(names, width, f"Pushed out of the top {len(record.results)}: ", " " * 4))
+    movers = [r for r in record.moves() if r.move != 0][:3]
+    if movers:
+        moved = "; ".join(f"{r.id if r.id is not None else '-'} {'up' if r.move > 0 else 'down'} {abs(r.move)} "
+                          f"({r.input_rank} -> {r.rank})" for r in movers)
+        lines.extend(_wrap(moved, width, "Moved most: ", " " * 4))
+    else:
+        lines.append("Order unchanged from the input.")
+    if record.comparison:
+        lines.extend(_wrap(record.comparison, width, "Why this order: ", " " * 4))
+    return "\n".join(lines)
+
+
+def _describe(records: Sequence[TraceRecord]) -> str:
+    runs = sorted({r.run for r in records if r.run})
+    models = sorted({r.model for r in records if r.model})
+    adapters = sorted({r.adapter for r in records if r.adapter})
+    parts = [f"{len(records)} calls"]
+    if runs:
+        parts.append("run " + ", ".join(runs))
+    if models:
+        parts.append("model " + ", ".join(models))
+    if adapters:
+        parts.append("adapter " + ", ".join(adapters))
+    return "; ".join(parts)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def format_query_diff(diff: QueryDiff, *, movers: int = 3, width: int = 100) -> str:
+    """Render one query's comparison: both orders, Kendall tau and RBO, and the biggest movers' explanations."""
+    lines = [f"Query: {diff.query}"]
+    lines.extend(_wrap(" ".join(diff.order_a) or "(nothing)", width, "  A: ", " " * 5))
+    lines.extend(_wrap(" ".join(diff.order_b) or "(nothing)", width, "  B: ", " " * 5))
+    summary = f"  Kendall tau {_fmt(diff.kendall_tau)} | RBO {diff.rbo:.3f}"
+    summary += "" if diff.changed else " | same order"
+    if not diff.same_candidates:
+        summary += " | the candidates differ between the runs"
+    lines.append(summary)
+    shown = [s for s in diff.shifts if s.shift != 0][:movers]
+    for s in shown:
+        where_a = f"A {s.rank_a}" if s.rank_a is not None else "not in A"
+        where_b = f"B {s.rank_b}" if s.rank_b is not None else "not in B"
+        change = f" ({_move(s.shift)})" if s.shift is not None else ""
+        lines.append(f"  {s.key} (input {s.input_rank}): {where_a} -> {where_b}{change}")
+        for side, text in (("A", s.explanation_a), ("B", s.explanation_b)):
+            if text:
+                lines.extend(_wrap(text, width, f"      {side} why: ", " " * 13))
+    if diff.changed and (diff.comparison_a or diff.comparison_b) and diff.comparison_a != diff.comparison_b:
+        for side, text in (("A", diff.comparison_a), ("B", diff.comparison_b)):
+            if text:
+                lines.extend(_wrap(text, width, f"  {side} order: ", " " * 11))
+    return "\n".join(lines)
+
+
+def format_diff(diff: TraceDiff, a: Sequence[TraceRecord], b: Sequence[TraceRecord], *, names: tuple[str, str],
+                movers: int = 3, changed_only: bool = False, width: int = 100) -> str:
+    """Render a whole comparison: a summary line per run, the means, then each query."""
+    lines = [f"A: {names[0]} ({_describe(a)})", f"B: {names[1]} ({_describe(b)})"]
+    taus = [q.kendall_tau for q in diff.queries if q.kendall_tau is not None]
+    changed = sum(q.changed for q in diff.queries)
+    summary = f"{len(diff.queries)} queries in both; {changed} changed order"
+    if diff.queries:
+        summary += f"; mean RBO {sum(q.rbo for q in diff.queries) / len(diff.queries):.3f}"
+    if taus:
+        summary += f"; mean Kendall tau {sum(taus) / len(taus):.3f}"
+    lines.append(summary)
+    if diff.only_a or diff.only_b:
+        lines.append(f"Not compared: {len(diff.only_a)} queries only in A, {len(diff.only_b)} only in B")
+    for query in diff.queries:
+        if changed_only and not query.changed:
+            continue
+        lines.append("")
+        lines.append(format_query_diff(query, movers=movers, width=width))
+    return "\n".join(lines)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .errors import InvalidInputError
+    from .traces import read_traces
+
+    if args.last is not None and args.last < 1:
+        raise InvalidInputError(f"--last must be >= 1, got {args.last}")
+    records = read_traces(args.file)
+    if args.query:
+        records = [r for r in records if args.query.lower() in r.query.lower()]
+    if args.last is not None:
+        records = records[-args.last:]
+    if args.json:
+        for record in records:
+            _emit(record.to_json())
+        return 0
+    if not records:
+        _emit(f"No traces in {args.file}" + (f" with a query containing {args.query!r}" if args.query else ""))
+        return 0
+    _emit("\n\n".join(format_record(r, index=i, total=len(records), width=args.width)
+                      for i, r in enumerate(records, start=1)))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from .errors import InvalidInputError
+    from .traces import diff_traces, read_traces
+
+    if args.movers < 0:
+        raise InvalidInputError(f"--movers must be >= 0, got {args.movers}")
+    a, b = read_traces(args.file_a), read_traces(args.file_b)
+    diff = diff_traces(a, b)
+    if args.json:
+        _emit(json.dumps(diff.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    _emit(format_diff(diff, a, b, names=(args.file_a, args.file_b), movers=args.movers,
+                      changed_only=args.changed_only, width=args.width))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``r2r traces show`` or ``r2r traces diff``; returns the exit status."""
+    return {"show": _show, "diff": _diff}[args.traces_command](args)

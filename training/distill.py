@@ -448,10 +448,10 @@ class Distiller:
                 if self.step % c.log_every == 0:
                     logger.info("step %d/%d loss %.4f (lm %.4f, rank %.4f) lr %.2e", self.step, total,
                                 record["loss"], record["lm_loss"], record["rank_loss"], record["lr"])
-                if c.eval_every and self.step % c.eval_every == 0 and self.step < total:
+                if (c.eval_every and self.step % c.eval_every == 0) or self.step == total:
                     self._validate()
-                if c.checkpoint_every and self.step % c.checkpoint_every == 0 and self.step < total:
-                    self.save_checkpoint()
+                if c.checkpoint_every and (self.step % c.checkpoint_every == 0 or self.step == total):
+                    self.save_checkpoint()  # the last step too, so a run can be extended with more steps
                 if callback is not None:
                     callback(self.step, record)
         if not self.validation or self.validation[-1]["step"] != self.step:

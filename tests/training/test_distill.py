@@ -17,8 +17,8 @@ from r2r_agent.training import (
     AnnotationRequest,
     DatasetConfig,
     DistillConfig,
-    DistillError,
     Distiller,
+    DistillError,
     ScriptedTeacher,
     annotate,
     build_dataset,
@@ -226,7 +226,7 @@ def test_checkpoints_are_pruned(tiny_lm_dir, tmp_path, dataset):
     config = DistillConfig(max_steps=4, checkpoint_every=1, keep_checkpoints=2, lm_weight=0.0, **FAST)
     distill(tiny_lm_dir, dataset, tmp_path, config)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert names == ["checkpoint-0000002", "checkpoint-0000003"]
+    assert names == ["checkpoint-0000003", "checkpoint-0000004"]
 
 
 def test_output_folder_has_adapter_tokenizer_metadata_and_card(tiny_lm_dir, tmp_path, dataset):

@@ -1,6 +1,7 @@
 """r2r_agent.training: teacher annotation, dataset building and distillation of the student.
 
-Heavy or optional dependencies (httpx, LangChain, LlamaIndex, torch) load only when the part that needs them is used.
+Heavy or optional dependencies (httpx, LangChain, LlamaIndex, torch, peft) load only when the part that needs them
+is used.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from .dataset import (
     build_dataset,
     split_query_ids,
 )
+from .distill import DistillConfig, Distiller, DistillError, DistillResult, distill
 from .errors import AnnotationFormatError, CacheError, ParseError, SplitLeakageError, TeacherError
 from .framework_teachers import LangChainTeacher, LlamaIndexTeacher
 from .http_teacher import OpenAIChatTeacher
+from .losses import listnet_loss, ranking_targets, ranknet_loss
 from .parsing import parse_teacher_answer
 from .r2r_import import load_r2r_annotations, r2r_row_to_annotation
 from .records import QueryAnnotation, WindowAnnotation
@@ -40,8 +43,12 @@ __all__ = [
     "AnnotationRun",
     "CacheError",
     "DatasetConfig",
+    "DistillConfig",
+    "DistillError",
+    "DistillResult",
     "DatasetSplit",
     "DistillationDataset",
+    "Distiller",
     "ExplanationExample",
     "LangChainTeacher",
     "LlamaIndexTeacher",
@@ -59,9 +66,13 @@ __all__ = [
     "annotate_query",
     "annotate_window",
     "build_dataset",
+    "distill",
+    "listnet_loss",
     "load_r2r_annotations",
     "parse_teacher_answer",
     "r2r_row_to_annotation",
+    "ranking_targets",
+    "ranknet_loss",
     "sliding_windows",
     "split_query_ids",
     "window_hash",

@@ -1,0 +1,264 @@
+"""Distillation on the tiny in-process causal LM: losses, prompts, score parity with inference, exact resume, output."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import keyword_reply
+from safetensors.torch import load_file
+
+from r2r_agent import Explainer, Reranker, Student, prompts
+from r2r_agent.errors import InvalidInputError
+from r2r_agent.modeling import fit_tokens
+from r2r_agent.training import (
+    AnnotationRequest,
+    DatasetConfig,
+    DistillConfig,
+    Distiller,
+    DistillError,
+    ScriptedTeacher,
+    annotate,
+    build_dataset,
+    distill,
+    listnet_loss,
+    ranking_targets,
+    ranknet_loss,
+)
+from r2r_agent.training.dataset import DatasetSplit, DistillationDataset, ExplanationExample, RankingExample
+from r2r_agent.training.distill import find_latest_checkpoint, stream_indices
+
+FAST = {"eval_at_start": False, "max_eval_queries": 4, "max_eval_explanations": 8}
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    """A small dataset from a scripted teacher: the keyword teacher ranks by the "score N" in each passage."""
+    teacher = ScriptedTeacher(default=keyword_reply, name="keyword")
+    requests = [AnnotationRequest(str(q), f"how long do fleas live {q}",
+                                  [f"fleas live score {(3 * q + 5 * i) % 10} days on a cat" for i in range(4)])
+                for q in range(12)]
+    run = annotate(teacher, requests)
+    return build_dataset(run.annotations, DatasetConfig(validation_fraction=0.25, explain_top=2))
+
+
+# ---- losses and targets ----------------------------------------------------------------------------------------
+def test_ranking_targets_follow_teacher_order_and_labels():
+    example = RankingExample("q", "query", ("a", "b", "c"), teacher_order=(2, 0, 1), labels=(0, 1, 0))
+    assert ranking_targets(example, label_weight=0.0) == pytest.approx([2 / 3, 1 / 3, 1.0])
+    assert ranking_targets(example, label_weight=1.0) == pytest.approx([2 / 3, 4 / 3, 1.0])
+
+
+@pytest.mark.parametrize("loss", [listnet_loss, ranknet_loss])
+def test_ranking_losses_prefer_the_teacher_order_and_check_shapes(loss):
+    targets = torch.tensor([1.0, 0.5, 0.2])
+    assert loss(torch.tensor([2.0, 1.0, 0.0]), targets) < loss(torch.tensor([0.0, 1.0, 2.0]), targets)
+    scores = torch.zeros(3, requires_grad=True)
+    loss(scores, targets).backward()
+    assert scores.grad[0] < 0 < scores.grad[2]  # gradient descent raises the best passage, lowers the worst
+    with pytest.raises(InvalidInputError, match="same shape"):
+        loss(torch.zeros(3), torch.zeros(2))
+
+
+def test_ranknet_without_ordered_pairs_is_zero_and_keeps_the_graph():
+    scores = torch.zeros(2, requires_grad=True)
+    value = ranknet_loss(scores, torch.ones(2))
+    value.backward()
+    assert float(value.detach()) == 0.0
+
+
+def test_stream_indices_are_permutations_per_epoch_and_position_addressable():
+    stream = stream_indices(5, 0, 15, seed=3, salt=1)
+    for epoch in range(3):
+        assert sorted(stream[epoch * 5 : epoch * 5 + 5]) == list(range(5))
+    assert stream_indices(5, 7, 4, seed=3, salt=1) == stream[7:11]
+    assert stream_indices(5, 0, 5, seed=4, salt=1) != stream[:5] or stream_indices(5, 5, 5, 4, 1) != stream[5:10]
+
+
+# ---- config ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, field", [
+    ({"batch_size": 0}, "batch_size"), ({"learning_rate": 0.0}, "learning_rate"), ({"max_steps": 0}, "max_steps"),
+    ({"lora_dropout": 1.0}, "lora_dropout"), ({"ranking_loss": "lambda"}, "ranking_loss"),
+    ({"rank_score": "logit"}, "rank_score"), ({"lm_weight": 0.0, "rank_weight": 0.0}, "rank_weight"),
+    ({"scheduler": "cosine"}, "scheduler"), ({"rank_weight": -1.0}, "rank_weight"),
+])
+def test_config_validation_names_the_field(kwargs, field):
+    with pytest.raises(InvalidInputError, match=f"DistillConfig.{field}"):
+        DistillConfig(**kwargs)
+
+
+def test_config_round_trips_and_budgets_follow_the_inference_defaults():
+    config = DistillConfig(target_modules=("q_proj",), max_steps=3)
+    assert DistillConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    explainer = Explainer(None, None)
+    assert config.max_passage_tokens == explainer.max_passage_tokens
+    assert config.max_comparison_passage_tokens == explainer.max_comparison_passage_tokens
+    with pytest.raises(InvalidInputError, match="unknown fields \\['nope'\\]"):
+        DistillConfig.from_dict({"nope": 1})
+
+
+def test_nothing_to_train_is_a_clear_error(tiny_lm_dir, tmp_path):
+    empty = DistillationDataset(DatasetSplit(), DatasetSplit())
+    with pytest.raises(DistillError, match="nothing to train on"):
+        Distiller(tiny_lm_dir, empty, tmp_path)
+
+
+# ---- what the student is trained on ----------------------------------------------------------------------------
+class _Recorder(Explainer):
+    def generate(self, rendered_prompts, *, max_new_tokens=None):
+        self.seen = list(rendered_prompts)
+        return super().generate(rendered_prompts, max_new_tokens=1)
+
+
+def test_explanation_prompts_are_the_explainers_and_only_targets_count(tiny_lm_dir, tmp_path, dataset):
+    distiller = Distiller(tiny_lm_dir, dataset, tmp_path, DistillConfig(max_passage_tokens=12,
+                                                                        max_comparison_passage_tokens=6))
+    distiller._setup()
+    tokenizer = distiller.tokenizer
+    long_passage = "fleas live score 9 days on a cat " * 20
+    direct = ExplanationExample("direct", "q", "how long do fleas live", (long_passage,), "it gives the days.")
+    recorder = _Recorder(distiller.model, tokenizer, max_passage_tokens=12, max_comparison_passage_tokens=6)
+    recorder.explain(direct.query, direct.passages)
+    assert distiller.explanation_prompt(direct) == recorder.seen[0]
+    assert fit_tokens(tokenizer, long_passage, 12)[1]  # the passage really was cut
+    comparison = ExplanationExample("comparison", "q", "fleas", (long_passage, "cat dog"), "[1] first.")
+    recorder.compare(comparison.query, comparison.passages)
+    assert distiller.explanation_prompt(comparison) == recorder.seen[0]
+
+    ids, labels = distiller.encode_explanation(direct)
+    prompt_len = len(tokenizer(distiller.explanation_prompt(direct), add_special_tokens=False)["input_ids"])
+    assert labels[:prompt_len] == [-100] * prompt_len
+    assert labels[prompt_len:] == ids[prompt_len:] and labels[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(labels[prompt_len:-1]).strip() == "it gives the days."
+
+
+@pytest.mark.parametrize("rank_score", ["yes_no", "head"])
+def test_trained_scores_equal_the_loaded_students_scores(tiny_lm_dir, tmp_path, dataset, rank_score):
+    config = DistillConfig(max_steps=2, rank_score=rank_score, learning_rate=5e-3, **FAST)
+    distiller = Distiller(tiny_lm_dir, dataset, tmp_path / "adapter", config)
+    distiller.train()
+    example = dataset.validation.rankings[0]
+    distiller.model.eval()
+    with torch.no_grad():
+        trained = distiller.lm_scores(example.query, example.passages).tolist()
+    student = Student.from_pretrained(tiny_lm_dir, adapter=tmp_path / "adapter")
+    assert (student.scorer.rank_head is not None) == (rank_score == "head")
+    loaded = student.scorer.score(example.query, example.passages).values
+    assert loaded == pytest.approx(trained, abs=1e-4)
+
+
+def test_head_starts_as_the_zero_shot_yes_no_direction(tiny_lm_dir, tmp_path, dataset):
+    distiller = Distiller(tiny_lm_dir, dataset, tmp_path, DistillConfig(rank_score="head", lora_dropout=0.0))
+    distiller._setup()
+    distiller.model.eval()
+    example = dataset.train.rankings[0]
+    with torch.no_grad():
+        head_scores = distiller.lm_scores(example.query, example.passages)
+        distiller.rank_head = None
+        yes_no = distiller.lm_scores(example.query, example.passages)
+    # a random tiny LM has flat logits, so the log-odds and the head are close and strongly correlated
+    assert torch.corrcoef(torch.stack([head_scores, yes_no]))[0, 1] > 0.9
+
+
+# ---- training, resume and output -------------------------------------------------------------------------------
+def test_training_lowers_the_validation_lm_loss(tiny_lm_dir, tmp_path, dataset):
+    config = DistillConfig(max_steps=8, learning_rate=1e-2, eval_at_start=True, lora_dropout=0.0, rank_weight=0.5)
+    result = distill(tiny_lm_dir, dataset, tmp_path, config)
+    first, last = result.validation[0], result.validation[-1]
+    assert first["step"] == 0 and last["step"] == 8 and result.steps == 8
+    assert last["lm_loss"] < first["lm_loss"]
+    assert all(math.isfinite(r["loss"]) for r in result.history) and len(result.history) == 8
+    assert 0.0 <= last["ndcg_teacher"] <= 1.0
+
+
+def _weights(folder):
+    tensors = load_file(str(folder / "adapter_model.safetensors"))
+    head = folder / "rank_head.safetensors"
+    if head.exists():
+        tensors.update({f"head.{k}": v for k, v in load_file(str(head)).items()})
+    return tensors
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tiny_lm_dir, tmp_path, dataset):
+    config = DistillConfig(max_steps=4, grad_accum=2, batch_size=2, checkpoint_every=2, eval_every=2,
+                           lora_dropout=0.2, rank_score="head", learning_rate=5e-3, warmup_steps=1, seed=7, **FAST)
+    straight = distill(tiny_lm_dir, dataset, tmp_path / "straight", config)
+
+    def interrupt(step, record):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        distill(tiny_lm_dir, dataset, tmp_path / "resumed", config, callback=interrupt)
+    assert find_latest_checkpoint(tmp_path / "resumed").name == "checkpoint-0000002"
+    resumed = distill(tiny_lm_dir, dataset, tmp_path / "resumed", config, resume=True)
+
+    assert resumed.resumed_from == 2 and resumed.steps == straight.steps == 4
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys() and any(k.startswith("head.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert resumed.history == straight.history
+    assert resumed.validation == straight.validation
+
+
+def test_a_different_seed_gives_different_weights(tiny_lm_dir, tmp_path, dataset):
+    config = DistillConfig(max_steps=1, learning_rate=5e-3, lm_weight=0.0, **FAST)
+    distill(tiny_lm_dir, dataset, tmp_path / "a", config)
+    distill(tiny_lm_dir, dataset, tmp_path / "b", DistillConfig(**{**config.to_dict(), "seed": 1}))
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_other_training_settings_is_rejected(tiny_lm_dir, tmp_path, dataset):
+    config = DistillConfig(max_steps=3, checkpoint_every=1, **FAST)
+    distill(tiny_lm_dir, dataset, tmp_path, config)
+    changed = DistillConfig(**{**config.to_dict(), "learning_rate": 1e-3, "max_steps": 4})
+    with pytest.raises(DistillError, match="learning_rate"):
+        distill(tiny_lm_dir, dataset, tmp_path, changed, resume=True)
+    with pytest.raises(DistillError, match="not a distillation checkpoint"):
+        distill(tiny_lm_dir, dataset, tmp_path, config, resume=tmp_path / "nowhere")
+
+
+def test_checkpoints_are_pruned(tiny_lm_dir, tmp_path, dataset):
+    config = DistillConfig(max_steps=4, checkpoint_every=1, keep_checkpoints=2, lm_weight=0.0, **FAST)
+    distill(tiny_lm_dir, dataset, tmp_path, config)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["checkpoint-0000003", "checkpoint-0000004"]
+
+
+def test_output_folder_has_adapter_tokenizer_metadata_and_card(tiny_lm_dir, tmp_path, dataset):
+    config = DistillConfig(max_steps=2, rank_score="head", **FAST)
+    distill(tiny_lm_dir, dataset, tmp_path, config)
+    for name in ("adapter_config.json", "adapter_model.safetensors", "rank_head.safetensors", "tokenizer_config.json",
+                 "r2r_training.json", "README.md"):
+        assert (tmp_path / name).is_file(), name
+    assert set(load_file(str(tmp_path / "rank_head.safetensors"))) == {"weight", "bias"}
+    info = json.loads((tmp_path / "r2r_training.json").read_text())
+    assert info["prompt_version"] == prompts.PROMPT_VERSION
+    assert info["base_model"] == str(tiny_lm_dir) and info["steps"] == 2
+    assert DistillConfig.from_dict(info["config"]) == config
+    assert [r["step"] for r in info["loss_curve"]] == [1, 2] and info["validation"][-1]["step"] == 2
+    assert info["data"]["sources"] == ["teacher"]
+    card = (tmp_path / "README.md").read_text()
+    assert "Research use only" in card and "| 2 |" in card and "r2r teach" in card
+
+
+def test_card_states_the_r2r_provenance(tiny_lm_dir, tmp_path):
+    from r2r_agent.training.model_card import render_model_card
+
+    card = render_model_card({"data": {"sources": ["r2r-import"]}, "config": {}, "loss_curve": [], "validation": []})
+    assert "GPT-4" in card and "MS MARCO" in card and "no license" in card and "Research use only" in card
+
+
+def test_teach_distill_load_rerank_end_to_end(tiny_lm_dir, tmp_path, dataset):
+    distill(tiny_lm_dir, dataset, tmp_path, DistillConfig(max_steps=2, rank_score="head", **FAST))
+    student = Student.from_pretrained(tiny_lm_dir, adapter=tmp_path, max_new_tokens=6)
+    assert student.adapter == str(tmp_path)
+    passages = ["fleas live score 9 days on a cat", "the earth orbit and the sun", "fleas live score 1 days"]
+    ranking = Reranker(student, explain_top=2, compare_top=2).rerank("how long do fleas live", passages)
+    assert sorted(j.text for j in ranking) == sorted(passages)
+    assert all(isinstance(j.explanation, str) for j in ranking.judgments[:2])
+    assert ranking.adapter == str(tmp_path)

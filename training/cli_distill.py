@@ -1,0 +1,139 @@
+"""``r2r distill``: fine-tune the student (LoRA) on teacher annotations and write an adapter folder.
+
+    r2r distill --base default --r2r-data ../shared/data/r2r-train/msmarco_500.jsonl.gz -o adapters/smollm2-r2r \\
+        --steps 300 --lr 2e-4 --lora-r 16 --progress
+    r2r distill --base path/to/model --annotations runs/teach.annotations.jsonl.gz -o adapters/mine --resume
+
+Imports nothing heavy at module level (the ``r2r`` parser imports this module to list the command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ._cli_config import add_config_arguments, config_from_args
+
+logger = logging.getLogger(__name__)
+
+_ALIASES = {"max_steps": ["--steps"], "learning_rate": ["--lr"]}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``r2r distill`` flags to ``parser``."""
+    from .distill import DistillConfig
+
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.add_argument("--base", default="default", metavar="MODEL",
+                        help="base causal-LM folder, or 'default' for the embedded SmolLM2-135M-Instruct")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="adapter folder to write")
+    data = parser.add_argument_group("training data (at least one)")
+    data.add_argument("--r2r-data", action="append", default=[], type=Path, metavar="FILE",
+                      help="R2R annotations (msmarco_*.jsonl.gz from ../shared/data/r2r-train); repeatable")
+    data.add_argument("--annotations", action="append", default=[], type=Path, metavar="FILE",
+                      help="annotations written by `r2r teach --output` (.jsonl or .jsonl.gz); repeatable")
+    data.add_argument("--max-queries", type=int, default=None, metavar="N", help="use only the first N queries")
+    data.add_argument("--validation-fraction", type=float, default=0.1, help="share of queries held out")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of the split by query")
+    data.add_argument("--explain-top", type=int, default=None, metavar="N",
+                      help="direct-explanation targets for the teacher's top N passages only (default: all)")
+    data.add_argument("--compare-top", type=int, default=3, metavar="N", help="passages in each comparison target")
+    data.add_argument("--comparison-target", choices=("listwise", "teacher"), default="listwise",
+                      help="comparison targets from per-passage listwise reasons or the teacher's overall comparison")
+    train = parser.add_argument_group("training (see DistillConfig)")
+    add_config_arguments(train, DistillConfig, aliases=_ALIASES)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest checkpoint in OUTPUT/checkpoints")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+
+
+def read_annotations(path: Path) -> list[Any]:
+    """Query annotations from a ``.jsonl`` / ``.jsonl.gz`` file of :meth:`QueryAnnotation.to_dict` lines."""
+    from r2r_agent.errors import R2RError
+
+    from .errors import AnnotationFormatError
+    from .records import QueryAnnotation
+
+    if not path.is_file():
+        raise R2RError(f"annotations file {str(path)!r} not found; write one with `r2r teach --output FILE`")
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    out = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append(QueryAnnotation.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AnnotationFormatError(f"{path}:{number}: not a query annotation ({exc}); expected the lines "
+                                            "`r2r teach --output` writes") from exc
+    return out
+
+
+def load_training_annotations(args: argparse.Namespace) -> list[Any]:
+    """Every annotation named by ``--r2r-data`` and ``--annotations`` (first ``--max-queries`` only)."""
+    from r2r_agent.errors import R2RError
+
+    from .r2r_import import load_r2r_annotations
+
+    if not args.r2r_data and not args.annotations:
+        raise R2RError("no training data: pass --r2r-data FILE (the R2R annotations) and/or --annotations FILE "
+                       "(from `r2r teach`)")
+    annotations: list[Any] = []
+    for path in args.r2r_data:
+        if not Path(path).is_file():
+            raise R2RError(f"R2R data file {str(path)!r} not found (expected e.g. "
+                           "../shared/data/r2r-train/msmarco_500.jsonl.gz)")
+        annotations.extend(load_r2r_annotations(path))
+    for path in args.annotations:
+        annotations.extend(read_annotations(Path(path)))
+    seen: set[str] = set()
+    duplicates = sorted({a.query_id for a in annotations if a.query_id in seen or seen.add(a.query_id)})
+    if duplicates:
+        logger.warning("%d query ids appear more than once across the data files (e.g. %s); all are kept, and the "
+                       "split by query keeps each id on one side", len(duplicates), duplicates[:3])
+    if args.max_queries is not None:
+        annotations = annotations[: args.max_queries]
+    return annotations
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the dataset, distill, and print where the adapter went and its validation metrics."""
+    from r2r_agent.default_models import prepare_smollm2
+
+    from .dataset import DatasetConfig, build_dataset
+    from .distill import DistillConfig, distill
+
+    config = config_from_args(DistillConfig, args)
+    dataset_config = DatasetConfig(explain_top=args.explain_top, compare_top=args.compare_top,
+                                   comparison_target=args.comparison_target,
+                                   validation_fraction=args.validation_fraction, seed=args.split_seed)
+    annotations = load_training_annotations(args)
+    dataset = build_dataset(annotations, dataset_config)
+    print(f"data: {len(dataset.train.query_ids)} training queries ({len(dataset.train.explanations)} explanations, "
+          f"{len(dataset.train.rankings)} rankings), {len(dataset.validation.query_ids)} validation queries")
+    base = str(prepare_smollm2(progress=args.progress)) if args.base == "default" else args.base
+    result = distill(base, dataset, args.output, config, resume=args.resume, progress=args.progress)
+    if result.history:
+        done = [r for r in result.history if result.resumed_from is None or r["step"] > result.resumed_from]
+        per_step = result.seconds / max(len(done), 1)
+        print(f"trained {result.steps} steps ({len(done)} in this run, {per_step:.2f} s/step incl. validation); "
+              f"final loss {result.history[-1]['loss']:.4f}")
+    for record in result.validation:
+        print("validation step {step}: lm_loss={lm} ndcg_teacher={t} ndcg_labels={labels}".format(
+            step=record["step"], lm=_fmt(record["lm_loss"]), t=_fmt(record["ndcg_teacher"]),
+            labels=_fmt(record["ndcg_labels"])))
+    print(f"adapter written to {result.output_dir}; load it with "
+          f"Student.from_pretrained({base!r}, adapter={str(result.output_dir)!r})")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+__all__ = ["add_arguments", "load_training_annotations", "read_annotations", "run"]

@@ -1,0 +1,152 @@
+"""``r2r teach``: annotate queries and candidates with a teacher LLM (resumable, cached).
+
+    r2r teach --candidates runs/train.top20.jsonl.gz --base-url http://localhost:8000/v1 --model qwen2.5-72b \\
+        --cache runs/teacher.sqlite --output runs/teach.annotations.jsonl.gz --window-size 20 --stride 10
+    r2r teach --r2r-data ../shared/data/r2r-train/msmarco_100.jsonl.gz --base-url https://api.openai.com/v1 \\
+        --model gpt-4o-mini --api-key-env OPENAI_API_KEY --cache runs/gpt4o-mini.sqlite
+
+The teacher is any OpenAI-compatible chat-completions endpoint. Re-running the same command continues where an
+interrupted run stopped (finished windows are read from ``--cache``). The annotations file feeds
+``r2r distill --annotations``. Imports nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ._cli_config import add_config_arguments, config_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``r2r teach`` flags to ``parser``."""
+    from .annotate import AnnotationConfig
+
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    data = parser.add_argument_group("queries and candidates (one of)")
+    source = data.add_mutually_exclusive_group(required=True)
+    source.add_argument("--candidates", type=Path, metavar="FILE",
+                        help='candidate lists, one JSON object per line: {"qid", "query", "candidates": [{"docid", '
+                             '"text", "score"}, ...]} (.jsonl or .jsonl.gz, the shared trec-dl format)')
+    source.add_argument("--r2r-data", type=Path, metavar="FILE",
+                        help="the R2R rows (msmarco_*.jsonl.gz): re-annotate their passages with your teacher")
+    data.add_argument("--max-queries", type=int, default=None, metavar="N", help="annotate only the first N queries")
+    teacher = parser.add_argument_group("teacher (an OpenAI-compatible endpoint)")
+    teacher.add_argument("--base-url", required=True,
+                         help="API root, e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama)")
+    teacher.add_argument("--model", required=True, help="model name sent to the endpoint")
+    teacher.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                         help="environment variable holding the API key (unset or empty: no key is sent)")
+    teacher.add_argument("--teacher-name", default=None,
+                         help="name in the cache (default: the model); change it when settings change answers")
+    teacher.add_argument("--temperature", type=float, default=0.0, help="sampling temperature")
+    teacher.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    teacher.add_argument("--max-retries", type=int, default=4, help="retries on timeouts, 429 and 5xx")
+    teacher.add_argument("--max-concurrency", type=int, default=4, help="requests in flight at most")
+    run_group = parser.add_argument_group("annotation run (see AnnotationConfig)")
+    add_config_arguments(run_group, AnnotationConfig)
+    parser.add_argument("--cache", required=True, type=Path, help="the resumable SQLite cache of teacher answers")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="annotations file for `r2r distill --annotations` (default: CACHE.annotations.jsonl.gz)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+
+
+def read_candidates(path: Path, max_queries: int | None = None) -> list[Any]:
+    """Annotation requests from a candidate-list file (the shared ``trec-dl/*.jsonl.gz`` format)."""
+    from r2r_agent.errors import R2RError
+    from r2r_agent.types import Passage
+
+    from .annotate import AnnotationRequest
+    from .errors import AnnotationFormatError
+
+    if not path.is_file():
+        raise R2RError(f"candidates file {str(path)!r} not found")
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    requests = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            if max_queries is not None and len(requests) >= max_queries:
+                break
+            try:
+                row = json.loads(line)
+                candidates = [Passage(text=c["text"], id=str(c["docid"]) if c.get("docid") is not None else None,
+                                      score=c.get("score")) for c in row["candidates"]]
+                requests.append(AnnotationRequest(str(row["qid"]), row["query"], candidates))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AnnotationFormatError(
+                    f"{path}:{number}: not a candidate list ({type(exc).__name__}: {exc}); expected "
+                    '{"qid": "...", "query": "...", "candidates": [{"docid": "...", "text": "...", "score": 1.0}]}'
+                ) from exc
+    return requests
+
+
+def r2r_requests(path: Path, max_queries: int | None = None) -> list[Any]:
+    """Annotation requests from the R2R rows: each row's passages (teacher's input order) and MS MARCO labels."""
+    from .annotate import AnnotationRequest
+    from .r2r_import import iter_r2r_annotations
+
+    requests = []
+    for annotation in iter_r2r_annotations(path):
+        if max_queries is not None and len(requests) >= max_queries:
+            break
+        requests.append(AnnotationRequest(annotation.query_id, annotation.query, annotation.candidates,
+                                          annotation.labels))
+    return requests
+
+
+def build_teacher(args: argparse.Namespace) -> Any:
+    """The :class:`~r2r_agent.training.OpenAIChatTeacher` the flags describe (the key is read from the env var)."""
+    from .http_teacher import OpenAIChatTeacher
+
+    api_key = os.environ.get(args.api_key_env) or None if args.api_key_env else None
+    return OpenAIChatTeacher(args.model, base_url=args.base_url, api_key=api_key, name=args.teacher_name or "",
+                             temperature=args.temperature, timeout=args.timeout, max_retries=args.max_retries,
+                             max_concurrency=args.max_concurrency)
+
+
+def default_output(cache: Path) -> Path:
+    """``runs/teacher.sqlite`` -> ``runs/teacher.annotations.jsonl.gz``."""
+    return cache.with_name(cache.stem + ".annotations.jsonl.gz")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Annotate, write the annotations file, and print the counts."""
+    from .annotate import AnnotationConfig, annotate
+    from .cache import AnnotationCache
+
+    config = config_from_args(AnnotationConfig, args)
+    if args.candidates is not None:
+        requests = read_candidates(args.candidates, args.max_queries)
+    else:
+        requests = r2r_requests(args.r2r_data, args.max_queries)
+    teacher = build_teacher(args)
+    output = args.output or default_output(args.cache)
+    try:
+        with AnnotationCache(args.cache) as cache:
+            result = annotate(teacher, requests, config=config, cache=cache, progress=args.progress)
+    finally:
+        close = getattr(teacher, "close", None)
+        if callable(close):
+            close()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(output.name + ".tmp")
+    opener: Any = gzip.open if output.suffix == ".gz" else open
+    with opener(temporary, "wt", encoding="utf-8") as handle:
+        for annotation in result.annotations:
+            handle.write(json.dumps(annotation.to_dict(), ensure_ascii=False) + "\n")
+    temporary.replace(output)
+    print(f"annotated {len(result.annotations)} queries with {teacher.name}: {result.windows} windows "
+          f"({result.cached} from the cache, {result.failed} failed) in {result.seconds:.1f}s")
+    print(f"annotations written to {output}; train with `r2r distill --annotations {output} -o ADAPTER_DIR`")
+    if result.failed:
+        print(f"{result.failed} windows failed (recorded in the cache); run the same command again to retry them")
+    return 0
+
+
+__all__ = ["add_arguments", "build_teacher", "default_output", "r2r_requests", "read_candidates", "run"]

@@ -1,0 +1,730 @@
+"""LoRA multi-task distillation of the student: explain like the teacher and rank like the teacher.
+
+One causal LM (any Hugging Face ``AutoModelForCausalLM`` folder) gets a PEFT LoRA adapter trained on
+
+* a language-model loss on the teacher's explanations (:class:`~r2r_agent.training.ExplanationExample`): the prompt
+  is rendered exactly as the :class:`~r2r_agent.Explainer` renders it at inference (same messages, chat template
+  and passage token budgets) and only the target tokens (the explanation and the end-of-turn token) count;
+* a listwise ranking loss (:data:`~r2r_agent.training.losses.RANKING_LOSSES`) on the score the
+  :class:`~r2r_agent.LMScorer` computes at inference: the yes/no log-odds at the last position of
+  :func:`r2r_agent.prompts.relevance_messages`, or a linear rank head on the last hidden state (R2R's setting), saved
+  as ``rank_head.safetensors`` next to the adapter.
+
+The output folder loads with ``Student.from_pretrained(base, adapter=folder)``. Training is resumable exactly: a
+checkpoint holds the adapter, the rank head, the optimizer, the scheduler, the RNG states and the step, and the data
+order is a pure function of the seed and the step, so an interrupted run resumed from a checkpoint ends with the same
+weights as an uninterrupted one.
+
+Runs on CPU for small models. On GPUs set ``device="cuda"``; multi-GPU / mixed precision would wrap the model,
+optimizer and scheduler with ``accelerate.Accelerator.prepare`` in :meth:`Distiller._setup` (not done yet).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from r2r_agent import prompts
+from r2r_agent.errors import InvalidInputError, R2RError
+
+from .dataset import DistillationDataset, ExplanationExample, RankingExample
+from .losses import RANKING_LOSSES, ndcg_from_scores, ranking_targets
+
+logger = logging.getLogger(__name__)
+
+#: Training metadata written next to the adapter.
+TRAINING_FILE = "r2r_training.json"
+CHECKPOINTS_DIR = "checkpoints"
+_STATE_FILE = "trainer_state.pt"
+_CHECKPOINT_PREFIX = "checkpoint-"
+
+
+def _default_of(cls: Any, parameter: str) -> int:
+    # The passage budgets follow the inference classes' defaults so the student trains on what it will see.
+    return int(inspect.signature(cls.__init__).parameters[parameter].default)
+
+
+def _explainer_default(parameter: str) -> int:
+    from r2r_agent.explainer import Explainer
+
+    return _default_of(Explainer, parameter)
+
+
+def _scorer_default(parameter: str) -> int:
+    from r2r_agent.scorers import LMScorer
+
+    return _default_of(LMScorer, parameter)
+
+
+class DistillError(R2RError, RuntimeError):
+    """Distillation cannot start or continue (no usable data, a checkpoint that does not match the run)."""
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How the student is fine-tuned. Every field has a ``help`` text (the CLI shows it).
+
+    Example:
+        >>> DistillConfig(max_steps=100, lora_r=8, rank_weight=0.5).rank_weight
+        0.5
+    """
+
+    max_steps: int | None = field(default=None, metadata={
+        "help": "optimizer steps to train (default: derived from epochs)"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the larger task's data when max_steps is unset"})
+    batch_size: int = field(default=4, metadata={"help": "explanation examples per micro-batch"})
+    ranking_batch_size: int = field(default=1, metadata={"help": "ranking queries per micro-batch"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step (gradient accumulation)"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak AdamW learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps"})
+    scheduler: str = field(default="linear", metadata={"help": "learning-rate schedule after warm-up: linear or "
+                                                                "constant"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0: off)"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    target_modules: tuple[str, ...] = field(default=(), metadata={
+        "help": "module names to adapt (default: every linear layer but the output head)"})
+    lm_weight: float = field(default=1.0, metadata={"help": "weight of the explanation language-model loss"})
+    rank_weight: float = field(default=1.0, metadata={"help": "weight of the ranking loss"})
+    ranking_loss: str = field(default="listnet", metadata={"help": f"ranking loss: {' or '.join(RANKING_LOSSES)}"})
+    rank_score: str = field(default="yes_no", metadata={
+        "help": "score the ranking loss trains: yes_no (log-odds, no extra weights) or head (linear rank head)"})
+    target_temperature: float = field(default=0.2, metadata={"help": "ListNet target softmax temperature"})
+    label_weight: float = field(default=1.0, metadata={"help": "how much a relevance label adds to the teacher "
+                                                                  "order's target"})
+    max_passage_tokens: int = field(default_factory=lambda: _explainer_default("max_passage_tokens"), metadata={
+        "help": "passage token budget in direct-explanation prompts (the Explainer's default)"})
+    max_comparison_passage_tokens: int = field(
+        default_factory=lambda: _explainer_default("max_comparison_passage_tokens"),
+        metadata={"help": "per-passage token budget in comparison prompts (the Explainer's default)"})
+    max_rank_passage_tokens: int = field(default_factory=lambda: _scorer_default("max_passage_tokens"), metadata={
+        "help": "passage token budget in relevance prompts (the LMScorer's default)"})
+    max_target_tokens: int = field(default=128, metadata={"help": "explanation target tokens kept at most"})
+    max_rank_passages: int = field(default=20, metadata={
+        "help": "candidates per ranking example at most (the first ones in input order)"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order and dropout"})
+    checkpoint_every: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0: off)"})
+    keep_checkpoints: int = field(default=2, metadata={"help": "most recent checkpoints kept (0: keep all)"})
+    eval_every: int = field(default=0, metadata={"help": "validate every N steps (0: only at the end)"})
+    eval_at_start: bool = field(default=True, metadata={"help": "validate the untrained student first (baseline)"})
+    max_eval_explanations: int = field(default=64, metadata={"help": "validation explanations scored at most"})
+    max_eval_queries: int = field(default=50, metadata={"help": "validation ranking queries scored at most"})
+    eval_k: int = field(default=5, metadata={"help": "cut-off of the validation nDCG"})
+    log_every: int = field(default=10, metadata={"help": "log the losses every N steps"})
+    device: str = field(default="cpu", metadata={"help": "torch device (cpu, cuda, cuda:1, mps)"})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        positive = ("batch_size", "ranking_batch_size", "grad_accum", "lora_r", "lora_alpha", "max_passage_tokens",
+                    "max_comparison_passage_tokens", "max_rank_passage_tokens", "max_target_tokens",
+                    "max_rank_passages", "eval_k", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"DistillConfig.{name} must be >= 1, got {getattr(self, name)}")
+        non_negative = ("weight_decay", "warmup_steps", "max_grad_norm", "lm_weight", "rank_weight", "label_weight",
+                        "checkpoint_every", "keep_checkpoints", "eval_every", "max_eval_explanations",
+                        "max_eval_queries")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise InvalidInputError(f"DistillConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InvalidInputError(f"DistillConfig.max_steps must be >= 1 or None, got {self.max_steps}")
+        if self.epochs <= 0:
+            raise InvalidInputError(f"DistillConfig.epochs must be > 0, got {self.epochs}")
+        if self.learning_rate <= 0:
+            raise InvalidInputError(f"DistillConfig.learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise InvalidInputError(f"DistillConfig.lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.lm_weight == 0 and self.rank_weight == 0:
+            raise InvalidInputError("DistillConfig.lm_weight and DistillConfig.rank_weight are both 0: nothing to "
+                                    "train; give at least one a positive weight")
+        if self.scheduler not in ("linear", "constant"):
+            raise InvalidInputError(f"DistillConfig.scheduler must be 'linear' or 'constant', got {self.scheduler!r}")
+        if self.ranking_loss not in RANKING_LOSSES:
+            raise InvalidInputError(f"DistillConfig.ranking_loss must be one of {sorted(RANKING_LOSSES)}, got "
+                                    f"{self.ranking_loss!r}")
+        if self.rank_score not in ("yes_no", "head"):
+            raise InvalidInputError(f"DistillConfig.rank_score must be 'yes_no' or 'head', got {self.rank_score!r}")
+        if self.target_temperature <= 0:
+            raise InvalidInputError(f"DistillConfig.target_temperature must be > 0, got {self.target_temperature}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        data = dataclasses.asdict(self)
+        data["target_modules"] = list(self.target_modules)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DistillConfig:
+        """Build from :meth:`to_dict` output (unknown keys are rejected, naming them)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InvalidInputError(f"DistillConfig: unknown fields {unknown}; expected some of {sorted(names)}")
+        return cls(**{k: tuple(v) if k == "target_modules" else v for k, v in data.items()})
+
+
+@dataclass
+class DistillResult:
+    """What a distillation run produced.
+
+    Attributes:
+        output_dir: The adapter folder (loads with ``Student.from_pretrained(base, adapter=output_dir)``).
+        steps: Optimizer steps done in total (including those before a resume).
+        history: One record per step: ``step``, ``loss``, ``lm_loss``, ``rank_loss``, ``lr``.
+        validation: One record per validation: ``step``, ``lm_loss``, ``ndcg_teacher``, ``ndcg_labels``.
+        seconds: Wall-clock seconds of this call (not counting earlier runs before a resume).
+        resumed_from: The step of the checkpoint the run resumed from (``None``: started fresh).
+    """
+
+    output_dir: Path
+    steps: int
+    history: list[dict[str, float]]
+    validation: list[dict[str, float | None]]
+    seconds: float
+    resumed_from: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {"output_dir": str(self.output_dir), "steps": self.steps, "history": self.history,
+                "validation": self.validation, "seconds": self.seconds, "resumed_from": self.resumed_from}
+
+
+def stream_indices(count: int, start: int, size: int, seed: int, salt: int) -> list[int]:
+    """Items ``start .. start + size - 1`` of an endless stream of epochs over ``count`` examples.
+
+    Each epoch is a fresh permutation from ``(seed, salt, epoch)``, so the items at any position are a pure function
+    of the position: resuming at a step needs no saved sampler state.
+
+    Example:
+        >>> stream_indices(3, 0, 6, seed=0, salt=0)[:3] == stream_indices(3, 0, 3, seed=0, salt=0)
+        True
+    """
+    import torch
+
+    out: list[int] = []
+    cache: dict[int, list[int]] = {}
+    for position in range(start, start + size):
+        epoch, offset = divmod(position, count)
+        if epoch not in cache:
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + salt * 7_919 + epoch)
+            cache[epoch] = torch.randperm(count, generator=generator).tolist()
+        out.append(cache[epoch][offset])
+    return out
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(path.name[len(_CHECKPOINT_PREFIX):])
+
+
+def find_latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
+    """The most recent complete checkpoint under ``output_dir/checkpoints``, or ``None``."""
+    root = Path(output_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return None
+    done = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(_CHECKPOINT_PREFIX)
+            and p.name[len(_CHECKPOINT_PREFIX):].isdigit() and (p / _STATE_FILE).is_file()]
+    return max(done, key=_checkpoint_step) if done else None
+
+
+class Distiller:
+    """Fine-tunes one causal LM with LoRA on a :class:`~r2r_agent.training.DistillationDataset`.
+
+    Most callers use :func:`distill`; the class exposes the pieces tests and custom loops need.
+
+    Args:
+        base_model: A local causal-LM folder.
+        dataset: Training and validation examples.
+        output_dir: Where the adapter (and ``checkpoints/``) go.
+        config: Training settings.
+    """
+
+    def __init__(self, base_model: str | os.PathLike[str], dataset: DistillationDataset,
+                 output_dir: str | os.PathLike[str], config: DistillConfig | None = None) -> None:
+        self.base_model = str(base_model)
+        self.dataset = dataset
+        self.output_dir = Path(output_dir)
+        self.config = config or DistillConfig()
+        self.train_explanations = list(dataset.train.explanations) if self.config.lm_weight > 0 else []
+        self.train_rankings = list(dataset.train.rankings) if self.config.rank_weight > 0 else []
+        if not self.train_explanations and not self.train_rankings:
+            raise DistillError(
+                f"nothing to train on: the training split has {len(dataset.train.explanations)} explanation and "
+                f"{len(dataset.train.rankings)} ranking examples with lm_weight={self.config.lm_weight} and "
+                f"rank_weight={self.config.rank_weight}; build a dataset with examples for a weighted task")
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.rank_head: Any = None
+        self.optimizer: Any = None
+        self.scheduler: Any = None
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.validation: list[dict[str, float | None]] = []
+
+    # ---- set-up -------------------------------------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps of the whole run."""
+        c = self.config
+        if c.max_steps is not None:
+            return c.max_steps
+        micro = max(math.ceil(len(self.train_explanations) / c.batch_size) if self.train_explanations else 0,
+                    math.ceil(len(self.train_rankings) / c.ranking_batch_size) if self.train_rankings else 0)
+        return max(1, math.ceil(c.epochs * micro / c.grad_accum))
+
+    def _setup(self) -> None:
+        import torch
+        from peft import LoraConfig, get_peft_model
+
+        from r2r_agent.modeling import load_causal_lm
+        from r2r_agent.scorers import LMScorer
+
+        c = self.config
+        _seed_everything(c.seed)
+        base, tokenizer = load_causal_lm(self.base_model)
+        lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, task_type="CAUSAL_LM",
+                          target_modules=list(c.target_modules) or "all-linear")
+        self.model = get_peft_model(base, lora).to(c.device)
+        self.tokenizer = tokenizer
+        # Prompts and answer ids come from the inference scorer itself, so training scores what inference scores.
+        self._scorer = LMScorer(self.model, tokenizer, max_passage_tokens=c.max_rank_passage_tokens)
+        self.rank_head = None
+        if c.rank_score == "head":
+            self.rank_head = self._initial_rank_head().to(c.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.rank_head is not None:
+            params += list(self.rank_head.parameters())
+        self.optimizer = torch.optim.AdamW(params, lr=c.learning_rate, weight_decay=c.weight_decay)
+        total, warmup = self.total_steps, c.warmup_steps
+
+        def schedule(step: int) -> float:
+            if warmup and step < warmup:
+                return (step + 1) / warmup
+            if c.scheduler == "constant":
+                return 1.0
+            return max(0.0, (total - step) / max(1, total - warmup))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.model.train()
+
+    def _initial_rank_head(self) -> Any:
+        """A ``Linear(hidden, 1)`` that starts as the yes-minus-no direction of the LM head: the zero-shot score."""
+        import torch
+
+        output = self.model.get_output_embeddings().weight.detach().float()
+        yes = output[self._scorer._yes_ids].mean(0)
+        no = output[self._scorer._no_ids].mean(0)
+        head = torch.nn.Linear(output.shape[1], 1)
+        with torch.no_grad():
+            head.weight.copy_((yes - no)[None, :])
+            head.bias.zero_()
+        return head
+
+    # ---- batches and losses -------------------------------------------------------------------------------------
+    def explanation_prompt(self, example: ExplanationExample) -> str:
+        """The rendered prompt the explainer would send for ``example`` (passages cut to its token budgets)."""
+        from r2r_agent.modeling import fit_tokens
+
+        budget = (self.config.max_passage_tokens if example.kind == "direct"
+                  else self.config.max_comparison_passage_tokens)
+        cut = [fit_tokens(self.tokenizer, text, budget)[0] for text in example.passages]
+        return prompts.render(self.tokenizer, example.messages(cut))
+
+    def encode_explanation(self, example: ExplanationExample) -> tuple[list[int], list[int]]:
+        """``(input_ids, labels)``: prompt then target and end-of-turn; prompt positions labelled ``-100``."""
+        tokenizer = self.tokenizer
+        prompt_ids = tokenizer(self.explanation_prompt(example), add_special_tokens=False)["input_ids"]
+        target_ids = tokenizer(" ".join(example.target.split()), add_special_tokens=False)["input_ids"]
+        target_ids = target_ids[: self.config.max_target_tokens - 1]
+        if tokenizer.eos_token_id is not None:
+            target_ids = [*target_ids, tokenizer.eos_token_id]  # the explainer stops at end-of-turn
+        return prompt_ids + target_ids, [-100] * len(prompt_ids) + target_ids
+
+    def lm_loss(self, examples: Sequence[ExplanationExample]) -> tuple[Any, int]:
+        """Mean token cross-entropy over the targets of ``examples`` and the number of target tokens."""
+        import torch
+
+        encoded = [self.encode_explanation(e) for e in examples]
+        width = max(len(ids) for ids, _ in encoded)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        ids = torch.full((len(encoded), width), pad or 0, dtype=torch.long)
+        labels = torch.full((len(encoded), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, (seq, lab) in enumerate(encoded):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            labels[row, : len(lab)] = torch.tensor(lab)
+            mask[row, : len(seq)] = 1
+        device = self.config.device
+        out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+        return out.loss, int((labels[:, 1:] != -100).sum())
+
+    def lm_scores(self, query: str, passages: Sequence[str]) -> Any:
+        """The LM scorer's scores (a tensor with gradients in training), exactly as :class:`LMScorer` computes them."""
+        import torch
+
+        from r2r_agent.modeling import left_padding_positions
+
+        texts, _ = self._scorer.prompts_for(query, passages)
+        encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        width = max(len(e) for e in encoded)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, seq in enumerate(encoded):
+            ids[row, width - len(seq):] = torch.tensor(seq)
+            mask[row, width - len(seq):] = 1
+        device = self.config.device
+        mask = mask.to(device)
+        out = self.model(input_ids=ids.to(device), attention_mask=mask, position_ids=left_padding_positions(mask),
+                         logits_to_keep=1, output_hidden_states=self.rank_head is not None)
+        if self.rank_head is not None:
+            return self.rank_head(out.hidden_states[-1][:, -1].float()).squeeze(-1)
+        logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        return (torch.logsumexp(logprobs[:, self._scorer._yes_ids], dim=-1)
+                - torch.logsumexp(logprobs[:, self._scorer._no_ids], dim=-1))
+
+    def rank_loss(self, example: RankingExample) -> Any:
+        """The configured ranking loss of one query (candidates capped at ``max_rank_passages``)."""
+        import torch
+
+        keep = list(range(min(len(example.passages), self.config.max_rank_passages)))
+        targets = ranking_targets(example, label_weight=self.config.label_weight)
+        scores = self.lm_scores(example.query, [example.passages[i] for i in keep])
+        target = torch.tensor([targets[i] for i in keep], dtype=torch.float32, device=scores.device)
+        if self.config.ranking_loss == "listnet":
+            return RANKING_LOSSES["listnet"](scores, target, temperature=self.config.target_temperature)
+        return RANKING_LOSSES[self.config.ranking_loss](scores, target)
+
+    # ---- training -----------------------------------------------------------------------------------------------
+    def train(self, *, resume: bool | str | os.PathLike[str] = False, progress: bool = False,
+              callback: Callable[[int, dict[str, float]], None] | None = None) -> DistillResult:
+        """Run (or continue) training and write the adapter folder.
+
+        Args:
+            resume: ``True``: continue from the latest checkpoint in ``output_dir/checkpoints`` (start fresh if there
+                is none); a path: continue from that checkpoint folder; ``False``: start fresh.
+            progress: Show a tqdm bar.
+            callback: Called as ``callback(step, record)`` after every optimizer step (e.g. to stop early by raising).
+        """
+        from r2r_agent.progress import maybe_progress
+
+        start_time = time.perf_counter()
+        c = self.config
+        self._setup()
+        resumed_from = None
+        checkpoint = None
+        if resume is True:
+            checkpoint = find_latest_checkpoint(self.output_dir)
+            if checkpoint is None:
+                logger.info("no checkpoint under %s; starting fresh", self.output_dir / CHECKPOINTS_DIR)
+        elif resume:
+            checkpoint = Path(resume)
+        if checkpoint is not None:
+            self.load_checkpoint(checkpoint)
+            resumed_from = self.step
+            logger.info("resumed from %s at step %d", checkpoint, self.step)
+        total = self.total_steps
+        if self.step == 0 and c.eval_at_start and resumed_from is None:
+            self._validate()
+        with maybe_progress(progress, total=total, initial=self.step, unit="step", desc="distill") as bar:
+            while self.step < total:
+                record = self._train_step()
+                self.history.append(record)
+                bar.update(1)
+                bar.set_postfix_str(f"loss={record['loss']:.3f}")
+                if self.step % c.log_every == 0:
+                    logger.info("step %d/%d loss %.4f (lm %.4f, rank %.4f) lr %.2e", self.step, total,
+                                record["loss"], record["lm_loss"], record["rank_loss"], record["lr"])
+                if (c.eval_every and self.step % c.eval_every == 0) or self.step == total:
+                    self._validate()
+                if c.checkpoint_every and (self.step % c.checkpoint_every == 0 or self.step == total):
+                    self.save_checkpoint()  # the last step too, so a run can be extended with more steps
+                if callback is not None:
+                    callback(self.step, record)
+        if not self.validation or self.validation[-1]["step"] != self.step:
+            self._validate()
+        self.save_final()
+        return DistillResult(self.output_dir, self.step, self.history, self.validation,
+                             time.perf_counter() - start_time, resumed_from)
+
+    def _train_step(self) -> dict[str, float]:
+        import torch
+
+        c = self.config
+        self.model.train()
+        lm_total, rank_total = 0.0, 0.0
+        for micro in range(c.grad_accum):
+            position = self.step * c.grad_accum + micro
+            loss = torch.zeros((), device=c.device)
+            if self.train_explanations:
+                picks = stream_indices(len(self.train_explanations), position * c.batch_size, c.batch_size, c.seed, 1)
+                lm, _ = self.lm_loss([self.train_explanations[i] for i in picks])
+                loss = loss + c.lm_weight * lm
+                lm_total += float(lm.detach())
+            if self.train_rankings:
+                picks = stream_indices(len(self.train_rankings), position * c.ranking_batch_size,
+                                       c.ranking_batch_size, c.seed, 2)
+                rank = torch.stack([self.rank_loss(self.train_rankings[i]) for i in picks]).mean()
+                loss = loss + c.rank_weight * rank
+                rank_total += float(rank.detach())
+            (loss / c.grad_accum).backward()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if c.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        lm_mean, rank_mean = lm_total / c.grad_accum, rank_total / c.grad_accum
+        return {"step": self.step, "loss": c.lm_weight * lm_mean + c.rank_weight * rank_mean, "lm_loss": lm_mean,
+                "rank_loss": rank_mean, "lr": lr}
+
+    # ---- validation ---------------------------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float | None]:
+        """Validation LM loss (token-weighted) and nDCG@k of the LM score vs the teacher's order and vs the labels.
+
+        Uses the first ``max_eval_explanations`` / ``max_eval_queries`` validation examples; a metric with no data is
+        ``None``.
+        """
+        import torch
+
+        c = self.config
+        validation = self.dataset.validation
+        self.model.eval()
+        result: dict[str, float | None] = {"step": self.step, "lm_loss": None, "ndcg_teacher": None,
+                                           "ndcg_labels": None}
+        with torch.no_grad():
+            explanations = list(validation.explanations[: c.max_eval_explanations])
+            if explanations:
+                weighted, tokens = 0.0, 0
+                for begin in range(0, len(explanations), c.batch_size):
+                    loss, count = self.lm_loss(explanations[begin : begin + c.batch_size])
+                    weighted += float(loss) * count
+                    tokens += count
+                result["lm_loss"] = weighted / max(tokens, 1)
+            teacher, labelled = [], []
+            for example in validation.rankings[: c.max_eval_queries]:
+                n = min(len(example.passages), c.max_rank_passages)
+                scores = self.lm_scores(example.query, example.passages[:n]).float().tolist()
+                ranks = example.teacher_ranks()[:n]
+                teacher.append(ndcg_from_scores(scores, [float(len(ranks) - r) for r in ranks], c.eval_k))
+                labels = [float(label or 0) for label in example.labels[:n]]
+                if any(label > 0 for label in labels):
+                    labelled.append(ndcg_from_scores(scores, labels, c.eval_k))
+            if teacher:
+                result["ndcg_teacher"] = sum(teacher) / len(teacher)
+            if labelled:
+                result["ndcg_labels"] = sum(labelled) / len(labelled)
+        self.model.train()
+        return result
+
+    def _validate(self) -> None:
+        result = self.evaluate()
+        self.validation.append(result)
+        logger.info("validation at step %d: %s", self.step, result)
+
+    # ---- checkpoints and output ---------------------------------------------------------------------------------
+    def _write_weights(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        from r2r_agent.student import RANK_HEAD_FILE
+
+        self.model.save_pretrained(str(folder))
+        if self.rank_head is not None:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.rank_head.state_dict().items()}
+            save_file(state, str(folder / RANK_HEAD_FILE))
+
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoints/checkpoint-<step>`` atomically (temporary folder, then rename) and prune old ones."""
+        import torch
+
+        root = self.output_dir / CHECKPOINTS_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        final = root / f"{_CHECKPOINT_PREFIX}{self.step:07d}"
+        temporary = root / f".tmp-{final.name}"
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir()
+        self._write_weights(temporary)
+        state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "rng": _rng_state(), "history": self.history,
+                 "validation": self.validation, "config": self.config.to_dict(), "base_model": self.base_model}
+        torch.save(state, temporary / _STATE_FILE)
+        shutil.rmtree(final, ignore_errors=True)
+        temporary.rename(final)
+        if self.config.keep_checkpoints:
+            done = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith(_CHECKPOINT_PREFIX)),
+                          key=_checkpoint_step)
+            for old in done[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        logger.info("checkpoint written: %s", final)
+        return final
+
+    def load_checkpoint(self, folder: str | os.PathLike[str]) -> None:
+        """Restore the adapter, rank head, optimizer, scheduler, RNG states and history from a checkpoint folder."""
+        import torch
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        from r2r_agent.student import RANK_HEAD_FILE
+
+        folder = Path(folder)
+        state_path = folder / _STATE_FILE
+        if not state_path.is_file():
+            raise DistillError(f"{folder} is not a distillation checkpoint (no {_STATE_FILE}); pass a folder under "
+                               f"{self.output_dir / CHECKPOINTS_DIR} or resume=True to find the latest")
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        saved = DistillConfig.from_dict(state["config"])
+        # Only settings that change the trajectory must match; logging, eval and checkpoint cadence may change.
+        free = {"checkpoint_every", "keep_checkpoints", "eval_every", "eval_at_start", "max_eval_explanations",
+                "max_eval_queries", "eval_k", "log_every", "device", "max_steps", "epochs"}
+        differing = sorted(f.name for f in dataclasses.fields(DistillConfig)
+                           if f.name not in free and getattr(saved, f.name) != getattr(self.config, f.name))
+        if differing:
+            raise DistillError(f"checkpoint {folder} was written with other settings for {differing}; resume with "
+                               "the same configuration (or start a fresh run in another output folder)")
+        weights = load_file(str(folder / "adapter_model.safetensors"))
+        result = set_peft_model_state_dict(self.model, weights)
+        unexpected = getattr(result, "unexpected_keys", [])
+        if unexpected:
+            raise DistillError(f"checkpoint {folder} does not match the model {self.base_model}: unexpected adapter "
+                               f"keys {unexpected[:3]}")
+        if self.rank_head is not None:
+            self.rank_head.load_state_dict(load_file(str(folder / RANK_HEAD_FILE)))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.history = list(state["history"])
+        self.validation = list(state["validation"])
+
+    def save_final(self) -> Path:
+        """Write the adapter folder: adapter, rank head, tokenizer, ``r2r_training.json`` and ``README.md``."""
+        out = self.output_dir
+        out.mkdir(parents=True, exist_ok=True)
+        self._write_weights(out)
+        self.tokenizer.save_pretrained(str(out))
+        info = self.training_info()
+        (out / TRAINING_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        from .model_card import render_model_card
+
+        (out / "README.md").write_text(render_model_card(info), encoding="utf-8")
+        return out
+
+    def training_info(self) -> dict[str, Any]:
+        """The metadata written to ``r2r_training.json``."""
+        import peft
+        import torch
+        import transformers
+
+        train, validation = self.dataset.train, self.dataset.validation
+        sources = sorted({e.source for e in (*train.explanations, *train.rankings) if e.source})
+        return {
+            "format": "r2r-agent-adapter", "format_version": 1,
+            "prompt_version": prompts.PROMPT_VERSION,
+            "base_model": self.base_model,
+            "base_model_name": Path(self.base_model).name,
+            "rank_score": self.config.rank_score,
+            "has_rank_head": self.rank_head is not None,
+            "config": self.config.to_dict(),
+            "steps": self.step,
+            "data": {"sources": sources, "train_queries": len(train.query_ids),
+                     "validation_queries": len(validation.query_ids),
+                     "train_explanations": len(train.explanations), "train_rankings": len(train.rankings),
+                     "validation_explanations": len(validation.explanations),
+                     "validation_rankings": len(validation.rankings)},
+            "loss_curve": self.history,
+            "validation": self.validation,
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "peft": peft.__version__},
+        }
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy
+
+        numpy.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover - numpy ships with torch in practice
+        pass
+
+
+def _rng_state() -> dict[str, Any]:
+    import torch
+
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():  # pragma: no cover - GPU only
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    try:
+        import numpy
+
+        kind, keys, pos, has_gauss, cached = numpy.random.get_state()
+        state["numpy"] = (kind, keys.tolist(), pos, has_gauss, cached)
+    except ImportError:  # pragma: no cover
+        pass
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    import torch
+
+    random.setstate(_as_tuple(state["python"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():  # pragma: no cover - GPU only
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "numpy" in state:
+        import numpy
+
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        numpy.random.set_state((kind, numpy.asarray(keys, dtype=numpy.uint32), pos, has_gauss, cached))
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def distill(base_model: str | os.PathLike[str], dataset: DistillationDataset, output_dir: str | os.PathLike[str],
+            config: DistillConfig | None = None, *, resume: bool | str | os.PathLike[str] = False,
+            progress: bool = False, callback: Callable[[int, dict[str, float]], None] | None = None) -> DistillResult:
+    """Fine-tune ``base_model`` with LoRA on ``dataset`` and write an adapter folder to ``output_dir``.
+
+    Args:
+        base_model: A local causal-LM folder (e.g. ``r2r_agent.default_models.prepare_smollm2()``).
+        dataset: From :func:`~r2r_agent.training.build_dataset`.
+        output_dir: The adapter folder to write (checkpoints go to ``output_dir/checkpoints``).
+        config: Training settings.
+        resume: See :meth:`Distiller.train`.
+        progress: Show a tqdm bar.
+        callback: Called as ``callback(step, record)`` after every optimizer step.
+
+    Returns:
+        The run's losses and validation metrics.
+
+    Example:
+        >>> data = build_dataset(load_r2r_annotations("msmarco_500.jsonl.gz"))                  # doctest: +SKIP
+        >>> distill(prepare_smollm2(), data, "adapters/smollm2-r2r", DistillConfig(max_steps=200))  # doctest: +SKIP
+        >>> Student.from_pretrained(prepare_smollm2(), adapter="adapters/smollm2-r2r")            # doctest: +SKIP
+    """
+    return Distiller(base_model, dataset, output_dir, config).train(resume=resume, progress=progress,
+                                                                     callback=callback)
+
+
+__all__ = ["CHECKPOINTS_DIR", "TRAINING_FILE", "DistillConfig", "DistillError", "DistillResult", "Distiller",
+           "distill", "find_latest_checkpoint", "stream_indices"]

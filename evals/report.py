@@ -82,7 +82,7 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def _p(value: float) -> str:
-    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
+    return "<0.0001" if value < 1e-4 else f"={value:.4f}"
 
 
 def _cell(text: str) -> str:
@@ -94,7 +94,7 @@ def _delta_cell(results: EvalResults, run: SystemRun, baseline: str) -> str:
     if test is None:
         return "–"
     r = test.randomization
-    return f"{r.delta:+.4f} (p={_p(r.p_value)})"
+    return f"{r.delta:+.4f} (p{_p(r.p_value)})"
 
 
 def system_table(results: EvalResults, dataset: str) -> list[str]:

@@ -1,0 +1,274 @@
+"""Reports of an :class:`~r2r_agent.evals.runner.EvalResults`: markdown, JSON and PNG plots.
+
+:func:`write_report` writes into one folder:
+
+- ``report.md``: per dataset, a table of the systems (nDCG@10, MRR@10, Recall@100, the nDCG@10 difference from
+  the first stage and from MiniLM with paired-test p-values, cost), the plots, and the per-query nDCG@10 table;
+- ``report.json``: the same numbers (per-query values of every measure, both paired tests, costs);
+- ``ndcg10.png`` (nDCG@10 per system and dataset), ``quality_vs_latency.png`` (nDCG@10 against seconds per
+  query), ``deltas_<dataset>.png`` (per-query nDCG@10 differences from the first stage).
+
+Plots use matplotlib's ``Agg`` backend (no display needed), imported only when plots are written (``evals`` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from r2r_agent._optional import require
+
+from .runner import BASELINES, EvalResults, SystemRun, now
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+#: How measures are labelled in reports (``RR@10`` is the usual MRR@10).
+LABELS: Mapping[str, str] = {"nDCG@10": "nDCG@10", "RR@10": "MRR@10", "R@100": "Recall@100"}
+
+
+def label(measure: str) -> str:
+    """The report label of a measure name."""
+    return LABELS.get(measure, measure)
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """The files :func:`write_report` wrote."""
+
+    markdown: Path
+    json: Path
+    plots: tuple[Path, ...] = ()
+
+
+def write_report(results: EvalResults, directory: PathLike, *, plots: bool = True, command: str | None = None
+                 ) -> ReportFiles:
+    """Write ``report.md``, ``report.json`` and (when ``plots``) the PNG plots into ``directory``.
+
+    Raises:
+        MissingExtraError: when ``plots`` is true and matplotlib is not installed (``pip install
+            "r2r-agent[evals]"``, or pass ``plots=False``).
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if plots:
+        written = write_plots(results, out)
+    data = results.to_dict()
+    data["generated"] = now()
+    if command:
+        data["command"] = command
+    json_path = out / "report.json"
+    json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md_path = out / "report.md"
+    md_path.write_text(render_markdown(results, plots=[p.name for p in written], command=command), encoding="utf-8")
+    return ReportFiles(md_path, json_path, tuple(written))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _p(value: float) -> str:
+    return "<0.0001" if value < 1e-4 else f"={value:.4f}"
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def _delta_cell(results: EvalResults, run: SystemRun, baseline: str) -> str:
+    test = results.comparisons_for(run.dataset, baseline).get(run.system)
+    if test is None:
+        return "–"
+    r = test.randomization
+    return f"{r.delta:+.4f} (p{_p(r.p_value)})"
+
+
+def system_table(results: EvalResults, dataset: str) -> list[str]:
+    """The markdown table of the systems on one dataset."""
+    baselines = [b for b in BASELINES if b in results.systems]
+    head = ["system", *(label(m) for m in results.measures)]
+    head += [f"Δ nDCG@10 vs {b}" for b in baselines]
+    head += ["s/query", "passages/s", "peak RSS MiB", "queries"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for system in results.systems:
+        run = results.run_for(dataset, system)
+        cost = run.cost
+        row = [f"`{system}`", *(_fmt(run.evaluation.aggregates.get(m)) for m in results.measures)]
+        row += [_delta_cell(results, run, b) for b in baselines]
+        row += [f"{cost.seconds_per_query:.3f}", _fmt(cost.passages_per_second, 1),
+                _fmt(cost.peak_rss_mb, 0), str(run.evaluation.n_queries)]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def per_query_table(results: EvalResults, dataset: str, measure: str = "nDCG@10") -> list[str]:
+    """The markdown table of per-query values of ``measure``, one column per system."""
+    runs = [results.run_for(dataset, s) for s in results.systems]
+    qids = list(dict.fromkeys(q for r in runs for q in r.evaluation.per_query))
+    head = ["qid", *(f"`{s}`" for s in results.systems)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(results.systems)) + "|"]
+    for qid in qids:
+        cells = [_fmt(r.evaluation.per_query[qid].get(measure)) if qid in r.evaluation.per_query else "–"
+                 for r in runs]
+        lines.append("| " + " | ".join([_cell(qid), *cells]) + " |")
+    return lines
+
+
+def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command: str | None = None) -> str:
+    """The report as markdown (``plots``: PNG file names in the same folder, linked where they belong)."""
+    lines = ["# r2r eval report", "", f"Generated {now()}."]
+    if command:
+        lines += ["", "```", command, "```"]
+    limit = results.settings.get("limit_queries")
+    lines += [
+        "",
+        "Metrics use trec_eval semantics (see `r2r_agent.evals.metrics`): nDCG@10 is the headline, MRR@10 is "
+        "RR@10, Recall@100 is over the first-stage top-100. Means are over the queries with both a ranking and "
+        "judgments.",
+        "Δ columns: mean per-query nDCG@10 difference from the baseline, with the two-sided paired randomization "
+        "test's p-value (10,000 sign flips, exact when 2^n is smaller); paired t-test p-values are in "
+        "`report.json`.",
+        "Cost: seconds per query and passages/s exclude model loading; peak RSS is the process's peak after the "
+        "system ran (systems run in the order listed, so it never decreases down the table).",
+    ]
+    if limit:
+        lines += ["", f"**Quick run: only the first {limit} queries of each dataset.**"]
+    for info in results.datasets:
+        lines += ["", f"## {info.name}: {info.description}", "",
+                  f"{info.queries} of {info.total_queries} queries, first-stage depth {info.first_stage_depth}.", ""]
+        lines += system_table(results, info.name)
+        deltas = f"deltas_{info.name}.png"
+        if deltas in plots:
+            lines += ["", f"![per-query nDCG@10 differences from the first stage on {info.name}]({deltas})"]
+    if "ndcg10.png" in plots or "quality_vs_latency.png" in plots:
+        lines += ["", "## Plots", ""]
+        if "ndcg10.png" in plots:
+            lines.append("![nDCG@10 per system](ndcg10.png)")
+        if "quality_vs_latency.png" in plots:
+            lines.append("![nDCG@10 against seconds per query](quality_vs_latency.png)")
+    lines += ["", "## Cost", "", "| dataset | system | queries | computed now | total s | s/query | passages | "
+              "passages/s | load s | peak RSS MiB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in results.runs:
+        c = run.cost
+        lines.append(f"| {run.dataset} | `{run.system}` | {c.queries} | {c.computed} | {c.seconds:.1f} | "
+                     f"{c.seconds_per_query:.3f} | {c.passages} | {_fmt(c.passages_per_second, 1)} | "
+                     f"{_fmt(c.load_seconds, 1)} | {_fmt(c.peak_rss_mb, 0)} |")
+    issues = [(run, msg) for run in results.runs for msg in run.evaluation.issues.messages()]
+    if issues:
+        lines += ["", "## Data issues", ""]
+        lines += [f"- {run.dataset} / `{run.system}`: {_cell(msg)}" for run, msg in issues]
+    lines += ["", "## Per-query nDCG@10"]
+    for info in results.datasets:
+        lines += ["", f"### {info.name}", ""]
+        lines += per_query_table(results, info.name)
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _pyplot() -> Any:
+    matplotlib = require("matplotlib", "evals", "Report plots")
+    matplotlib.use("Agg")  # files only: no display, works on servers and in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_plots(results: EvalResults, directory: PathLike) -> list[Path]:
+    """Write the PNG plots; returns their paths."""
+    plt = _pyplot()
+    out = Path(directory)
+    paths = [_plot_ndcg(plt, results, out / "ndcg10.png"), _plot_latency(plt, results, out / "quality_vs_latency.png")]
+    if "first-stage" in results.systems:
+        for info in results.datasets:
+            paths.append(_plot_deltas(plt, results, info.name, out / f"deltas_{info.name}.png"))
+    return paths
+
+
+def _plot_ndcg(plt: Any, results: EvalResults, path: Path) -> Path:
+    datasets = [d.name for d in results.datasets]
+    n = len(results.systems)
+    width = 0.8 / max(n, 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 1.6 * len(datasets) * max(n, 2) / 2), 4.0))
+    for i, system in enumerate(results.systems):
+        values = [results.run_for(d, system).evaluation.aggregates.get("nDCG@10", 0.0) for d in datasets]
+        xs = [j + (i - (n - 1) / 2) * width for j in range(len(datasets))]
+        bars = ax.bar(xs, values, width, label=system)
+        for bar, value in zip(bars, values):
+            ax.annotate(f"{value:.3f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
+                        fontsize=7)
+    ax.set_xticks(range(len(datasets)))
+    ax.set_xticklabels(datasets)
+    ax.set_ylabel("nDCG@10")
+    ax.set_ylim(0, 1)
+    ax.set_title("nDCG@10 per system")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _plot_latency(plt: Any, results: EvalResults, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    markers = "osD^v<>P*X"
+    datasets = [d.name for d in results.datasets]
+    for i, system in enumerate(results.systems):
+        xs, ys = [], []
+        for d in datasets:
+            run = results.run_for(d, system)
+            xs.append(max(run.cost.seconds_per_query, 1e-4))  # the first stage costs ~0: keep it on a log axis
+            ys.append(run.evaluation.aggregates.get("nDCG@10", 0.0))
+        ax.scatter(xs, ys, marker=markers[i % len(markers)], label=system, s=40)
+        for x, y, d in zip(xs, ys, datasets):
+            ax.annotate(d, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per query (log; model loading excluded)")
+    ax.set_ylabel("nDCG@10")
+    ax.set_title("Quality vs latency")
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _plot_deltas(plt: Any, results: EvalResults, dataset: str, path: Path) -> Path:
+    base = results.run_for(dataset, "first-stage").evaluation.values("nDCG@10")
+    others = [s for s in results.systems if s != "first-stage"]
+    rows = max(len(others), 1)
+    fig, axes = plt.subplots(rows, 1, figsize=(7.0, 2.2 * rows), squeeze=False)
+    for ax, system in zip(axes[:, 0], others):
+        values = results.run_for(dataset, system).evaluation.values("nDCG@10")
+        deltas = sorted((values[q] - base[q] for q in values if q in base), reverse=True)
+        colors = ["tab:green" if d > 0 else "tab:red" if d < 0 else "tab:gray" for d in deltas]
+        ax.bar(range(len(deltas)), deltas, color=colors)
+        ax.axhline(0, color="black", linewidth=0.6)
+        wins, losses = sum(d > 0 for d in deltas), sum(d < 0 for d in deltas)
+        ax.set_title(f"{system} − first-stage on {dataset}: {wins} better, {losses} worse", fontsize=9)
+        ax.set_ylabel("Δ nDCG@10")
+        ax.set_xticks([])
+    if not others:
+        axes[0, 0].set_title(f"{dataset}: only the first stage was run")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,549 @@
+"""Run systems over datasets: cached per (system, dataset, query), resumable, never on training queries.
+
+:func:`run_eval` ranks every query of every dataset with every system, appending each result to a JSON Lines cache
+(``cache.jsonl`` in the report folder) as soon as it is computed, so an interrupted run resumes where it stopped.
+A cached result is reused only when the system's name and config and the query's text and candidate ids are
+unchanged. Each system's run is then scored with :meth:`Dataset.evaluate` and compared with the first stage and
+with MiniLM by paired significance tests.
+
+Before anything runs, each dataset's queries are checked against the R2R training queries
+(:func:`load_training_queries`, :func:`check_not_training`): evaluating on a query the student was trained on would
+inflate every figure.
+
+Example:
+    >>> from r2r_agent.evals import load_dataset                                       # doctest: +SKIP
+    >>> from r2r_agent.evals.systems import build_systems                              # doctest: +SKIP
+    >>> results = run_eval([load_dataset("dl19")], build_systems(["first-stage", "minilm"]),
+    ...                    cache_path="runs/dl/cache.jsonl")                           # doctest: +SKIP
+    >>> results.run_for("dl19", "minilm").evaluation["nDCG@10"]                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import resource
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from r2r_agent.errors import InvalidInputError
+from r2r_agent.progress import maybe_progress
+
+from .metrics import DEFAULT_MEASURES, Evaluation, PairedTest, paired_test
+from .records import Candidate
+from .registry import Dataset
+from .systems import System, SystemResult, system_key
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+#: Systems every other system is compared with (when they are part of the run), by report name.
+BASELINES: tuple[str, ...] = ("first-stage", "minilm")
+#: The measure the paired tests are run on.
+HEADLINE = "nDCG@10"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Never evaluate on training queries
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class TrainingQueryError(InvalidInputError):
+    """A dataset to evaluate on contains queries of the training data."""
+
+
+def normalize_query(text: str) -> str:
+    """Lower-case, punctuation-free, single-spaced text: the form queries are compared in.
+
+    Example:
+        >>> normalize_query(" What IS  a flea? ")
+        'what is a flea'
+    """
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+@dataclass(frozen=True)
+class TrainingQueries:
+    """The queries a student may have been trained on.
+
+    Attributes:
+        queries: ``{qid: query text}`` of the training split.
+        source: Where they came from (for messages).
+    """
+
+    queries: Mapping[str, str]
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+
+def load_training_queries(path: PathLike, *, validation_fraction: float | None = None,
+                          seed: int | None = None) -> TrainingQueries:
+    """The training-split queries of the R2R training data (``r2r-train/*.jsonl[.gz]``, or one such file).
+
+    The split is the training layer's (:func:`r2r_agent.training.split_query_ids` with
+    :class:`r2r_agent.training.DatasetConfig`'s defaults unless given): queries it holds out for validation are not
+    training queries.
+
+    Raises:
+        InvalidInputError: when ``path`` holds no R2R file.
+    """
+    from r2r_agent.training.dataset import DatasetConfig, split_query_ids
+    from r2r_agent.training.r2r_import import iter_r2r_annotations
+
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.glob("*.jsonl*") if p.suffix in (".jsonl", ".gz"))
+    if not files:
+        raise InvalidInputError(
+            f"No R2R training file found at {root}; expected msmarco_*.jsonl(.gz) files (the shared r2r-train/ "
+            "folder) or one such file."
+        )
+    texts: dict[str, str] = {}
+    for file in files:
+        for annotation in iter_r2r_annotations(file):
+            texts[annotation.query_id] = annotation.query
+    defaults = DatasetConfig()
+    train, _ = split_query_ids(texts, defaults.validation_fraction if validation_fraction is None
+                               else validation_fraction, defaults.seed if seed is None else seed)
+    return TrainingQueries({q: texts[q] for q in train}, source=str(root))
+
+
+def find_training_queries(queries: Mapping[str, str], training: TrainingQueries) -> list[str]:
+    """The qids of ``queries`` that are training queries.
+
+    A query counts as a training query when its text equals a training query's (after :func:`normalize_query`),
+    whatever its id. A shared id with a different text is a different query from another id space (BRIGHT numbers
+    its queries from 0): it is logged, not counted.
+    """
+    by_text = {normalize_query(t) for t in training.queries.values()}
+    hits = []
+    for qid, text in queries.items():
+        if normalize_query(text) in by_text:
+            hits.append(qid)
+        elif qid in training.queries:
+            logger.info("query id %s is also a training id, but with another text; not a training query", qid)
+    return hits
+
+
+def check_not_training(dataset_name: str, queries: Mapping[str, str], training: TrainingQueries) -> None:
+    """Refuse to evaluate on training queries.
+
+    Raises:
+        TrainingQueryError: listing the overlapping query ids.
+    """
+    hits = find_training_queries(queries, training)
+    if hits:
+        raise TrainingQueryError(
+            f"Dataset {dataset_name!r} has {len(hits)} queries from the training data ({training.source}), e.g. "
+            f"{hits[:5]}; figures on them would be inflated. Evaluate on held-out queries only (remove these "
+            "queries, or hold them out of training)."
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The cache
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def input_hash(query: str, candidates: Sequence[Candidate]) -> str:
+    """A digest of what a system sees for one query (its text and candidate ids, in order)."""
+    digest = hashlib.sha256(query.encode("utf-8"))
+    for c in candidates:
+        digest.update(b"\x00" + c.docid.encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+class ResultCache:
+    """Append-only JSON Lines cache of per-query results, keyed by (system key, dataset, qid).
+
+    Each line is written and flushed as soon as a query is done, so killing a run loses at most the query in
+    progress; a torn last line is skipped with a warning. System-level costs (peak memory, load time) are stored
+    as ``"kind": "cost"`` lines.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+        self._results: dict[tuple[str, str, str], tuple[str, SystemResult]] = {}
+        self._costs: dict[tuple[str, str], dict[str, Any]] = {}
+        if self.path.is_file():
+            self._load()
+
+    def _load(self) -> None:
+        bad = 0
+        with self.path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    if row.get("kind") == "cost":
+                        self._costs[(row["system"], row["dataset"])] = dict(row["cost"])
+                    else:
+                        key = (row["system"], row["dataset"], row["qid"])
+                        self._results[key] = (row["input"], SystemResult.from_dict(row["result"]))
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    bad += 1
+        if bad:
+            logger.warning("%s: skipped %d unreadable lines (an interrupted write?)", self.path, bad)
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def get(self, system: str, dataset: str, qid: str, digest: str) -> SystemResult | None:
+        """The cached result, or ``None`` when absent or computed on other input."""
+        found = self._results.get((system, dataset, qid))
+        if found is None or found[0] != digest:
+            return None
+        return found[1]
+
+    def put(self, system: str, dataset: str, qid: str, digest: str, result: SystemResult) -> None:
+        """Store a result (appended and flushed at once)."""
+        self._results[(system, dataset, qid)] = (digest, result)
+        self._append({"kind": "result", "system": system, "dataset": dataset, "qid": qid, "input": digest,
+                      "result": result.to_dict()})
+
+    def cost(self, system: str, dataset: str) -> dict[str, Any] | None:
+        """The last stored system-level cost of ``system`` on ``dataset``."""
+        return self._costs.get((system, dataset))
+
+    def put_cost(self, system: str, dataset: str, cost: Mapping[str, Any]) -> None:
+        """Store system-level cost measurements."""
+        self._costs[(system, dataset)] = dict(cost)
+        self._append({"kind": "cost", "system": system, "dataset": dataset, "cost": dict(cost)})
+
+    def _append(self, row: Mapping[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.flush()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+@dataclass(frozen=True)
+class SystemCost:
+    """What a system cost on one dataset.
+
+    Attributes:
+        queries: Queries ranked.
+        seconds: Total ranking seconds (model loading excluded).
+        passages: Passages run through a model, all stages together.
+        generated_tokens: Tokens generated.
+        load_seconds: Seconds to load the models the first time they were needed (``None``: not measured, e.g.
+            already loaded by an earlier system or everything came from the cache).
+        peak_rss_mb: The process's peak resident memory (MiB) after the system ran. Systems run in the order given
+            and the peak never goes down, so it bounds the memory of this system and those before it.
+        computed: Queries computed in this run; the rest came from the cache (their seconds are those measured
+            when they were computed).
+    """
+
+    queries: int
+    seconds: float
+    passages: int
+    generated_tokens: int = 0
+    load_seconds: float | None = None
+    peak_rss_mb: float | None = None
+    computed: int = 0
+
+    @property
+    def seconds_per_query(self) -> float:
+        """Mean ranking seconds per query."""
+        return self.seconds / self.queries if self.queries else 0.0
+
+    @property
+    def passages_per_second(self) -> float | None:
+        """Passages scored per second (``None`` for systems that run no model)."""
+        return self.passages / self.seconds if self.passages and self.seconds > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (with the derived rates)."""
+        data = dict(self.__dict__)
+        data["seconds_per_query"] = self.seconds_per_query
+        data["passages_per_second"] = self.passages_per_second
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SystemCost:
+        """Build from :meth:`to_dict` output."""
+        names = ("queries", "seconds", "passages", "generated_tokens", "load_seconds", "peak_rss_mb", "computed")
+        return cls(**{k: data[k] for k in names if k in data})
+
+
+@dataclass(frozen=True)
+class SystemRun:
+    """One system on one dataset: its rankings, their evaluation and their cost."""
+
+    system: str
+    key: str
+    dataset: str
+    results: Mapping[str, SystemResult]
+    evaluation: Evaluation
+    cost: SystemCost
+
+    def to_dict(self, *, rankings: bool = False) -> dict[str, Any]:
+        """A JSON-serialisable dict; the per-query rankings only when ``rankings``."""
+        data: dict[str, Any] = {"system": self.system, "key": self.key, "dataset": self.dataset,
+                                "evaluation": self.evaluation.to_dict(), "cost": self.cost.to_dict()}
+        if rankings:
+            data["results"] = {q: r.to_dict() for q, r in self.results.items()}
+        return data
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired test of ``system`` against ``baseline`` on one dataset and measure."""
+
+    dataset: str
+    measure: str
+    baseline: str
+    system: str
+    randomization: PairedTest
+    t_test: PairedTest
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {"dataset": self.dataset, "measure": self.measure, "baseline": self.baseline, "system": self.system,
+                "randomization": self.randomization.to_dict(), "t_test": self.t_test.to_dict()}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What was evaluated of a dataset."""
+
+    name: str
+    description: str
+    queries: int
+    total_queries: int
+    first_stage_depth: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class EvalResults:
+    """Everything :func:`run_eval` measured."""
+
+    datasets: tuple[DatasetInfo, ...]
+    systems: tuple[str, ...]
+    runs: tuple[SystemRun, ...]
+    comparisons: tuple[Comparison, ...] = ()
+    measures: tuple[str, ...] = DEFAULT_MEASURES
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def run_for(self, dataset: str, system: str) -> SystemRun:
+        """The run of ``system`` (report name) on ``dataset``."""
+        for run in self.runs:
+            if run.dataset == dataset and run.system == system:
+                return run
+        raise KeyError(f"no run of {system!r} on {dataset!r}")
+
+    def comparisons_for(self, dataset: str, baseline: str) -> dict[str, Comparison]:
+        """``{system: comparison against baseline}`` on ``dataset``."""
+        return {c.system: c for c in self.comparisons if c.dataset == dataset and c.baseline == baseline}
+
+    def to_dict(self, *, rankings: bool = False) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {
+            "datasets": [d.to_dict() for d in self.datasets],
+            "systems": list(self.systems),
+            "measures": list(self.measures),
+            "settings": dict(self.settings),
+            "runs": [r.to_dict(rankings=rankings) for r in self.runs],
+            "comparisons": [c.to_dict() for c in self.comparisons],
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def limit_dataset(dataset: Dataset, limit: int | None) -> Dataset:
+    """The dataset restricted to its first ``limit`` queries that have candidates (all when ``None``).
+
+    The qrels and excluded ids are restricted too, so the means are over exactly those queries.
+    """
+    if limit is None:
+        return dataset
+    if limit < 1:
+        raise InvalidInputError(f"limit_queries must be >= 1 or None, got {limit}.")
+    keep = [q for q in dataset.candidates if q in dataset.queries][:limit]
+    chosen = set(keep)
+    return replace(
+        dataset,
+        queries={q: t for q, t in dataset.queries.items() if q in chosen},
+        candidates={q: dataset.candidates[q] for q in keep},
+        qrels={q: d for q, d in dataset.qrels.items() if q in chosen},
+        excluded={q: e for q, e in dataset.excluded.items() if q in chosen},
+    )
+
+
+def _ranked_queries(dataset: Dataset) -> list[str]:
+    missing = [q for q in dataset.candidates if q not in dataset.queries]
+    if missing:
+        logger.warning("%s: %d queries have candidates but no query text and are skipped (e.g. %s)",
+                       dataset.name, len(missing), missing[:3])
+    return [q for q in dataset.candidates if q in dataset.queries]
+
+
+def run_eval(
+    datasets: Sequence[Dataset],
+    systems: Sequence[System],
+    *,
+    cache_path: PathLike | None = None,
+    limit_queries: int | None = None,
+    training: TrainingQueries | None = None,
+    progress: bool = False,
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    settings: Mapping[str, Any] | None = None,
+) -> EvalResults:
+    """Rank every dataset's queries with every system, evaluate, and compare with the baselines.
+
+    Args:
+        datasets: Loaded datasets (see :func:`r2r_agent.evals.load_dataset`).
+        systems: The systems, in report order (see :mod:`r2r_agent.evals.systems`).
+        cache_path: The JSON Lines result cache; ``None`` keeps results in memory only.
+        limit_queries: Only the first N queries of each dataset (quick runs).
+        training: The training queries; a dataset containing any is refused before anything runs. ``None``
+            skips the check (logged).
+        progress: Show a progress bar per (system, dataset).
+        measures: Measures to compute (the first is the headline of the paired tests when ``nDCG@10`` is absent).
+        settings: Recorded as-is in the results (e.g. the command line).
+
+    Raises:
+        TrainingQueryError: when a dataset holds training queries.
+        InvalidInputError: no datasets or systems, or two systems with the same name.
+    """
+    if not datasets:
+        raise InvalidInputError("run_eval needs at least one dataset.")
+    if not systems:
+        raise InvalidInputError("run_eval needs at least one system.")
+    names = [s.name for s in systems]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"Two systems share a name in {names}; report names must be unique.")
+    chosen = [limit_dataset(d, limit_queries) for d in datasets]
+    if training is None:
+        logger.warning("no training queries given: the check against evaluating on training queries is skipped")
+    else:
+        for dataset in chosen:
+            check_not_training(dataset.name, dataset.queries, training)
+    cache = ResultCache(cache_path) if cache_path is not None else None
+
+    runs: list[SystemRun] = []
+    for system in systems:
+        key = system_key(system)
+        for dataset in chosen:
+            runs.append(_run_one(system, key, dataset, cache, progress, measures))
+
+    headline = HEADLINE if HEADLINE in measures else measures[0]
+    comparisons = []
+    for dataset in chosen:
+        for baseline in BASELINES:
+            if baseline not in names:
+                continue
+            base = next(r for r in runs if r.dataset == dataset.name and r.system == baseline)
+            for run in runs:
+                if run.dataset != dataset.name or run.system in BASELINES[: BASELINES.index(baseline) + 1]:
+                    continue  # each pair of baselines is compared once (minilm vs first-stage)
+                a, b = base.evaluation.values(headline), run.evaluation.values(headline)
+                if len(set(a) & set(b)) < 2:
+                    logger.warning("%s: fewer than 2 paired queries for %s vs %s; no test", dataset.name,
+                                   run.system, baseline)
+                    continue
+                comparisons.append(Comparison(dataset.name, headline, baseline, run.system,
+                                              paired_test(a, b, method="randomization"),
+                                              paired_test(a, b, method="t")))
+    infos = tuple(
+        DatasetInfo(d.name, d.description, len(_ranked_queries(d)), len(original.candidates),
+                    max((len(c) for c in d.candidates.values()), default=0))
+        for d, original in zip(chosen, datasets)
+    )
+    return EvalResults(infos, tuple(names), tuple(runs), tuple(comparisons), tuple(measures),
+                       dict(settings or {}, limit_queries=limit_queries))
+
+
+def _run_one(system: System, key: str, dataset: Dataset, cache: ResultCache | None, progress: bool,
+             measures: Sequence[str]) -> SystemRun:
+    qids = _ranked_queries(dataset)
+    results: dict[str, SystemResult] = {}
+    computed = 0
+    load_before = getattr(system, "load_seconds", None)
+    with maybe_progress(progress, total=len(qids), desc=f"{system.name} on {dataset.name}", unit="query") as bar:
+        for qid in qids:
+            candidates = dataset.candidates[qid]
+            query = dataset.queries[qid]
+            digest = input_hash(query, candidates)
+            cached = cache.get(key, dataset.name, qid, digest) if cache is not None else None
+            if cached is None:
+                result = system.rank(query, candidates)
+                _check_result(system.name, qid, candidates, result)
+                computed += 1
+                if cache is not None:
+                    cache.put(key, dataset.name, qid, digest, result)
+            else:
+                result = cached
+            results[qid] = result
+            bar.update(1)
+    load_after = getattr(system, "load_seconds", None)
+    load_seconds = load_after if load_after is not None and load_before is None else None
+    previous = cache.cost(key, dataset.name) if cache is not None else None
+    if computed:
+        measured = {"load_seconds": load_seconds, "peak_rss_mb": peak_rss_mb()}
+        if cache is not None:
+            cache.put_cost(key, dataset.name, measured)
+    else:
+        measured = previous or {"load_seconds": None, "peak_rss_mb": None}
+    cost = SystemCost(
+        queries=len(results),
+        seconds=math.fsum(r.seconds for r in results.values()),
+        passages=sum(r.passages for r in results.values()),
+        generated_tokens=sum(r.generated_tokens for r in results.values()),
+        load_seconds=measured.get("load_seconds"),
+        peak_rss_mb=measured.get("peak_rss_mb"),
+        computed=computed,
+    )
+    evaluation = dataset.evaluate(_as_run(results), measures)
+    logger.info("%s on %s: %s = %.4f (%d queries, %d computed)", system.name, dataset.name, measures[0],
+                evaluation.aggregates.get(evaluation.measures[0], 0.0), len(results), computed)
+    return SystemRun(system.name, key, dataset.name, results, evaluation, cost)
+
+
+def _as_run(results: Mapping[str, SystemResult]) -> dict[str, Any]:
+    # A first stage's scores define its order: evaluate them with trec_eval's tie-breaking so the anchors are
+    # reproduced exactly. A cascade's scores mix stages, so its order is what counts.
+    return {q: dict(zip(r.doc_ids, r.scores)) if r.by_score else list(r.doc_ids) for q, r in results.items()}
+
+
+def _check_result(name: str, qid: str, candidates: Iterable[Candidate], result: SystemResult) -> None:
+    given = sorted(c.docid for c in candidates)
+    if sorted(result.doc_ids) != given:
+        raise InvalidInputError(
+            f"System {name!r} returned {len(result.doc_ids)} doc ids for query {qid!r}, which has {len(given)} "
+            "candidates; a system must return every candidate exactly once."
+        )
+
+
+def now() -> str:
+    """The local time as ``YYYY-MM-DD HH:MM`` (for reports)."""
+    return time.strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,423 @@
+"""Ranking systems compared by ``r2r eval``: a small protocol and an explicit registry of system names.
+
+A :class:`System` ranks one query's first-stage candidates and says what it cost. The registry maps exact names to
+builders (no matching on parts of names):
+
+- ``first-stage``: the given first-stage order (BM25 for ``dl19``/``dl20``);
+- ``minilm``: the bundled all-MiniLM-L6-v2 bi-encoder scores every candidate;
+- ``student``: the library's default cascade, ``Reranker(Student.default(), rescore_top=K)`` with
+  ``K = SystemOptions.student_rescore_top`` (0, the library default: MiniLM only) and explanations off;
+- ``zero-shot-lm``: SmolLM2-135M-Instruct's yes/no log-odds re-score the MiniLM top ``SystemOptions.lm_top``;
+- ``adapter:PATH``: ``Student.from_pretrained(base, adapter=PATH)`` re-scores the MiniLM top ``lm_top``.
+
+Models are loaded once per :class:`ModelPool` and shared by the systems built from it (MiniLM and SmolLM2 each load
+once however many systems use them).
+
+Example:
+    >>> pool = ModelPool()
+    >>> system = build_system("first-stage", SystemOptions(), pool)
+    >>> system.rank("q", [Candidate("d1", 2.0, "a"), Candidate("d2", 1.0, "b")]).doc_ids
+    ('d1', 'd2')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from r2r_agent.errors import InvalidInputError
+from r2r_agent.types import StageCost
+
+from .records import Candidate
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Results and the protocol
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemResult:
+    """One query ranked by one system.
+
+    Attributes:
+        doc_ids: Every candidate's doc id, best first.
+        scores: The system's own score of each, in the same order. Scores of different cascade stages are not
+            comparable (a re-scored head and the tail use different models), so metrics use the order, not these.
+        seconds: Wall-clock seconds spent ranking this query (model loading excluded).
+        passages: Passages run through a model (all stages); 0 for the first-stage order.
+        generated_tokens: Tokens generated (0 for ranking-only systems).
+        stages: The cost of each cascade stage, where the system reports them.
+        by_score: The scores alone define the order (one model scored every candidate, as in a first stage):
+            metrics then sort by score with trec_eval's tie-breaking. Otherwise the order of ``doc_ids`` counts.
+    """
+
+    doc_ids: tuple[str, ...]
+    scores: tuple[float, ...]
+    seconds: float
+    passages: int = 0
+    generated_tokens: int = 0
+    stages: tuple[StageCost, ...] = ()
+    by_score: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "doc_ids", tuple(self.doc_ids))
+        object.__setattr__(self, "scores", tuple(float(s) for s in self.scores))
+        object.__setattr__(self, "stages", tuple(self.stages))
+        if len(self.doc_ids) != len(self.scores):
+            raise InvalidInputError(
+                f"SystemResult: {len(self.doc_ids)} doc ids but {len(self.scores)} scores; give one score per id."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {
+            "doc_ids": list(self.doc_ids),
+            "scores": list(self.scores),
+            "seconds": self.seconds,
+            "passages": self.passages,
+            "generated_tokens": self.generated_tokens,
+            "stages": [s.to_dict() for s in self.stages],
+            "by_score": self.by_score,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SystemResult:
+        """Build from :meth:`to_dict` output."""
+        return cls(
+            doc_ids=tuple(data["doc_ids"]),
+            scores=tuple(data["scores"]),
+            seconds=float(data["seconds"]),
+            passages=int(data.get("passages", 0)),
+            generated_tokens=int(data.get("generated_tokens", 0)),
+            stages=tuple(StageCost.from_dict(s) for s in data.get("stages", ())),
+            by_score=bool(data.get("by_score", False)),
+        )
+
+
+@runtime_checkable
+class System(Protocol):
+    """Ranks one query's candidates.
+
+    Attributes:
+        name: The name shown in reports (e.g. ``"minilm"``, ``"adapter:runs/a1"``).
+        config: The settings that change its output (e.g. ``{"rescore_top": 20}``); part of the cache key, so a
+            changed setting is never served stale cached results.
+    """
+
+    name: str
+    config: Mapping[str, Any]
+
+    def rank(self, query: str, candidates: Sequence[Candidate]) -> SystemResult:
+        """Rank ``candidates`` (first-stage order) for ``query``; every candidate comes back once."""
+        ...
+
+
+def system_key(system: System) -> str:
+    """The cache key of a system: its name and its config, e.g. ``'zero-shot-lm {"rescore_top": 10}'``."""
+    return f"{system.name} {json.dumps(dict(system.config), sort_keys=True)}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Implementations
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class FirstStageSystem:
+    """The first-stage order itself: the baseline every reranker is compared with."""
+
+    def __init__(self, name: str = "first-stage") -> None:
+        self.name = name
+        self.config: Mapping[str, Any] = {}
+
+    def rank(self, query: str, candidates: Sequence[Candidate]) -> SystemResult:
+        """Return the candidates in the order given."""
+        start = time.perf_counter()
+        ids = tuple(c.docid for c in candidates)
+        scores = tuple(c.score for c in candidates)
+        return SystemResult(ids, scores, time.perf_counter() - start, by_score=True)
+
+
+class RerankerSystem:
+    """A system that runs an :class:`r2r_agent.Reranker` (built on first use) with explanations off.
+
+    Args:
+        name: The report name.
+        factory: Builds the reranker (called once, on the first query, so merely listing a system loads nothing).
+        config: The settings that change its output (see :class:`System`).
+    """
+
+    def __init__(self, name: str, factory: Callable[[], Any], config: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self.config: Mapping[str, Any] = dict(config or {})
+        self._factory = factory
+        self._reranker: Any | None = None
+        self.load_seconds: float | None = None
+
+    @property
+    def reranker(self) -> Any:
+        """The reranker, built on first access (its build time is :attr:`load_seconds`)."""
+        if self._reranker is None:
+            start = time.perf_counter()
+            self._reranker = self._factory()
+            self.load_seconds = time.perf_counter() - start
+            logger.info("%s: loaded in %.1f s", self.name, self.load_seconds)
+        return self._reranker
+
+    def rank(self, query: str, candidates: Sequence[Candidate]) -> SystemResult:
+        """Rerank all candidates; no explanations (``explain_top=0, compare_top=0``)."""
+        from r2r_agent.types import Passage
+
+        missing = [c.docid for c in candidates if c.text is None]
+        if missing:
+            raise InvalidInputError(
+                f"System {self.name!r} needs passage texts, but {len(missing)} candidates have none (e.g. "
+                f"{missing[:3]}). For BRIGHT pass a local copy of xlangai/BRIGHT (--bright-dir); only 'first-stage' "
+                "runs without texts."
+            )
+        reranker = self.reranker
+        passages = [Passage(c.text or "", id=c.docid, score=c.score) for c in candidates]
+        start = time.perf_counter()
+        ranking = reranker.rerank(query, passages, explain_top=0, compare_top=0)
+        seconds = time.perf_counter() - start
+        return SystemResult(
+            doc_ids=tuple(j.id or "" for j in ranking),
+            scores=tuple(j.score for j in ranking),
+            seconds=seconds,
+            passages=sum(s.items for s in ranking.stages),
+            generated_tokens=sum(s.generated_tokens for s in ranking.stages),
+            stages=ranking.stages,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Options, shared models and the registry
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemOptions:
+    """Settings of the built-in systems (the ``r2r eval`` flags derive from these)."""
+
+    student_rescore_top: int = field(
+        default=0, metadata={"help": "student: re-score the top K with SmolLM2 (default 0, the library default)"}
+    )
+    lm_top: int = field(
+        default=20, metadata={"help": "zero-shot-lm and adapter:PATH: LM re-scores the MiniLM top K (≈0.2 s each)"}
+    )
+    base_model: str | None = field(
+        default=None,
+        metadata={"help": "adapter:PATH: the base model folder (default: the embedded SmolLM2 copy)"},
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("student_rescore_top", "lm_top"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInputError(f"SystemOptions.{name} must be an int >= 0, got {value!r}.")
+
+
+class ModelPool:
+    """Loads each embedded model once and shares it between the systems built from this pool."""
+
+    def __init__(self) -> None:
+        self._encoder: Any | None = None
+        self._student: Any | None = None
+
+    def encoder(self) -> Any:
+        """The bundled all-MiniLM-L6-v2 :class:`~r2r_agent.EncoderScorer`."""
+        if self._encoder is None:
+            from r2r_agent.scorers import EncoderScorer
+
+            self._encoder = EncoderScorer.default()
+        return self._encoder
+
+    def default_student(self) -> Any:
+        """:meth:`Student.default` (MiniLM scorer, SmolLM2 explainer and re-scorer), sharing the pool's MiniLM."""
+        if self._student is None:
+            from dataclasses import replace
+
+            from r2r_agent.student import Student
+
+            student = Student.default()
+            self._student = replace(student, scorer=self.encoder()) if self._encoder is not None else student
+            if self._encoder is None:
+                self._encoder = self._student.scorer
+        return self._student
+
+
+Builder = Callable[[str | None, SystemOptions, ModelPool], System]
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """One registry entry.
+
+    Attributes:
+        name: The exact name users pass (``--systems``).
+        description: One line for listings and reports.
+        builder: ``builder(argument, options, pool) -> System``.
+        argument: The name of the argument after ``name:`` (e.g. ``"PATH"``), or ``None`` when it takes none.
+    """
+
+    name: str
+    description: str
+    builder: Builder
+    argument: str | None = None
+
+    @property
+    def usage(self) -> str:
+        """How to name it on the command line (``"adapter:PATH"``)."""
+        return f"{self.name}:{self.argument}" if self.argument else self.name
+
+
+_REGISTRY: dict[str, SystemSpec] = {}
+
+
+def register_system(spec: SystemSpec) -> None:
+    """Add a system to the registry.
+
+    Raises:
+        InvalidInputError: if the name is taken or contains ``':'`` or ``','`` (they separate arguments and systems).
+    """
+    if spec.name in _REGISTRY:
+        raise InvalidInputError(f"System {spec.name!r} is already registered; pick another name.")
+    if not spec.name or ":" in spec.name or "," in spec.name:
+        raise InvalidInputError(f"A system name must be non-empty without ':' or ',', got {spec.name!r}.")
+    _REGISTRY[spec.name] = spec
+
+
+def known_systems() -> list[str]:
+    """The registered systems as users write them (``"adapter:PATH"`` for those taking an argument)."""
+    return [spec.usage for spec in _REGISTRY.values()]
+
+
+def parse_system(text: str) -> tuple[SystemSpec, str | None]:
+    """Split ``"name"`` or ``"name:ARG"`` and look the name up (exactly).
+
+    Raises:
+        InvalidInputError: for an unknown name (listing the known ones), a missing or unexpected argument.
+
+    Example:
+        >>> spec, arg = parse_system("adapter:runs/a1")
+        >>> spec.name, arg
+        ('adapter', 'runs/a1')
+    """
+    name, sep, arg = text.strip().partition(":")
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        raise InvalidInputError(f"Unknown system {text!r}. Known systems: {', '.join(known_systems())}.")
+    if spec.argument and not arg:
+        raise InvalidInputError(f"System {name!r} needs an argument: write {spec.usage}, got {text!r}.")
+    if not spec.argument and sep:
+        raise InvalidInputError(f"System {name!r} takes no argument; write {name!r}, got {text!r}.")
+    return spec, (arg or None)
+
+
+def build_system(text: str, options: SystemOptions | None = None, pool: ModelPool | None = None) -> System:
+    """Build a system from its command-line name (see :func:`parse_system`)."""
+    spec, arg = parse_system(text)
+    return spec.builder(arg, options or SystemOptions(), pool or ModelPool())
+
+
+def build_systems(names: Sequence[str], options: SystemOptions | None = None,
+                  pool: ModelPool | None = None) -> list[System]:
+    """Build several systems sharing one :class:`ModelPool`.
+
+    Raises:
+        InvalidInputError: for an unknown name, or the same system named twice.
+    """
+    seen = [n.strip() for n in names if n.strip()]
+    dups = sorted({n for n in seen if seen.count(n) > 1})
+    if dups:
+        raise InvalidInputError(f"Systems named more than once: {dups}; name each once.")
+    if not seen:
+        raise InvalidInputError(f"No systems given. Known systems: {', '.join(known_systems())}.")
+    options = options or SystemOptions()
+    pool = pool or ModelPool()
+    return [build_system(n, options, pool) for n in seen]
+
+
+def _first_stage(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
+    return FirstStageSystem()
+
+
+def _minilm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
+    def factory() -> Any:
+        from r2r_agent.reranker import Reranker
+        from r2r_agent.student import Student
+
+        encoder = pool.encoder()
+        return Reranker(Student(scorer=encoder, name=encoder.name), explain_top=0, compare_top=0)
+
+    return RerankerSystem("minilm", factory, {"model": "all-MiniLM-L6-v2"})
+
+
+def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
+    k = options.student_rescore_top
+
+    def factory() -> Any:
+        from r2r_agent.reranker import Reranker
+
+        return Reranker(pool.default_student(), rescore_top=k, explain_top=0, compare_top=0)
+
+    return RerankerSystem("student", factory, {"rescore_top": k})
+
+
+def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
+    k = options.lm_top
+
+    def factory() -> Any:
+        from r2r_agent.reranker import Reranker
+        from r2r_agent.student import Student
+
+        default = pool.default_student()
+        student = Student(scorer=pool.encoder(), rescorer=default.rescorer,
+                          name=f"{pool.encoder().name} + {default.rescorer.name} (LM re-scorer)")
+        return Reranker(student, rescore_top=k, explain_top=0, compare_top=0)
+
+    return RerankerSystem("zero-shot-lm", factory, {"rescore_top": k})
+
+
+def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
+    path = Path(str(arg))
+    if not path.is_dir():
+        raise InvalidInputError(
+            f"adapter:PATH needs a distilled adapter folder (from `r2r distill`), got {str(path)!r}, which is not "
+            "a folder."
+        )
+    k = options.lm_top
+    base = options.base_model
+
+    def factory() -> Any:
+        from r2r_agent.default_models import prepare_smollm2
+        from r2r_agent.reranker import Reranker
+        from r2r_agent.student import Student
+
+        model = base if base is not None else prepare_smollm2()
+        distilled = Student.from_pretrained(model, adapter=path)
+        student = Student(scorer=pool.encoder(), rescorer=distilled.scorer, name=f"minilm + {distilled.name}",
+                          adapter=str(path))
+        return Reranker(student, rescore_top=k, explain_top=0, compare_top=0)
+
+    return RerankerSystem(f"adapter:{arg}", factory, {"rescore_top": k, "base_model": base,
+                                                      "adapter": str(path.resolve())})
+
+
+for _spec in (
+    SystemSpec("first-stage", "the first-stage order as given (BM25 for dl19/dl20)", _first_stage),
+    SystemSpec("minilm", "the bundled all-MiniLM-L6-v2 bi-encoder scores every candidate", _minilm),
+    SystemSpec("student", "Reranker(Student.default(), rescore_top=--rescore-top), explanations off", _student),
+    SystemSpec("zero-shot-lm", "SmolLM2-135M-Instruct yes/no log-odds re-score the MiniLM top --lm-top",
+               _zero_shot_lm),
+    SystemSpec("adapter", "Student.from_pretrained(--base-model, adapter=PATH) re-scores the MiniLM top --lm-top",
+               _adapter, argument="PATH"),
+):
+    register_system(_spec)

@@ -1,0 +1,288 @@
+"""Runner, systems registry, cache/resume and the training-query check, on fake systems and tiny inline datasets."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from r2r_agent.errors import InvalidInputError
+from r2r_agent.evals.records import Candidate
+from r2r_agent.evals.registry import Dataset
+from r2r_agent.evals.runner import (
+    ResultCache,
+    TrainingQueries,
+    TrainingQueryError,
+    check_not_training,
+    find_training_queries,
+    input_hash,
+    limit_dataset,
+    load_training_queries,
+    run_eval,
+)
+from r2r_agent.evals.systems import (
+    FirstStageSystem,
+    ModelPool,
+    RerankerSystem,
+    SystemOptions,
+    SystemResult,
+    build_system,
+    build_systems,
+    known_systems,
+    parse_system,
+    system_key,
+)
+
+
+def tiny_dataset(name: str = "tiny") -> Dataset:
+    """Three queries, four candidates each; the relevant documents sit low in the first-stage order."""
+    queries = {"q1": "how long do fleas live", "q2": "what is phototaxis", "q3": "who wrote hamlet"}
+    candidates = {
+        q: tuple(Candidate(f"{q}-d{i}", 10.0 - i, f"text {i} of {q}") for i in range(4)) for q in queries
+    }
+    qrels = {"q1": {"q1-d3": 2, "q1-d0": 1}, "q2": {"q2-d2": 1}, "q3": {"q3-d0": 3}}
+    return Dataset(name=name, queries=queries, candidates=candidates, qrels=qrels, description="a tiny test set")
+
+
+class FakeSystem:
+    """Ranks by a fixed preference (doc-id suffix order), counts calls, can fail after N calls."""
+
+    def __init__(self, name: str, prefer: Sequence[int] = (3, 2, 1, 0), fail_after: int | None = None,
+                 config: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self.config = dict(config or {"prefer": list(prefer)})
+        self.prefer = list(prefer)
+        self.calls: list[str] = []
+        self.fail_after = fail_after
+
+    def rank(self, query: str, candidates: Sequence[Candidate]) -> SystemResult:
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt  # what an interrupted run looks like
+        self.calls.append(query)
+        order = sorted(candidates, key=lambda c: self.prefer.index(int(c.docid.rsplit("d", 1)[1])))
+        return SystemResult(tuple(c.docid for c in order), tuple(range(len(order), 0, -1)), seconds=0.01,
+                            passages=len(order))
+
+
+# --- systems registry ---------------------------------------------------------------------------------------------
+
+
+def test_registry_names_are_exact() -> None:
+    assert known_systems() == ["first-stage", "minilm", "student", "zero-shot-lm", "adapter:PATH"]
+    spec, arg = parse_system("adapter:runs/a 1")
+    assert (spec.name, arg) == ("adapter", "runs/a 1")
+    with pytest.raises(InvalidInputError, match="Known systems: first-stage, minilm"):
+        parse_system("mini")  # no substring matching
+    with pytest.raises(InvalidInputError, match="Known systems"):
+        parse_system("minilm-v2")
+    with pytest.raises(InvalidInputError, match="needs an argument"):
+        parse_system("adapter")
+    with pytest.raises(InvalidInputError, match="takes no argument"):
+        parse_system("minilm:x")
+
+
+def test_build_systems_checks_names_and_loads_nothing(tmp_path: Path) -> None:
+    systems = build_systems(["first-stage", "minilm", "student", "zero-shot-lm"], SystemOptions(lm_top=7))
+    assert [s.name for s in systems] == ["first-stage", "minilm", "student", "zero-shot-lm"]
+    assert dict(systems[3].config) == {"rescore_top": 7}
+    assert all(getattr(s, "_reranker", None) is None for s in systems[1:])  # models load on the first query
+    with pytest.raises(InvalidInputError, match="more than once"):
+        build_systems(["minilm", "minilm"])
+    with pytest.raises(InvalidInputError, match="not a folder"):
+        build_system("adapter:" + str(tmp_path / "absent"))
+    adapter = build_system("adapter:" + str(tmp_path), SystemOptions(lm_top=5))
+    assert adapter.name == f"adapter:{tmp_path}" and adapter.config["rescore_top"] == 5
+    with pytest.raises(InvalidInputError, match="lm_top"):
+        SystemOptions(lm_top=-1)
+
+
+def test_system_key_includes_config() -> None:
+    a = build_system("zero-shot-lm", SystemOptions(lm_top=10))
+    b = build_system("zero-shot-lm", SystemOptions(lm_top=20))
+    assert system_key(a) != system_key(b) and system_key(a).startswith("zero-shot-lm ")
+
+
+def test_first_stage_keeps_order_and_result_round_trips() -> None:
+    cands = [Candidate("b", 3.0, "x"), Candidate("a", 3.0, "y"), Candidate("c", 1.0, "z")]
+    result = FirstStageSystem().rank("q", cands)
+    assert result.doc_ids == ("b", "a", "c") and result.by_score
+    assert SystemResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    with pytest.raises(InvalidInputError, match="one score per id"):
+        SystemResult(("a",), (), 0.0)
+
+
+def test_reranker_system_on_tiny_student(tiny_student) -> None:
+    from r2r_agent import Reranker
+
+    system = RerankerSystem("tiny", lambda: Reranker(tiny_student, rescore_top=2), {"rescore_top": 2})
+    cands = [Candidate(f"d{i}", 1.0, f"passage number {i}") for i in range(5)]
+    result = system.rank("a query", cands)
+    assert sorted(result.doc_ids) == [f"d{i}" for i in range(5)]
+    assert [s.stage for s in result.stages] == ["score", "rescore"]  # explanations off
+    assert result.passages == 5 + 2 and result.generated_tokens == 0 and not result.by_score
+    assert system.load_seconds is not None
+    with pytest.raises(InvalidInputError, match="needs passage texts"):
+        system.rank("a query", [Candidate("d0", 1.0, None)])
+
+
+def test_model_pool_is_lazy() -> None:
+    pool = ModelPool()
+    assert pool._encoder is None and pool._student is None
+
+
+# --- runner -------------------------------------------------------------------------------------------------------
+
+
+def test_run_eval_scores_and_compares(tmp_path: Path) -> None:
+    ds = tiny_dataset()
+    oracle = FakeSystem("oracle", prefer=(3, 2, 0, 1))
+    results = run_eval([ds], [FirstStageSystem(), FakeSystem("minilm", prefer=(1, 0, 2, 3)), oracle],
+                       cache_path=tmp_path / "cache.jsonl")
+    first = results.run_for("tiny", "first-stage")
+    assert first.evaluation.per_query == ds.evaluate_first_stage().per_query
+    got = results.run_for("tiny", "oracle").evaluation.values("nDCG@10")
+    expected = ds.evaluate({q: [f"{q}-d{i}" for i in (3, 2, 0, 1)] for q in ds.queries}).values("nDCG@10")
+    assert got == expected
+    assert results.run_for("tiny", "oracle").cost.seconds_per_query == pytest.approx(0.01)
+    assert results.run_for("tiny", "oracle").cost.passages_per_second == pytest.approx(400.0)
+    pairs = {(c.baseline, c.system) for c in results.comparisons}
+    assert pairs == {("first-stage", "minilm"), ("first-stage", "oracle"), ("minilm", "oracle")}
+    test = results.comparisons_for("tiny", "first-stage")["oracle"]
+    assert test.randomization.n == 3 and test.randomization.exact
+    assert test.randomization.delta == pytest.approx(
+        sum(expected.values()) / 3 - first.evaluation["nDCG@10"])
+
+
+def test_resume_uses_the_cache(tmp_path: Path) -> None:
+    ds, cache = tiny_dataset(), tmp_path / "cache.jsonl"
+    interrupted = FakeSystem("s", fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval([ds], [interrupted], cache_path=cache)
+    assert len(ResultCache(cache)) == 2  # the two finished queries were saved at once
+
+    resumed = FakeSystem("s")
+    first = run_eval([ds], [resumed], cache_path=cache)
+    assert resumed.calls == ["who wrote hamlet"]  # only the query that was not done
+    assert first.run_for("tiny", "s").cost.computed == 1
+
+    again = FakeSystem("s")
+    second = run_eval([ds], [again], cache_path=cache)
+    assert again.calls == []
+    assert second.run_for("tiny", "s").evaluation.per_query == first.run_for("tiny", "s").evaluation.per_query
+    assert second.run_for("tiny", "s").cost.peak_rss_mb == first.run_for("tiny", "s").cost.peak_rss_mb
+
+
+def test_cache_is_invalidated_by_config_and_input(tmp_path: Path) -> None:
+    ds, cache = tiny_dataset(), tmp_path / "cache.jsonl"
+    run_eval([ds], [FakeSystem("s")], cache_path=cache)
+    other_config = FakeSystem("s", prefer=(0, 1, 2, 3))
+    run_eval([ds], [other_config], cache_path=cache)
+    assert len(other_config.calls) == 3
+    changed = Dataset(ds.name, {**ds.queries, "q2": "what is phototaxis in moths"}, ds.candidates, ds.qrels)
+    same = FakeSystem("s")
+    run_eval([changed], [same], cache_path=cache)
+    assert same.calls == ["what is phototaxis in moths"]
+
+
+def test_cache_skips_a_torn_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ds, cache = tiny_dataset(), tmp_path / "cache.jsonl"
+    run_eval([ds], [FakeSystem("s")], cache_path=cache)
+    with cache.open("a", encoding="utf-8") as handle:
+        handle.write('{"kind": "result", "system": "s", "datas')
+    assert len(ResultCache(cache)) == 3
+    assert "unreadable" in caplog.text
+
+
+def test_input_hash_depends_on_query_and_ids() -> None:
+    cands = (Candidate("a", 1.0, "x"), Candidate("b", 0.5, "y"))
+    assert input_hash("q", cands) == input_hash("q", tuple(Candidate(c.docid, 9.0, "other") for c in cands))
+    assert input_hash("q", cands) != input_hash("q", cands[::-1])
+    assert input_hash("q", cands) != input_hash("q2", cands)
+
+
+def test_limit_queries(tmp_path: Path) -> None:
+    ds = tiny_dataset()
+    small = limit_dataset(ds, 2)
+    assert list(small.candidates) == ["q1", "q2"] and set(small.qrels) == {"q1", "q2"}
+    fake = FakeSystem("s")
+    results = run_eval([ds], [fake], limit_queries=2)
+    assert len(fake.calls) == 2 and results.run_for("tiny", "s").evaluation.n_queries == 2
+    assert results.datasets[0].queries == 2 and results.datasets[0].total_queries == 3
+    assert results.run_for("tiny", "s").evaluation.issues.ok  # the qrels were limited too
+    with pytest.raises(InvalidInputError, match="limit_queries"):
+        limit_dataset(ds, 0)
+
+
+def test_a_system_must_return_every_candidate() -> None:
+    class Lossy(FakeSystem):
+        def rank(self, query: str, candidates: Sequence[Candidate]) -> SystemResult:
+            return SystemResult((candidates[0].docid,), (1.0,), 0.0)
+
+    with pytest.raises(InvalidInputError, match="every candidate exactly once"):
+        run_eval([tiny_dataset()], [Lossy("lossy")])
+
+
+def test_run_eval_rejects_duplicate_names_and_empty_input() -> None:
+    with pytest.raises(InvalidInputError, match="share a name"):
+        run_eval([tiny_dataset()], [FakeSystem("s"), FakeSystem("s")])
+    with pytest.raises(InvalidInputError, match="at least one dataset"):
+        run_eval([], [FakeSystem("s")])
+    with pytest.raises(InvalidInputError, match="at least one system"):
+        run_eval([tiny_dataset()], [])
+
+
+# --- never on training queries ------------------------------------------------------------------------------------
+
+
+def r2r_row(qid: str, query: str) -> dict[str, Any]:
+    docs = ["p one", "p two"]
+    return {"qid": qid, "query": query, "unsorted_docs": docs, "re_rank_id": [2, 1], "sorted_docids": ["7", "8"],
+            "scores": ["0", "1"], "reason": {"ranked_passages": [
+                {"identifier": 2, "direct_reason": "r", "listwise_reason": "l"},
+                {"identifier": 1, "direct_reason": "r", "listwise_reason": "l"}]}}
+
+
+def test_find_training_queries_matches_text_not_bare_ids() -> None:
+    training = TrainingQueries({"100": "How long do fleas live?", "q3": "something else entirely"}, "train")
+    queries = {"q1": "how long do  fleas live", "q2": "what is phototaxis", "q3": "who wrote hamlet"}
+    # q1: same query under another id -> training; q3: same id, another text (another id space) -> not.
+    assert find_training_queries(queries, training) == ["q1"]
+    with pytest.raises(TrainingQueryError, match=r"1 queries from the training data \(train\), e.g. \['q1'\]"):
+        check_not_training("tiny", queries, training)
+    check_not_training("tiny", {"q2": "what is phototaxis"}, training)
+
+
+def test_run_eval_refuses_training_queries_before_running() -> None:
+    fake = FakeSystem("s")
+    with pytest.raises(TrainingQueryError, match="tiny"):
+        run_eval([tiny_dataset()], [fake], training=TrainingQueries({"x": "who wrote Hamlet?"}, "t"))
+    assert fake.calls == []
+
+
+def test_load_training_queries_uses_the_training_split(tmp_path: Path) -> None:
+    folder = tmp_path / "r2r-train"
+    folder.mkdir()
+    rows = [r2r_row(str(i), f"training query number {i}") for i in range(20)]
+    with gzip.open(folder / "msmarco_20.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in rows)
+    from r2r_agent.training import split_query_ids
+
+    train, held = split_query_ids([str(i) for i in range(20)])
+    loaded = load_training_queries(folder)
+    assert set(loaded.queries) == set(train) and len(held) == 2  # validation queries are not training queries
+    assert load_training_queries(folder, validation_fraction=0.0).queries.keys() == {str(i) for i in range(20)}
+    with pytest.raises(InvalidInputError, match="No R2R training file"):
+        load_training_queries(tmp_path / "empty")
+
+
+def test_shared_test_sets_hold_no_training_queries(data_dir: Path) -> None:
+    from r2r_agent.evals import load_dataset
+
+    training = load_training_queries(data_dir / "r2r-train")
+    assert len(training) == 450  # 500 R2R queries, 10% held out for validation
+    for name in ("dl19", "dl20"):
+        check_not_training(name, load_dataset(name, data_dir).queries, training)

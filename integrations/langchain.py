@@ -13,6 +13,8 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +55,19 @@ RERANK_EVENT = "r2r_rerank"
 # -- mapping -------------------------------------------------------------------------------------------------------
 
 
+#: Metadata keys a first-stage retriever's score is read from (the first numeric one wins).
+RETRIEVER_SCORE_KEYS = ("score", common.RETRIEVAL_SCORE_KEY)
+
+
+def _retriever_score(metadata: dict[str, Any] | None) -> float | None:
+    """The first-stage score in ``metadata["score"]`` or ``metadata["retrieval_score"]`` (finite numbers only)."""
+    for key in RETRIEVER_SCORE_KEYS:
+        value = (metadata or {}).get(key)
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    return None
+
+
 def _to_passages(owner: str, documents: Sequence[Document]) -> tuple[list[Passage], list[int], list[int]]:
     if documents is None or isinstance(documents, (str, bytes, Document)):
         raise InvalidPassageError(f"{owner}: documents must be a list of Document, got {type(documents).__name__}")
@@ -65,7 +80,7 @@ def _to_passages(owner: str, documents: Sequence[Document]) -> tuple[list[Passag
                                       f"{type(doc).__name__}; wrap text as Document(page_content=...)")
         if common.has_text(doc.page_content):
             textual.append(i)
-            passages.append(Passage(text=doc.page_content, id=doc.id))
+            passages.append(Passage(text=doc.page_content, id=doc.id, score=_retriever_score(doc.metadata)))
         else:
             textless.append(i)
     if textless:
@@ -137,6 +152,15 @@ class _R2RSettings:
         compare_top: int | None
         _reranker: Any
 
+    def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        self._reranker = common.resolve_reranker(type(self).__name__, reranker, student)
+
+    @field_validator("top_n")
+    @classmethod
+    def _validate_top_n(cls, value: int | None) -> int | None:
+        return common.check_top_n(cls.__name__, value)
+
     @property
     def reranker(self) -> Reranker:
         """The core reranker (built with the default student on first access if none was given)."""
@@ -173,7 +197,8 @@ class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
     ``relevance_score`` (the student's score, LangChain's convention), ``r2r_rank``, ``r2r_explanation`` (for the top
     ``explain_top``) and, on the first document, ``r2r_comparison``. Documents with no text are not ranked: they
     come after the ranked ones with an ``r2r_note``. Inside a LangChain run, each ranking is also dispatched as the
-    custom event ``"r2r_rerank"``.
+    custom event ``"r2r_rerank"``. A numeric ``metadata["score"]`` (or else ``metadata["retrieval_score"]``) is
+    passed to the reranker as the first-stage score, so traces record it.
 
     Args:
         top_n: How many ranked documents to return (``None``: all). Must be >= 1.
@@ -196,15 +221,6 @@ class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
     compare_top: int | None = Field(default=None, description="How many top documents the comparison covers.")
 
     _reranker: Any = PrivateAttr(default=None)
-
-    def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None, **data: Any) -> None:
-        super().__init__(**data)
-        self._reranker = common.resolve_reranker(type(self).__name__, reranker, student)
-
-    @field_validator("top_n")
-    @classmethod
-    def _validate_top_n(cls, value: int | None) -> int | None:
-        return common.check_top_n(cls.__name__, value)
 
     @field_validator("explain_top", "compare_top")
     @classmethod
@@ -257,15 +273,6 @@ class R2RRetriever(_R2RSettings, BaseRetriever):
     compare_top: int | None = Field(default=None, description="How many top documents the comparison covers.")
 
     _reranker: Any = PrivateAttr(default=None)
-
-    def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None, **data: Any) -> None:
-        super().__init__(**data)
-        self._reranker = common.resolve_reranker(type(self).__name__, reranker, student)
-
-    @field_validator("top_n")
-    @classmethod
-    def _validate_top_n(cls, value: int | None) -> int | None:
-        return common.check_top_n(cls.__name__, value)
 
     @field_validator("fetch_k", "explain_top", "compare_top")
     @classmethod

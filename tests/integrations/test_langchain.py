@@ -258,3 +258,23 @@ class TestR2RRetrieverStandard(langchain_tests.RetrieversIntegrationTests):
     @property
     def num_results_arg_name(self) -> str:
         return "top_n"
+
+
+# -- first-stage scores --------------------------------------------------------------------------------------------
+
+
+def test_retriever_scores_in_metadata_reach_the_trace():
+    from r2r_agent import Reranker
+    from r2r_agent.traces import MemoryTraceSink
+
+    sink = MemoryTraceSink()
+    reranker = Reranker(student=make_reranker().student, trace=sink)
+    metadata = [{"score": 12.5}, {"retrieval_score": 0.75}, {"score": "high", "retrieval_score": 3},
+                {"score": True}, {"score": float("nan")}, {}]
+    texts = [t for _, t, _ in PASSAGES] + ["Cats sleep a lot.", "Fleas jump far."]
+    docs = [Document(page_content=t, id=f"m{i}", metadata=m) for i, (t, m) in enumerate(zip(texts, metadata))]
+    R2RCompressor(top_n=2, reranker=reranker).compress_documents(docs, QUERY)
+    (record,) = sink.records
+    assert {c.id: c.first_stage_score for c in record.candidates} == {
+        "m0": 12.5, "m1": 0.75, "m2": 3.0, "m3": None, "m4": None, "m5": None}
+    assert [d.metadata for d in docs] == metadata  # the caller's documents are untouched

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .errors import ParseError
@@ -39,9 +39,9 @@ def _preview(text: str, limit: int = 120) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
-def _balanced_object(text: str, start: int) -> str | None:
-    """The ``{...}`` starting at ``start`` (strings respected), or ``None`` if it never closes."""
-    depth, in_string, escaped = 0, False, False
+def _json_chars(text: str, start: int = 0) -> Iterator[tuple[int, str, bool]]:
+    """``(index, char, structural)`` for ``text[start:]``; ``structural`` is False inside JSON strings (quotes too)."""
+    in_string, escaped = False, False
     for i in range(start, len(text)):
         ch = text[i]
         if in_string:
@@ -53,7 +53,16 @@ def _balanced_object(text: str, start: int) -> str | None:
                 in_string = False
         elif ch == '"':
             in_string = True
-        elif ch == "{":
+        yield i, ch, not in_string and ch != '"'
+
+
+def _balanced_object(text: str, start: int) -> str | None:
+    """The ``{...}`` starting at ``start`` (strings respected), or ``None`` if it never closes."""
+    depth = 0
+    for i, ch, structural in _json_chars(text, start):
+        if not structural:
+            continue
+        if ch == "{":
             depth += 1
         elif ch == "}":
             depth -= 1
@@ -70,18 +79,8 @@ def strip_trailing_commas(text: str) -> str:
         '{"a": [1, 2], "b": "x,]"}'
     """
     out: list[str] = []
-    in_string, escaped = False, False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "}]":
+    for _, ch, structural in _json_chars(text):
+        if structural and ch in "}]":
             j = len(out) - 1
             while j >= 0 and out[j].isspace():
                 j -= 1

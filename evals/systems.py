@@ -232,7 +232,7 @@ class ModelPool:
         self._student: Any | None = None
 
     def encoder(self) -> Any:
-        """The bundled all-MiniLM-L6-v2 :class:`~r2r_agent.EncoderScorer`."""
+        """The bundled all-MiniLM-L6-v2 :class:`~r2r_agent.EncoderScorer` in float32 (the reference bi-encoder)."""
         if self._encoder is None:
             from r2r_agent.scorers import EncoderScorer
 
@@ -240,16 +240,11 @@ class ModelPool:
         return self._encoder
 
     def default_student(self) -> Any:
-        """:meth:`Student.default` (MiniLM scorer, SmolLM2 explainer and re-scorer), sharing the pool's MiniLM."""
+        """:meth:`Student.default` exactly as users get it (its MiniLM may run in bfloat16: see ``dtype="auto"``)."""
         if self._student is None:
-            from dataclasses import replace
-
             from r2r_agent.student import Student
 
-            student = Student.default()
-            self._student = replace(student, scorer=self.encoder()) if self._encoder is not None else student
-            if self._encoder is None:
-                self._encoder = self._student.scorer
+            self._student = Student.default()
         return self._student
 
 
@@ -368,7 +363,11 @@ def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
 
         return Reranker(pool.default_student(), rescore_top=k, explain_top=0, compare_top=0)
 
-    return RerankerSystem("student", factory, {"rescore_top": k})
+    from r2r_agent.modeling import resolve_dtype
+
+    # The resolved dtype is part of the cache key: "auto" means different weights on different CPUs.
+    dtype = str(resolve_dtype("auto")).removeprefix("torch.")
+    return RerankerSystem("student", factory, {"rescore_top": k, "dtype": dtype})
 
 
 def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:

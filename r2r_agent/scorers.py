@@ -197,8 +197,9 @@ class LMScorer:
         self.batch_size = batch_size
         # The head is ours (loaded next to the adapter): it follows the model to its device, in float32.
         self.rank_head = rank_head.float().to(model.device) if rank_head is not None else None
-        self._yes_ids = _answer_token_ids(tokenizer, prompts.RELEVANCE_ANSWERS[0])
-        self._no_ids = _answer_token_ids(tokenizer, prompts.RELEVANCE_ANSWERS[1])
+        #: First-token ids of the answer words whose log-odds are the score (shared with training).
+        self.yes_token_ids = _answer_token_ids(tokenizer, prompts.RELEVANCE_ANSWERS[0])
+        self.no_token_ids = _answer_token_ids(tokenizer, prompts.RELEVANCE_ANSWERS[1])
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], *, adapter: str | os.PathLike[str] | None = None,
@@ -211,6 +212,14 @@ class LMScorer:
                                           local_files_only=local_files_only)
         head = load_rank_head(adapter) if adapter else None
         return cls(model, tokenizer, name=str(path), rank_head=head, **kwargs)
+
+    def relevance_from_logits(self, logits: Any) -> Any:
+        """The yes/no log-odds score from last-position logits ``[batch, vocab]``; training uses the same function."""
+        import torch
+
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        return (torch.logsumexp(logprobs[:, self.yes_token_ids], dim=-1)
+                - torch.logsumexp(logprobs[:, self.no_token_ids], dim=-1))
 
     def prompts_for(self, query: str, passages: Sequence[str]) -> tuple[list[str], list[bool]]:
         """The rendered scoring prompts and truncation flags."""
@@ -246,9 +255,7 @@ class LMScorer:
                 if self.rank_head is not None:
                     batch_scores = self.rank_head(out.hidden_states[-1][:, -1].float()).squeeze(-1)
                 else:
-                    logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-                    batch_scores = (torch.logsumexp(logprobs[:, self._yes_ids], dim=-1)
-                                    - torch.logsumexp(logprobs[:, self._no_ids], dim=-1))
+                    batch_scores = self.relevance_from_logits(out.logits[:, -1])
                 for value, i in zip(batch_scores.float().tolist(), batch):
                     values[i] = value
         return Scores(values=values, truncated=flags)

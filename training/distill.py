@@ -325,8 +325,8 @@ class Distiller:
         import torch
 
         output = self.model.get_output_embeddings().weight.detach().float()
-        yes = output[self._scorer._yes_ids].mean(0)
-        no = output[self._scorer._no_ids].mean(0)
+        yes = output[self._scorer.yes_token_ids].mean(0)
+        no = output[self._scorer.no_token_ids].mean(0)
         head = torch.nn.Linear(output.shape[1], 1)
         with torch.no_grad():
             head.weight.copy_((yes - no)[None, :])
@@ -392,9 +392,7 @@ class Distiller:
                          logits_to_keep=1, output_hidden_states=self.rank_head is not None)
         if self.rank_head is not None:
             return self.rank_head(out.hidden_states[-1][:, -1].float()).squeeze(-1)
-        logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-        return (torch.logsumexp(logprobs[:, self._scorer._yes_ids], dim=-1)
-                - torch.logsumexp(logprobs[:, self._scorer._no_ids], dim=-1))
+        return self._scorer.relevance_from_logits(out.logits[:, -1])
 
     def rank_loss(self, example: RankingExample) -> Any:
         """The configured ranking loss of one query (candidates capped at ``max_rank_passages``)."""

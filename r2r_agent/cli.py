@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -175,7 +176,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for item in queries:
         passages = [Passage(c["text"], id=c["docid"], score=c.get("score")) for c in item.candidates]
         ranking = reranker.rerank(item.query, passages)
-        shown = type(ranking)(**{**ranking.__dict__, "judgments": ranking.judgments[: args.top_n]})
+        shown = dataclasses.replace(ranking, judgments=ranking.judgments[: args.top_n])
         print(format_ranking(shown))
         print()
         first_stage = [p.id or "" for p in passages]

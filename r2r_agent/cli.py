@@ -39,8 +39,9 @@ passages file: JSON Lines, one passage per line, either a JSON string or an obje
 
 def _add_student_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("student")
-    group.add_argument("--model", help="a local causal-LM folder that both scores and explains (default: the "
-                       "embedded MiniLM scorer + SmolLM2-135M explainer)")
+    group.add_argument("--model", help="a local causal-LM folder that both scores and explains, or 'default' for "
+                       "the embedded SmolLM2-135M alone (without --model: the embedded MiniLM scorer + SmolLM2 "
+                       "explainer)")
     group.add_argument("--adapter", help="a distilled adapter folder (from `r2r distill`) for --model")
     group.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default=None,
                        help="weight dtype (default: auto for the embedded student = bfloat16 where the CPU has "
@@ -144,7 +145,12 @@ def _build_reranker(args: argparse.Namespace) -> Any:
     except ImportError:  # pragma: no cover
         pass
     if args.model:
-        student = Student.from_pretrained(args.model, adapter=args.adapter, quantize=args.quantize or "none",
+        model = args.model
+        if model == "default":  # the embedded SmolLM2, e.g. with an adapter distilled from it
+            from .default_models import prepare_smollm2
+
+            model = prepare_smollm2(progress=True)
+        student = Student.from_pretrained(model, adapter=args.adapter, quantize=args.quantize or "none",
                                           dtype=args.dtype or "float32", device=args.device)
     else:
         if args.adapter:

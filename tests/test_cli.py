@@ -79,3 +79,24 @@ def test_demo_on_shared_dl19(capsys, tiny_cli, dl19_candidates):
                      "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert "TREC DL19" in out and "264014" in out
+
+
+def test_model_default_means_the_embedded_smollm2(monkeypatch, tmp_path):
+    import argparse
+
+    from r2r_agent import default_models
+    from r2r_agent.student import Student
+
+    seen = {}
+    monkeypatch.setattr(default_models, "prepare_smollm2", lambda **kwargs: tmp_path)
+
+    def fake_from_pretrained(model, **kwargs):
+        seen["model"], seen["adapter"] = model, kwargs["adapter"]
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(Student, "from_pretrained", fake_from_pretrained)
+    args = argparse.Namespace(model="default", adapter="ad", quantize=None, dtype=None, device=None, rescore_top=0,
+                              explain_top=5, compare_top=3)
+    with pytest.raises(RuntimeError, match="stop here"):
+        cli._build_reranker(args)
+    assert seen == {"model": tmp_path, "adapter": "ad"}

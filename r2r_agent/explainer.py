@@ -15,7 +15,7 @@ from typing import Any
 
 from . import prompts
 from .errors import InvalidInputError
-from .modeling import fit_tokens, load_causal_lm
+from .modeling import fit_tokens, left_pad, load_causal_lm
 
 
 @dataclass(frozen=True)
@@ -130,12 +130,8 @@ class Explainer:
         with torch.inference_mode():
             for begin in range(0, len(order), self.batch_size):
                 batch = order[begin : begin + self.batch_size]
-                width = max(len(encoded[i]) for i in batch)
-                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, i in enumerate(batch):
-                    ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
-                    mask[row, width - len(encoded[i]):] = 1
+                ids, mask = left_pad([encoded[i] for i in batch], pad_id)
+                width = ids.shape[1]
                 output = self.model.generate(input_ids=ids.to(self.model.device),
                                              attention_mask=mask.to(self.model.device), generation_config=config)
                 new_tokens = output[:, width:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,24 @@ def fit_tokens(tokenizer: Any, text: str, max_tokens: int) -> tuple[str, bool]:
     if len(ids) <= max_tokens and not clipped:
         return text, False
     return tokenizer.decode(ids[:max_tokens], skip_special_tokens=True), True
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists as one left-padded batch: ``(input_ids, attention_mask)``, both ``[len, longest]`` longs.
+
+    Left padding puts every sequence's last token in the last column, where scoring reads its logits and generation
+    continues.
+    """
+    import torch
+
+    width = max((len(seq) for seq in sequences), default=0)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        if seq:
+            ids[row, width - len(seq):] = torch.tensor(list(seq), dtype=torch.long)
+            mask[row, width - len(seq):] = 1
+    return ids, mask
 
 
 def left_padding_positions(attention_mask: torch.Tensor) -> torch.Tensor:

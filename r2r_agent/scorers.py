@@ -23,6 +23,7 @@ from .errors import InvalidInputError
 from .modeling import (
     check_quantize,
     fit_tokens,
+    left_pad,
     left_padding_positions,
     load_causal_lm,
     load_tokenizer,
@@ -242,13 +243,7 @@ class LMScorer:
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with torch.inference_mode():
             for batch in _length_sorted_batches([len(e) for e in encoded], self.batch_size):
-                width = max(len(encoded[i]) for i in batch)
-                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, i in enumerate(batch):
-                    seq = encoded[i]
-                    ids[row, width - len(seq):] = torch.tensor(seq)
-                    mask[row, width - len(seq):] = 1
+                ids, mask = left_pad([encoded[i] for i in batch], pad_id)
                 ids, mask = ids.to(self.model.device), mask.to(self.model.device)
                 out = self.model(input_ids=ids, attention_mask=mask, position_ids=left_padding_positions(mask),
                                  logits_to_keep=1, output_hidden_states=self.rank_head is not None)

@@ -373,19 +373,13 @@ class Distiller:
 
     def lm_scores(self, query: str, passages: Sequence[str]) -> Any:
         """The LM scorer's scores (a tensor with gradients in training), exactly as :class:`LMScorer` computes them."""
-        import torch
 
-        from r2r_agent.modeling import left_padding_positions
+        from r2r_agent.modeling import left_pad, left_padding_positions
 
         texts, _ = self._scorer.prompts_for(query, passages)
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        width = max(len(e) for e in encoded)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, seq in enumerate(encoded):
-            ids[row, width - len(seq):] = torch.tensor(seq)
-            mask[row, width - len(seq):] = 1
+        ids, mask = left_pad(encoded, pad)
         device = self.config.device
         mask = mask.to(device)
         out = self.model(input_ids=ids.to(device), attention_mask=mask, position_ids=left_padding_positions(mask),

@@ -2,6 +2,11 @@
 
     r2r eval --dataset dl19 --dataset dl20 --systems first-stage,minilm,student --report runs/dl-bm25
     r2r eval --dataset dl19 --systems first-stage,zero-shot-lm --lm-top 10 --limit-queries 10 --report runs/quick
+    r2r eval --dataset dl19 --systems minilm,student --explain-queries 5 --explain-top 5 --report runs/explain
+
+``--explain-queries N`` also reranks the first N queries of each dataset with explanations on (systems with an
+explainer: ``student``, ``adapter:PATH``; the others are skipped with a note) and adds an "Explanation quality"
+section (verdict accuracy against the qrels, coverage, groundedness, specificity, worst cases) to the report.
 
 Results are cached per (system, dataset, query) in ``REPORT/cache.jsonl``: run the same command again to resume an
 interrupted run (or to re-render the report at no cost). Nothing heavy is imported until :func:`run` runs.
@@ -25,6 +30,8 @@ systems (comma-separated, exact names):
   student           the default cascade Reranker(Student.default(), rescore_top=--rescore-top), no explanations
   zero-shot-lm      SmolLM2-135M-Instruct re-scores the MiniLM top --lm-top (about 0.2 s per passage on CPU)
   adapter:PATH      a distilled adapter (on --base-model) re-scores the MiniLM top --lm-top
+
+explanations (--explain-queries N): student and adapter:PATH explain; the others are skipped
 
 datasets: dl19, dl20, dl19-splade, dl20-splade, bright-<subset> (texts from --bright-dir)
 """
@@ -59,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-data", type=Path, default=None, metavar="PATH",
                         help="R2R training data whose training-split queries must not be evaluated on "
                         "(default DATA_DIR/r2r-train)")
+    parser.add_argument("--explain-queries", type=int, default=0, metavar="N",
+                        help="also rerank the first N queries of each dataset with explanations on (systems with "
+                        "an explainer: student, adapter:PATH) and report their quality (default 0: off)")
+    parser.add_argument("--explain-top", type=int, default=5, metavar="K",
+                        help="with --explain-queries: passages explained per query (default 5)")
     parser.add_argument("--no-plots", action="store_true", help="write markdown and JSON only")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
@@ -85,7 +97,9 @@ def _command(args: argparse.Namespace) -> str:
     parts += ["--systems", args.systems]
     for flag, value in (("--limit-queries", args.limit_queries), ("--rescore-top", args.rescore_top),
                         ("--lm-top", args.lm_top), ("--base-model", args.base_model),
-                        ("--bright-dir", args.bright_dir)):
+                        ("--bright-dir", args.bright_dir),
+                        ("--explain-queries", args.explain_queries or None),
+                        ("--explain-top", args.explain_top if args.explain_queries else None)):
         if value is not None:
             parts += [flag, str(value)]
     parts += ["--report", str(args.report)]
@@ -107,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
         pass
     if args.limit_queries is not None and args.limit_queries < 1:
         raise InvalidInputError(f"--limit-queries must be >= 1, got {args.limit_queries}.")
+    if args.explain_queries < 0:
+        raise InvalidInputError(f"--explain-queries must be >= 0 (0: off), got {args.explain_queries}.")
+    if args.explain_top < 1:
+        raise InvalidInputError(f"--explain-top must be >= 1, got {args.explain_top}.")
     options = SystemOptions(student_rescore_top=args.rescore_top, lm_top=args.lm_top, base_model=args.base_model)
     systems = build_systems(args.systems.split(","), options)
     data_dir = resolve_data_dir(args.data_dir)
@@ -117,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     settings = {"systems": [s.name for s in systems], "system_config": {s.name: dict(s.config) for s in systems},
                 "datasets": names}
     results = run_eval(datasets, systems, cache_path=args.report / "cache.jsonl", limit_queries=args.limit_queries,
-                       training=training, progress=not args.no_progress, settings=settings)  # type: ignore[arg-type]
+                       training=training, progress=not args.no_progress, settings=settings,  # type: ignore[arg-type]
+                       explain_queries=args.explain_queries, explain_top=args.explain_top)
     files = write_report(results, args.report, plots=not args.no_plots, command=command)
     lines = []
     for info in results.datasets:
@@ -128,6 +147,16 @@ def run(args: argparse.Namespace) -> int:
             agg = r.evaluation.aggregates
             lines.append(f"{name:<28} {agg.get('nDCG@10', 0):>8.4f} {agg.get('RR@10', 0):>8.4f} "
                          f"{agg.get('R@100', 0):>8.4f} {r.cost.seconds_per_query:>8.3f}")
+    if args.explain_queries:
+        lines.append(f"\nexplanation quality (first {args.explain_queries} queries, top {args.explain_top}):")
+        for e in results.explanations:
+            q = e.quality
+            acc = "–" if q.verdict.accuracy is None else f"{q.verdict.accuracy:.3f}"
+            grounded = "–" if q.groundedness is None else f"{q.groundedness:.3f}"
+            lines.append(f"{e.dataset} {e.system}: verdict accuracy {acc}, groundedness {grounded}, "
+                         f"{q.n_explained} explanations")
+        if results.explanation_skipped:
+            lines.append(f"skipped (no explainer): {', '.join(results.explanation_skipped)}")
     lines.append(f"\nreport: {files.markdown}  (json: {files.json.name}; plots: {len(files.plots)})")
     print("\n".join(lines))  # noqa: T201 (a CLI module: its output is the point)
     return 0

@@ -5,6 +5,8 @@
 - ``report.md``: per dataset, a table of the systems (nDCG@10, MRR@10, Recall@100, the nDCG@10 difference from
   the first stage and from MiniLM with paired-test p-values, cost), the plots, and the per-query nDCG@10 table;
 - ``report.json``: the same numbers (per-query values of every measure, both paired tests, costs);
+- when explanations were measured (``r2r eval --explain-queries N``), an "Explanation quality" section in both
+  (means, coverage and worst cases of :func:`~r2r_agent.evals.explanation_quality.explanation_quality`);
 - ``ndcg10.png`` (nDCG@10 per system and dataset), ``quality_vs_latency.png`` (nDCG@10 against seconds per
   query), ``deltas_<dataset>.png`` (per-query nDCG@10 differences from the first stage).
 
@@ -128,6 +130,52 @@ def per_query_table(results: EvalResults, dataset: str, measure: str = "nDCG@10"
     return lines
 
 
+def _short(text: str, limit: int = 200) -> str:
+    text = _cell(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def explanation_section(results: EvalResults) -> list[str]:
+    """The "Explanation quality" markdown section (empty when explanations were not measured)."""
+    n_queries = results.settings.get("explain_queries")
+    if not n_queries:
+        return []
+    top = results.settings.get("explain_top")
+    lines = ["", "## Explanation quality", "",
+             f"The first {n_queries} queries of each dataset reranked with direct explanations of the top {top} "
+             "passages (no comparison), measured by `r2r_agent.evals.explanation_quality`: verdict accuracy is the "
+             "explanation's stated verdict against the qrels (grade >= 1 is relevant) over explanations with a known "
+             "verdict and a graded passage; coverage is the fraction with a known verdict; groundedness is the mean "
+             "fraction of claim words found in the passage (query-only: found only in the query); specificity is "
+             "1 - mean pairwise Jaccard similarity of a query's explanations."]
+    if results.explanation_skipped:
+        names = ", ".join(f"`{n}`" for n in results.explanation_skipped)
+        lines += ["", f"Skipped (no explainer): {names}."]
+    if not results.explanations:
+        lines += ["", "No system that can explain was run."]
+        return lines
+    lines += ["", "| dataset | system | queries | explained | verdict accuracy | coverage | groundedness | "
+              "query-only | specificity | s/query | tokens |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in results.explanations:
+        q = run.quality
+        lines.append(f"| {run.dataset} | `{run.system}` | {run.queries} | {q.n_explained} | "
+                     f"{_fmt(q.verdict.accuracy, 3)} ({q.verdict.n_correct}/{q.verdict.n_judged}) | "
+                     f"{_fmt(q.verdict.coverage, 3)} | {_fmt(q.groundedness, 3)} | {_fmt(q.query_only, 3)} | "
+                     f"{_fmt(q.specificity, 3)} | {run.seconds_per_query:.2f} | {run.generated_tokens} |")
+    for run in results.explanations:
+        q = run.quality
+        cases = [f"- wrong verdict ({_cell(c.note)}), {c.qid} / {c.passage_id}: {_short(c.explanation)}"
+                 for c in q.wrong_verdicts]
+        cases += [f"- least grounded ({_cell(c.note)}), {c.qid} / {c.passage_id}: {_short(c.explanation)}"
+                  for c in q.lowest_groundedness[:3]]
+        cases += [f"- most alike (Jaccard {d.similarity:.2f}), {d.qid} / {d.passage_ids[0]} and {d.passage_ids[1]}: "
+                  f"{_short(d.explanations[0], 120)} ‖ {_short(d.explanations[1], 120)}"
+                  for d in q.most_duplicated[:3]]
+        if cases:
+            lines += ["", f"### Worst cases: `{run.system}` on {run.dataset}", "", *cases]
+    return lines
+
+
 def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command: str | None = None) -> str:
     """The report as markdown (``plots``: PNG file names in the same folder, linked where they belong)."""
     lines = ["# r2r eval report", "", f"Generated {now()}."]
@@ -167,6 +215,7 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
         lines.append(f"| {run.dataset} | `{run.system}` | {c.queries} | {c.computed} | {c.seconds:.1f} | "
                      f"{c.seconds_per_query:.3f} | {c.passages} | {_fmt(c.passages_per_second, 1)} | "
                      f"{_fmt(c.load_seconds, 1)} | {_fmt(c.peak_rss_mb, 0)} |")
+    lines += explanation_section(results)
     issues = [(run, msg) for run in results.runs for msg in run.evaluation.issues.messages()]
     if issues:
         lines += ["", "## Data issues", ""]

@@ -36,11 +36,13 @@ from typing import Any
 
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.progress import maybe_progress
+from r2r_agent.types import Ranking
 
+from .explanation_quality import ExplanationQuality, explanation_quality
 from .metrics import DEFAULT_MEASURES, Evaluation, PairedTest, paired_test
 from .records import Candidate
 from .registry import Dataset
-from .systems import System, SystemResult, system_key
+from .systems import System, SystemResult, can_explain, system_key
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +170,14 @@ class ResultCache:
 
     Each line is written and flushed as soon as a query is done, so killing a run loses at most the query in
     progress; a torn last line is skipped with a warning. System-level costs (peak memory, load time) are stored
-    as ``"kind": "cost"`` lines.
+    as ``"kind": "cost"`` lines, and rankings with explanations (see :func:`explanation_key`) as ``"kind":
+    "ranking"`` lines.
     """
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
         self._results: dict[tuple[str, str, str], tuple[str, SystemResult]] = {}
+        self._rankings: dict[tuple[str, str, str], tuple[str, Ranking]] = {}
         self._costs: dict[tuple[str, str], dict[str, Any]] = {}
         if self.path.is_file():
             self._load()
@@ -188,6 +192,9 @@ class ResultCache:
                     row = json.loads(line)
                     if row.get("kind") == "cost":
                         self._costs[(row["system"], row["dataset"])] = dict(row["cost"])
+                    elif row.get("kind") == "ranking":
+                        key = (row["system"], row["dataset"], row["qid"])
+                        self._rankings[key] = (row["input"], Ranking.from_dict(row["ranking"]))
                     else:
                         key = (row["system"], row["dataset"], row["qid"])
                         self._results[key] = (row["input"], SystemResult.from_dict(row["result"]))
@@ -211,6 +218,19 @@ class ResultCache:
         self._results[(system, dataset, qid)] = (digest, result)
         self._append({"kind": "result", "system": system, "dataset": dataset, "qid": qid, "input": digest,
                       "result": result.to_dict()})
+
+    def get_ranking(self, key: str, dataset: str, qid: str, digest: str) -> Ranking | None:
+        """The cached ranking with explanations, or ``None`` when absent or computed on other input."""
+        found = self._rankings.get((key, dataset, qid))
+        if found is None or found[0] != digest:
+            return None
+        return found[1]
+
+    def put_ranking(self, key: str, dataset: str, qid: str, digest: str, ranking: Ranking) -> None:
+        """Store a ranking with explanations (appended and flushed at once)."""
+        self._rankings[(key, dataset, qid)] = (digest, ranking)
+        self._append({"kind": "ranking", "system": key, "dataset": dataset, "qid": qid, "input": digest,
+                      "ranking": ranking.to_dict()})
 
     def cost(self, system: str, dataset: str) -> dict[str, Any] | None:
         """The last stored system-level cost of ``system`` on ``dataset``."""
@@ -326,6 +346,47 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class ExplanationRun:
+    """One system's explanations on the first queries of one dataset, and their quality.
+
+    Attributes:
+        system: The report name.
+        key: The cache key (:func:`explanation_key`).
+        dataset: The dataset name.
+        explain_top: Passages explained per query.
+        queries: Queries explained.
+        computed: Queries computed in this run (the rest came from the cache).
+        seconds: Total seconds of all stages of those rankings (explanation included, model loading excluded).
+        generated_tokens: Tokens generated.
+        quality: :func:`~r2r_agent.evals.explanation_quality.explanation_quality` of the rankings.
+        rankings: ``{qid: Ranking}`` (kept for callers; reports store only the measures).
+    """
+
+    system: str
+    key: str
+    dataset: str
+    explain_top: int
+    queries: int
+    computed: int
+    seconds: float
+    generated_tokens: int
+    quality: ExplanationQuality
+    rankings: Mapping[str, Ranking] = field(default_factory=dict)
+
+    @property
+    def seconds_per_query(self) -> float:
+        """Mean seconds per explained query."""
+        return self.seconds / self.queries if self.queries else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (without the rankings)."""
+        return {"system": self.system, "key": self.key, "dataset": self.dataset, "explain_top": self.explain_top,
+                "queries": self.queries, "computed": self.computed, "seconds": self.seconds,
+                "seconds_per_query": self.seconds_per_query, "generated_tokens": self.generated_tokens,
+                "quality": self.quality.to_dict()}
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     """What was evaluated of a dataset."""
 
@@ -350,6 +411,8 @@ class EvalResults:
     comparisons: tuple[Comparison, ...] = ()
     measures: tuple[str, ...] = DEFAULT_MEASURES
     settings: Mapping[str, Any] = field(default_factory=dict)
+    explanations: tuple[ExplanationRun, ...] = ()
+    explanation_skipped: tuple[str, ...] = ()
 
     def run_for(self, dataset: str, system: str) -> SystemRun:
         """The run of ``system`` (report name) on ``dataset``."""
@@ -371,6 +434,8 @@ class EvalResults:
             "settings": dict(self.settings),
             "runs": [r.to_dict(rankings=rankings) for r in self.runs],
             "comparisons": [c.to_dict() for c in self.comparisons],
+            "explanation_quality": {"runs": [e.to_dict() for e in self.explanations],
+                                    "skipped": list(self.explanation_skipped)},
         }
 
 
@@ -417,6 +482,8 @@ def run_eval(
     progress: bool = False,
     measures: Sequence[str] = DEFAULT_MEASURES,
     settings: Mapping[str, Any] | None = None,
+    explain_queries: int = 0,
+    explain_top: int = 5,
 ) -> EvalResults:
     """Rank every dataset's queries with every system, evaluate, and compare with the baselines.
 
@@ -430,10 +497,16 @@ def run_eval(
         progress: Show a progress bar per (system, dataset).
         measures: Measures to compute (the first is the headline of the paired tests when ``nDCG@10`` is absent).
         settings: Recorded as-is in the results (e.g. the command line).
+        explain_queries: Also rerank the first N queries of each dataset with explanations on, with every system
+            that can explain (:func:`~r2r_agent.evals.systems.can_explain`), and measure the explanations
+            (:attr:`EvalResults.explanations`); 0 (default) turns this off. Other systems are listed in
+            :attr:`EvalResults.explanation_skipped`.
+        explain_top: Passages explained per query (``compare_top`` is 0).
 
     Raises:
         TrainingQueryError: when a dataset holds training queries.
-        InvalidInputError: no datasets or systems, or two systems with the same name.
+        InvalidInputError: no datasets or systems, two systems with the same name, or a negative
+            ``explain_queries`` or ``explain_top < 1``.
     """
     if not datasets:
         raise InvalidInputError("run_eval needs at least one dataset.")
@@ -442,6 +515,9 @@ def run_eval(
     names = [s.name for s in systems]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"Two systems share a name in {names}; report names must be unique.")
+    for flag, value, least in (("explain_queries", explain_queries, 0), ("explain_top", explain_top, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise InvalidInputError(f"run_eval: {flag} must be an int >= {least}, got {value!r}.")
     chosen = [limit_dataset(d, limit_queries) for d in datasets]
     if training is None:
         logger.warning("no training queries given: the check against evaluating on training queries is skipped")
@@ -479,8 +555,68 @@ def run_eval(
                     max((len(c) for c in d.candidates.values()), default=0))
         for d, original in zip(chosen, datasets)
     )
+    explanations: list[ExplanationRun] = []
+    skipped: list[str] = []
+    if explain_queries:
+        for system in systems:
+            if not can_explain(system):
+                skipped.append(system.name)
+                continue
+            for dataset in chosen:
+                explanations.append(_explain_one(system, dataset, cache, explain_queries, explain_top, progress))
+        if skipped:
+            logger.info("explanation quality: skipped %s (no explainer)", ", ".join(skipped))
+    extra = {"explain_queries": explain_queries, "explain_top": explain_top} if explain_queries else {}
     return EvalResults(infos, tuple(names), tuple(runs), tuple(comparisons), tuple(measures),
-                       dict(settings or {}, limit_queries=limit_queries))
+                       dict(settings or {}, limit_queries=limit_queries, **extra), tuple(explanations),
+                       tuple(skipped))
+
+
+def explanation_key(system: System, explain_top: int) -> str:
+    """The cache key of a system's rankings with explanations: its :func:`system_key` plus ``explain_top``.
+
+    Example:
+        >>> from r2r_agent.evals.systems import FirstStageSystem
+        >>> explanation_key(FirstStageSystem(), 5)
+        'first-stage {} explain_top=5'
+    """
+    return f"{system_key(system)} explain_top={explain_top}"
+
+
+def _explain_one(system: Any, dataset: Dataset, cache: ResultCache | None, n_queries: int, explain_top: int,
+                 progress: bool) -> ExplanationRun:
+    key = explanation_key(system, explain_top)
+    qids = _ranked_queries(dataset)[:n_queries]
+    rankings: dict[str, Ranking] = {}
+    computed = 0
+    with maybe_progress(progress, total=len(qids), desc=f"{system.name} explaining {dataset.name}",
+                        unit="query") as bar:
+        for qid in qids:
+            candidates = dataset.candidates[qid]
+            query = dataset.queries[qid]
+            digest = input_hash(query, candidates)
+            ranking = cache.get_ranking(key, dataset.name, qid, digest) if cache is not None else None
+            if ranking is None:
+                ranking = system.explain(query, candidates, explain_top)
+                if not isinstance(ranking, Ranking):
+                    raise InvalidInputError(
+                        f"System {system.name!r}: explain() must return an r2r_agent.Ranking, got "
+                        f"{type(ranking).__name__}."
+                    )
+                computed += 1
+                if cache is not None:
+                    cache.put_ranking(key, dataset.name, qid, digest, ranking)
+            rankings[qid] = ranking
+            bar.update(1)
+    quality = explanation_quality(rankings, dataset.qrels)
+    logger.info("%s on %s: %d explanations over %d queries (%d computed)", system.name, dataset.name,
+                quality.n_explained, len(rankings), computed)
+    return ExplanationRun(
+        system=system.name, key=key, dataset=dataset.name, explain_top=explain_top, queries=len(rankings),
+        computed=computed, seconds=math.fsum(r.seconds for r in rankings.values()),
+        generated_tokens=sum(s.generated_tokens for r in rankings.values() for s in r.stages),
+        quality=quality, rankings=rankings,
+    )
 
 
 def _run_one(system: System, key: str, dataset: Dataset, cache: ResultCache | None, progress: bool,

@@ -10,6 +10,9 @@ builders (no matching on parts of names):
 - ``zero-shot-lm``: SmolLM2-135M-Instruct's yes/no log-odds re-score the MiniLM top ``SystemOptions.lm_top``;
 - ``adapter:PATH``: ``Student.from_pretrained(base, adapter=PATH)`` re-scores the MiniLM top ``lm_top``.
 
+Systems built on a student with an explainer (``student``, ``adapter:PATH``) are :class:`ExplainingSystem` s
+(:func:`can_explain`): ``r2r eval --explain-queries N`` also reranks N queries with them with explanations on.
+
 Models are loaded once per :class:`ModelPool` and shared by the systems built from it (MiniLM and SmolLM2 each load
 once however many systems use them).
 
@@ -145,6 +148,27 @@ class FirstStageSystem:
         return SystemResult(ids, scores, time.perf_counter() - start, by_score=True)
 
 
+@runtime_checkable
+class ExplainingSystem(System, Protocol):
+    """A :class:`System` that can also rerank with explanations on (for the explanation-quality measures).
+
+    Attributes:
+        explains: Whether :meth:`explain` works (declared when the system is built, so checking loads nothing).
+    """
+
+    explains: bool
+
+    def explain(self, query: str, candidates: Sequence[Candidate], explain_top: int) -> Any:
+        """Rerank with direct explanations of the top ``explain_top`` (no comparison); an
+        :class:`r2r_agent.Ranking` of the top ``explain_top`` judgments."""
+        ...
+
+
+def can_explain(system: System) -> bool:
+    """Whether ``system`` declares it can explain (see :class:`ExplainingSystem`)."""
+    return bool(getattr(system, "explains", False)) and callable(getattr(system, "explain", None))
+
+
 class RerankerSystem:
     """A system that runs an :class:`r2r_agent.Reranker` (built on first use) with explanations off.
 
@@ -152,11 +176,14 @@ class RerankerSystem:
         name: The report name.
         factory: Builds the reranker (called once, on the first query, so merely listing a system loads nothing).
         config: The settings that change its output (see :class:`System`).
+        explains: Whether the reranker's student has an explainer, so :meth:`explain` can be used.
     """
 
-    def __init__(self, name: str, factory: Callable[[], Any], config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, name: str, factory: Callable[[], Any], config: Mapping[str, Any] | None = None, *,
+                 explains: bool = False) -> None:
         self.name = name
         self.config: Mapping[str, Any] = dict(config or {})
+        self.explains = explains
         self._factory = factory
         self._reranker: Any | None = None
         self.load_seconds: float | None = None
@@ -195,6 +222,38 @@ class RerankerSystem:
             generated_tokens=sum(s.generated_tokens for s in ranking.stages),
             stages=ranking.stages,
         )
+
+    def explain(self, query: str, candidates: Sequence[Candidate], explain_top: int) -> Any:
+        """Rerank with direct explanations of the top ``explain_top`` (``compare_top=0``).
+
+        Returns:
+            The :class:`r2r_agent.Ranking` of the top ``explain_top`` judgments (their passage texts included).
+
+        Raises:
+            InvalidInputError: when the system was not built to explain, its student turns out to have no
+                explainer, or candidates have no texts.
+        """
+        from r2r_agent.types import Passage
+
+        if not self.explains:
+            raise InvalidInputError(
+                f"System {self.name!r} was built without explanations; only systems whose student has an explainer "
+                "(e.g. 'student', 'adapter:PATH') can be asked to explain."
+            )
+        missing = [c.docid for c in candidates if c.text is None]
+        if missing:
+            raise InvalidInputError(
+                f"System {self.name!r} needs passage texts to explain, but {len(missing)} candidates have none "
+                f"(e.g. {missing[:3]})."
+            )
+        reranker = self.reranker
+        if getattr(reranker.student, "explainer", None) is None:
+            raise InvalidInputError(
+                f"System {self.name!r} declared it explains, but its student has no explainer; build it with one "
+                "or with explains=False."
+            )
+        passages = [Passage(c.text or "", id=c.docid, score=c.score) for c in candidates]
+        return reranker.rerank(query, passages, top_n=explain_top, explain_top=explain_top, compare_top=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -367,7 +426,7 @@ def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
 
     # The resolved dtype is part of the cache key: "auto" means different weights on different CPUs.
     dtype = str(resolve_dtype("auto")).removeprefix("torch.")
-    return RerankerSystem("student", factory, {"rescore_top": k, "dtype": dtype})
+    return RerankerSystem("student", factory, {"rescore_top": k, "dtype": dtype}, explains=True)
 
 
 def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
@@ -402,12 +461,12 @@ def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
 
         model = base if base is not None else prepare_smollm2()
         distilled = Student.from_pretrained(model, adapter=path)
-        student = Student(scorer=pool.encoder(), rescorer=distilled.scorer, name=f"minilm + {distilled.name}",
-                          adapter=str(path))
+        student = Student(scorer=pool.encoder(), rescorer=distilled.scorer, explainer=distilled.explainer,
+                          name=f"minilm + {distilled.name}", adapter=str(path))
         return Reranker(student, rescore_top=k, explain_top=0, compare_top=0)
 
     return RerankerSystem(f"adapter:{arg}", factory, {"rescore_top": k, "base_model": base,
-                                                      "adapter": str(path.resolve())})
+                                                      "adapter": str(path.resolve())}, explains=True)
 
 
 for _spec in (

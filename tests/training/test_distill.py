@@ -134,6 +134,25 @@ def test_explanation_prompts_are_the_explainers_and_only_targets_count(tiny_lm_d
     assert tokenizer.decode(labels[prompt_len:-1]).strip() == "it gives the days."
 
 
+def test_batched_lm_loss_equals_the_models_own_loss_on_each_example_alone(tiny_lm_dir, tmp_path, dataset):
+    distiller = Distiller(tiny_lm_dir, dataset, tmp_path, DistillConfig(lora_dropout=0.0))
+    distiller._setup()
+    distiller.model.eval()
+    examples = list(dataset.train.explanations[:3])
+    assert len({len(distiller.encode_explanation(e)[0]) for e in examples}) > 1  # padding is exercised
+    weighted, tokens = 0.0, 0
+    with torch.no_grad():
+        batched, count = distiller.lm_loss(examples)
+        for example in examples:
+            ids, labels = distiller.encode_explanation(example)
+            alone = distiller.model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
+            n = sum(1 for label in labels[1:] if label != -100)
+            weighted += float(alone) * n
+            tokens += n
+    assert count == tokens
+    assert float(batched) == pytest.approx(weighted / tokens, rel=1e-4)
+
+
 @pytest.mark.parametrize("rank_score", ["yes_no", "head"])
 def test_trained_scores_equal_the_loaded_students_scores(tiny_lm_dir, tmp_path, dataset, rank_score):
     config = DistillConfig(max_steps=2, rank_score=rank_score, learning_rate=5e-3, **FAST)

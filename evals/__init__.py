@@ -2,7 +2,9 @@
 
 Modules: :mod:`.records` (typed records), :mod:`.trec` (TREC run/qrels files), :mod:`.candidates` (the shared
 candidate-list format), :mod:`.bright` (BRIGHT, including a local ``xlangai/BRIGHT`` copy), :mod:`.beir` (BEIR
-folders), :mod:`.metrics` (nDCG@10, RR@10, R@k, significance tests), :mod:`.registry` (named datasets).
+folders), :mod:`.metrics` (nDCG@10, RR@10, R@k, significance tests), :mod:`.registry` (named datasets, their
+corpora), :mod:`.first_stage` and :mod:`.retrieval` (retrieve candidates from a corpus: BM25, dense,
+reason-then-retrieve).
 
 Importing this package needs only the standard library; ``ir_measures``, ``scipy`` and ``pyarrow`` (the ``evals``
 extra) are used when installed.
@@ -30,7 +32,16 @@ from .bright import (
 from .candidates import read_candidates, write_candidates
 from .metrics import DEFAULT_MEASURES, Evaluation, Measure, PairedTest, RunIssues, evaluate, paired_test, rank_order
 from .records import Candidate, CandidateList, Qrel, Qrels, Run, ScoredDoc
-from .registry import Dataset, DatasetSpec, known_datasets, load_dataset, register_dataset
+from .registry import (
+    Corpus,
+    Dataset,
+    DatasetSpec,
+    corpus_datasets,
+    known_datasets,
+    load_corpus_dataset,
+    load_dataset,
+    register_dataset,
+)
 from .trec import read_trec_qrels, read_trec_run, write_trec_qrels, write_trec_run
 
 __all__ = [
@@ -44,6 +55,7 @@ __all__ = [
     "BrightSubset",
     "Candidate",
     "CandidateList",
+    "Corpus",
     "Dataset",
     "DatasetSpec",
     "Evaluation",
@@ -54,10 +66,12 @@ __all__ = [
     "Run",
     "RunIssues",
     "ScoredDoc",
+    "corpus_datasets",
     "evaluate",
     "known_datasets",
     "load_beir_folder",
     "load_bright_folder",
+    "load_corpus_dataset",
     "load_dataset",
     "paired_test",
     "rank_order",

@@ -3,6 +3,12 @@
     r2r eval --dataset dl19 --dataset dl20 --systems first-stage,minilm,student --report runs/dl-bm25
     r2r eval --dataset dl19 --systems first-stage,zero-shot-lm --lm-top 10 --limit-queries 10 --report runs/quick
     r2r eval --dataset dl19 --systems minilm,student --explain-queries 5 --explain-top 5 --report runs/explain
+    r2r eval --dataset beir:data/scifact --first-stage bm25 --depth 100 --systems first-stage,minilm --report runs/sf
+    r2r eval --dataset bright-biology --bright-dir data/BRIGHT --first-stage reason-then-retrieve --report runs/rtr
+
+``--first-stage NAME`` retrieves each dataset's candidates from its corpus (``beir:PATH``; ``bright-<subset>`` with
+``--bright-dir``) instead of reading given ones; the run is cached as a TREC run file in ``REPORT/first_stage/``
+(keyed by corpus, first stage and depth), so a re-run neither re-indexes nor re-retrieves.
 
 ``--explain-queries N`` also reranks the first N queries of each dataset with explanations on (systems with an
 explainer: ``student``, ``adapter:PATH``; the others are skipped with a note) and adds an "Explanation quality"
@@ -16,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from r2r_agent.errors import InvalidInputError
 
@@ -25,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 EPILOG = """\
 systems (comma-separated, exact names):
-  first-stage       the first-stage order as given (BM25 for dl19/dl20)
+  first-stage       the first-stage order (BM25 for dl19/dl20; the --first-stage run when given)
   minilm            the bundled all-MiniLM-L6-v2 bi-encoder scores every candidate
   student           the default cascade Reranker(Student.default(), rescore_top=--rescore-top), no explanations
   zero-shot-lm      SmolLM2-135M-Instruct re-scores the MiniLM top --lm-top (about 0.2 s per passage on CPU)
@@ -33,15 +42,27 @@ systems (comma-separated, exact names):
 
 explanations (--explain-queries N): student and adapter:PATH explain; the others are skipped
 
-datasets: dl19, dl20, dl19-splade, dl20-splade, bright-<subset> (texts from --bright-dir)
+datasets: dl19, dl20, dl19-splade, dl20-splade, bright-<subset> (texts from --bright-dir),
+  beir:PATH (a BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv; needs --first-stage)
+
+first stages (--first-stage, for datasets with a corpus: beir:PATH, bright-<subset> with --bright-dir):
+  bm25                  BM25 (bm25s) over the corpus
+  dense                 the bundled all-MiniLM-L6-v2 in a persistent chromadb collection (--index-dir)
+  reason-then-retrieve  a reasoner (--reasoner, default the student's SmolLM2) writes about the query, then BM25
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``r2r eval`` options to ``parser``."""
+    from .retrieval import FIRST_STAGES, FirstStageOptions
     from .systems import SystemOptions
 
     defaults = SystemOptions()
+    stage_fields = {f.name: f for f in fields(FirstStageOptions)}
+
+    def _help(name: str) -> str:
+        return str(stage_fields[name].metadata["help"])
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument("--dataset", action="append", required=True, metavar="NAME",
@@ -71,22 +92,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "an explainer: student, adapter:PATH) and report their quality (default 0: off)")
     parser.add_argument("--explain-top", type=int, default=5, metavar="K",
                         help="with --explain-queries: passages explained per query (default 5)")
+    first = parser.add_argument_group("first stage (retrieve the candidates from the dataset's corpus)")
+    first.add_argument("--first-stage", default=None, choices=tuple(FIRST_STAGES), metavar="NAME",
+                       help=_help("name") + " (default: rerank the dataset's given candidates)")
+    first.add_argument("--depth", type=int, default=None, metavar="K", help=_help("depth"))
+    first.add_argument("--index-dir", type=Path, default=None, metavar="DIR",
+                       help="dense: the chromadb folder, reused across runs (default REPORT/first_stage/dense-index)")
+    first.add_argument("--reasoner", default=None, metavar="MODEL", help=_help("reasoner") + " (default student)")
+    first.add_argument("--reasoning-tokens", type=int, default=None, metavar="N", help=_help("reasoning_tokens"))
     parser.add_argument("--no-plots", action="store_true", help="write markdown and JSON only")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
-def _training(args: argparse.Namespace, data_dir: Path) -> object | None:
+def _training(args: argparse.Namespace, data_dir: Path | None) -> Any | None:
     from .runner import load_training_queries
 
     if args.train_data is not None:
         if not args.train_data.exists():
             raise InvalidInputError(f"--train-data {args.train_data} does not exist; pass the r2r-train folder.")
         return load_training_queries(args.train_data)
+    if data_dir is None:
+        logger.warning("no data folder (--data-dir, $R2R_DATA_DIR) and no --train-data: cannot check that no "
+                       "training query is evaluated on")
+        return None
     default = data_dir / "r2r-train"
     if not default.is_dir():
         logger.warning("no training data at %s: cannot check that no training query is evaluated on", default)
         return None
     return load_training_queries(default)
+
+
+def _retrieve(args: argparse.Namespace, names: list[str], pool: Any) -> tuple[list[Any], Any, dict[str, Any]]:
+    """``--first-stage``: load each dataset with its corpus, check it holds no training query, retrieve (cached)."""
+    from .registry import load_corpus_dataset, resolve_data_dir
+    from .retrieval import FirstStageOptions, retrieve_dataset
+    from .runner import check_not_training
+
+    given_options = {"depth": args.depth, "reasoning_tokens": args.reasoning_tokens, "reasoner": args.reasoner,
+                     "index_dir": str(args.index_dir) if args.index_dir is not None else None}
+    stage = FirstStageOptions(args.first_stage, **{k: v for k, v in given_options.items() if v is not None})
+    # The built-in corpus datasets need no shared data folder; use one when given (training-query check).
+    given = args.data_dir is not None or os.environ.get("R2R_DATA_DIR")
+    data_dir = resolve_data_dir(args.data_dir) if given else None
+    loaded = [load_corpus_dataset(name, data_dir, bright_dir=args.bright_dir) for name in names]
+    training = _training(args, data_dir)
+    if training is not None:  # before retrieving: a reasoner writes for minutes
+        for base, _ in loaded:
+            check_not_training(base.name, base.queries, training)
+    runs = [retrieve_dataset(base, corpus, stage, cache_dir=args.report / "first_stage",
+                             limit_queries=args.limit_queries, progress=not args.no_progress, pool=pool)
+            for base, corpus in loaded]
+    for got in runs:
+        if got.run.run_file is not None:
+            logger.info("%s: %s run in %s", got.dataset.name, stage.name, got.run.run_file)
+    info = {"name": stage.name, "depth": stage.depth, "description": stage.description,
+            "runs": [got.run.to_dict() for got in runs]}
+    return [got.dataset for got in runs], training, info
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -95,7 +156,10 @@ def _command(args: argparse.Namespace) -> str:
     for name in dict.fromkeys(args.dataset):
         parts += ["--dataset", name]
     parts += ["--systems", args.systems]
-    for flag, value in (("--limit-queries", args.limit_queries), ("--rescore-top", args.rescore_top),
+    first = args.first_stage
+    for flag, value in (("--first-stage", first), ("--depth", args.depth), ("--index-dir", args.index_dir),
+                        ("--reasoner", args.reasoner), ("--reasoning-tokens", args.reasoning_tokens),
+                        ("--limit-queries", args.limit_queries), ("--rescore-top", args.rescore_top),
                         ("--lm-top", args.lm_top), ("--base-model", args.base_model),
                         ("--bright-dir", args.bright_dir),
                         ("--explain-queries", args.explain_queries or None),
@@ -111,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     from .registry import load_dataset, resolve_data_dir
     from .report import write_report
     from .runner import run_eval
-    from .systems import SystemOptions, build_systems
+    from .systems import ModelPool, SystemOptions, build_systems
 
     try:  # transformers' per-load bars would bury ours
         from transformers.utils import logging as hf_logging
@@ -126,19 +190,30 @@ def run(args: argparse.Namespace) -> int:
     if args.explain_top < 1:
         raise InvalidInputError(f"--explain-top must be >= 1, got {args.explain_top}.")
     options = SystemOptions(student_rescore_top=args.rescore_top, lm_top=args.lm_top, base_model=args.base_model)
-    systems = build_systems(args.systems.split(","), options)
-    data_dir = resolve_data_dir(args.data_dir)
+    pool = ModelPool()
+    systems = build_systems(args.systems.split(","), options, pool)
     names = list(dict.fromkeys(args.dataset))
-    datasets = [load_dataset(name, data_dir, bright_dir=args.bright_dir) for name in names]
-    training = _training(args, data_dir)
     command = _command(args)
-    settings = {"systems": [s.name for s in systems], "system_config": {s.name: dict(s.config) for s in systems},
-                "datasets": names}
+    settings: dict[str, Any] = {"systems": [s.name for s in systems],
+                                "system_config": {s.name: dict(s.config) for s in systems}, "datasets": names}
+    if args.first_stage is None:
+        for flag, value in (("--depth", args.depth), ("--index-dir", args.index_dir), ("--reasoner", args.reasoner),
+                            ("--reasoning-tokens", args.reasoning_tokens)):
+            if value is not None:
+                raise InvalidInputError(f"{flag} is a first-stage option; pass --first-stage too, or drop it.")
+        # load_dataset checks the name before the data folder: beir:PATH gets "needs a first stage", not "no folder".
+        datasets = [load_dataset(name, args.data_dir, bright_dir=args.bright_dir) for name in names]
+        training = _training(args, resolve_data_dir(args.data_dir))
+    else:
+        datasets, training, settings["first_stage"] = _retrieve(args, names, pool)
     results = run_eval(datasets, systems, cache_path=args.report / "cache.jsonl", limit_queries=args.limit_queries,
                        training=training, progress=not args.no_progress, settings=settings,  # type: ignore[arg-type]
                        explain_queries=args.explain_queries, explain_top=args.explain_top)
     files = write_report(results, args.report, plots=not args.no_plots, command=command)
     lines = []
+    for got in settings.get("first_stage", {}).get("runs", ()):
+        lines.append(f"\n{got['dataset']}: {got['first_stage']} top-{got['depth']} for {got['queries']} queries "
+                     f"({got['computed']} retrieved now), run: {got['run_file']}")
     for info in results.datasets:
         lines += [f"\n{info.name}: {info.description} ({info.queries} queries)",
                   f"{'system':<28} {'nDCG@10':>8} {'MRR@10':>8} {'R@100':>8} {'s/query':>8}"]

@@ -158,6 +158,7 @@ class DenseFirstStage:
         embedding_function: A chromadb embedding function; default the bundled all-MiniLM-L6-v2
             (:func:`r2r_agent.integrations.chroma.minilm_embedding_function`).
         batch_size: Passages embedded per ``add`` call.
+        progress: Show a progress bar while the missing passages are embedded.
 
     Raises:
         MissingExtraError: without chromadb (``pip install "r2r-agent[chromadb]"``).
@@ -166,7 +167,7 @@ class DenseFirstStage:
 
     def __init__(self, corpus: Mapping[str, str], path: str | os.PathLike[str] | None = None, *,
                  collection: str = "r2r_first_stage", embedding_function: Any | None = None,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, progress: bool = False) -> None:
         require("chromadb", "chromadb", "DenseFirstStage")
         from r2r_agent.integrations.chroma import persistent_collection
 
@@ -174,7 +175,8 @@ class DenseFirstStage:
         self._tmp = tempfile.TemporaryDirectory(prefix="r2r-dense-") if path is None else None
         folder = self._tmp.name if self._tmp is not None else path
         self.collection = persistent_collection(folder, self._corpus, name=collection,
-                                                embedding_function=embedding_function, batch_size=batch_size)
+                                                embedding_function=embedding_function, batch_size=batch_size,
+                                                progress=progress)
         # A reused collection may hold ids outside this corpus; ask for that many more results and drop them.
         self._extra = max(0, self.collection.count() - len(self._corpus))
 

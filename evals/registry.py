@@ -6,7 +6,13 @@ Built-in names (files from the shared data folder, see its README):
 - ``dl19-splade``, ``dl20-splade``: the same queries, SPLADE++ ED top-100 candidates;
 - ``bright-<subset>`` for the 12 BRIGHT subsets (e.g. ``bright-biology``): ReasonIR top-100 runs, official
   ``gold_ids`` qrels, ``excluded_ids`` removed; texts come from a local copy of ``xlangai/BRIGHT`` when
-  ``bright_dir`` is given (the shared folder has none).
+  ``bright_dir`` is given (the shared folder has none);
+- ``beir:PATH``: a BEIR-format folder (corpus, queries, ``qrels/test.tsv``). It has a corpus but no candidates.
+
+Datasets with a corpus (``beir:PATH``, and ``bright-<subset>`` given ``bright_dir``) can also be loaded without
+candidates, with their corpus, by :func:`load_corpus_dataset`, for a first stage to retrieve from
+(:func:`r2r_agent.evals.retrieval.retrieve_dataset`, ``r2r eval --first-stage``). TREC DL has no corpus here: its
+files hold the candidates only.
 
 Example:
     >>> ds = load_dataset("dl19", "../shared/data")            # doctest: +SKIP
@@ -16,16 +22,26 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 from r2r_agent.errors import InvalidInputError
 
-from .bright import SUBSETS, SharedBrightPaths, excluded_from_examples, load_bright_documents, read_bright_queries
+from .beir import load_beir_folder
+from .bright import (
+    SUBSETS,
+    SharedBrightPaths,
+    excluded_from_examples,
+    load_bright_documents,
+    load_bright_examples,
+    qrels_from_examples,
+    read_bright_queries,
+)
 from .candidates import read_candidates
 from .metrics import DEFAULT_MEASURES, Evaluation, Measure, evaluate
 from .records import Candidate, CandidateList, Qrels, Run, qrels_from_records
@@ -88,7 +104,38 @@ class Dataset:
         return self.evaluate(self.first_stage_run(), measures, **kwargs)
 
 
+@dataclass(frozen=True)
+class Corpus:
+    """A dataset's documents, for a first stage to retrieve from.
+
+    Attributes:
+        documents: ``{docid: text}`` (for BEIR: the title and the text, see
+            :attr:`~r2r_agent.evals.beir.BeirDocument.full_text`).
+        source: Where they came from (for reports and messages).
+    """
+
+    documents: Mapping[str, str]
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of every (docid, text), in docid order: equal fingerprints mean the same corpus.
+
+        Cached runs and dense indexes are keyed by it, so an edited corpus is never served stale results.
+        """
+        digest = hashlib.sha256()
+        for docid in sorted(self.documents):
+            digest.update(docid.encode("utf-8") + b"\x00" + self.documents[docid].encode("utf-8") + b"\x01")
+        return digest.hexdigest()[:24]
+
+
 Loader = Callable[[Path, "Path | None"], Dataset]
+#: ``corpus_loader(argument, data_dir, bright_dir) -> (dataset without candidates, corpus)``; ``data_dir`` is
+#: ``None`` when no shared data folder was given.
+CorpusLoader = Callable[["str | None", "Path | None", "Path | None"], "tuple[Dataset, Corpus]"]
 
 
 @dataclass(frozen=True)
@@ -96,14 +143,33 @@ class DatasetSpec:
     """One registry entry.
 
     Attributes:
-        name: The dataset name users pass.
+        name: The dataset name users pass (before ``:`` for a spec with an argument).
         description: One line shown in listings and reports.
-        loader: ``loader(data_dir, bright_dir) -> Dataset``.
+        loader: ``loader(data_dir, bright_dir) -> Dataset`` with candidates; ``None`` for a dataset that has only a
+            corpus (its candidates come from a first stage).
+        corpus_loader: Loads the dataset without candidates and its corpus (see :data:`CorpusLoader`); ``None``
+            when the dataset has no corpus (candidates only, as TREC DL here).
+        argument: The name of the argument after ``name:`` (``"PATH"`` for ``beir:PATH``), or ``None``.
     """
 
     name: str
     description: str
-    loader: Loader
+    loader: Loader | None
+    corpus_loader: CorpusLoader | None = None
+    argument: str | None = None
+
+    @property
+    def usage(self) -> str:
+        """How to name it (``"beir:PATH"``)."""
+        return f"{self.name}:{self.argument}" if self.argument else self.name
+
+
+class NoCorpusError(InvalidInputError):
+    """A first stage was asked to retrieve for a dataset that has no corpus (only candidates)."""
+
+
+class NoCandidatesError(InvalidInputError):
+    """A dataset with a corpus but no candidates was loaded for reranking without a first stage."""
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
@@ -117,27 +183,56 @@ def register_dataset(spec: DatasetSpec) -> None:
     """
     if spec.name in _REGISTRY:
         raise InvalidInputError(f"Dataset {spec.name!r} is already registered; pick another name.")
+    if not spec.name or ":" in spec.name:
+        raise InvalidInputError(f"A dataset name must be non-empty without ':' (it separates the argument), got "
+                                f"{spec.name!r}.")
+    if spec.loader is None and spec.corpus_loader is None:
+        raise InvalidInputError(f"Dataset {spec.name!r} needs a loader, a corpus_loader or both.")
     _REGISTRY[spec.name] = spec
 
 
 def known_datasets() -> list[str]:
-    """The registered dataset names, in registration order."""
-    return list(_REGISTRY)
+    """The registered dataset names as users write them (``"beir:PATH"`` for those taking an argument)."""
+    return [spec.usage for spec in _REGISTRY.values()]
+
+
+def corpus_datasets() -> list[str]:
+    """The registered datasets that have a corpus (a first stage can retrieve for them)."""
+    return [spec.usage for spec in _REGISTRY.values() if spec.corpus_loader is not None]
+
+
+def parse_dataset(name: str) -> tuple[DatasetSpec, str | None]:
+    """Split ``"name"`` or ``"name:ARG"`` and look the name up (exactly).
+
+    Raises:
+        InvalidInputError: for an unknown name (listing the known ones), a missing or unexpected argument.
+
+    Example:
+        >>> spec, arg = parse_dataset("beir:data/scifact")
+        >>> spec.name, arg
+        ('beir', 'data/scifact')
+    """
+    base, sep, arg = name.partition(":")
+    spec = _REGISTRY.get(base)
+    if spec is None:
+        raise InvalidInputError(
+            f"Unknown dataset {name!r}. Known datasets: {', '.join(known_datasets())}. "
+            "For your own data, pass a BEIR folder as beir:PATH (r2r_agent.evals.beir.load_beir_folder reads one)."
+        )
+    if spec.argument and not arg:
+        raise InvalidInputError(f"Dataset {base!r} needs an argument: write {spec.usage}, got {name!r}.")
+    if not spec.argument and sep:
+        raise InvalidInputError(f"Dataset {base!r} takes no argument; write {base!r}, got {name!r}.")
+    return spec, (arg or None)
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    """The registry entry of ``name``.
+    """The registry entry of ``name`` (``"dl19"``, ``"beir:PATH"``).
 
     Raises:
         InvalidInputError: for an unknown name, listing the known ones.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise InvalidInputError(
-            f"Unknown dataset {name!r}. Known datasets: {', '.join(known_datasets())}. "
-            "For your own data, load a BEIR folder with r2r_agent.evals.beir.load_beir_folder."
-        ) from None
+    return parse_dataset(name)[0]
 
 
 def resolve_data_dir(data_dir: PathLike | None = None) -> Path:
@@ -167,9 +262,55 @@ def load_dataset(name: str, data_dir: PathLike | None = None, *, bright_dir: Pat
 
     Raises:
         InvalidInputError: for an unknown name (listing the known ones) or a missing data folder.
+        NoCandidatesError: for a dataset that has a corpus but no candidates (``beir:PATH``): load it with
+            :func:`load_corpus_dataset` and retrieve its candidates with a first stage.
     """
-    spec = dataset_spec(name)
+    spec, _ = parse_dataset(name)
+    if spec.loader is None:
+        raise NoCandidatesError(
+            f"Dataset {name!r} has a corpus but no candidates to rerank; retrieve them with a first stage: "
+            f"`r2r eval --dataset {name} --first-stage bm25` (or dense, reason-then-retrieve), or in Python "
+            "load_corpus_dataset() then r2r_agent.evals.retrieval.retrieve_dataset()."
+        )
     return spec.loader(resolve_data_dir(data_dir), Path(bright_dir) if bright_dir is not None else None)
+
+
+def load_corpus_dataset(name: str, data_dir: PathLike | None = None, *,
+                        bright_dir: PathLike | None = None) -> tuple[Dataset, Corpus]:
+    """Load a dataset without candidates, and its corpus, for a first stage to retrieve from.
+
+    Args:
+        name: A dataset with a corpus (:func:`corpus_datasets`): ``"beir:PATH"``, or ``"bright-<subset>"`` with
+            ``bright_dir``.
+        data_dir: The shared data folder (not needed by the built-in corpus datasets).
+        bright_dir: A local copy of ``xlangai/BRIGHT`` (BRIGHT: its queries, gold ids, excluded ids and documents
+            are read from there).
+
+    Returns:
+        The dataset (queries, qrels, excluded ids; ``candidates`` empty) and its :class:`Corpus`.
+
+    Raises:
+        NoCorpusError: for a dataset without a corpus (TREC DL here), naming those that have one.
+    """
+    spec, arg = parse_dataset(name)
+    if spec.corpus_loader is None:
+        raise NoCorpusError(
+            f"Dataset {name!r} has no corpus (its files hold first-stage candidates only), so a first stage cannot "
+            f"retrieve for it. Datasets with a corpus: {_corpus_help()}. To rerank {name!r}'s own candidates, "
+            "drop the first stage (--first-stage)."
+        )
+    return spec.corpus_loader(arg, Path(data_dir) if data_dir is not None else None,
+                              Path(bright_dir) if bright_dir is not None else None)
+
+
+def _corpus_help() -> str:
+    names = corpus_datasets()
+    bright = [n for n in names if n in {f"bright-{s}" for s in SUBSETS}]
+    others = [n for n in names if n not in bright]
+    parts = [f"{n} (a BEIR folder)" if n == "beir:PATH" else n for n in others]
+    if bright:
+        parts.append("bright-<subset> with --bright-dir (a local copy of xlangai/BRIGHT)")
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,6 +373,41 @@ def _load_bright(data_dir: Path, bright_dir: Path | None, *, name: str, subset: 
     )
 
 
+def _load_bright_corpus(argument: str | None, data_dir: Path | None, bright_dir: Path | None, *, name: str,
+                        subset: str) -> tuple[Dataset, Corpus]:
+    if bright_dir is None:
+        raise InvalidInputError(
+            f"{name}: a first stage retrieves from the BRIGHT documents, which the shared data folder does not hold; "
+            "pass a local copy of xlangai/BRIGHT (--bright-dir, bright_dir=)."
+        )
+    examples = load_bright_examples(bright_dir, subset)
+    documents = load_bright_documents(bright_dir, subset)
+    dataset = Dataset(
+        name=name,
+        queries={ex.qid: ex.query for ex in examples},
+        candidates={},
+        qrels=qrels_from_examples(examples),
+        excluded=excluded_from_examples(examples),
+        description=f"BRIGHT {subset} ({len(documents)} documents from {bright_dir})",
+    )
+    return dataset, Corpus(documents, source=f"{bright_dir} (BRIGHT {subset} documents)")
+
+
+def _load_beir_corpus(argument: str | None, data_dir: Path | None, bright_dir: Path | None
+                      ) -> tuple[Dataset, Corpus]:
+    folder = Path(str(argument))
+    data = load_beir_folder(folder)
+    documents = {d: doc.full_text for d, doc in data.corpus.items()}
+    dataset = Dataset(
+        name=f"beir:{argument}",
+        queries=data.queries,
+        candidates={},
+        qrels=data.qrels,
+        description=f"BEIR folder {folder.name or folder} ({data.split} split, {len(documents)} documents)",
+    )
+    return dataset, Corpus(documents, source=str(folder))
+
+
 def _builtin_specs() -> Iterable[DatasetSpec]:
     for year in ("dl19", "dl20"):
         yield DatasetSpec(
@@ -249,7 +425,10 @@ def _builtin_specs() -> Iterable[DatasetSpec]:
             f"bright-{subset}",
             f"BRIGHT {subset}, ReasonIR top-100 (texts from a local xlangai/BRIGHT copy)",
             partial(_load_bright, name=f"bright-{subset}", subset=subset),
+            corpus_loader=partial(_load_bright_corpus, name=f"bright-{subset}", subset=subset),
         )
+    yield DatasetSpec("beir", "a BEIR-format folder (corpus, queries, qrels/test.tsv); candidates from a first stage",
+                      None, corpus_loader=_load_beir_corpus, argument="PATH")
 
 
 for _spec in _builtin_specs():

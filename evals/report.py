@@ -8,7 +8,8 @@
 - when explanations were measured (``r2r eval --explain-queries N``), an "Explanation quality" section in both
   (means, coverage and worst cases of :func:`~r2r_agent.evals.explanation_quality.explanation_quality`);
 - ``ndcg10.png`` (nDCG@10 per system and dataset), ``quality_vs_latency.png`` (nDCG@10 against seconds per
-  query), ``deltas_<dataset>.png`` (per-query nDCG@10 differences from the first stage).
+  query), ``deltas_<dataset>.png`` (per-query nDCG@10 differences from the first stage);
+- when the candidates were retrieved (``r2r eval --first-stage``), a paragraph naming the first stage and its runs.
 
 Plots use matplotlib's ``Agg`` backend (no display needed), imported only when plots are written (``evals`` extra).
 """
@@ -19,6 +20,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +178,33 @@ def explanation_section(results: EvalResults) -> list[str]:
     return lines
 
 
+def first_stage_section(results: EvalResults) -> list[str]:
+    """The paragraph naming the first stage that retrieved the candidates (``r2r eval --first-stage``), if any."""
+    stage = results.settings.get("first_stage")
+    if not stage:
+        return []
+    lines = ["", f"**First stage: `{stage['name']}`** ({stage.get('description', '')}) retrieved the top "
+             f"{stage['depth']} candidates of each query from the dataset's corpus (excluded ids removed before the "
+             "cut); the `first-stage` rows are that run, and every system reranks it. Runs (TREC format):", ""]
+    for run in stage.get("runs", ()):
+        built = "" if run.get("index_seconds") is None else f", first stage built in {run['index_seconds']:.1f} s"
+        empty = f", {len(run['empty'])} queries without any candidate" if run.get("empty") else ""
+        lines.append(f"- {run['dataset']}: `{run.get('run_file') or '(not cached)'}` ({run['queries']} queries, "
+                     f"{run['computed']} retrieved in this run, {run.get('seconds_per_query', 0.0):.3f} s/query"
+                     f"{built}{empty})")
+    return lines
+
+
+def plot_name(prefix: str, dataset: str) -> str:
+    """The PNG file name of a per-dataset plot (``beir:PATH`` names hold characters file names should not).
+
+    Example:
+        >>> plot_name("deltas", "beir:data/sci fact")
+        'deltas_beir_data_sci_fact.png'
+    """
+    return f"{prefix}_{re.sub(r'[^A-Za-z0-9._-]+', '_', dataset)}.png"
+
+
 def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command: str | None = None) -> str:
     """The report as markdown (``plots``: PNG file names in the same folder, linked where they belong)."""
     lines = ["# r2r eval report", "", f"Generated {now()}."]
@@ -193,13 +222,14 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
         "Cost: seconds per query and passages/s exclude model loading; peak RSS is the process's peak after the "
         "system ran (systems run in the order listed, so it never decreases down the table).",
     ]
+    lines += first_stage_section(results)
     if limit:
         lines += ["", f"**Quick run: only the first {limit} queries of each dataset.**"]
     for info in results.datasets:
         lines += ["", f"## {info.name}: {info.description}", "",
                   f"{info.queries} of {info.total_queries} queries, first-stage depth {info.first_stage_depth}.", ""]
         lines += system_table(results, info.name)
-        deltas = f"deltas_{info.name}.png"
+        deltas = plot_name("deltas", info.name)
         if deltas in plots:
             lines += ["", f"![per-query nDCG@10 differences from the first stage on {info.name}]({deltas})"]
     if "ndcg10.png" in plots or "quality_vs_latency.png" in plots:
@@ -247,7 +277,7 @@ def write_plots(results: EvalResults, directory: PathLike) -> list[Path]:
     paths = [_plot_ndcg(plt, results, out / "ndcg10.png"), _plot_latency(plt, results, out / "quality_vs_latency.png")]
     if "first-stage" in results.systems:
         for info in results.datasets:
-            paths.append(_plot_deltas(plt, results, info.name, out / f"deltas_{info.name}.png"))
+            paths.append(_plot_deltas(plt, results, info.name, out / plot_name("deltas", info.name)))
     return paths
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from .._optional import missing_extra_error, require
 from ..errors import InvalidInputError
+from ..progress import maybe_progress
 
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -56,7 +57,8 @@ def minilm_embedding_function(*, device: str = "cpu") -> Any:
 
 
 def persistent_collection(path: str | os.PathLike[str], passages: Mapping[str, str], *, name: str = "passages",
-                          embedding_function: Any | None = None, batch_size: int = 256) -> Any:
+                          embedding_function: Any | None = None, batch_size: int = 256,
+                          progress: bool = False) -> Any:
     """A chromadb ``PersistentClient`` collection in ``path`` holding ``passages``, embedding only the missing ids.
 
     The collection is created (cosine space, ``{"hnsw:space": "cosine"}``) or reused; passages whose id it already
@@ -70,6 +72,7 @@ def persistent_collection(path: str | os.PathLike[str], passages: Mapping[str, s
         embedding_function: A chromadb embedding function. Default: :func:`minilm_embedding_function` (the bundled
             all-MiniLM-L6-v2, offline).
         batch_size: Passages embedded and added per ``collection.add`` call.
+        progress: Show a progress bar over the passages being embedded (a large corpus takes minutes on CPU).
 
     Returns:
         The chromadb collection.
@@ -90,9 +93,12 @@ def persistent_collection(path: str | os.PathLike[str], passages: Mapping[str, s
                                                  metadata={"hnsw:space": "cosine"})
     known = set(collection.get(ids=list(passages), include=[])["ids"]) if passages else set()
     missing = [docid for docid in passages if docid not in known]
-    for start in range(0, len(missing), batch_size):
-        batch = missing[start:start + batch_size]
-        collection.add(ids=batch, documents=[passages[d] for d in batch], metadatas=[{"docid": d} for d in batch])
+    with maybe_progress(progress and bool(missing), total=len(missing), desc=f"embedding into {name}",
+                        unit="passage") as bar:
+        for start in range(0, len(missing), batch_size):
+            batch = missing[start:start + batch_size]
+            collection.add(ids=batch, documents=[passages[d] for d in batch], metadatas=[{"docid": d} for d in batch])
+            bar.update(len(batch))
     return collection
 
 

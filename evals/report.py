@@ -3,7 +3,9 @@
 :func:`write_report` writes into one folder:
 
 - ``report.md``: per dataset, a table of the systems (nDCG@10, MRR@10, Recall@100, the nDCG@10 difference from
-  the first stage and from MiniLM with paired-test p-values, cost), the plots, and the per-query nDCG@10 table;
+  the first stage and from MiniLM with paired-test p-values, cost: seconds per query, passages/s, generated tokens
+  per query, peak RSS and the RSS the system added, see :mod:`.memory`), the plots, and the per-query nDCG@10
+  table;
 - ``report.json``: the same numbers (per-query values of every measure, both paired tests, costs);
 - when explanations were measured (``r2r eval --explain-queries N``), an "Explanation quality" section in both
   (means, coverage and worst cases of :func:`~r2r_agent.evals.explanation_quality.explanation_quality`);
@@ -106,7 +108,7 @@ def system_table(results: EvalResults, dataset: str) -> list[str]:
     baselines = [b for b in BASELINES if b in results.systems]
     head = ["system", *(label(m) for m in results.measures)]
     head += [f"Δ nDCG@10 vs {b}" for b in baselines]
-    head += ["s/query", "passages/s", "peak RSS MiB", "queries"]
+    head += ["s/query", "passages/s", "tokens/query", "peak RSS MiB", "+RSS MiB", "queries"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for system in results.systems:
         run = results.run_for(dataset, system)
@@ -114,7 +116,8 @@ def system_table(results: EvalResults, dataset: str) -> list[str]:
         row = [f"`{system}`", *(_fmt(run.evaluation.aggregates.get(m)) for m in results.measures)]
         row += [_delta_cell(results, run, b) for b in baselines]
         row += [f"{cost.seconds_per_query:.3f}", _fmt(cost.passages_per_second, 1),
-                _fmt(cost.peak_rss_mb, 0), str(run.evaluation.n_queries)]
+                f"{cost.generated_tokens_per_query:.1f}", _fmt(cost.rss_peak_mb, 0), _fmt(cost.rss_increase_mb, 0),
+                str(run.evaluation.n_queries)]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -157,13 +160,15 @@ def explanation_section(results: EvalResults) -> list[str]:
         lines += ["", "No system that can explain was run."]
         return lines
     lines += ["", "| dataset | system | queries | explained | verdict accuracy | coverage | groundedness | "
-              "query-only | specificity | s/query | tokens |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "query-only | specificity | s/query | tokens | tokens/query |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in results.explanations:
         q = run.quality
         lines.append(f"| {run.dataset} | `{run.system}` | {run.queries} | {q.n_explained} | "
                      f"{_fmt(q.verdict.accuracy, 3)} ({q.verdict.n_correct}/{q.verdict.n_judged}) | "
                      f"{_fmt(q.verdict.coverage, 3)} | {_fmt(q.groundedness, 3)} | {_fmt(q.query_only, 3)} | "
-                     f"{_fmt(q.specificity, 3)} | {run.seconds_per_query:.2f} | {run.generated_tokens} |")
+                     f"{_fmt(q.specificity, 3)} | {run.seconds_per_query:.2f} | {run.generated_tokens} | "
+                     f"{run.generated_tokens_per_query:.1f} |")
     for run in results.explanations:
         q = run.quality
         cases = [f"- wrong verdict ({_cell(c.note)}), {c.qid} / {c.passage_id}: {_short(c.explanation)}"
@@ -219,8 +224,14 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
         "Δ columns: mean per-query nDCG@10 difference from the baseline, with the two-sided paired randomization "
         "test's p-value (10,000 sign flips, exact when 2^n is smaller); paired t-test p-values are in "
         "`report.json`.",
-        "Cost: seconds per query and passages/s exclude model loading; peak RSS is the process's peak after the "
-        "system ran (systems run in the order listed, so it never decreases down the table).",
+        "Cost: seconds per query and passages/s exclude model loading; tokens/query are the tokens generated per "
+        "query, all cascade stages together (0 for systems that only score). Memory is measured in-process: peak "
+        "RSS is the process's highest resident memory while the system ran, model loading included (sampled every "
+        "50 ms; exact when it set a new process peak), so it includes what was resident before it (the interpreter, "
+        "earlier systems' models); +RSS is that peak minus the RSS when the system started, the memory this system "
+        "added (about 0 when an earlier system already loaded the models it shares). The Cost section also gives "
+        "the process's peak after each system (it never decreases down the table). Memory is measured only when "
+        "the system computed queries in this run (else as measured when they were computed).",
     ]
     lines += first_stage_section(results)
     if limit:
@@ -239,12 +250,14 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
         if "quality_vs_latency.png" in plots:
             lines.append("![nDCG@10 against seconds per query](quality_vs_latency.png)")
     lines += ["", "## Cost", "", "| dataset | system | queries | computed now | total s | s/query | passages | "
-              "passages/s | load s | peak RSS MiB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "passages/s | tokens | tokens/query | load s | peak RSS MiB | +RSS MiB | process peak MiB |",
+              "|---|---|" + "---:|" * 12]
     for run in results.runs:
         c = run.cost
         lines.append(f"| {run.dataset} | `{run.system}` | {c.queries} | {c.computed} | {c.seconds:.1f} | "
                      f"{c.seconds_per_query:.3f} | {c.passages} | {_fmt(c.passages_per_second, 1)} | "
-                     f"{_fmt(c.load_seconds, 1)} | {_fmt(c.peak_rss_mb, 0)} |")
+                     f"{c.generated_tokens} | {c.generated_tokens_per_query:.1f} | {_fmt(c.load_seconds, 1)} | "
+                     f"{_fmt(c.rss_peak_mb, 0)} | {_fmt(c.rss_increase_mb, 0)} | {_fmt(c.peak_rss_mb, 0)} |")
     lines += explanation_section(results)
     issues = [(run, msg) for run in results.runs for msg in run.evaluation.issues.messages()]
     if issues:

@@ -26,8 +26,6 @@ import logging
 import math
 import os
 import re
-import resource
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,6 +37,7 @@ from r2r_agent.progress import maybe_progress
 from r2r_agent.types import Ranking
 
 from .explanation_quality import ExplanationQuality, explanation_quality
+from .memory import MemorySampler, peak_rss_mb
 from .metrics import DEFAULT_MEASURES, Evaluation, PairedTest, paired_test
 from .records import Candidate
 from .registry import Dataset
@@ -253,12 +252,6 @@ class ResultCache:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def peak_rss_mb() -> float:
-    """The process's peak resident memory so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
-
-
 @dataclass(frozen=True)
 class SystemCost:
     """What a system cost on one dataset.
@@ -267,13 +260,18 @@ class SystemCost:
         queries: Queries ranked.
         seconds: Total ranking seconds (model loading excluded).
         passages: Passages run through a model, all stages together.
-        generated_tokens: Tokens generated.
+        generated_tokens: Tokens generated, all stages together (from each ranking's stage costs).
         load_seconds: Seconds to load the models the first time they were needed (``None``: not measured, e.g.
             already loaded by an earlier system or everything came from the cache).
         peak_rss_mb: The process's peak resident memory (MiB) after the system ran. Systems run in the order given
             and the peak never goes down, so it bounds the memory of this system and those before it.
         computed: Queries computed in this run; the rest came from the cache (their seconds are those measured
             when they were computed).
+        rss_peak_mb: The process's highest RSS (MiB) while this system ran over the dataset, model loading
+            included (sampled in-process by :class:`~r2r_agent.evals.memory.MemorySampler`); it includes what was
+            resident before (the interpreter, models of earlier systems still held).
+        rss_increase_mb: ``rss_peak_mb`` minus the RSS when the system started: the memory that loading and running
+            this system added (about 0 when an earlier system already loaded the models it shares).
     """
 
     queries: int
@@ -283,11 +281,18 @@ class SystemCost:
     load_seconds: float | None = None
     peak_rss_mb: float | None = None
     computed: int = 0
+    rss_peak_mb: float | None = None
+    rss_increase_mb: float | None = None
 
     @property
     def seconds_per_query(self) -> float:
         """Mean ranking seconds per query."""
         return self.seconds / self.queries if self.queries else 0.0
+
+    @property
+    def generated_tokens_per_query(self) -> float:
+        """Mean tokens generated per query."""
+        return self.generated_tokens / self.queries if self.queries else 0.0
 
     @property
     def passages_per_second(self) -> float | None:
@@ -299,12 +304,14 @@ class SystemCost:
         data = dict(self.__dict__)
         data["seconds_per_query"] = self.seconds_per_query
         data["passages_per_second"] = self.passages_per_second
+        data["generated_tokens_per_query"] = self.generated_tokens_per_query
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SystemCost:
         """Build from :meth:`to_dict` output."""
-        names = ("queries", "seconds", "passages", "generated_tokens", "load_seconds", "peak_rss_mb", "computed")
+        names = ("queries", "seconds", "passages", "generated_tokens", "load_seconds", "peak_rss_mb", "computed",
+                 "rss_peak_mb", "rss_increase_mb")
         return cls(**{k: data[k] for k in names if k in data})
 
 
@@ -378,11 +385,17 @@ class ExplanationRun:
         """Mean seconds per explained query."""
         return self.seconds / self.queries if self.queries else 0.0
 
+    @property
+    def generated_tokens_per_query(self) -> float:
+        """Mean tokens generated per explained query."""
+        return self.generated_tokens / self.queries if self.queries else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (without the rankings)."""
         return {"system": self.system, "key": self.key, "dataset": self.dataset, "explain_top": self.explain_top,
                 "queries": self.queries, "computed": self.computed, "seconds": self.seconds,
                 "seconds_per_query": self.seconds_per_query, "generated_tokens": self.generated_tokens,
+                "generated_tokens_per_query": self.generated_tokens_per_query,
                 "quality": self.quality.to_dict()}
 
 
@@ -625,7 +638,9 @@ def _run_one(system: System, key: str, dataset: Dataset, cache: ResultCache | No
     results: dict[str, SystemResult] = {}
     computed = 0
     load_before = getattr(system, "load_seconds", None)
-    with maybe_progress(progress, total=len(qids), desc=f"{system.name} on {dataset.name}", unit="query") as bar:
+    # The sampler covers the lazy model loading on the first computed query too: that is memory the system needs.
+    with MemorySampler() as memory, maybe_progress(progress, total=len(qids), desc=f"{system.name} on {dataset.name}",
+                                                   unit="query") as bar:
         for qid in qids:
             candidates = dataset.candidates[qid]
             query = dataset.queries[qid]
@@ -645,24 +660,32 @@ def _run_one(system: System, key: str, dataset: Dataset, cache: ResultCache | No
     load_seconds = load_after if load_after is not None and load_before is None else None
     previous = cache.cost(key, dataset.name) if cache is not None else None
     if computed:
-        measured = {"load_seconds": load_seconds, "peak_rss_mb": peak_rss_mb()}
+        measured = {"load_seconds": load_seconds, "peak_rss_mb": peak_rss_mb(), "rss_peak_mb": memory.use.peak_mb,
+                    "rss_increase_mb": memory.use.increase_mb}
         if cache is not None:
             cache.put_cost(key, dataset.name, measured)
-    else:
-        measured = previous or {"load_seconds": None, "peak_rss_mb": None}
+    else:  # nothing ran now: the memory measured when the results were computed (None in older caches)
+        measured = previous or {}
     cost = SystemCost(
         queries=len(results),
         seconds=math.fsum(r.seconds for r in results.values()),
         passages=sum(r.passages for r in results.values()),
-        generated_tokens=sum(r.generated_tokens for r in results.values()),
+        generated_tokens=sum(_generated_tokens(r) for r in results.values()),
         load_seconds=measured.get("load_seconds"),
         peak_rss_mb=measured.get("peak_rss_mb"),
         computed=computed,
+        rss_peak_mb=measured.get("rss_peak_mb"),
+        rss_increase_mb=measured.get("rss_increase_mb"),
     )
     evaluation = dataset.evaluate(_as_run(results), measures)
     logger.info("%s on %s: %s = %.4f (%d queries, %d computed)", system.name, dataset.name, measures[0],
                 evaluation.aggregates.get(evaluation.measures[0], 0.0), len(results), computed)
     return SystemRun(system.name, key, dataset.name, results, evaluation, cost)
+
+
+def _generated_tokens(result: SystemResult) -> int:
+    # The stage costs are the record of what each cascade stage did; systems that report no stages give a total.
+    return sum(s.generated_tokens for s in result.stages) if result.stages else result.generated_tokens
 
 
 def _as_run(results: Mapping[str, SystemResult]) -> dict[str, Any]:

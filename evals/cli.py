@@ -28,10 +28,11 @@ systems (comma-separated, exact names):
   first-stage       the first-stage order as given (BM25 for dl19/dl20)
   minilm            the bundled all-MiniLM-L6-v2 bi-encoder scores every candidate
   student           the default cascade Reranker(Student.default(), rescore_top=--rescore-top), no explanations
+  zero-shot-student the same cascade without the shipped adapter (the zero-shot SmolLM2 explains)
   zero-shot-lm      SmolLM2-135M-Instruct re-scores the MiniLM top --lm-top (about 0.2 s per passage on CPU)
   adapter:PATH      a distilled adapter (on --base-model) re-scores the MiniLM top --lm-top
 
-explanations (--explain-queries N): student and adapter:PATH explain; the others are skipped
+explanations (--explain-queries N): student, zero-shot-student and adapter:PATH explain; the others are skipped
 
 datasets: dl19, dl20, dl19-splade, dl20-splade, bright-<subset> (texts from --bright-dir)
 """

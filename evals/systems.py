@@ -6,12 +6,15 @@ builders (no matching on parts of names):
 - ``first-stage``: the given first-stage order (BM25 for ``dl19``/``dl20``);
 - ``minilm``: the bundled all-MiniLM-L6-v2 bi-encoder scores every candidate;
 - ``student``: the library's default cascade, ``Reranker(Student.default(), rescore_top=K)`` with
-  ``K = SystemOptions.student_rescore_top`` (0, the library default: MiniLM only) and explanations off;
+  ``K = SystemOptions.student_rescore_top`` (0, the library default: MiniLM only) and explanations off; its
+  SmolLM2 carries the adapter that ships in the package;
+- ``zero-shot-student``: the same cascade with the zero-shot SmolLM2 (``Student.default(adapter=None)``);
 - ``zero-shot-lm``: SmolLM2-135M-Instruct's yes/no log-odds re-score the MiniLM top ``SystemOptions.lm_top``;
 - ``adapter:PATH``: ``Student.from_pretrained(base, adapter=PATH)`` re-scores the MiniLM top ``lm_top``.
 
-Systems built on a student with an explainer (``student``, ``adapter:PATH``) are :class:`ExplainingSystem` s
-(:func:`can_explain`): ``r2r eval --explain-queries N`` also reranks N queries with them with explanations on.
+Systems built on a student with an explainer (``student``, ``zero-shot-student``, ``adapter:PATH``) are
+:class:`ExplainingSystem` s (:func:`can_explain`): ``r2r eval --explain-queries N`` also reranks N queries with them
+with explanations on.
 
 Models are loaded once per :class:`ModelPool` and shared by the systems built from it (MiniLM and SmolLM2 each load
 once however many systems use them).
@@ -289,6 +292,7 @@ class ModelPool:
     def __init__(self) -> None:
         self._encoder: Any | None = None
         self._student: Any | None = None
+        self._base_student: Any | None = None
 
     def encoder(self) -> Any:
         """The bundled all-MiniLM-L6-v2 :class:`~r2r_agent.EncoderScorer` in float32 (the reference bi-encoder)."""
@@ -305,6 +309,14 @@ class ModelPool:
 
             self._student = Student.default()
         return self._student
+
+    def zero_shot_student(self) -> Any:
+        """:meth:`Student.default` without the shipped adapter: the zero-shot SmolLM2 base."""
+        if self._base_student is None:
+            from r2r_agent.student import Student
+
+            self._base_student = Student.default(adapter=None)
+        return self._base_student
 
 
 Builder = Callable[[str | None, SystemOptions, ModelPool], System]
@@ -424,9 +436,38 @@ def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
 
     from r2r_agent.modeling import resolve_dtype
 
-    # The resolved dtype is part of the cache key: "auto" means different weights on different CPUs.
+    # The resolved dtype and the shipped adapter are part of the cache key: "auto" means different weights on
+    # different CPUs, and a new adapter release changes the student.
     dtype = str(resolve_dtype("auto")).removeprefix("torch.")
-    return RerankerSystem("student", factory, {"rescore_top": k, "dtype": dtype}, explains=True)
+    return RerankerSystem("student", factory, {"rescore_top": k, "dtype": dtype, "adapter": _shipped_fingerprint()},
+                          explains=True)
+
+
+def _shipped_fingerprint() -> str | None:
+    """A short digest of the shipped adapter's weights (``None`` where the build ships none)."""
+    import hashlib
+
+    from r2r_agent.default_models import shipped_adapter
+
+    folder = shipped_adapter()
+    weights = folder / "adapter_model.safetensors" if folder is not None else None
+    if weights is None or not weights.is_file():
+        return None
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+
+
+def _zero_shot_student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
+    k = options.student_rescore_top
+
+    def factory() -> Any:
+        from r2r_agent.reranker import Reranker
+
+        return Reranker(pool.zero_shot_student(), rescore_top=k, explain_top=0, compare_top=0)
+
+    from r2r_agent.modeling import resolve_dtype
+
+    dtype = str(resolve_dtype("auto")).removeprefix("torch.")
+    return RerankerSystem("zero-shot-student", factory, {"rescore_top": k, "dtype": dtype}, explains=True)
 
 
 def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
@@ -436,9 +477,9 @@ def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> S
         from r2r_agent.reranker import Reranker
         from r2r_agent.student import Student
 
-        default = pool.default_student()
-        student = Student(scorer=pool.encoder(), rescorer=default.rescorer,
-                          name=f"{pool.encoder().name} + {default.rescorer.name} (LM re-scorer)")
+        base = pool.zero_shot_student().rescorer
+        student = Student(scorer=pool.encoder(), rescorer=base,
+                          name=f"{pool.encoder().name} + {base.name} (LM re-scorer)")
         return Reranker(student, rescore_top=k, explain_top=0, compare_top=0)
 
     return RerankerSystem("zero-shot-lm", factory, {"rescore_top": k})
@@ -473,6 +514,8 @@ for _spec in (
     SystemSpec("first-stage", "the first-stage order as given (BM25 for dl19/dl20)", _first_stage),
     SystemSpec("minilm", "the bundled all-MiniLM-L6-v2 bi-encoder scores every candidate", _minilm),
     SystemSpec("student", "Reranker(Student.default(), rescore_top=--rescore-top), explanations off", _student),
+    SystemSpec("zero-shot-student", "the student cascade without the shipped adapter (zero-shot SmolLM2 explainer)",
+               _zero_shot_student),
     SystemSpec("zero-shot-lm", "SmolLM2-135M-Instruct yes/no log-odds re-score the MiniLM top --lm-top",
                _zero_shot_lm),
     SystemSpec("adapter", "Student.from_pretrained(--base-model, adapter=PATH) re-scores the MiniLM top --lm-top",

@@ -42,7 +42,8 @@ def _add_student_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", help="a local causal-LM folder that both scores and explains, or 'default' for "
                        "the embedded SmolLM2-135M alone (without --model: the embedded MiniLM scorer + SmolLM2 "
                        "explainer)")
-    group.add_argument("--adapter", help="a distilled adapter folder (from `r2r distill`) for --model")
+    group.add_argument("--adapter", help="a distilled adapter folder (from `r2r distill`) for --model or for the "
+                       "default SmolLM2; 'none': the zero-shot default without the shipped adapter")
     group.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default=None,
                        help="weight dtype (default: auto for the embedded student = bfloat16 where the CPU has "
                        "native bfloat16, else float32; float32 for --model)")
@@ -136,7 +137,7 @@ def read_passages(source: str, stdin: TextIO | None = None) -> list[Passage]:
 
 def _build_reranker(args: argparse.Namespace) -> Any:
     from .reranker import Reranker
-    from .student import Student
+    from .student import SHIPPED, Student
 
     try:  # transformers' own per-load bars would bury the output; we show ours while preparing the default model
         from transformers.utils import logging as hf_logging
@@ -144,18 +145,20 @@ def _build_reranker(args: argparse.Namespace) -> Any:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
+    no_adapter = args.adapter is not None and args.adapter.lower() == "none"
     if args.model:
         model = args.model
         if model == "default":  # the embedded SmolLM2, e.g. with an adapter distilled from it
             from .default_models import prepare_smollm2
 
             model = prepare_smollm2(progress=True)
-        student = Student.from_pretrained(model, adapter=args.adapter, quantize=args.quantize or "none",
-                                          dtype=args.dtype or "float32", device=args.device)
+        student = Student.from_pretrained(model, adapter=None if no_adapter else args.adapter,
+                                          quantize=args.quantize or "none", dtype=args.dtype or "float32",
+                                          device=args.device)
     else:
-        if args.adapter:
-            raise R2RError("--adapter needs --model (the base model the adapter was trained on)")
-        student = Student.default(dtype=args.dtype or "auto", quantize=args.quantize or "none", progress=True)
+        adapter = SHIPPED if args.adapter is None else None if no_adapter else args.adapter
+        student = Student.default(dtype=args.dtype or "auto", quantize=args.quantize or "none", progress=True,
+                                  adapter=adapter)
     return Reranker(student, rescore_top=args.rescore_top, explain_top=args.explain_top,
                     compare_top=args.compare_top)
 

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rescore-top", type=int, default=defaults.student_rescore_top, metavar="K",
                         help=f"student: SmolLM2 re-scores the top K (default {defaults.student_rescore_top}, "
                         "the library default)")
+    parser.add_argument("--rescore-weight", type=float, default=defaults.rescore_weight, metavar="W",
+                        help="weight of the LM score in the re-scored top, mixed with MiniLM's (default "
+                             f"{defaults.rescore_weight}: the LM score alone)")
     parser.add_argument("--lm-top", type=int, default=defaults.lm_top, metavar="K",
                         help=f"zero-shot-lm and adapter:PATH re-score the MiniLM top K (default {defaults.lm_top})")
     parser.add_argument("--base-model", default=None, metavar="DIR",
@@ -97,7 +100,8 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--dataset", name]
     parts += ["--systems", args.systems]
     for flag, value in (("--limit-queries", args.limit_queries), ("--rescore-top", args.rescore_top),
-                        ("--lm-top", args.lm_top), ("--base-model", args.base_model),
+                        ("--lm-top", args.lm_top), ("--rescore-weight", args.rescore_weight),
+                        ("--base-model", args.base_model),
                         ("--bright-dir", args.bright_dir),
                         ("--explain-queries", args.explain_queries or None),
                         ("--explain-top", args.explain_top if args.explain_queries else None)):
@@ -126,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--explain-queries must be >= 0 (0: off), got {args.explain_queries}.")
     if args.explain_top < 1:
         raise InvalidInputError(f"--explain-top must be >= 1, got {args.explain_top}.")
-    options = SystemOptions(student_rescore_top=args.rescore_top, lm_top=args.lm_top, base_model=args.base_model)
+    options = SystemOptions(student_rescore_top=args.rescore_top, lm_top=args.lm_top,
+                            rescore_weight=args.rescore_weight, base_model=args.base_model)
     systems = build_systems(args.systems.split(","), options)
     data_dir = resolve_data_dir(args.data_dir)
     names = list(dict.fromkeys(args.dataset))

@@ -274,6 +274,10 @@ class SystemOptions:
     lm_top: int = field(
         default=20, metadata={"help": "zero-shot-lm and adapter:PATH: LM re-scores the MiniLM top K (≈0.2 s each)"}
     )
+    rescore_weight: float = field(
+        default=1.0, metadata={"help": "student, zero-shot-lm, adapter:PATH: weight of the LM score in the re-scored "
+                                       "top, mixed with MiniLM's (see Reranker.rescore_weight)"}
+    )
     base_model: str | None = field(
         default=None,
         metadata={"help": "adapter:PATH: the base model folder (default: the embedded SmolLM2 copy)"},
@@ -284,6 +288,8 @@ class SystemOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInputError(f"SystemOptions.{name} must be an int >= 0, got {value!r}.")
+        if not 0.0 <= self.rescore_weight <= 1.0:
+            raise InvalidInputError(f"SystemOptions.rescore_weight must be in [0, 1], got {self.rescore_weight!r}.")
 
 
 class ModelPool:
@@ -428,18 +434,20 @@ def _minilm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
 
 def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     k = options.student_rescore_top
+    w = options.rescore_weight
 
     def factory() -> Any:
         from r2r_agent.reranker import Reranker
 
-        return Reranker(pool.default_student(), rescore_top=k, explain_top=0, compare_top=0)
+        return Reranker(pool.default_student(), rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
 
     from r2r_agent.modeling import resolve_dtype
 
     # The resolved dtype and the shipped adapter are part of the cache key: "auto" means different weights on
     # different CPUs, and a new adapter release changes the student.
     dtype = str(resolve_dtype("auto")).removeprefix("torch.")
-    return RerankerSystem("student", factory, {"rescore_top": k, "dtype": dtype, "adapter": _shipped_fingerprint()},
+    return RerankerSystem("student", factory, {"rescore_top": k, "rescore_weight": w, "dtype": dtype,
+                                                 "adapter": _shipped_fingerprint()},
                           explains=True)
 
 
@@ -458,20 +466,23 @@ def _shipped_fingerprint() -> str | None:
 
 def _zero_shot_student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     k = options.student_rescore_top
+    w = options.rescore_weight
 
     def factory() -> Any:
         from r2r_agent.reranker import Reranker
 
-        return Reranker(pool.zero_shot_student(), rescore_top=k, explain_top=0, compare_top=0)
+        return Reranker(pool.zero_shot_student(), rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
 
     from r2r_agent.modeling import resolve_dtype
 
     dtype = str(resolve_dtype("auto")).removeprefix("torch.")
-    return RerankerSystem("zero-shot-student", factory, {"rescore_top": k, "dtype": dtype}, explains=True)
+    return RerankerSystem("zero-shot-student", factory, {"rescore_top": k, "rescore_weight": w, "dtype": dtype},
+                          explains=True)
 
 
 def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     k = options.lm_top
+    w = options.rescore_weight
 
     def factory() -> Any:
         from r2r_agent.reranker import Reranker
@@ -480,9 +491,9 @@ def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> S
         base = pool.zero_shot_student().rescorer
         student = Student(scorer=pool.encoder(), rescorer=base,
                           name=f"{pool.encoder().name} + {base.name} (LM re-scorer)")
-        return Reranker(student, rescore_top=k, explain_top=0, compare_top=0)
+        return Reranker(student, rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
 
-    return RerankerSystem("zero-shot-lm", factory, {"rescore_top": k})
+    return RerankerSystem("zero-shot-lm", factory, {"rescore_top": k, "rescore_weight": w})
 
 
 def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
@@ -493,6 +504,7 @@ def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
             "a folder."
         )
     k = options.lm_top
+    w = options.rescore_weight
     base = options.base_model
 
     def factory() -> Any:
@@ -504,9 +516,9 @@ def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
         distilled = Student.from_pretrained(model, adapter=path)
         student = Student(scorer=pool.encoder(), rescorer=distilled.scorer, explainer=distilled.explainer,
                           name=f"minilm + {distilled.name}", adapter=str(path))
-        return Reranker(student, rescore_top=k, explain_top=0, compare_top=0)
+        return Reranker(student, rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
 
-    return RerankerSystem(f"adapter:{arg}", factory, {"rescore_top": k, "base_model": base,
+    return RerankerSystem(f"adapter:{arg}", factory, {"rescore_top": k, "rescore_weight": w, "base_model": base,
                                                       "adapter": str(path.resolve())}, explains=True)
 
 

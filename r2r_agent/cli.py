@@ -53,6 +53,9 @@ def _add_student_options(parser: argparse.ArgumentParser) -> None:
                        "applies to the MiniLM scorer only: 2.4x faster, -0.012 nDCG@10 on DL19)")
     group.add_argument("--rescore-top", type=int, default=0, metavar="K",
                        help="re-score the top K with the student's LM scorer (default 0: off)")
+    group.add_argument("--rescore-weight", type=float, default=1.0, metavar="W",
+                       help="weight of the LM score in the re-scored top, mixed with the scorer's (standardised); "
+                       "1 (default): the LM score alone")
     group.add_argument("--explain-top", type=int, default=5, metavar="N", help="explain the top N (default 5; 0: none)")
     group.add_argument("--compare-top", type=int, default=3, metavar="N",
                        help="explain the order of the top N (default 3; below 2: no comparison)")
@@ -159,8 +162,8 @@ def _build_reranker(args: argparse.Namespace) -> Any:
         adapter = SHIPPED if args.adapter is None else None if no_adapter else args.adapter
         student = Student.default(dtype=args.dtype or "auto", quantize=args.quantize or "none", progress=True,
                                   adapter=adapter)
-    return Reranker(student, rescore_top=args.rescore_top, explain_top=args.explain_top,
-                    compare_top=args.compare_top)
+    return Reranker(student, rescore_top=args.rescore_top, rescore_weight=args.rescore_weight,
+                    explain_top=args.explain_top, compare_top=args.compare_top)
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:

@@ -88,7 +88,7 @@ def test_registry_names_are_exact() -> None:
 def test_build_systems_checks_names_and_loads_nothing(tmp_path: Path) -> None:
     systems = build_systems(["first-stage", "minilm", "student", "zero-shot-lm"], SystemOptions(lm_top=7))
     assert [s.name for s in systems] == ["first-stage", "minilm", "student", "zero-shot-lm"]
-    assert dict(systems[3].config) == {"rescore_top": 7}
+    assert dict(systems[3].config) == {"rescore_top": 7, "rescore_weight": 1.0}
     assert all(getattr(s, "_reranker", None) is None for s in systems[1:])  # models load on the first query
     with pytest.raises(InvalidInputError, match="more than once"):
         build_systems(["minilm", "minilm"])

@@ -103,7 +103,7 @@ def load_training_annotations(args: argparse.Namespace) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Build the dataset, distill, and print where the adapter went and its validation metrics."""
-    from r2r_agent.default_models import prepare_smollm2
+    from r2r_agent.default_models import SMOLLM2_ID, prepare_smollm2
 
     from .dataset import DatasetConfig, build_dataset
     from .distill import DistillConfig, distill
@@ -117,11 +117,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"data: {len(dataset.train.query_ids)} training queries ({len(dataset.train.explanations)} explanations, "
           f"{len(dataset.train.rankings)} rankings), {len(dataset.validation.query_ids)} validation queries")
     base = str(prepare_smollm2(progress=args.progress)) if args.base == "default" else args.base
-    result = distill(base, dataset, args.output, config, resume=args.resume, progress=args.progress)
+    base_id = f"HuggingFaceTB/{SMOLLM2_ID}" if args.base == "default" else None
+    result = distill(base, dataset, args.output, config, resume=args.resume, progress=args.progress,
+                     base_model_id=base_id)
     if result.history:
         done = [r for r in result.history if result.resumed_from is None or r["step"] > result.resumed_from]
-        per_step = result.seconds / max(len(done), 1)
-        print(f"trained {result.steps} steps ({len(done)} in this run, {per_step:.2f} s/step incl. validation); "
+        speed = f", {result.seconds / len(done):.2f} s/step incl. validation" if done else ""
+        print(f"trained {result.steps} steps ({len(done)} in this run{speed}); "
               f"final loss {result.history[-1]['loss']:.4f}")
     for record in result.validation:
         print("validation step {step}: lm_loss={lm} ndcg_teacher={t} ndcg_labels={labels}".format(

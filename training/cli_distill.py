@@ -181,8 +181,10 @@ def run_encoder(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     print(f"data: {len(dataset.train.query_ids)} training queries ({len(dataset.train.rankings)} rankings), "
           f"{len(dataset.validation.query_ids)} validation queries")
-    base = str(minilm_path()) if args.base == "default" else args.base
-    result = distill_encoder(base, dataset, args.output, config, resume=args.resume, progress=args.progress)
+    # The bundled weights sit in a folder called "model": name the base for the metadata and model card.
+    base, name = (str(minilm_path()), "all-MiniLM-L6-v2") if args.base == "default" else (args.base, None)
+    result = distill_encoder(base, dataset, args.output, config, resume=args.resume, progress=args.progress,
+                             base_name=name)
     if result.history:
         done = [r for r in result.history if result.resumed_from is None or r["step"] > result.resumed_from]
         per_step = result.seconds / max(len(done), 1)

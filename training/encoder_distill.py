@@ -237,11 +237,14 @@ class EncoderDistiller:
         dataset: Training and validation examples (only the ranking examples are used).
         output_dir: Where the encoder (and ``checkpoints/``) go.
         config: Training settings.
+        base_name: The base's name in the metadata and model card (default: its folder's name).
     """
 
     def __init__(self, base_model: str | os.PathLike[str], dataset: DistillationDataset,
-                 output_dir: str | os.PathLike[str], config: EncoderDistillConfig | None = None) -> None:
+                 output_dir: str | os.PathLike[str], config: EncoderDistillConfig | None = None, *,
+                 base_name: str | None = None) -> None:
         self.base_model = str(base_model)
+        self.base_name = base_name or Path(base_model).name
         self.dataset = dataset
         self.output_dir = Path(output_dir)
         self.config = config or EncoderDistillConfig()
@@ -547,7 +550,7 @@ class EncoderDistiller:
         return {
             "format": "r2r-agent-encoder", "format_version": 1,
             "base_model": self.base_model,
-            "base_model_name": Path(self.base_model).name,
+            "base_model_name": self.base_name,
             "max_tokens": self.scorer.max_tokens,
             "config": self.config.to_dict(),
             "steps": self.step,
@@ -566,7 +569,8 @@ class EncoderDistiller:
 def distill_encoder(base_model: str | os.PathLike[str], dataset: DistillationDataset,
                     output_dir: str | os.PathLike[str], config: EncoderDistillConfig | None = None, *,
                     resume: bool | str | os.PathLike[str] = False, progress: bool = False,
-                    callback: Callable[[int, dict[str, float]], None] | None = None) -> EncoderDistillResult:
+                    callback: Callable[[int, dict[str, float]], None] | None = None,
+                    base_name: str | None = None) -> EncoderDistillResult:
     """Fine-tune the encoder ``base_model`` on ``dataset``'s rankings and write an encoder folder to ``output_dir``.
 
     Args:
@@ -577,6 +581,7 @@ def distill_encoder(base_model: str | os.PathLike[str], dataset: DistillationDat
         resume: See :meth:`EncoderDistiller.train`.
         progress: Show a tqdm bar.
         callback: Called as ``callback(step, record)`` after every optimizer step.
+        base_name: The base's name in the metadata and model card (default: its folder's name).
 
     Returns:
         The run's losses, validation metrics and whether it beats the base (keep the encoder only where it does).
@@ -587,8 +592,8 @@ def distill_encoder(base_model: str | os.PathLike[str], dataset: DistillationDat
         >>> folder = "encoders/minilm-r2r" if result.beats_base else minilm_path()  # doctest: +SKIP
         >>> scorer = EncoderScorer.from_pretrained(folder)                           # doctest: +SKIP
     """
-    return EncoderDistiller(base_model, dataset, output_dir, config).train(resume=resume, progress=progress,
-                                                                           callback=callback)
+    distiller = EncoderDistiller(base_model, dataset, output_dir, config, base_name=base_name)
+    return distiller.train(resume=resume, progress=progress, callback=callback)
 
 
 __all__ = ["SELECTION_METRICS", "BaseComparison", "EncoderDistillConfig", "EncoderDistillResult", "EncoderDistiller",

@@ -98,6 +98,11 @@ def render_model_card(info: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _setting(value: Any) -> str:
+    # Settings as given (2e-05, 20), not rounded to 4 decimals like the metrics.
+    return f"{value:g}" if isinstance(value, float) else _fmt(value)
+
+
 def _data_lines(sources: Sequence[str]) -> list[str]:
     lines: list[str] = []
     if R2R_SOURCE in sources:
@@ -141,8 +146,9 @@ def render_encoder_model_card(info: Mapping[str, Any]) -> str:
         f"# r2r-agent distilled encoder scorer from {name or 'a bi-encoder'}",
         "",
         f"The bi-encoder {name} fully fine-tuned by `r2r distill --encoder` on the teacher's rankings and relevance "
-        f"labels: a {config.get('ranking_loss')} ranking loss on {_fmt(config.get('scale'))} x the cosine similarity "
-        "of mean-pooled, normalised embeddings, so the fast first stage of the cascade learns from the teacher too.",
+        f"labels: a {config.get('ranking_loss')} ranking loss on {_setting(config.get('scale'))} x the cosine "
+        "similarity of mean-pooled, normalised embeddings, so the fast first stage of the cascade learns from the "
+        "teacher too.",
         "",
         verdict,
         "",
@@ -167,7 +173,7 @@ def render_encoder_model_card(info: Mapping[str, Any]) -> str:
     for key in ("max_steps", "ranking_batch_size", "grad_accum", "learning_rate", "weight_decay", "warmup_steps",
                 "scheduler", "ranking_loss", "scale", "target_temperature", "label_weight", "max_rank_passages",
                 "seed"):
-        lines.append(f"| {key} | {_fmt(config.get(key))} |")
+        lines.append(f"| {key} | {_setting(config.get(key))} |")
     lines += [f"| max_tokens | {info.get('max_tokens')} |", f"| steps done | {info.get('steps')} |", "",
               "## Loss curve (training)", "", "| step | loss | lr |", "|---:|---:|---:|"]
     for record in _curve(info.get("loss_curve", [])):

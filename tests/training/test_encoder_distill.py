@@ -196,18 +196,19 @@ def test_resume_with_other_training_settings_is_rejected(encoder_dir, tmp_path, 
 
 def test_output_folder_metadata_and_card_state_whether_it_beats_the_base(encoder_dir, tmp_path, dataset):
     config = EncoderDistillConfig(max_steps=2, **FAST)
-    result = distill_encoder(encoder_dir, dataset, tmp_path, config)
+    result = distill_encoder(encoder_dir, dataset, tmp_path, config, base_name="tiny-bert")
     for name in ("model.safetensors", "config.json", "tokenizer_config.json", "sentence_bert_config.json",
                  "r2r_training.json", "README.md"):
         assert (tmp_path / name).is_file(), name
     info = json.loads((tmp_path / "r2r_training.json").read_text())
     assert info["format"] == "r2r-agent-encoder" and info["base_model"] == str(encoder_dir) and info["steps"] == 2
+    assert info["base_model_name"] == "tiny-bert"
     assert EncoderDistillConfig.from_dict(info["config"]) == config
     assert info["beats_base"] is result.beats_base and info["comparison"]["beats_base"] is result.beats_base
     assert [r["step"] for r in info["validation"]] == [0, 2] and [r["step"] for r in info["loss_curve"]] == [1, 2]
     assert info["data"]["sources"] == ["teacher"] and info["data"]["validation_rankings_scored"] == 4
     card = (tmp_path / "README.md").read_text()
-    assert "Research use only" in card and "| 2 |" in card and "r2r teach" in card
+    assert "Research use only" in card and "| 2 |" in card and "r2r teach" in card and "from tiny-bert" in card
     assert ("It beats the untrained" in card) is result.beats_base
     assert ("does not beat the untrained" in card) is (not result.beats_base)
 

@@ -25,6 +25,7 @@ from .dataset import (
     split_query_ids,
 )
 from .distill import DistillConfig, Distiller, DistillError, DistillResult, distill
+from .encoder_distill import EncoderDistillConfig, EncoderDistiller, EncoderDistillResult, distill_encoder
 from .errors import AnnotationFormatError, CacheError, ParseError, SplitLeakageError, TeacherError
 from .framework_teachers import LangChainTeacher, LlamaIndexTeacher
 from .http_teacher import OpenAIChatTeacher
@@ -49,6 +50,9 @@ __all__ = [
     "DatasetSplit",
     "DistillationDataset",
     "Distiller",
+    "EncoderDistillConfig",
+    "EncoderDistillResult",
+    "EncoderDistiller",
     "ExplanationExample",
     "LangChainTeacher",
     "LlamaIndexTeacher",
@@ -67,6 +71,7 @@ __all__ = [
     "annotate_window",
     "build_dataset",
     "distill",
+    "distill_encoder",
     "listnet_loss",
     "load_r2r_annotations",
     "parse_teacher_answer",

@@ -453,15 +453,23 @@ def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
 
 def _shipped_fingerprint() -> str | None:
     """A short digest of the shipped adapter's weights (``None`` where the build ships none)."""
-    import hashlib
-
     from r2r_agent.default_models import shipped_adapter
 
     folder = shipped_adapter()
-    weights = folder / "adapter_model.safetensors" if folder is not None else None
-    if weights is None or not weights.is_file():
-        return None
-    return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    return _adapter_fingerprint(folder) if folder is not None else None
+
+
+def _adapter_fingerprint(folder: Path) -> str | None:
+    """A short digest of an adapter folder's weights, so retraining into the same folder is a new cache key."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    found = False
+    for name in ("adapter_model.safetensors", "rank_head.safetensors"):
+        if (folder / name).is_file():
+            digest.update((folder / name).read_bytes())
+            found = True
+    return digest.hexdigest()[:16] if found else None
 
 
 def _zero_shot_student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
@@ -519,7 +527,8 @@ def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
         return Reranker(student, rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
 
     return RerankerSystem(f"adapter:{arg}", factory, {"rescore_top": k, "rescore_weight": w, "base_model": base,
-                                                      "adapter": str(path.resolve())}, explains=True)
+                                                      "adapter": str(path.resolve()),
+                                                      "weights": _adapter_fingerprint(path)}, explains=True)
 
 
 for _spec in (

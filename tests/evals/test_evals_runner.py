@@ -96,6 +96,11 @@ def test_build_systems_checks_names_and_loads_nothing(tmp_path: Path) -> None:
         build_system("adapter:" + str(tmp_path / "absent"))
     adapter = build_system("adapter:" + str(tmp_path), SystemOptions(lm_top=5))
     assert adapter.name == f"adapter:{tmp_path}" and adapter.config["rescore_top"] == 5
+    assert adapter.config["weights"] is None  # no weights in the folder yet
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"v1")
+    first = build_system("adapter:" + str(tmp_path)).config["weights"]
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"v2")
+    assert first is not None and build_system("adapter:" + str(tmp_path)).config["weights"] != first
     with pytest.raises(InvalidInputError, match="lm_top"):
         SystemOptions(lm_top=-1)
 

@@ -258,7 +258,7 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
     if command:
         lines += ["", "```", command, "```"]
     limit = results.settings.get("limit_queries")
-    lines += [
+    lines += [] if not results.datasets else [  # a teacher-agreement-only run ranks nothing
         "",
         "Metrics use trec_eval semantics (see `r2r_agent.evals.metrics`): nDCG@10 is the headline, MRR@10 is "
         "RR@10, Recall@100 is over the first-stage top-100. Means are over the queries with both a ranking and "

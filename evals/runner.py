@@ -533,7 +533,7 @@ def run_eval(
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise InvalidInputError(f"run_eval: {flag} must be an int >= {least}, got {value!r}.")
     chosen = [limit_dataset(d, limit_queries) for d in datasets]
-    if training is None:
+    if training is None and chosen:
         logger.warning("no training queries given: the check against evaluating on training queries is skipped")
     else:
         for dataset in chosen:

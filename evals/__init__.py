@@ -2,7 +2,9 @@
 
 Modules: :mod:`.records` (typed records), :mod:`.trec` (TREC run/qrels files), :mod:`.candidates` (the shared
 candidate-list format), :mod:`.bright` (BRIGHT, including a local ``xlangai/BRIGHT`` copy), :mod:`.beir` (BEIR
-folders), :mod:`.metrics` (nDCG@10, RR@10, R@k, significance tests), :mod:`.registry` (named datasets).
+folders), :mod:`.metrics` (nDCG@10, RR@10, R@k, significance tests), :mod:`.registry` (named datasets),
+:mod:`.explanation_quality` and :mod:`.teacher_agreement` (explanations against qrels and against the teacher's
+reasons on held-out training queries).
 
 Importing this package needs only the standard library; ``ir_measures``, ``scipy`` and ``pyarrow`` (the ``evals``
 extra) are used when installed.

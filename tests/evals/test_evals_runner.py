@@ -72,7 +72,8 @@ class FakeSystem:
 
 
 def test_registry_names_are_exact() -> None:
-    assert known_systems() == ["first-stage", "minilm", "student", "zero-shot-student", "zero-shot-lm", "adapter:PATH"]
+    assert known_systems() == ["first-stage", "minilm", "student", "zero-shot-student", "zero-shot-lm", "adapter:PATH",
+                               "teacher"]
     spec, arg = parse_system("adapter:runs/a 1")
     assert (spec.name, arg) == ("adapter", "runs/a 1")
     with pytest.raises(InvalidInputError, match="Known systems: first-stage, minilm"):

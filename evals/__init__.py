@@ -4,7 +4,9 @@ Modules: :mod:`.records` (typed records), :mod:`.trec` (TREC run/qrels files), :
 candidate-list format), :mod:`.bright` (BRIGHT, including a local ``xlangai/BRIGHT`` copy), :mod:`.beir` (BEIR
 folders), :mod:`.metrics` (nDCG@10, RR@10, R@k, significance tests), :mod:`.registry` (named datasets, their
 corpora), :mod:`.first_stage` and :mod:`.retrieval` (retrieve candidates from a corpus: BM25, dense,
-reason-then-retrieve), :mod:`.memory` (the RSS a system needs).
+reason-then-retrieve), :mod:`.memory` (the RSS a system needs), :mod:`.explanation_quality` and
+:mod:`.teacher_agreement` (explanations against qrels and against the teacher's reasons on held-out training
+queries).
 
 Importing this package needs only the standard library; ``ir_measures``, ``scipy`` and ``pyarrow`` (the ``evals``
 extra) are used when installed.

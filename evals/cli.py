@@ -9,10 +9,22 @@
 ``--first-stage NAME`` retrieves each dataset's candidates from its corpus (``beir:PATH``; ``bright-<subset>`` with
 ``--bright-dir``) instead of reading given ones; the run is cached as a TREC run file in ``REPORT/first_stage/``
 (keyed by corpus, first stage and depth), so a re-run neither re-indexes nor re-retrieves.
+    r2r eval --dataset dl19 --systems first-stage,minilm,teacher --teacher openai:gpt-4o-mini \
+        --teacher-url https://api.openai.com/v1 --teacher-queries 10 --report runs/teacher
+    r2r eval --teacher-agreement ../shared/data/r2r-train/msmarco_500.jsonl.gz --systems student,adapter:adapters/a1 \
+        --teacher-agreement-queries 20 --report runs/agreement
 
 ``--explain-queries N`` also reranks the first N queries of each dataset with explanations on (systems with an
 explainer: ``student``, ``adapter:PATH``; the others are skipped with a note) and adds an "Explanation quality"
 section (verdict accuracy against the qrels, coverage, groundedness, specificity, worst cases) to the report.
+
+The ``teacher`` system reranks the first-stage top ``--teacher-top`` with a teacher LLM chosen as for ``r2r teach``
+(``--teacher openai:MODEL --teacher-url URL`` or ``--teacher transformers:PATH``), on the first ``--teacher-queries``
+queries only; its means and paired tests are over those queries (the report says so).
+
+``--teacher-agreement FILE`` has the explaining systems explain the passages of the held-out validation queries of
+the R2R training data (split as ``r2r distill`` splits it) and scores their agreement with the teacher's reasons
+(:mod:`r2r_agent.evals.teacher_agreement`); ``--dataset`` is then optional.
 
 Results are cached per (system, dataset, query) in ``REPORT/cache.jsonl``: run the same command again to resume an
 interrupted run (or to re-render the report at no cost). Nothing heavy is imported until :func:`run` runs.
@@ -21,14 +33,18 @@ interrupted run (or to re-render the report at no cost). Nothing heavy is import
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shlex
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from r2r_agent.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from .systems import SystemOptions
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +53,14 @@ systems (comma-separated, exact names):
   first-stage       the first-stage order (BM25 for dl19/dl20; the --first-stage run when given)
   minilm            the bundled all-MiniLM-L6-v2 bi-encoder scores every candidate
   student           the default cascade Reranker(Student.default(), rescore_top=--rescore-top), no explanations
+  zero-shot-student the same cascade without the shipped adapter (the zero-shot SmolLM2 explains)
   zero-shot-lm      SmolLM2-135M-Instruct re-scores the MiniLM top --lm-top (about 0.2 s per passage on CPU)
   adapter:PATH      a distilled adapter (on --base-model) re-scores the MiniLM top --lm-top
+  teacher           a teacher LLM (--teacher) reranks the first-stage top --teacher-top listwise, first
+                    --teacher-queries queries only
 
-explanations (--explain-queries N): student and adapter:PATH explain; the others are skipped
+explanations (--explain-queries N, --teacher-agreement FILE): student, zero-shot-student and adapter:PATH explain;
+the others are skipped
 
 datasets: dl19, dl20, dl19-splade, dl20-splade, bright-<subset> (texts from --bright-dir),
   beir:PATH (a BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv; needs --first-stage)
@@ -65,8 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    parser.add_argument("--dataset", action="append", required=True, metavar="NAME",
-                        help="a dataset to evaluate on (repeat for several), e.g. dl19")
+    parser.add_argument("--dataset", action="append", default=[], metavar="NAME",
+                        help="a dataset to evaluate on (repeat for several), e.g. dl19; required unless "
+                        "--teacher-agreement is given")
     parser.add_argument("--systems", default="first-stage,minilm",
                         help="comma-separated systems (default first-stage,minilm); see below")
     parser.add_argument("--report", required=True, type=Path, metavar="DIR",
@@ -80,6 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rescore-top", type=int, default=defaults.student_rescore_top, metavar="K",
                         help=f"student: SmolLM2 re-scores the top K (default {defaults.student_rescore_top}, "
                         "the library default)")
+    parser.add_argument("--rescore-weight", type=float, default=defaults.rescore_weight, metavar="W",
+                        help="weight of the LM score in the re-scored top, mixed with MiniLM's (default "
+                             f"{defaults.rescore_weight}: the LM score alone)")
     parser.add_argument("--lm-top", type=int, default=defaults.lm_top, metavar="K",
                         help=f"zero-shot-lm and adapter:PATH re-score the MiniLM top K (default {defaults.lm_top})")
     parser.add_argument("--base-model", default=None, metavar="DIR",
@@ -100,8 +124,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="dense: the chromadb folder, reused across runs (default REPORT/first_stage/dense-index)")
     first.add_argument("--reasoner", default=None, metavar="MODEL", help=_help("reasoner") + " (default student)")
     first.add_argument("--reasoning-tokens", type=int, default=None, metavar="N", help=_help("reasoning_tokens"))
+    _add_teacher_arguments(parser, defaults)
+    agreement = parser.add_argument_group("teacher agreement on held-out training queries")
+    agreement.add_argument("--teacher-agreement", action="append", default=[], type=Path, metavar="FILE",
+                           help="R2R training file(s) the student was distilled on (repeatable): explain the passages "
+                           "of their validation queries and score agreement with the teacher's reasons")
+    agreement.add_argument("--teacher-agreement-queries", type=int, default=20, metavar="N",
+                           help="the first N validation queries (default 20)")
+    agreement.add_argument("--teacher-agreement-top", type=int, default=None, metavar="K",
+                           help="the teacher's top K passages of each query (default: every passage)")
+    agreement.add_argument("--validation-fraction", type=float, default=0.1,
+                           help="as `r2r distill --validation-fraction` (default 0.1)")
+    agreement.add_argument("--split-seed", type=int, default=0, help="as `r2r distill --split-seed` (default 0)")
     parser.add_argument("--no-plots", action="store_true", help="write markdown and JSON only")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def _add_teacher_arguments(parser: argparse.ArgumentParser, defaults: SystemOptions) -> None:
+    # The teacher flags are r2r teach's (one parser of --teacher KIND:ARG for both commands); training is imported
+    # here, when the parser is built, never when r2r_agent.evals is imported.
+    from r2r_agent.training.teacher_choice import add_teacher_arguments
+
+    group = parser.add_argument_group("teacher system (--systems ...,teacher; flags as for `r2r teach`)")
+    add_teacher_arguments(group)
+    group.add_argument("--teacher-top", type=int, default=defaults.teacher_top, metavar="K",
+                       help="candidates the teacher reranks per query (default %(default)s)")
+    group.add_argument("--teacher-queries", type=int, default=defaults.teacher_queries, metavar="N",
+                       help="rank only the first N queries of each dataset with the teacher (default %(default)s)")
+    group.add_argument("--teacher-window", type=int, default=defaults.teacher_window_size, metavar="N",
+                       help="passages per teacher call (default %(default)s)")
+    group.add_argument("--teacher-stride", type=int, default=defaults.teacher_stride, metavar="N",
+                       help="how far each window moves towards the top (default: half the window)")
+
+
+def _teacher(args: argparse.Namespace, names: list[str]) -> object | None:
+    """The teacher the flags describe, when the ``teacher`` system is asked for (else ``None``)."""
+    from r2r_agent.training.teacher_choice import teacher_settings_from_args
+
+    if "teacher" not in names:
+        if args.teacher:
+            logger.warning("--teacher %s is ignored: add 'teacher' to --systems to run it", args.teacher)
+        return None
+    if not args.teacher:
+        return None  # the 'teacher' system then says which flags it needs
+    return teacher_settings_from_args(args).build()
 
 
 def _training(args: argparse.Namespace, data_dir: Path | None) -> Any | None:
@@ -160,12 +226,31 @@ def _command(args: argparse.Namespace) -> str:
     for flag, value in (("--first-stage", first), ("--depth", args.depth), ("--index-dir", args.index_dir),
                         ("--reasoner", args.reasoner), ("--reasoning-tokens", args.reasoning_tokens),
                         ("--limit-queries", args.limit_queries), ("--rescore-top", args.rescore_top),
-                        ("--lm-top", args.lm_top), ("--base-model", args.base_model),
+                        ("--lm-top", args.lm_top), ("--rescore-weight", args.rescore_weight),
+                        ("--base-model", args.base_model),
                         ("--bright-dir", args.bright_dir),
                         ("--explain-queries", args.explain_queries or None),
                         ("--explain-top", args.explain_top if args.explain_queries else None)):
         if value is not None:
             parts += [flag, str(value)]
+    if "teacher" in [n.strip() for n in args.systems.split(",")]:
+        parts += ["--teacher-top", str(args.teacher_top), "--teacher-queries", str(args.teacher_queries),
+                  "--teacher-window", str(args.teacher_window)]
+        if args.teacher_stride is not None:
+            parts += ["--teacher-stride", str(args.teacher_stride)]
+        from r2r_agent.training.teacher_choice import TeacherSettings
+
+        for item in dataclasses.fields(TeacherSettings):  # the teacher flags given (a key stays in its env var)
+            value = getattr(args, item.name, None)
+            if value is not None:
+                parts += ["--" + item.name.replace("_", "-"), str(value)]
+    for path in args.teacher_agreement:
+        parts += ["--teacher-agreement", str(path)]
+    if args.teacher_agreement:
+        parts += ["--teacher-agreement-queries", str(args.teacher_agreement_queries),
+                  "--validation-fraction", str(args.validation_fraction), "--split-seed", str(args.split_seed)]
+        if args.teacher_agreement_top is not None:
+            parts += ["--teacher-agreement-top", str(args.teacher_agreement_top)]
     parts += ["--report", str(args.report)]
     return " ".join(shlex.quote(p) for p in parts)
 
@@ -189,9 +274,26 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--explain-queries must be >= 0 (0: off), got {args.explain_queries}.")
     if args.explain_top < 1:
         raise InvalidInputError(f"--explain-top must be >= 1, got {args.explain_top}.")
-    options = SystemOptions(student_rescore_top=args.rescore_top, lm_top=args.lm_top, base_model=args.base_model)
+    if not args.dataset and not args.teacher_agreement:
+        raise InvalidInputError("nothing to evaluate: pass --dataset NAME (e.g. dl19) and/or --teacher-agreement "
+                                "FILE (the R2R training data the student was distilled on).")
+    if args.teacher_agreement_queries < 1:
+        raise InvalidInputError(f"--teacher-agreement-queries must be >= 1, got {args.teacher_agreement_queries}.")
+    system_names = [n.strip() for n in args.systems.split(",") if n.strip()]
+    options = SystemOptions(student_rescore_top=args.rescore_top, lm_top=args.lm_top,
+                            rescore_weight=args.rescore_weight, base_model=args.base_model,
+                            teacher=_teacher(args, system_names), teacher_top=args.teacher_top,
+                            teacher_queries=args.teacher_queries, teacher_window_size=args.teacher_window,
+                            teacher_stride=args.teacher_stride)
     pool = ModelPool()
-    systems = build_systems(args.systems.split(","), options, pool)
+    systems = build_systems(system_names, options, pool)
+    agreement = None
+    if args.teacher_agreement:
+        from .teacher_agreement import load_validation_split
+
+        agreement = load_validation_split(args.teacher_agreement, validation_fraction=args.validation_fraction,
+                                          seed=args.split_seed, max_queries=args.teacher_agreement_queries,
+                                          top=args.teacher_agreement_top)
     names = list(dict.fromkeys(args.dataset))
     command = _command(args)
     settings: dict[str, Any] = {"systems": [s.name for s in systems],
@@ -203,12 +305,12 @@ def run(args: argparse.Namespace) -> int:
                 raise InvalidInputError(f"{flag} is a first-stage option; pass --first-stage too, or drop it.")
         # load_dataset checks the name before the data folder: beir:PATH gets "needs a first stage", not "no folder".
         datasets = [load_dataset(name, args.data_dir, bright_dir=args.bright_dir) for name in names]
-        training = _training(args, resolve_data_dir(args.data_dir))
+        training = _training(args, resolve_data_dir(args.data_dir)) if names else None
     else:
         datasets, training, settings["first_stage"] = _retrieve(args, names, pool)
     results = run_eval(datasets, systems, cache_path=args.report / "cache.jsonl", limit_queries=args.limit_queries,
                        training=training, progress=not args.no_progress, settings=settings,  # type: ignore[arg-type]
-                       explain_queries=args.explain_queries, explain_top=args.explain_top)
+                       explain_queries=args.explain_queries, explain_top=args.explain_top, agreement=agreement)
     files = write_report(results, args.report, plots=not args.no_plots, command=command)
     lines = []
     for got in settings.get("first_stage", {}).get("runs", ()):
@@ -220,8 +322,9 @@ def run(args: argparse.Namespace) -> int:
         for name in results.systems:
             r = results.run_for(info.name, name)
             agg = r.evaluation.aggregates
+            subset = f"  (first {r.cost.queries} queries only)" if r.cost.queries < info.queries else ""
             lines.append(f"{name:<28} {agg.get('nDCG@10', 0):>8.4f} {agg.get('RR@10', 0):>8.4f} "
-                         f"{agg.get('R@100', 0):>8.4f} {r.cost.seconds_per_query:>8.3f}")
+                         f"{agg.get('R@100', 0):>8.4f} {r.cost.seconds_per_query:>8.3f}{subset}")
     if args.explain_queries:
         lines.append(f"\nexplanation quality (first {args.explain_queries} queries, top {args.explain_top}):")
         for e in results.explanations:
@@ -232,6 +335,20 @@ def run(args: argparse.Namespace) -> int:
                          f"{q.n_explained} explanations")
         if results.explanation_skipped:
             lines.append(f"skipped (no explainer): {', '.join(results.explanation_skipped)}")
+    if agreement is not None:
+        lines.append(f"\nteacher agreement ({len(agreement.queries)} of {agreement.validation_queries} validation "
+                     f"queries, {agreement.n_passages} passages):")
+        for a in results.agreements:
+            q = a.quality
+            va = "–" if q.verdict_agreement is None else f"{q.verdict_agreement:.3f}"
+            rl = "–" if q.rouge_l_f1 is None else f"{q.rouge_l_f1:.3f}"
+            uf = "–" if q.unigram_f1 is None else f"{q.unigram_f1:.3f}"
+            lines.append(f"{a.system}: verdict agreement {va} ({q.n_verdict_agree}/{q.n_both_known}), ROUGE-L F1 "
+                         f"{rl}, unigram F1 {uf}, {q.n} pairs, {a.seconds_per_query:.2f} s/query")
+            if a.note:
+                lines.append(f"  caution: {a.note}")
+        if results.agreement_skipped:
+            lines.append(f"skipped (no explainer): {', '.join(results.agreement_skipped)}")
     lines.append(f"\nreport: {files.markdown}  (json: {files.json.name}; plots: {len(files.plots)})")
     print("\n".join(lines))  # noqa: T201 (a CLI module: its output is the point)
     return 0

@@ -11,8 +11,9 @@ Four measures, each defined on :class:`r2r_agent.Ranking` objects (their judgmen
   the fraction found only in the query (the explanation restates the query instead of citing the passage).
 - **specificity** (:func:`specificity`): ``1 - mean pairwise Jaccard similarity`` of the content-word sets of the
   explanations of different passages of the same query (near-duplicate explanations give a low value).
-- **teacher agreement** (:func:`rouge_l_f1`, :func:`teacher_agreement`): ROUGE-L F1 on tokens between a student's
-  explanation and a reference (teacher) explanation; meant for the held-out validation split of the training data.
+- **teacher agreement** (:func:`rouge_l_f1`, :func:`unigram_f1`, :func:`teacher_agreement`): ROUGE-L F1 on tokens
+  and F1 of the content-word bags between a student's explanation and a reference (teacher) explanation; meant for
+  the held-out validation split of the training data (see :mod:`r2r_agent.evals.teacher_agreement`).
 
 :func:`explanation_quality` aggregates the first three over a run and keeps the worst cases for reports.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -369,6 +371,25 @@ def rouge_l_f1(candidate: str, reference: str) -> float:
     if lcs == 0:
         return 0.0
     precision, recall = lcs / len(a), lcs / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
+def unigram_f1(candidate: str, reference: str) -> float:
+    """F1 of the content-word bags of two texts (:func:`content_words`, counted with repetition), in [0, 1].
+
+    With ``O`` the size of the bags' intersection, ``P = O / |candidate|``, ``R = O / |reference|`` and
+    ``F1 = 2PR / (P + R)``. Unlike :func:`rouge_l_f1` it ignores order and stop words, so it measures shared content
+    ("fleas", "three", "month") rather than shared phrasing. 0.0 when either text has no content word.
+
+    Example:
+        >>> round(unigram_f1("The fleas live three months.", "A flea lives two months on a cat"), 3)
+        0.667
+    """
+    a, b = Counter(content_words(candidate)), Counter(content_words(reference))
+    overlap = sum((a & b).values())
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / sum(a.values()), overlap / sum(b.values())
     return 2 * precision * recall / (precision + recall)
 
 

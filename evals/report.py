@@ -9,6 +9,8 @@
 - ``report.json``: the same numbers (per-query values of every measure, both paired tests, costs);
 - when explanations were measured (``r2r eval --explain-queries N``), an "Explanation quality" section in both
   (means, coverage and worst cases of :func:`~r2r_agent.evals.explanation_quality.explanation_quality`);
+- when teacher agreement was measured (``r2r eval --teacher-agreement FILE``), a "Teacher agreement" section
+  (:mod:`~r2r_agent.evals.teacher_agreement`: verdict agreement, ROUGE-L and unigram F1, worst cases);
 - ``ndcg10.png`` (nDCG@10 per system and dataset), ``quality_vs_latency.png`` (nDCG@10 against seconds per
   query), ``deltas_<dataset>.png`` (per-query nDCG@10 differences from the first stage);
 - when the candidates were retrieved (``r2r eval --first-stage``), a paragraph naming the first stage and its runs.
@@ -65,7 +67,7 @@ def write_report(results: EvalResults, directory: PathLike, *, plots: bool = Tru
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    if plots:
+    if plots and results.runs:  # a teacher-agreement-only run has nothing to plot
         written = write_plots(results, out)
     data = results.to_dict()
     data["generated"] = now()
@@ -120,6 +122,35 @@ def system_table(results: EvalResults, dataset: str) -> list[str]:
                 str(run.evaluation.n_queries)]
         lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+def limited_notes(results: EvalResults, dataset: str, measure: str = "nDCG@10") -> list[str]:
+    """Notes under a dataset's table: systems that ranked only some queries, and systems with failures.
+
+    A system limited to its first N queries (e.g. ``teacher``, ``--teacher-queries``) has means and paired tests over
+    those queries only; the note gives every system's mean on exactly those queries for a like-for-like comparison.
+    """
+    info = next(d for d in results.datasets if d.name == dataset)
+    lines: list[str] = []
+    runs = [results.run_for(dataset, s) for s in results.systems]
+    for run in runs:
+        if run.cost.queries >= info.queries:
+            continue
+        qids = set(run.evaluation.per_query)
+        same = []
+        for other in runs:
+            values = [v for q, v in other.evaluation.values(measure).items() if q in qids] if measure in \
+                other.evaluation.measures else []
+            if values:
+                same.append(f"`{other.system}` {math.fsum(values) / len(values):.4f}")
+        lines.append(f"- `{run.system}` ranked only the first {run.cost.queries} of {info.queries} queries; its means "
+                     f"and Δ tests are over those queries only ({run.evaluation.n_queries} judged). "
+                     f"{label(measure)} on the same queries: {', '.join(same)}.")
+    for run in runs:
+        if run.cost.failures:
+            lines.append(f"- `{run.system}`: {run.cost.failures} failures over {run.cost.queries} queries (e.g. "
+                         "teacher windows without a usable answer), which kept their first-stage order.")
+    return ["", *lines] if lines else []
 
 
 def per_query_table(results: EvalResults, dataset: str, measure: str = "nDCG@10") -> list[str]:
@@ -210,13 +241,58 @@ def plot_name(prefix: str, dataset: str) -> str:
     return f"{prefix}_{re.sub(r'[^A-Za-z0-9._-]+', '_', dataset)}.png"
 
 
+def agreement_section(results: EvalResults) -> list[str]:
+    """The "Teacher agreement" markdown section (empty when it was not measured)."""
+    split = results.settings.get("teacher_agreement")
+    if not split:
+        return []
+    top = "every passage with a teacher reason" if split.get("top") is None else f"the teacher's top {split['top']}"
+    sources = ", ".join(f"`{s}`" for s in split.get("sources", ())) or "the given annotations"
+    lines = ["", "## Teacher agreement (held-out training queries)", "",
+             f"{split['queries']} of the {split['validation_queries']} validation queries of {sources} (split as "
+             f"`r2r distill` splits it: validation fraction {split['validation_fraction']}, seed {split['seed']}; "
+             f"the {split['train_queries']} training queries are never used), {split['passages']} passages "
+             f"({top} per query). Each system explains each passage with the direct-explanation prompt; its "
+             "explanation is compared with the teacher's direct reason. Verdict agreement: the verdicts both state "
+             "(`extract_verdict`) agree, over pairs where both are known; coverage: share of pairs with a known "
+             "verdict. ROUGE-L F1: longest common token subsequence. Unigram F1: overlap of content-word bags (stop "
+             "words dropped, plurals folded). A blank explanation scores 0."]
+    if results.agreement_skipped:
+        names = ", ".join(f"`{n}`" for n in results.agreement_skipped)
+        lines += ["", f"Skipped (no explainer): {names}."]
+    if not results.agreements:
+        lines += ["", "No system that can explain was run."]
+        return lines
+    lines += ["", "| system | queries | pairs | verdict agreement | student coverage | teacher coverage | ROUGE-L F1 | "
+              "unigram F1 | blank | s/query | tokens |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in results.agreements:
+        q = run.quality
+        lines.append(f"| `{run.system}` | {run.queries} | {q.n} | {_fmt(q.verdict_agreement, 3)} "
+                     f"({q.n_verdict_agree}/{q.n_both_known}) | {_fmt(q.student_coverage, 3)} | "
+                     f"{_fmt(q.teacher_coverage, 3)} | {_fmt(q.rouge_l_f1, 3)} | {_fmt(q.unigram_f1, 3)} | "
+                     f"{q.n_empty} | {run.seconds_per_query:.2f} | {run.generated_tokens} |")
+    for run in results.agreements:
+        if run.note:
+            lines += ["", f"**Caution, `{run.system}`:** {_cell(run.note)}."]
+    for run in results.agreements:
+        q = run.quality
+        cases = [f"- verdicts differ (student {p.student_verdict}, teacher {p.teacher_verdict}), {p.qid} / "
+                 f"{p.passage_id}: {_short(p.student, 150)} ‖ teacher: {_short(p.teacher, 150)}"
+                 for p in q.disagreements[:3]]
+        cases += [f"- lowest ROUGE-L ({p.rouge_l_f1:.2f}, unigram F1 {p.unigram_f1:.2f}), {p.qid} / {p.passage_id}: "
+                  f"{_short(p.student, 150)} ‖ teacher: {_short(p.teacher, 150)}" for p in q.lowest[:3]]
+        if cases:
+            lines += ["", f"### Least agreement: `{run.system}`", "", *cases]
+    return lines
+
+
 def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command: str | None = None) -> str:
     """The report as markdown (``plots``: PNG file names in the same folder, linked where they belong)."""
     lines = ["# r2r eval report", "", f"Generated {now()}."]
     if command:
         lines += ["", "```", command, "```"]
     limit = results.settings.get("limit_queries")
-    lines += [
+    lines += [] if not results.datasets else [  # a teacher-agreement-only run ranks nothing
         "",
         "Metrics use trec_eval semantics (see `r2r_agent.evals.metrics`): nDCG@10 is the headline, MRR@10 is "
         "RR@10, Recall@100 is over the first-stage top-100. Means are over the queries with both a ranking and "
@@ -240,6 +316,7 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
         lines += ["", f"## {info.name}: {info.description}", "",
                   f"{info.queries} of {info.total_queries} queries, first-stage depth {info.first_stage_depth}.", ""]
         lines += system_table(results, info.name)
+        lines += limited_notes(results, info.name)
         deltas = plot_name("deltas", info.name)
         if deltas in plots:
             lines += ["", f"![per-query nDCG@10 differences from the first stage on {info.name}]({deltas})"]
@@ -249,9 +326,10 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
             lines.append("![nDCG@10 per system](ndcg10.png)")
         if "quality_vs_latency.png" in plots:
             lines.append("![nDCG@10 against seconds per query](quality_vs_latency.png)")
-    lines += ["", "## Cost", "", "| dataset | system | queries | computed now | total s | s/query | passages | "
-              "passages/s | tokens | tokens/query | load s | peak RSS MiB | +RSS MiB | process peak MiB |",
-              "|---|---|" + "---:|" * 12]
+    if results.runs:
+        lines += ["", "## Cost", "", "| dataset | system | queries | computed now | total s | s/query | passages | "
+                  "passages/s | tokens | tokens/query | load s | peak RSS MiB | +RSS MiB | process peak MiB |",
+                  "|---|---|" + "---:|" * 12]
     for run in results.runs:
         c = run.cost
         lines.append(f"| {run.dataset} | `{run.system}` | {c.queries} | {c.computed} | {c.seconds:.1f} | "
@@ -259,11 +337,13 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
                      f"{c.generated_tokens} | {c.generated_tokens_per_query:.1f} | {_fmt(c.load_seconds, 1)} | "
                      f"{_fmt(c.rss_peak_mb, 0)} | {_fmt(c.rss_increase_mb, 0)} | {_fmt(c.peak_rss_mb, 0)} |")
     lines += explanation_section(results)
+    lines += agreement_section(results)
     issues = [(run, msg) for run in results.runs for msg in run.evaluation.issues.messages()]
     if issues:
         lines += ["", "## Data issues", ""]
         lines += [f"- {run.dataset} / `{run.system}`: {_cell(msg)}" for run, msg in issues]
-    lines += ["", "## Per-query nDCG@10"]
+    if results.datasets:
+        lines += ["", "## Per-query nDCG@10"]
     for info in results.datasets:
         lines += ["", f"### {info.name}", ""]
         lines += per_query_table(results, info.name)

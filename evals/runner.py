@@ -41,7 +41,8 @@ from .memory import MemorySampler, peak_rss_mb
 from .metrics import DEFAULT_MEASURES, Evaluation, PairedTest, paired_test
 from .records import Candidate
 from .registry import Dataset
-from .systems import System, SystemResult, can_explain, system_key
+from .systems import System, SystemResult, can_explain, can_explain_passages, query_limit, system_key
+from .teacher_agreement import AgreementRun, ValidationSplit, adapter_split_note, agreement_quality, score_pair
 
 logger = logging.getLogger(__name__)
 
@@ -272,6 +273,7 @@ class SystemCost:
             resident before (the interpreter, models of earlier systems still held).
         rss_increase_mb: ``rss_peak_mb`` minus the RSS when the system started: the memory that loading and running
             this system added (about 0 when an earlier system already loaded the models it shares).
+        failures: Units of work that failed and fell back to the input order (see :attr:`SystemResult.failures`).
     """
 
     queries: int
@@ -283,6 +285,7 @@ class SystemCost:
     computed: int = 0
     rss_peak_mb: float | None = None
     rss_increase_mb: float | None = None
+    failures: int = 0
 
     @property
     def seconds_per_query(self) -> float:
@@ -311,7 +314,7 @@ class SystemCost:
     def from_dict(cls, data: Mapping[str, Any]) -> SystemCost:
         """Build from :meth:`to_dict` output."""
         names = ("queries", "seconds", "passages", "generated_tokens", "load_seconds", "peak_rss_mb", "computed",
-                 "rss_peak_mb", "rss_increase_mb")
+                 "rss_peak_mb", "rss_increase_mb", "failures")
         return cls(**{k: data[k] for k in names if k in data})
 
 
@@ -426,6 +429,8 @@ class EvalResults:
     settings: Mapping[str, Any] = field(default_factory=dict)
     explanations: tuple[ExplanationRun, ...] = ()
     explanation_skipped: tuple[str, ...] = ()
+    agreements: tuple[AgreementRun, ...] = ()
+    agreement_skipped: tuple[str, ...] = ()
 
     def run_for(self, dataset: str, system: str) -> SystemRun:
         """The run of ``system`` (report name) on ``dataset``."""
@@ -449,6 +454,9 @@ class EvalResults:
             "comparisons": [c.to_dict() for c in self.comparisons],
             "explanation_quality": {"runs": [e.to_dict() for e in self.explanations],
                                     "skipped": list(self.explanation_skipped)},
+            "teacher_agreement": {"split": self.settings.get("teacher_agreement"),
+                                  "runs": [a.to_dict() for a in self.agreements],
+                                  "skipped": list(self.agreement_skipped)},
         }
 
 
@@ -497,6 +505,7 @@ def run_eval(
     settings: Mapping[str, Any] | None = None,
     explain_queries: int = 0,
     explain_top: int = 5,
+    agreement: ValidationSplit | None = None,
 ) -> EvalResults:
     """Rank every dataset's queries with every system, evaluate, and compare with the baselines.
 
@@ -515,14 +524,18 @@ def run_eval(
             (:attr:`EvalResults.explanations`); 0 (default) turns this off. Other systems are listed in
             :attr:`EvalResults.explanation_skipped`.
         explain_top: Passages explained per query (``compare_top`` is 0).
+        agreement: Held-out training queries (:func:`~r2r_agent.evals.teacher_agreement.load_validation_split`):
+            every system that can explain passages (:func:`~r2r_agent.evals.systems.can_explain_passages`) explains
+            them and is scored against the teacher's reasons (:attr:`EvalResults.agreements`); the others are listed
+            in :attr:`EvalResults.agreement_skipped`. With it, ``datasets`` may be empty.
 
     Raises:
         TrainingQueryError: when a dataset holds training queries.
-        InvalidInputError: no datasets or systems, two systems with the same name, or a negative
-            ``explain_queries`` or ``explain_top < 1``.
+        InvalidInputError: no datasets (and no ``agreement``) or no systems, two systems with the same name, or a
+            negative ``explain_queries`` or ``explain_top < 1``.
     """
-    if not datasets:
-        raise InvalidInputError("run_eval needs at least one dataset.")
+    if not datasets and agreement is None:
+        raise InvalidInputError("run_eval needs at least one dataset (or a teacher-agreement split).")
     if not systems:
         raise InvalidInputError("run_eval needs at least one system.")
     names = [s.name for s in systems]
@@ -532,7 +545,7 @@ def run_eval(
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise InvalidInputError(f"run_eval: {flag} must be an int >= {least}, got {value!r}.")
     chosen = [limit_dataset(d, limit_queries) for d in datasets]
-    if training is None:
+    if training is None and chosen:
         logger.warning("no training queries given: the check against evaluating on training queries is skipped")
     else:
         for dataset in chosen:
@@ -556,7 +569,11 @@ def run_eval(
                 if run.dataset != dataset.name or run.system in BASELINES[: BASELINES.index(baseline) + 1]:
                     continue  # each pair of baselines is compared once (minilm vs first-stage)
                 a, b = base.evaluation.values(headline), run.evaluation.values(headline)
-                if len(set(a) & set(b)) < 2:
+                # A system limited to the first N queries (query_limit) is compared on those queries only.
+                common = set(a) & set(b)
+                a = {q: v for q, v in a.items() if q in common}
+                b = {q: v for q, v in b.items() if q in common}
+                if len(common) < 2:
                     logger.warning("%s: fewer than 2 paired queries for %s vs %s; no test", dataset.name,
                                    run.system, baseline)
                     continue
@@ -579,10 +596,82 @@ def run_eval(
                 explanations.append(_explain_one(system, dataset, cache, explain_queries, explain_top, progress))
         if skipped:
             logger.info("explanation quality: skipped %s (no explainer)", ", ".join(skipped))
-    extra = {"explain_queries": explain_queries, "explain_top": explain_top} if explain_queries else {}
+    extra: dict[str, Any] = {"explain_queries": explain_queries, "explain_top": explain_top} if explain_queries else {}
+    limits = {s.name: query_limit(s) for s in systems if query_limit(s) is not None}
+    if limits:
+        extra["query_limits"] = limits
+    agreements: list[AgreementRun] = []
+    agreement_skipped: list[str] = []
+    if agreement is not None:
+        extra["teacher_agreement"] = agreement.describe()
+        for system in systems:
+            if can_explain_passages(system):
+                agreements.append(_agree_one(system, agreement, cache, progress))
+            else:
+                agreement_skipped.append(system.name)
+        if agreement_skipped:
+            logger.info("teacher agreement: skipped %s (no explainer)", ", ".join(agreement_skipped))
     return EvalResults(infos, tuple(names), tuple(runs), tuple(comparisons), tuple(measures),
                        dict(settings or {}, limit_queries=limit_queries, **extra), tuple(explanations),
-                       tuple(skipped))
+                       tuple(skipped), tuple(agreements), tuple(agreement_skipped))
+
+
+#: The "dataset" under which explanations of held-out training passages are cached.
+AGREEMENT_DATASET = "r2r-validation"
+
+
+def agreement_key(system: System) -> str:
+    """The cache key of a system's explanations of validation passages: its :func:`system_key` plus a tag.
+
+    Example:
+        >>> from r2r_agent.evals.systems import FirstStageSystem
+        >>> agreement_key(FirstStageSystem())
+        'first-stage {} teacher_agreement'
+    """
+    return f"{system_key(system)} teacher_agreement"
+
+
+def _agree_one(system: Any, split: ValidationSplit, cache: ResultCache | None, progress: bool) -> AgreementRun:
+    from r2r_agent.types import Passage
+
+    key = agreement_key(system)
+    rankings: dict[str, Ranking] = {}
+    computed = 0
+    with maybe_progress(progress, total=len(split.queries), desc=f"{system.name} explaining validation passages",
+                        unit="query") as bar:
+        for item in split.queries:
+            digest = item.input_hash()
+            ranking = cache.get_ranking(key, AGREEMENT_DATASET, item.qid, digest) if cache is not None else None
+            if ranking is None:
+                passages = [Passage(text, id=pid) for pid, text in zip(item.passage_ids, item.passages)]
+                ranking = system.explain_passages(item.query, passages)
+                if not isinstance(ranking, Ranking) or len(ranking.judgments) != len(passages):
+                    raise InvalidInputError(
+                        f"System {system.name!r}: explain_passages() must return an r2r_agent.Ranking with one "
+                        f"judgment per passage ({len(passages)}), got {type(ranking).__name__}."
+                    )
+                computed += 1
+                if cache is not None:
+                    cache.put_ranking(key, AGREEMENT_DATASET, item.qid, digest, ranking)
+            rankings[item.qid] = ranking
+            bar.update(1)
+    pairs = tuple(
+        score_pair(item.qid, item.query, judgment.id, judgment.explanation, reason)
+        for item in split.queries
+        for judgment, reason in zip(rankings[item.qid].judgments, item.teacher)
+    )
+    note = adapter_split_note(system.config.get("adapter"), split)
+    if note:
+        logger.warning("%s: %s", system.name, note)
+    quality = agreement_quality(pairs)
+    logger.info("%s: teacher agreement over %d validation passages (%d queries, %d computed)", system.name,
+                quality.n, len(rankings), computed)
+    return AgreementRun(
+        system=system.name, key=key, queries=len(rankings), computed=computed,
+        seconds=math.fsum(s.seconds for r in rankings.values() for s in r.stages),
+        generated_tokens=sum(s.generated_tokens for r in rankings.values() for s in r.stages),
+        quality=quality, note=note, pairs=pairs,
+    )
 
 
 def explanation_key(system: System, explain_top: int) -> str:
@@ -634,6 +723,9 @@ def _explain_one(system: Any, dataset: Dataset, cache: ResultCache | None, n_que
 
 def _run_one(system: System, key: str, dataset: Dataset, cache: ResultCache | None, progress: bool,
              measures: Sequence[str]) -> SystemRun:
+    limit = query_limit(system)
+    if limit is not None:  # evaluated on its own queries only, so the qrels of the others raise no warnings
+        dataset = limit_dataset(dataset, limit)
     qids = _ranked_queries(dataset)
     results: dict[str, SystemResult] = {}
     computed = 0
@@ -676,6 +768,7 @@ def _run_one(system: System, key: str, dataset: Dataset, cache: ResultCache | No
         computed=computed,
         rss_peak_mb=measured.get("rss_peak_mb"),
         rss_increase_mb=measured.get("rss_increase_mb"),
+        failures=sum(r.failures for r in results.values()),
     )
     evaluation = dataset.evaluate(_as_run(results), measures)
     logger.info("%s on %s: %s = %.4f (%d queries, %d computed)", system.name, dataset.name, measures[0],

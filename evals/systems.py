@@ -6,12 +6,18 @@ builders (no matching on parts of names):
 - ``first-stage``: the given first-stage order (BM25 for ``dl19``/``dl20``);
 - ``minilm``: the bundled all-MiniLM-L6-v2 bi-encoder scores every candidate;
 - ``student``: the library's default cascade, ``Reranker(Student.default(), rescore_top=K)`` with
-  ``K = SystemOptions.student_rescore_top`` (0, the library default: MiniLM only) and explanations off;
+  ``K = SystemOptions.student_rescore_top`` (0, the library default: MiniLM only) and explanations off; its
+  SmolLM2 carries the adapter that ships in the package;
+- ``zero-shot-student``: the same cascade with the zero-shot SmolLM2 (``Student.default(adapter=None)``);
 - ``zero-shot-lm``: SmolLM2-135M-Instruct's yes/no log-odds re-score the MiniLM top ``SystemOptions.lm_top``;
-- ``adapter:PATH``: ``Student.from_pretrained(base, adapter=PATH)`` re-scores the MiniLM top ``lm_top``.
+- ``adapter:PATH``: ``Student.from_pretrained(base, adapter=PATH)`` re-scores the MiniLM top ``lm_top``;
+- ``teacher``: a teacher LLM (``SystemOptions.teacher``, any :class:`r2r_agent.training.Teacher`) reranks the
+  first-stage top ``teacher_top`` listwise with sliding windows, on the first ``teacher_queries`` queries only
+  (:func:`query_limit`): a paid or slow teacher is not run on everything.
 
-Systems built on a student with an explainer (``student``, ``adapter:PATH``) are :class:`ExplainingSystem` s
-(:func:`can_explain`): ``r2r eval --explain-queries N`` also reranks N queries with them with explanations on.
+Systems built on a student with an explainer (``student``, ``zero-shot-student``, ``adapter:PATH``) are
+:class:`ExplainingSystem` s (:func:`can_explain`): ``r2r eval --explain-queries N`` also reranks N queries with them
+with explanations on.
 
 Models are loaded once per :class:`ModelPool` and shared by the systems built from it (MiniLM and SmolLM2 each load
 once however many systems use them).
@@ -60,6 +66,8 @@ class SystemResult:
         stages: The cost of each cascade stage, where the system reports them.
         by_score: The scores alone define the order (one model scored every candidate, as in a first stage):
             metrics then sort by score with trec_eval's tie-breaking. Otherwise the order of ``doc_ids`` counts.
+        failures: Units of work that failed and fell back to the input order (e.g. teacher windows whose answer
+            could not be parsed); 0 when everything worked.
     """
 
     doc_ids: tuple[str, ...]
@@ -69,6 +77,7 @@ class SystemResult:
     generated_tokens: int = 0
     stages: tuple[StageCost, ...] = ()
     by_score: bool = False
+    failures: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "doc_ids", tuple(self.doc_ids))
@@ -89,6 +98,7 @@ class SystemResult:
             "generated_tokens": self.generated_tokens,
             "stages": [s.to_dict() for s in self.stages],
             "by_score": self.by_score,
+            "failures": self.failures,
         }
 
     @classmethod
@@ -102,12 +112,16 @@ class SystemResult:
             generated_tokens=int(data.get("generated_tokens", 0)),
             stages=tuple(StageCost.from_dict(s) for s in data.get("stages", ())),
             by_score=bool(data.get("by_score", False)),
+            failures=int(data.get("failures", 0)),
         )
 
 
 @runtime_checkable
 class System(Protocol):
     """Ranks one query's candidates.
+
+    A system may also declare ``query_limit: int | None``: it ranks only the first N queries of each dataset
+    (:func:`query_limit`; the ``teacher`` system does), and its means and paired tests are over those queries.
 
     Attributes:
         name: The name shown in reports (e.g. ``"minilm"``, ``"adapter:runs/a1"``).
@@ -121,6 +135,21 @@ class System(Protocol):
     def rank(self, query: str, candidates: Sequence[Candidate]) -> SystemResult:
         """Rank ``candidates`` (first-stage order) for ``query``; every candidate comes back once."""
         ...
+
+
+def query_limit(system: System) -> int | None:
+    """The number of queries per dataset ``system`` declares it ranks (``None``: all of them).
+
+    Example:
+        >>> query_limit(FirstStageSystem()) is None
+        True
+    """
+    limit = getattr(system, "query_limit", None)
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInputError(f"System {system.name!r}: query_limit must be an int >= 1 or None, got {limit!r}.")
+    return limit
 
 
 def system_key(system: System) -> str:
@@ -167,6 +196,11 @@ class ExplainingSystem(System, Protocol):
 def can_explain(system: System) -> bool:
     """Whether ``system`` declares it can explain (see :class:`ExplainingSystem`)."""
     return bool(getattr(system, "explains", False)) and callable(getattr(system, "explain", None))
+
+
+def can_explain_passages(system: System) -> bool:
+    """Whether ``system`` can explain given passages directly (``explain_passages``, for teacher agreement)."""
+    return can_explain(system) and callable(getattr(system, "explain_passages", None))
 
 
 class RerankerSystem:
@@ -255,6 +289,136 @@ class RerankerSystem:
         passages = [Passage(c.text or "", id=c.docid, score=c.score) for c in candidates]
         return reranker.rerank(query, passages, top_n=explain_top, explain_top=explain_top, compare_top=0)
 
+    def explain_passages(self, query: str, passages: Sequence[Any]) -> Any:
+        """Direct explanations of ``passages`` by the student's explainer alone, in the given order (no scoring).
+
+        Used to compare the student's explanations with a teacher's on the same passages
+        (:mod:`r2r_agent.evals.teacher_agreement`).
+
+        Args:
+            query: The query.
+            passages: :class:`r2r_agent.Passage` objects (or anything :func:`r2r_agent.types.to_passages` takes).
+
+        Returns:
+            An :class:`r2r_agent.Ranking` with one judgment per passage in input order (``rank == original_rank``,
+            score 0), each with its explanation, and the explanation stage's cost.
+
+        Raises:
+            InvalidInputError: when the system was not built to explain or its student has no explainer.
+        """
+        from r2r_agent import prompts
+        from r2r_agent.types import Judgment, Ranking, to_passages
+
+        if not self.explains:
+            raise InvalidInputError(
+                f"System {self.name!r} was built without explanations; only systems whose student has an explainer "
+                "(e.g. 'student', 'adapter:PATH') can explain passages."
+            )
+        student = self.reranker.student
+        explainer = getattr(student, "explainer", None)
+        if explainer is None:
+            raise InvalidInputError(f"System {self.name!r} declared it explains, but its student has no explainer.")
+        items = to_passages(passages)
+        generation = explainer.explain(query, [p.text for p in items])
+        truncated = list(generation.truncated) or [False] * len(items)
+        judgments = tuple(
+            Judgment(id=p.id, text=p.text, score=0.0, rank=i + 1, original_rank=i + 1, original_score=p.score,
+                     explanation=text, truncated=cut)
+            for i, (p, text, cut) in enumerate(zip(items, generation.texts, truncated))
+        )
+        stage = StageCost("explain", getattr(explainer, "name", type(explainer).__name__), len(items),
+                          generation.seconds, generation.generated_tokens)
+        return Ranking(query=query, judgments=judgments, model=student.name, adapter=student.adapter,
+                       num_candidates=len(items), stages=(stage,), prompt_version=prompts.PROMPT_VERSION)
+
+
+class TeacherSystem:
+    """A teacher LLM reranks the first-stage top ``top`` listwise; the rest keeps the first-stage order.
+
+    The head is ranked with sliding windows back to front (:func:`r2r_agent.training.annotate_query`, the same
+    windows and prompt as ``r2r teach``). A window whose answer cannot be parsed after ``max_attempts`` calls keeps
+    its passages in their current order and is counted in :attr:`SystemResult.failures`. Only the first
+    ``query_limit`` queries of each dataset are ranked (see :func:`query_limit`).
+
+    Args:
+        teacher: Any :class:`r2r_agent.training.Teacher` (``name`` + ``complete(messages)``); its name is part of
+            the cache key.
+        top: Candidates the teacher reranks per query.
+        window_size: Passages per teacher call.
+        stride: How far each window moves towards the top (default: half the window, as RankGPT).
+        max_attempts: Teacher calls per window at most.
+        query_limit: Queries per dataset ranked (the first ones).
+        name: The report name.
+    """
+
+    def __init__(self, teacher: Any, *, top: int = 20, window_size: int = 20, stride: int | None = None,
+                 max_attempts: int = 2, query_limit: int = 10, name: str = "teacher") -> None:
+        if stride is None:
+            stride = max(1, window_size // 2) if isinstance(window_size, int) else window_size
+        for label, value in (("top", top), ("window_size", window_size), ("stride", stride),
+                             ("max_attempts", max_attempts), ("query_limit", query_limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"TeacherSystem: {label} must be an int >= 1, got {value!r}.")
+        if stride > window_size:
+            raise InvalidInputError(f"TeacherSystem: stride ({stride}) must not exceed window_size ({window_size}); "
+                                    "a larger stride would skip passages.")
+        if not isinstance(getattr(teacher, "name", None), str) or not callable(getattr(teacher, "complete", None)):
+            raise InvalidInputError(f"TeacherSystem needs a teacher with a name and complete(messages), got "
+                                    f"{type(teacher).__name__}.")
+        from r2r_agent.prompts import PROMPT_VERSION
+
+        self.name = name
+        self.teacher = teacher
+        self.top = top
+        self.window_size = window_size
+        self.stride = stride
+        self.max_attempts = max_attempts
+        self.query_limit = query_limit
+        # Everything that changes the teacher's answers; query_limit only picks queries, so it is not here.
+        self.config: Mapping[str, Any] = {"teacher": teacher.name, "top": top, "window_size": window_size,
+                                          "stride": stride, "max_attempts": max_attempts,
+                                          "prompt_version": PROMPT_VERSION}
+        self.load_seconds: float | None = None
+
+    def rank(self, query: str, candidates: Sequence[Candidate]) -> SystemResult:
+        """Rerank the top ``top`` candidates with the teacher; the rest follow in first-stage order."""
+        # Imported here: evals and training both sit above the core, and only this system needs training.
+        from r2r_agent.training.annotate import AnnotationConfig, annotate_query
+        from r2r_agent.types import Passage
+
+        head = list(candidates[: self.top])
+        missing = [c.docid for c in head if c.text is None]
+        if missing:
+            raise InvalidInputError(
+                f"System {self.name!r} needs passage texts, but {len(missing)} candidates have none (e.g. "
+                f"{missing[:3]}). For BRIGHT pass a local copy of xlangai/BRIGHT (--bright-dir)."
+            )
+        load = getattr(self.teacher, "load", None)
+        if self.load_seconds is None and callable(load):  # a local model loads once, outside the per-query time
+            started = time.perf_counter()
+            load()
+            self.load_seconds = time.perf_counter() - started
+        config = AnnotationConfig(window_size=self.window_size, stride=self.stride, max_attempts=self.max_attempts,
+                                  require_reasons=False)  # only the ranking is used here
+        start = time.perf_counter()
+        annotation = annotate_query(self.teacher, query, [Passage(c.text or "", id=c.docid, score=c.score)
+                                                          for c in head], query_id="", config=config)
+        seconds = time.perf_counter() - start
+        order = [head[i] for i in annotation.order] + list(candidates[self.top :])
+        shown = sum(len(w.positions) for w in annotation.windows)
+        failures = len(annotation.failures)
+        if failures:
+            logger.warning("%s: %d of %d teacher windows failed for query %r (kept their order): %s", self.name,
+                           failures, len(annotation.windows), query[:60], annotation.failures[0].error)
+        return SystemResult(
+            doc_ids=tuple(c.docid for c in order),
+            scores=tuple(float(len(order) - r) for r in range(len(order))),
+            seconds=seconds,
+            passages=shown,
+            stages=(StageCost("teacher", self.teacher.name, shown, seconds),),
+            failures=failures,
+        )
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Options, shared models and the registry
@@ -271,9 +435,23 @@ class SystemOptions:
     lm_top: int = field(
         default=20, metadata={"help": "zero-shot-lm and adapter:PATH: LM re-scores the MiniLM top K (≈0.2 s each)"}
     )
+    rescore_weight: float = field(
+        default=1.0, metadata={"help": "student, zero-shot-lm, adapter:PATH: weight of the LM score in the re-scored "
+                                       "top, mixed with MiniLM's (see Reranker.rescore_weight)"}
+    )
     base_model: str | None = field(
         default=None,
         metadata={"help": "adapter:PATH: the base model folder (default: the embedded SmolLM2 copy)"},
+    )
+    teacher: Any = field(
+        default=None,
+        metadata={"help": "teacher: the teacher (any r2r_agent.training.Teacher; on the command line --teacher)"},
+    )
+    teacher_top: int = field(default=20, metadata={"help": "teacher: candidates reranked per query"})
+    teacher_queries: int = field(default=10, metadata={"help": "teacher: only the first N queries of each dataset"})
+    teacher_window_size: int = field(default=20, metadata={"help": "teacher: passages per teacher call"})
+    teacher_stride: int | None = field(
+        default=None, metadata={"help": "teacher: how far each window moves to the top (default: half the window)"}
     )
 
     def __post_init__(self) -> None:
@@ -281,6 +459,14 @@ class SystemOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInputError(f"SystemOptions.{name} must be an int >= 0, got {value!r}.")
+        if not 0.0 <= self.rescore_weight <= 1.0:
+            raise InvalidInputError(f"SystemOptions.rescore_weight must be in [0, 1], got {self.rescore_weight!r}.")
+        for name in ("teacher_top", "teacher_queries", "teacher_window_size", "teacher_stride"):
+            value = getattr(self, name)
+            if value is None and name == "teacher_stride":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"SystemOptions.{name} must be an int >= 1, got {value!r}.")
 
 
 class ModelPool:
@@ -289,6 +475,7 @@ class ModelPool:
     def __init__(self) -> None:
         self._encoder: Any | None = None
         self._student: Any | None = None
+        self._base_student: Any | None = None
 
     def encoder(self) -> Any:
         """The bundled all-MiniLM-L6-v2 :class:`~r2r_agent.EncoderScorer` in float32 (the reference bi-encoder)."""
@@ -305,6 +492,14 @@ class ModelPool:
 
             self._student = Student.default()
         return self._student
+
+    def zero_shot_student(self) -> Any:
+        """:meth:`Student.default` without the shipped adapter: the zero-shot SmolLM2 base."""
+        if self._base_student is None:
+            from r2r_agent.student import Student
+
+            self._base_student = Student.default(adapter=None)
+        return self._base_student
 
 
 Builder = Callable[[str | None, SystemOptions, ModelPool], System]
@@ -416,32 +611,74 @@ def _minilm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
 
 def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     k = options.student_rescore_top
+    w = options.rescore_weight
 
     def factory() -> Any:
         from r2r_agent.reranker import Reranker
 
-        return Reranker(pool.default_student(), rescore_top=k, explain_top=0, compare_top=0)
+        return Reranker(pool.default_student(), rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
 
     from r2r_agent.modeling import resolve_dtype
 
-    # The resolved dtype is part of the cache key: "auto" means different weights on different CPUs.
+    # The resolved dtype and the shipped adapter are part of the cache key: "auto" means different weights on
+    # different CPUs, and a new adapter release changes the student.
     dtype = str(resolve_dtype("auto")).removeprefix("torch.")
-    return RerankerSystem("student", factory, {"rescore_top": k, "dtype": dtype}, explains=True)
+    return RerankerSystem("student", factory, {"rescore_top": k, "rescore_weight": w, "dtype": dtype,
+                                                 "adapter": _shipped_fingerprint()},
+                          explains=True)
+
+
+def _shipped_fingerprint() -> str | None:
+    """A short digest of the shipped adapter's weights (``None`` where the build ships none)."""
+    from r2r_agent.default_models import shipped_adapter
+
+    folder = shipped_adapter()
+    return _adapter_fingerprint(folder) if folder is not None else None
+
+
+def _adapter_fingerprint(folder: Path) -> str | None:
+    """A short digest of an adapter folder's weights, so retraining into the same folder is a new cache key."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    found = False
+    for name in ("adapter_model.safetensors", "rank_head.safetensors"):
+        if (folder / name).is_file():
+            digest.update((folder / name).read_bytes())
+            found = True
+    return digest.hexdigest()[:16] if found else None
+
+
+def _zero_shot_student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
+    k = options.student_rescore_top
+    w = options.rescore_weight
+
+    def factory() -> Any:
+        from r2r_agent.reranker import Reranker
+
+        return Reranker(pool.zero_shot_student(), rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
+
+    from r2r_agent.modeling import resolve_dtype
+
+    dtype = str(resolve_dtype("auto")).removeprefix("torch.")
+    return RerankerSystem("zero-shot-student", factory, {"rescore_top": k, "rescore_weight": w, "dtype": dtype},
+                          explains=True)
 
 
 def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     k = options.lm_top
+    w = options.rescore_weight
 
     def factory() -> Any:
         from r2r_agent.reranker import Reranker
         from r2r_agent.student import Student
 
-        default = pool.default_student()
-        student = Student(scorer=pool.encoder(), rescorer=default.rescorer,
-                          name=f"{pool.encoder().name} + {default.rescorer.name} (LM re-scorer)")
-        return Reranker(student, rescore_top=k, explain_top=0, compare_top=0)
+        base = pool.zero_shot_student().rescorer
+        student = Student(scorer=pool.encoder(), rescorer=base,
+                          name=f"{pool.encoder().name} + {base.name} (LM re-scorer)")
+        return Reranker(student, rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
 
-    return RerankerSystem("zero-shot-lm", factory, {"rescore_top": k})
+    return RerankerSystem("zero-shot-lm", factory, {"rescore_top": k, "rescore_weight": w})
 
 
 def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
@@ -452,6 +689,7 @@ def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
             "a folder."
         )
     k = options.lm_top
+    w = options.rescore_weight
     base = options.base_model
 
     def factory() -> Any:
@@ -463,19 +701,34 @@ def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
         distilled = Student.from_pretrained(model, adapter=path)
         student = Student(scorer=pool.encoder(), rescorer=distilled.scorer, explainer=distilled.explainer,
                           name=f"minilm + {distilled.name}", adapter=str(path))
-        return Reranker(student, rescore_top=k, explain_top=0, compare_top=0)
+        return Reranker(student, rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
 
-    return RerankerSystem(f"adapter:{arg}", factory, {"rescore_top": k, "base_model": base,
-                                                      "adapter": str(path.resolve())}, explains=True)
+    return RerankerSystem(f"adapter:{arg}", factory, {"rescore_top": k, "rescore_weight": w, "base_model": base,
+                                                      "adapter": str(path.resolve()),
+                                                      "weights": _adapter_fingerprint(path)}, explains=True)
+
+
+def _teacher(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
+    if options.teacher is None:
+        raise InvalidInputError(
+            "System 'teacher' needs a teacher: on the command line pass --teacher openai:MODEL --teacher-url URL or "
+            "--teacher transformers:PATH (as for `r2r teach`); in Python, SystemOptions(teacher=...)."
+        )
+    return TeacherSystem(options.teacher, top=options.teacher_top, window_size=options.teacher_window_size,
+                         stride=options.teacher_stride, query_limit=options.teacher_queries)
 
 
 for _spec in (
     SystemSpec("first-stage", "the first-stage order as given (BM25 for dl19/dl20)", _first_stage),
     SystemSpec("minilm", "the bundled all-MiniLM-L6-v2 bi-encoder scores every candidate", _minilm),
     SystemSpec("student", "Reranker(Student.default(), rescore_top=--rescore-top), explanations off", _student),
+    SystemSpec("zero-shot-student", "the student cascade without the shipped adapter (zero-shot SmolLM2 explainer)",
+               _zero_shot_student),
     SystemSpec("zero-shot-lm", "SmolLM2-135M-Instruct yes/no log-odds re-score the MiniLM top --lm-top",
                _zero_shot_lm),
     SystemSpec("adapter", "Student.from_pretrained(--base-model, adapter=PATH) re-scores the MiniLM top --lm-top",
                _adapter, argument="PATH"),
+    SystemSpec("teacher", "a teacher LLM (--teacher) reranks the first-stage top --teacher-top listwise, on the first "
+               "--teacher-queries queries only", _teacher),
 ):
     register_system(_spec)

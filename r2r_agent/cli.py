@@ -42,7 +42,8 @@ def _add_student_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", help="a local causal-LM folder that both scores and explains, or 'default' for "
                        "the embedded SmolLM2-135M alone (without --model: the embedded MiniLM scorer + SmolLM2 "
                        "explainer)")
-    group.add_argument("--adapter", help="a distilled adapter folder (from `r2r distill`) for --model")
+    group.add_argument("--adapter", help="a distilled adapter folder (from `r2r distill`) for --model or for the "
+                       "default SmolLM2; 'none': the zero-shot default without the shipped adapter")
     group.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default=None,
                        help="weight dtype (default: auto for the embedded student = bfloat16 where the CPU has "
                        "native bfloat16, else float32; float32 for --model)")
@@ -52,6 +53,9 @@ def _add_student_options(parser: argparse.ArgumentParser) -> None:
                        "applies to the MiniLM scorer only: 2.4x faster, -0.012 nDCG@10 on DL19)")
     group.add_argument("--rescore-top", type=int, default=0, metavar="K",
                        help="re-score the top K with the student's LM scorer (default 0: off)")
+    group.add_argument("--rescore-weight", type=float, default=1.0, metavar="W",
+                       help="weight of the LM score in the re-scored top, mixed with the scorer's (standardised); "
+                       "1 (default): the LM score alone")
     group.add_argument("--explain-top", type=int, default=5, metavar="N", help="explain the top N (default 5; 0: none)")
     group.add_argument("--compare-top", type=int, default=3, metavar="N",
                        help="explain the order of the top N (default 3; below 2: no comparison)")
@@ -136,7 +140,7 @@ def read_passages(source: str, stdin: TextIO | None = None) -> list[Passage]:
 
 def _build_reranker(args: argparse.Namespace) -> Any:
     from .reranker import Reranker
-    from .student import Student
+    from .student import SHIPPED, Student
 
     try:  # transformers' own per-load bars would bury the output; we show ours while preparing the default model
         from transformers.utils import logging as hf_logging
@@ -144,20 +148,22 @@ def _build_reranker(args: argparse.Namespace) -> Any:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
+    no_adapter = args.adapter is not None and args.adapter.lower() == "none"
     if args.model:
         model = args.model
         if model == "default":  # the embedded SmolLM2, e.g. with an adapter distilled from it
             from .default_models import prepare_smollm2
 
             model = prepare_smollm2(progress=True)
-        student = Student.from_pretrained(model, adapter=args.adapter, quantize=args.quantize or "none",
-                                          dtype=args.dtype or "float32", device=args.device)
+        student = Student.from_pretrained(model, adapter=None if no_adapter else args.adapter,
+                                          quantize=args.quantize or "none", dtype=args.dtype or "float32",
+                                          device=args.device)
     else:
-        if args.adapter:
-            raise R2RError("--adapter needs --model (the base model the adapter was trained on)")
-        student = Student.default(dtype=args.dtype or "auto", quantize=args.quantize or "none", progress=True)
-    return Reranker(student, rescore_top=args.rescore_top, explain_top=args.explain_top,
-                    compare_top=args.compare_top)
+        adapter = SHIPPED if args.adapter is None else None if no_adapter else args.adapter
+        student = Student.default(dtype=args.dtype or "auto", quantize=args.quantize or "none", progress=True,
+                                  adapter=adapter)
+    return Reranker(student, rescore_top=args.rescore_top, rescore_weight=args.rescore_weight,
+                    explain_top=args.explain_top, compare_top=args.compare_top)
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:

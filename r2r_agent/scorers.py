@@ -141,27 +141,41 @@ class EncoderScorer:
 
         return cls.from_pretrained(minilm_path(), quantize=quantize, dtype=dtype, name="all-MiniLM-L6-v2")
 
+    def fit(self, texts: Sequence[str]) -> tuple[list[str], list[bool]]:
+        """The texts cut to the token budget (room left for the two special tokens) and whether each was cut."""
+        fitted = [fit_tokens(self.tokenizer, text, self.max_tokens - 2) for text in texts]
+        return [text for text, _ in fitted], [cut for _, cut in fitted]
+
+    def pooled(self, cut_texts: Sequence[str]) -> Any:
+        """Mean-pooled, normalised embeddings of already-fitted texts in one forward pass (``[n, dim]``, float32).
+
+        No ``inference_mode`` here: the encoder trainer calls it with gradients, so training scores exactly what
+        :meth:`embed` scores at inference.
+        """
+        import torch
+
+        enc = self.tokenizer(list(cut_texts), padding=True, truncation=True, max_length=self.max_tokens,
+                             return_tensors="pt").to(self.model.device)
+        hidden = self.model(**enc).last_hidden_state.float()
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
     def embed(self, texts: Sequence[str]) -> tuple[Any, list[bool]]:
         """Normalised embeddings (a ``torch.Tensor`` of shape ``[len(texts), dim]``) and truncation flags."""
         import torch
 
-        fitted = [fit_tokens(self.tokenizer, text, self.max_tokens - 2) for text in texts]
-        cut_texts = [text for text, _ in fitted]
+        cut_texts, truncated = self.fit(texts)
         lengths = [len(t) for t in cut_texts]
         rows: list[Any] = [None] * len(texts)
         with torch.inference_mode():
             for batch in _length_sorted_batches(lengths, self.batch_size):
-                enc = self.tokenizer([cut_texts[i] for i in batch], padding=True, truncation=True,
-                                     max_length=self.max_tokens, return_tensors="pt").to(self.model.device)
-                hidden = self.model(**enc).last_hidden_state.float()
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                pooled = self.pooled([cut_texts[i] for i in batch])
                 for row, i in zip(pooled.cpu(), batch):
                     rows[i] = row
         if not rows:
             return torch.empty(0), []
-        return torch.stack(rows), [cut for _, cut in fitted]
+        return torch.stack(rows), truncated
 
     def score(self, query: str, passages: Sequence[str]) -> Scores:
         """Cosine similarity between the query and each passage."""

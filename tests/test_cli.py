@@ -96,7 +96,27 @@ def test_model_default_means_the_embedded_smollm2(monkeypatch, tmp_path):
 
     monkeypatch.setattr(Student, "from_pretrained", fake_from_pretrained)
     args = argparse.Namespace(model="default", adapter="ad", quantize=None, dtype=None, device=None, rescore_top=0,
-                              explain_top=5, compare_top=3)
+                              explain_top=5, compare_top=3, rescore_weight=1.0)
     with pytest.raises(RuntimeError, match="stop here"):
         cli._build_reranker(args)
     assert seen == {"model": tmp_path, "adapter": "ad"}
+
+
+@pytest.mark.parametrize(("flag", "expected"), [(None, "shipped"), ("none", None), ("NONE", None), ("my/ad", "my/ad")])
+def test_adapter_flag_picks_the_default_students_adapter(monkeypatch, flag, expected):
+    import argparse
+
+    from r2r_agent.student import Student
+
+    seen = {}
+
+    def fake_default(**kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(Student, "default", fake_default)
+    args = argparse.Namespace(model=None, adapter=flag, quantize=None, dtype=None, device=None, rescore_top=0,
+                              explain_top=5, compare_top=3, rescore_weight=1.0)
+    with pytest.raises(RuntimeError, match="stop here"):
+        cli._build_reranker(args)
+    assert seen["adapter"] == expected

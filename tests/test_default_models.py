@@ -138,3 +138,69 @@ def test_copy_that_fails_to_load_is_prepared_again(monkeypatch, tmp_path, caplog
     assert prepared == [False, True] and len(attempts) == 2
     assert "preparing it again" in caplog.text
     assert student.explainer is not None and student.rescorer is not None
+
+
+@pytest.fixture
+def fake_default_parts(monkeypatch, tmp_path, tiny_lm, tiny_encoder):
+    """Student.default() on the tiny models; records the adapter each load is asked for."""
+    from r2r_agent import EncoderScorer
+    from r2r_agent import student as student_module
+
+    loads = []
+
+    def fake_load(folder, **kwargs):
+        loads.append(kwargs.get("adapter"))
+        return tiny_lm
+
+    monkeypatch.setattr(default_models, "prepare_smollm2", lambda **kwargs: tmp_path)
+    monkeypatch.setattr(student_module, "load_causal_lm", fake_load)
+    tiny_scorer = EncoderScorer(*tiny_encoder)
+    monkeypatch.setattr(EncoderScorer, "default", classmethod(lambda cls, **kwargs: tiny_scorer))
+    return loads
+
+
+def _adapter_folder(path):
+    path.mkdir(parents=True)
+    (path / "adapter_config.json").write_text("{}", encoding="utf-8")
+    return path
+
+
+def test_default_uses_the_shipped_adapter_and_none_gives_the_zero_shot_base(fake_default_parts, monkeypatch,
+                                                                             tmp_path):
+    from r2r_agent.student import Student
+
+    shipped = _adapter_folder(tmp_path / "shipped" / "smollm2-135m-r2r")
+    monkeypatch.setattr(default_models, "shipped_adapter", lambda: shipped)
+    distilled = Student.default()
+    assert fake_default_parts[-1] == shipped
+    assert distilled.adapter == str(shipped) and "smollm2-135m-r2r" in distilled.name
+    assert "smollm2-135m-r2r" in distilled.explainer.name
+    base = Student.default(adapter=None)
+    assert fake_default_parts[-1] is None and base.adapter is None and "r2r" not in base.name
+    own = _adapter_folder(tmp_path / "mine")
+    assert Student.default(adapter=own).adapter == str(own)
+
+
+def test_default_without_a_shipped_adapter_falls_back_to_the_base(fake_default_parts, monkeypatch):
+    from r2r_agent.student import Student
+
+    monkeypatch.setattr(default_models, "shipped_adapter", lambda: None)
+    assert Student.default().adapter is None and fake_default_parts == [None]
+
+
+def test_default_with_a_folder_that_is_no_adapter_is_a_clear_error(fake_default_parts, tmp_path):
+    from r2r_agent.errors import ModelPreparationError
+    from r2r_agent.student import Student
+
+    with pytest.raises(ModelPreparationError, match="no adapter_config.json"):
+        Student.default(adapter=tmp_path / "nothing-here")
+    assert fake_default_parts == []
+
+
+def test_the_package_ships_its_adapter_with_a_model_card():
+    folder = default_models.shipped_adapter()
+    if folder is None:
+        pytest.skip("this build ships no distilled adapter")
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert "research" in card.lower() and "MS MARCO" in card
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 20 * 1024 * 1024

@@ -151,6 +151,33 @@ def test_rescorer_reorders_only_the_head():
     assert [s.stage for s in ranking.stages] == ["score", "rescore"]
 
 
+def test_rescore_weight_mixes_standardised_scores_in_the_head():
+    # the scorer is sure a > b > c; the re-scorer mildly prefers c, then b
+    student = Student(scorer=TableScorer({"a": 0.9, "b": 0.5, "c": 0.1, "d": 0.0}),
+                      rescorer=TableScorer({"a": 0.0, "b": 2.0, "c": 3.0}, name="lm"), name="cascade")
+    texts = ["a", "b", "c", "d"]
+    replaced = Reranker(student, rescore_top=3).rerank("q", texts)
+    assert [j.text for j in replaced] == ["c", "b", "a", "d"]
+    kept = Reranker(student, rescore_top=3, rescore_weight=0.0).rerank("q", texts)
+    assert [j.text for j in kept] == ["a", "b", "c", "d"]
+    mixed = Reranker(student, rescore_top=3, rescore_weight=0.5).rerank("q", texts)
+    assert [j.text for j in mixed] == ["b", "a", "c", "d"]  # z: a (1.22, -1.34), b (0, 0.27), c (-1.22, 1.07)
+    assert [j.stage for j in mixed] == ["rescore", "rescore", "rescore", "score"]
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5, math.nan, True, "0.5"])
+def test_rescore_weight_outside_0_1_is_a_clear_error(weight):
+    with pytest.raises(InvalidInputError, match=r"rescore_weight must be a number in \[0, 1\]"):
+        Reranker(Student(scorer=TableScorer({})), rescore_weight=weight)
+
+
+def test_mix_scores_of_constant_lists_are_zero():
+    from r2r_agent.reranker import mix_scores
+
+    assert mix_scores([1.0, 1.0], [2.0, 2.0], 0.3) == [0.0, 0.0]
+    assert mix_scores([1.0, 2.0], [5.0, 7.0], 1.0) == [5.0, 7.0]
+
+
 def test_student_without_explainer_scores_only():
     ranking = Reranker(Student(scorer=TableScorer({"b": 1.0}))).rerank("q", ["a", "b"])
     assert [j.text for j in ranking] == ["b", "a"] and ranking.comparison is None

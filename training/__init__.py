@@ -1,5 +1,8 @@
 """r2r_agent.training: teacher annotation, dataset building and distillation of the student.
 
+Teachers: an OpenAI-compatible endpoint, a local ``transformers`` model, a LangChain or LlamaIndex model, or a
+scripted fake; :class:`TeacherSettings` picks one by name (``openai:MODEL``, ``transformers:PATH``).
+
 Heavy or optional dependencies (httpx, LangChain, LlamaIndex, torch, peft) load only when the part that needs them
 is used.
 """
@@ -25,14 +28,17 @@ from .dataset import (
     split_query_ids,
 )
 from .distill import DistillConfig, Distiller, DistillError, DistillResult, distill
+from .encoder_distill import EncoderDistillConfig, EncoderDistiller, EncoderDistillResult, distill_encoder
 from .errors import AnnotationFormatError, CacheError, ParseError, SplitLeakageError, TeacherError
 from .framework_teachers import LangChainTeacher, LlamaIndexTeacher
 from .http_teacher import OpenAIChatTeacher
+from .local_teacher import TransformersTeacher
 from .losses import listnet_loss, ranking_targets, ranknet_loss
 from .parsing import parse_teacher_answer
 from .r2r_import import load_r2r_annotations, r2r_row_to_annotation
 from .records import QueryAnnotation, WindowAnnotation
 from .teacher import ScriptedTeacher, Teacher, TeacherAnswer
+from .teacher_choice import TeacherSettings, parse_teacher_spec
 from .windows import sliding_windows, window_hash
 
 __all__ = [
@@ -49,6 +55,9 @@ __all__ = [
     "DatasetSplit",
     "DistillationDataset",
     "Distiller",
+    "EncoderDistillConfig",
+    "EncoderDistillResult",
+    "EncoderDistiller",
     "ExplanationExample",
     "LangChainTeacher",
     "LlamaIndexTeacher",
@@ -61,15 +70,19 @@ __all__ = [
     "Teacher",
     "TeacherAnswer",
     "TeacherError",
+    "TeacherSettings",
+    "TransformersTeacher",
     "WindowAnnotation",
     "annotate",
     "annotate_query",
     "annotate_window",
     "build_dataset",
     "distill",
+    "distill_encoder",
     "listnet_loss",
     "load_r2r_annotations",
     "parse_teacher_answer",
+    "parse_teacher_spec",
     "r2r_row_to_annotation",
     "ranking_targets",
     "ranknet_loss",

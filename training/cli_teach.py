@@ -2,12 +2,15 @@
 
     r2r teach --candidates runs/train.top20.jsonl.gz --base-url http://localhost:8000/v1 --model qwen2.5-72b \\
         --cache runs/teacher.sqlite --output runs/teach.annotations.jsonl.gz --window-size 20 --stride 10
-    r2r teach --r2r-data ../shared/data/r2r-train/msmarco_100.jsonl.gz --base-url https://api.openai.com/v1 \\
-        --model gpt-4o-mini --api-key-env OPENAI_API_KEY --cache runs/gpt4o-mini.sqlite
+    r2r teach --r2r-data ../shared/data/r2r-train/msmarco_100.jsonl.gz --teacher openai:gpt-4o-mini \\
+        --teacher-url https://api.openai.com/v1 --api-key-env OPENAI_API_KEY --cache runs/gpt4o-mini.sqlite
+    r2r teach --candidates runs/train.top20.jsonl.gz --teacher transformers:/models/Qwen2.5-7B-Instruct \\
+        --teacher-device cuda --cache runs/qwen7b.sqlite
 
-The teacher is any OpenAI-compatible chat-completions endpoint. Re-running the same command continues where an
-interrupted run stopped (finished windows are read from ``--cache``). The annotations file feeds
-``r2r distill --annotations``. Imports nothing heavy at module level.
+The teacher is any OpenAI-compatible chat-completions endpoint (``--teacher openai:MODEL``, or the older
+``--base-url URL --model MODEL``) or a local causal-LM folder run in-process (``--teacher transformers:PATH``).
+Re-running the same command continues where an interrupted run stopped (finished windows are read from ``--cache``).
+The annotations file feeds ``r2r distill --annotations``. Imports nothing heavy at module level.
 """
 
 from __future__ import annotations
@@ -15,11 +18,16 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ._cli_config import add_config_arguments, config_from_args
+from .teacher_choice import add_teacher_arguments, teacher_settings_from_args
+
+# The flags `r2r teach` had before teachers other than OpenAI-compatible endpoints existed keep working.
+_TEACHER_ALIASES = {"teacher_url": ["--base-url"], "teacher_temperature": ["--temperature"],
+                    "teacher_timeout": ["--timeout"], "teacher_max_retries": ["--max-retries"],
+                    "teacher_max_concurrency": ["--max-concurrency"]}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,18 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--r2r-data", type=Path, metavar="FILE",
                         help="the R2R rows (msmarco_*.jsonl.gz): re-annotate their passages with your teacher")
     data.add_argument("--max-queries", type=int, default=None, metavar="N", help="annotate only the first N queries")
-    teacher = parser.add_argument_group("teacher (an OpenAI-compatible endpoint)")
-    teacher.add_argument("--base-url", required=True,
-                         help="API root, e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama)")
-    teacher.add_argument("--model", required=True, help="model name sent to the endpoint")
-    teacher.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
-                         help="environment variable holding the API key (unset or empty: no key is sent)")
-    teacher.add_argument("--teacher-name", default=None,
-                         help="name in the cache (default: the model); change it when settings change answers")
-    teacher.add_argument("--temperature", type=float, default=0.0, help="sampling temperature")
-    teacher.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    teacher.add_argument("--max-retries", type=int, default=4, help="retries on timeouts, 429 and 5xx")
-    teacher.add_argument("--max-concurrency", type=int, default=4, help="requests in flight at most")
+    teacher = parser.add_argument_group(
+        "teacher (--teacher openai:MODEL with --teacher-url, or --teacher transformers:PATH; see TeacherSettings)")
+    add_teacher_arguments(teacher, aliases=_TEACHER_ALIASES)
+    teacher.add_argument("--model", default=None, metavar="MODEL",
+                         help="older spelling of --teacher openai:MODEL (with --base-url)")
     run_group = parser.add_argument_group("annotation run (see AnnotationConfig)")
     add_config_arguments(run_group, AnnotationConfig)
     parser.add_argument("--cache", required=True, type=Path, help="the resumable SQLite cache of teacher answers")
@@ -101,13 +102,13 @@ def r2r_requests(path: Path, max_queries: int | None = None) -> list[Any]:
 
 
 def build_teacher(args: argparse.Namespace) -> Any:
-    """The :class:`~r2r_agent.training.OpenAIChatTeacher` the flags describe (the key is read from the env var)."""
-    from .http_teacher import OpenAIChatTeacher
+    """The teacher the flags describe (see :class:`~r2r_agent.training.teacher_choice.TeacherSettings`).
 
-    api_key = os.environ.get(args.api_key_env) or None if args.api_key_env else None
-    return OpenAIChatTeacher(args.model, base_url=args.base_url, api_key=api_key, name=args.teacher_name or "",
-                             temperature=args.temperature, timeout=args.timeout, max_retries=args.max_retries,
-                             max_concurrency=args.max_concurrency)
+    ``--teacher openai:MODEL`` (or the older ``--model MODEL``) with ``--teacher-url``/``--base-url`` gives an
+    :class:`~r2r_agent.training.OpenAIChatTeacher` (its key read from ``--api-key-env``); ``--teacher
+    transformers:PATH`` a :class:`~r2r_agent.training.TransformersTeacher`.
+    """
+    return teacher_settings_from_args(args, legacy_model=getattr(args, "model", None)).build()
 
 
 def default_output(cache: Path) -> Path:
@@ -128,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
     teacher = build_teacher(args)
     output = args.output or default_output(args.cache)
     try:
+        load = getattr(teacher, "load", None)
+        if callable(load):  # a local model that cannot load should fail now, not once per window
+            load()
         with AnnotationCache(args.cache) as cache:
             result = annotate(teacher, requests, config=config, cache=cache, progress=args.progress)
     finally:

@@ -250,11 +250,15 @@ class Distiller:
         dataset: Training and validation examples.
         output_dir: Where the adapter (and ``checkpoints/``) go.
         config: Training settings.
+        base_model_id: How the adapter's metadata, model card and ``adapter_config.json`` name the base (e.g. a hub
+            id); default: the folder, which is often a private cache path.
     """
 
     def __init__(self, base_model: str | os.PathLike[str], dataset: DistillationDataset,
-                 output_dir: str | os.PathLike[str], config: DistillConfig | None = None) -> None:
+                 output_dir: str | os.PathLike[str], config: DistillConfig | None = None, *,
+                 base_model_id: str | None = None) -> None:
         self.base_model = str(base_model)
+        self.base_model_id = base_model_id
         self.dataset = dataset
         self.output_dir = Path(output_dir)
         self.config = config or DistillConfig()
@@ -298,6 +302,8 @@ class Distiller:
         lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, task_type="CAUSAL_LM",
                           target_modules=list(c.target_modules) or "all-linear")
         self.model = get_peft_model(base, lora).to(c.device)
+        if self.base_model_id is not None:
+            self.model.peft_config["default"].base_model_name_or_path = self.base_model_id
         self.tokenizer = tokenizer
         # Prompts and answer ids come from the inference scorer itself, so training scores what inference scores.
         self._scorer = LMScorer(self.model, tokenizer, max_passage_tokens=c.max_rank_passage_tokens)
@@ -640,8 +646,8 @@ class Distiller:
         return {
             "format": "r2r-agent-adapter", "format_version": 1,
             "prompt_version": prompts.PROMPT_VERSION,
-            "base_model": self.base_model,
-            "base_model_name": Path(self.base_model).name,
+            "base_model": self.base_model_id or self.base_model,
+            "base_model_name": (self.base_model_id or self.base_model).rstrip("/").split("/")[-1],
             "rank_score": self.config.rank_score,
             "has_rank_head": self.rank_head is not None,
             "config": self.config.to_dict(),
@@ -707,7 +713,8 @@ def _as_tuple(value: Any) -> Any:
 
 def distill(base_model: str | os.PathLike[str], dataset: DistillationDataset, output_dir: str | os.PathLike[str],
             config: DistillConfig | None = None, *, resume: bool | str | os.PathLike[str] = False,
-            progress: bool = False, callback: Callable[[int, dict[str, float]], None] | None = None) -> DistillResult:
+            progress: bool = False, callback: Callable[[int, dict[str, float]], None] | None = None,
+            base_model_id: str | None = None) -> DistillResult:
     """Fine-tune ``base_model`` with LoRA on ``dataset`` and write an adapter folder to ``output_dir``.
 
     Args:
@@ -718,6 +725,7 @@ def distill(base_model: str | os.PathLike[str], dataset: DistillationDataset, ou
         resume: See :meth:`Distiller.train`.
         progress: Show a tqdm bar.
         callback: Called as ``callback(step, record)`` after every optimizer step.
+        base_model_id: How the output names the base (see :class:`Distiller`).
 
     Returns:
         The run's losses and validation metrics.
@@ -727,8 +735,8 @@ def distill(base_model: str | os.PathLike[str], dataset: DistillationDataset, ou
         >>> distill(prepare_smollm2(), data, "adapters/smollm2-r2r", DistillConfig(max_steps=200))  # doctest: +SKIP
         >>> Student.from_pretrained(prepare_smollm2(), adapter="adapters/smollm2-r2r")            # doctest: +SKIP
     """
-    return Distiller(base_model, dataset, output_dir, config).train(resume=resume, progress=progress,
-                                                                     callback=callback)
+    return Distiller(base_model, dataset, output_dir, config, base_model_id=base_model_id).train(
+        resume=resume, progress=progress, callback=callback)
 
 
 __all__ = ["CHECKPOINTS_DIR", "TRAINING_FILE", "DistillConfig", "DistillError", "DistillResult", "Distiller",

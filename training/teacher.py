@@ -1,8 +1,9 @@
 """The teacher protocol and the typed answer a teacher gives for one window of passages.
 
 A teacher is anything with a ``name`` and a ``complete(messages) -> str`` chat call: an OpenAI-compatible endpoint
-(:class:`~r2r_agent.training.http_teacher.OpenAIChatTeacher`), a LangChain chat model, a LlamaIndex LLM or a scripted
-fake. The window annotator (:func:`r2r_agent.training.annotate.annotate_window`) sends it the core prompt
+(:class:`~r2r_agent.training.http_teacher.OpenAIChatTeacher`), a local ``transformers`` model
+(:class:`~r2r_agent.training.local_teacher.TransformersTeacher`), a LangChain chat model, a LlamaIndex LLM or a
+scripted fake. The window annotator (:func:`r2r_agent.training.annotate.annotate_window`) sends it the core prompt
 :func:`r2r_agent.prompts.teacher_listwise_messages` and parses the reply with
 :func:`r2r_agent.training.parsing.parse_teacher_answer`.
 """

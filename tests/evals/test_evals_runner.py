@@ -72,7 +72,8 @@ class FakeSystem:
 
 
 def test_registry_names_are_exact() -> None:
-    assert known_systems() == ["first-stage", "minilm", "student", "zero-shot-lm", "adapter:PATH"]
+    assert known_systems() == ["first-stage", "minilm", "student", "zero-shot-student", "zero-shot-lm", "adapter:PATH",
+                               "teacher"]
     spec, arg = parse_system("adapter:runs/a 1")
     assert (spec.name, arg) == ("adapter", "runs/a 1")
     with pytest.raises(InvalidInputError, match="Known systems: first-stage, minilm"):
@@ -88,7 +89,7 @@ def test_registry_names_are_exact() -> None:
 def test_build_systems_checks_names_and_loads_nothing(tmp_path: Path) -> None:
     systems = build_systems(["first-stage", "minilm", "student", "zero-shot-lm"], SystemOptions(lm_top=7))
     assert [s.name for s in systems] == ["first-stage", "minilm", "student", "zero-shot-lm"]
-    assert dict(systems[3].config) == {"rescore_top": 7}
+    assert dict(systems[3].config) == {"rescore_top": 7, "rescore_weight": 1.0}
     assert all(getattr(s, "_reranker", None) is None for s in systems[1:])  # models load on the first query
     with pytest.raises(InvalidInputError, match="more than once"):
         build_systems(["minilm", "minilm"])
@@ -96,6 +97,11 @@ def test_build_systems_checks_names_and_loads_nothing(tmp_path: Path) -> None:
         build_system("adapter:" + str(tmp_path / "absent"))
     adapter = build_system("adapter:" + str(tmp_path), SystemOptions(lm_top=5))
     assert adapter.name == f"adapter:{tmp_path}" and adapter.config["rescore_top"] == 5
+    assert adapter.config["weights"] is None  # no weights in the folder yet
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"v1")
+    first = build_system("adapter:" + str(tmp_path)).config["weights"]
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"v2")
+    assert first is not None and build_system("adapter:" + str(tmp_path)).config["weights"] != first
     with pytest.raises(InvalidInputError, match="lm_top"):
         SystemOptions(lm_top=-1)
 

@@ -127,7 +127,8 @@ def test_cli_eval_unknown_system_and_dataset(tmp_path: Path, capsys: pytest.Capt
     data = write_trec_dl(tmp_path / "data")
     base = ["eval", "--report", str(tmp_path / "r"), "--data-dir", str(data), "--no-progress"]
     assert main([*base, "--dataset", "dl19", "--systems", "first-stage,bm25"]) == 2
-    assert "Known systems: first-stage, minilm, student, zero-shot-lm, adapter:PATH" in capsys.readouterr().err
+    known = "Known systems: first-stage, minilm, student, zero-shot-student, zero-shot-lm, adapter:PATH"
+    assert known in capsys.readouterr().err
     assert main([*base, "--dataset", "dl21", "--systems", "first-stage"]) == 2
     assert "Known datasets: dl19" in capsys.readouterr().err
 

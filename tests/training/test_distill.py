@@ -265,6 +265,15 @@ def test_output_folder_has_adapter_tokenizer_metadata_and_card(tiny_lm_dir, tmp_
     assert "Research use only" in card and "| 2 |" in card and "r2r teach" in card
 
 
+def test_base_model_id_names_the_base_instead_of_its_cache_folder(tiny_lm_dir, tmp_path, dataset):
+    distill(tiny_lm_dir, dataset, tmp_path, DistillConfig(max_steps=1, **FAST), base_model_id="org/tiny-base")
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["base_model_name_or_path"] == "org/tiny-base"
+    info = json.loads((tmp_path / "r2r_training.json").read_text())
+    assert info["base_model"] == "org/tiny-base" and info["base_model_name"] == "tiny-base"
+    assert str(tiny_lm_dir) not in (tmp_path / "README.md").read_text()
+    assert Student.from_pretrained(tiny_lm_dir, adapter=tmp_path).scorer.score("q", ["a"]).values
+
+
 def test_card_states_the_r2r_provenance(tiny_lm_dir, tmp_path):
     from r2r_agent.training.model_card import render_model_card
 

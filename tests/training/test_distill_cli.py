@@ -15,6 +15,7 @@ from conftest import keyword_reply
 from r2r_agent import Reranker, Student
 from r2r_agent.cli import build_parser, main
 from r2r_agent.training import ScriptedTeacher, cli_teach
+from r2r_agent.training.teacher_choice import teacher_settings_from_args
 
 DATA = Path(os.environ.get("R2R_DATA_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
@@ -54,7 +55,8 @@ def test_both_commands_are_registered_with_config_derived_flags():
     assert args.batch_size is None  # unset flags keep the DistillConfig default
     args = parser.parse_args(["teach", "--candidates", "c.jsonl.gz", "--base-url", "http://x/v1", "--model", "m",
                               "--cache", "c.sqlite", "--window-size", "4", "--stride", "2"])
-    assert (args.window_size, args.stride, args.api_key_env) == (4, 2, "OPENAI_API_KEY")
+    assert (args.window_size, args.stride, args.api_key_env) == (4, 2, None)  # None: the TeacherSettings default
+    assert teacher_settings_from_args(args, legacy_model=args.model).api_key_env == "OPENAI_API_KEY"
 
 
 def test_teacher_reads_the_key_from_the_named_env_var(monkeypatch):

@@ -240,6 +240,68 @@ def find_latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     return max(done, key=_checkpoint_step) if done else None
 
 
+def checkpoint_to_resume(output_dir: Path, resume: bool | str | os.PathLike[str]) -> Path | None:
+    """The checkpoint a trainer's ``train(resume=...)`` continues from: the latest (``True``), a folder, or none."""
+    if resume is True:
+        checkpoint = find_latest_checkpoint(output_dir)
+        if checkpoint is None:
+            logger.info("no checkpoint under %s; starting fresh", output_dir / CHECKPOINTS_DIR)
+        return checkpoint
+    return Path(resume) if resume else None
+
+
+def save_trainer_checkpoint(trainer: Any, write_weights: Callable[[Path], None]) -> Path:
+    """Write ``checkpoints/checkpoint-<step>`` of ``trainer`` atomically (temporary folder, then rename); prune old.
+
+    ``trainer`` has ``output_dir``, ``step``, ``config`` (with ``keep_checkpoints`` and ``to_dict``), ``optimizer``,
+    ``scheduler``, ``history``, ``validation`` and ``base_model``; ``write_weights(folder)`` writes its weights.
+    """
+    import torch
+
+    root = trainer.output_dir / CHECKPOINTS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{_CHECKPOINT_PREFIX}{trainer.step:07d}"
+    temporary = root / f".tmp-{final.name}"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    write_weights(temporary)
+    state = {"step": trainer.step, "optimizer": trainer.optimizer.state_dict(),
+             "scheduler": trainer.scheduler.state_dict(), "rng": _rng_state(), "history": trainer.history,
+             "validation": trainer.validation, "config": trainer.config.to_dict(), "base_model": trainer.base_model}
+    torch.save(state, temporary / _STATE_FILE)
+    shutil.rmtree(final, ignore_errors=True)
+    temporary.rename(final)
+    if trainer.config.keep_checkpoints:
+        done = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith(_CHECKPOINT_PREFIX)),
+                      key=_checkpoint_step)
+        for old in done[: -trainer.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+    logger.info("checkpoint written: %s", final)
+    return final
+
+
+def check_resumable_settings(saved: Any, current: Any, free: set[str], folder: Path) -> None:
+    """Raise :class:`DistillError` when a checkpoint's config differs from ``current`` outside the ``free`` fields.
+
+    Only settings that change the trajectory must match; logging, eval and checkpoint cadence may change.
+    """
+    differing = sorted(f.name for f in dataclasses.fields(current)
+                       if f.name not in free and getattr(saved, f.name) != getattr(current, f.name))
+    if differing:
+        raise DistillError(f"checkpoint {folder} was written with other settings for {differing}; resume with "
+                           "the same configuration (or start a fresh run in another output folder)")
+
+
+def restore_trainer_state(trainer: Any, state: Mapping[str, Any]) -> None:
+    """Put the optimizer, scheduler, RNG states, step, history and validation of a checkpoint back into ``trainer``."""
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+    trainer.step = int(state["step"])
+    trainer.history = list(state["history"])
+    trainer.validation = list(state["validation"])
+
+
 class Distiller:
     """Fine-tunes one causal LM with LoRA on a :class:`~r2r_agent.training.DistillationDataset`.
 
@@ -436,13 +498,7 @@ class Distiller:
         c = self.config
         self._setup()
         resumed_from = None
-        checkpoint = None
-        if resume is True:
-            checkpoint = find_latest_checkpoint(self.output_dir)
-            if checkpoint is None:
-                logger.info("no checkpoint under %s; starting fresh", self.output_dir / CHECKPOINTS_DIR)
-        elif resume:
-            checkpoint = Path(resume)
+        checkpoint = checkpoint_to_resume(self.output_dir, resume)
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
             resumed_from = self.step
@@ -561,28 +617,7 @@ class Distiller:
 
     def save_checkpoint(self) -> Path:
         """Write ``checkpoints/checkpoint-<step>`` atomically (temporary folder, then rename) and prune old ones."""
-        import torch
-
-        root = self.output_dir / CHECKPOINTS_DIR
-        root.mkdir(parents=True, exist_ok=True)
-        final = root / f"{_CHECKPOINT_PREFIX}{self.step:07d}"
-        temporary = root / f".tmp-{final.name}"
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir()
-        self._write_weights(temporary)
-        state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "rng": _rng_state(), "history": self.history,
-                 "validation": self.validation, "config": self.config.to_dict(), "base_model": self.base_model}
-        torch.save(state, temporary / _STATE_FILE)
-        shutil.rmtree(final, ignore_errors=True)
-        temporary.rename(final)
-        if self.config.keep_checkpoints:
-            done = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith(_CHECKPOINT_PREFIX)),
-                          key=_checkpoint_step)
-            for old in done[: -self.config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        logger.info("checkpoint written: %s", final)
-        return final
+        return save_trainer_checkpoint(self, self._write_weights)
 
     def load_checkpoint(self, folder: str | os.PathLike[str]) -> None:
         """Restore the adapter, rank head, optimizer, scheduler, RNG states and history from a checkpoint folder."""
@@ -598,15 +633,9 @@ class Distiller:
             raise DistillError(f"{folder} is not a distillation checkpoint (no {_STATE_FILE}); pass a folder under "
                                f"{self.output_dir / CHECKPOINTS_DIR} or resume=True to find the latest")
         state = torch.load(state_path, map_location="cpu", weights_only=False)
-        saved = DistillConfig.from_dict(state["config"])
-        # Only settings that change the trajectory must match; logging, eval and checkpoint cadence may change.
         free = {"checkpoint_every", "keep_checkpoints", "eval_every", "eval_at_start", "max_eval_explanations",
                 "max_eval_queries", "eval_k", "log_every", "device", "max_steps", "epochs"}
-        differing = sorted(f.name for f in dataclasses.fields(DistillConfig)
-                           if f.name not in free and getattr(saved, f.name) != getattr(self.config, f.name))
-        if differing:
-            raise DistillError(f"checkpoint {folder} was written with other settings for {differing}; resume with "
-                               "the same configuration (or start a fresh run in another output folder)")
+        check_resumable_settings(DistillConfig.from_dict(state["config"]), self.config, free, folder)
         weights = load_file(str(folder / "adapter_model.safetensors"))
         result = set_peft_model_state_dict(self.model, weights)
         unexpected = getattr(result, "unexpected_keys", [])
@@ -615,12 +644,7 @@ class Distiller:
                                f"keys {unexpected[:3]}")
         if self.rank_head is not None:
             self.rank_head.load_state_dict(load_file(str(folder / RANK_HEAD_FILE)))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        self.step = int(state["step"])
-        self.history = list(state["history"])
-        self.validation = list(state["validation"])
+        restore_trainer_state(self, state)
 
     def save_final(self) -> Path:
         """Write the adapter folder: adapter, rank head, tokenizer, ``r2r_training.json`` and ``README.md``."""

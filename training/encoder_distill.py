@@ -33,16 +33,15 @@ from r2r_agent.errors import InvalidInputError
 
 from .dataset import DistillationDataset, RankingExample
 from .distill import (
-    _CHECKPOINT_PREFIX,
     _STATE_FILE,
     CHECKPOINTS_DIR,
     TRAINING_FILE,
     DistillError,
-    _checkpoint_step,
-    _rng_state,
     _seed_everything,
-    _set_rng_state,
-    find_latest_checkpoint,
+    check_resumable_settings,
+    checkpoint_to_resume,
+    restore_trainer_state,
+    save_trainer_checkpoint,
     stream_indices,
 )
 from .losses import RANKING_LOSSES, ndcg_from_scores, ranking_targets
@@ -359,13 +358,7 @@ class EncoderDistiller:
         c = self.config
         self._setup()
         resumed_from = None
-        checkpoint = None
-        if resume is True:
-            checkpoint = find_latest_checkpoint(self.output_dir)
-            if checkpoint is None:
-                logger.info("no checkpoint under %s; starting fresh", self.output_dir / CHECKPOINTS_DIR)
-        elif resume:
-            checkpoint = Path(resume)
+        checkpoint = checkpoint_to_resume(self.output_dir, resume)
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
             resumed_from = self.step
@@ -457,29 +450,10 @@ class EncoderDistiller:
     # ---- checkpoints and output ---------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
         """Write ``checkpoints/checkpoint-<step>`` atomically (temporary folder, then rename) and prune old ones."""
-        import torch
         from safetensors.torch import save_model
 
-        root = self.output_dir / CHECKPOINTS_DIR
-        root.mkdir(parents=True, exist_ok=True)
-        final = root / f"{_CHECKPOINT_PREFIX}{self.step:07d}"
-        temporary = root / f".tmp-{final.name}"
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir()
-        save_model(self.model, str(temporary / _WEIGHTS_FILE))  # handles tied weights, unlike save_file
-        state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "rng": _rng_state(), "history": self.history,
-                 "validation": self.validation, "config": self.config.to_dict(), "base_model": self.base_model}
-        torch.save(state, temporary / _STATE_FILE)
-        shutil.rmtree(final, ignore_errors=True)
-        temporary.rename(final)
-        if self.config.keep_checkpoints:
-            done = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith(_CHECKPOINT_PREFIX)),
-                          key=_checkpoint_step)
-            for old in done[: -self.config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        logger.info("checkpoint written: %s", final)
-        return final
+        # save_model handles tied weights, unlike save_file
+        return save_trainer_checkpoint(self, lambda folder: save_model(self.model, str(folder / _WEIGHTS_FILE)))
 
     def load_checkpoint(self, folder: str | os.PathLike[str]) -> None:
         """Restore the weights, optimizer, scheduler, RNG states and history from a checkpoint folder."""
@@ -493,26 +467,15 @@ class EncoderDistiller:
                                f"{_WEIGHTS_FILE}); pass a folder under {self.output_dir / CHECKPOINTS_DIR} or "
                                "resume=True to find the latest")
         state = torch.load(state_path, map_location="cpu", weights_only=False)
-        saved = EncoderDistillConfig.from_dict(state["config"])
-        # Only settings that change the trajectory must match; logging, eval and checkpoint cadence may change.
         free = {"checkpoint_every", "keep_checkpoints", "eval_every", "max_eval_queries", "eval_k", "select_on",
                 "min_gain", "log_every", "device", "max_steps", "epochs"}
-        differing = sorted(f.name for f in dataclasses.fields(EncoderDistillConfig)
-                           if f.name not in free and getattr(saved, f.name) != getattr(self.config, f.name))
-        if differing:
-            raise DistillError(f"checkpoint {folder} was written with other settings for {differing}; resume with "
-                               "the same configuration (or start a fresh run in another output folder)")
+        check_resumable_settings(EncoderDistillConfig.from_dict(state["config"]), self.config, free, folder)
         try:
             load_model(self.model, str(folder / _WEIGHTS_FILE), strict=True, device=self.config.device)
         except RuntimeError as exc:
             raise DistillError(f"checkpoint {folder} does not match the encoder {self.base_model} "
                                f"(it was trained from {state.get('base_model')!r}): {exc}") from exc
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        self.step = int(state["step"])
-        self.history = list(state["history"])
-        self.validation = list(state["validation"])
+        restore_trainer_state(self, state)
 
     def save_final(self) -> Path:
         """Write the encoder folder: weights, tokenizer, sentence-transformers files, metadata and model card."""

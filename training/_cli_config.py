@@ -15,6 +15,16 @@ _TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "int | None": 
                           "str | None": str}
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows argparse defaults, except ``None``: config-derived flags default to ``None`` and name their real default
+    (the dataclass's) in their help already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def flag_name(name: str) -> str:
     """``max_steps`` -> ``--max-steps``."""
     return "--" + name.replace("_", "-")

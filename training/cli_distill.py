@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ._cli_config import add_config_arguments, config_from_args
+from ._cli_config import DefaultsHelpFormatter, add_config_arguments, config_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .distill import DistillConfig
     from .encoder_distill import EncoderDistillConfig
 
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.formatter_class = DefaultsHelpFormatter
     parser.add_argument("--base", default="default", metavar="MODEL",
                         help="base causal-LM folder, or 'default' for the embedded SmolLM2-135M-Instruct (with "
                              "--encoder: an encoder folder, or 'default' for the bundled all-MiniLM-L6-v2)")
@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         return run_encoder(args)
     config = config_from_args(DistillConfig, args)
     dataset = _dataset(args)
-    print(f"data: {len(dataset.train.query_ids)} training queries ({len(dataset.train.explanations)} explanations, "
+    say = _reporter()
+    say(f"data: {len(dataset.train.query_ids)} training queries ({len(dataset.train.explanations)} explanations, "
           f"{len(dataset.train.rankings)} rankings), {len(dataset.validation.query_ids)} validation queries")
     base = str(prepare_smollm2(progress=args.progress)) if args.base == "default" else args.base
     base_id = f"HuggingFaceTB/{SMOLLM2_ID}" if args.base == "default" else None
@@ -136,13 +137,13 @@ def run(args: argparse.Namespace) -> int:
     if result.history:
         done = [r for r in result.history if result.resumed_from is None or r["step"] > result.resumed_from]
         speed = f", {result.seconds / len(done):.2f} s/step incl. validation" if done else ""
-        print(f"trained {result.steps} steps ({len(done)} in this run{speed}); "
+        say(f"trained {result.steps} steps ({len(done)} in this run{speed}); "
               f"final loss {result.history[-1]['loss']:.4f}")
     for record in result.validation:
-        print("validation step {step}: lm_loss={lm} ndcg_teacher={t} ndcg_labels={labels}".format(
+        say("validation step {step}: lm_loss={lm} ndcg_teacher={t} ndcg_labels={labels}".format(
             step=record["step"], lm=_fmt(record["lm_loss"]), t=_fmt(record["ndcg_teacher"]),
             labels=_fmt(record["ndcg_labels"])))
-    print(f"adapter written to {result.output_dir}; load it with "
+    say(f"adapter written to {result.output_dir}; load it with "
           f"Student.from_pretrained({base!r}, adapter={str(result.output_dir)!r})")
     return 0
 
@@ -181,7 +182,8 @@ def run_encoder(args: argparse.Namespace) -> int:
 
     config = encoder_config(args)
     dataset = _dataset(args)
-    print(f"data: {len(dataset.train.query_ids)} training queries ({len(dataset.train.rankings)} rankings), "
+    say = _reporter()
+    say(f"data: {len(dataset.train.query_ids)} training queries ({len(dataset.train.rankings)} rankings), "
           f"{len(dataset.validation.query_ids)} validation queries")
     # The bundled weights sit in a folder called "model": name the base for the metadata and model card.
     base, name = (str(minilm_path()), "all-MiniLM-L6-v2") if args.base == "default" else (args.base, None)
@@ -190,19 +192,26 @@ def run_encoder(args: argparse.Namespace) -> int:
     if result.history:
         done = [r for r in result.history if result.resumed_from is None or r["step"] > result.resumed_from]
         per_step = result.seconds / max(len(done), 1)
-        print(f"trained {result.steps} steps ({len(done)} in this run, {per_step:.2f} s/step incl. validation); "
+        say(f"trained {result.steps} steps ({len(done)} in this run, {per_step:.2f} s/step incl. validation); "
               f"final loss {result.history[-1]['loss']:.4f}")
     for record in result.validation:
         label = " (untrained base)" if record["step"] == 0 else ""
-        print(f"validation step {record['step']}{label}: rank_loss={_fmt(record['rank_loss'])} "
+        say(f"validation step {record['step']}{label}: rank_loss={_fmt(record['rank_loss'])} "
               f"ndcg_teacher={_fmt(record['ndcg_teacher'])} ndcg_labels={_fmt(record['ndcg_labels'])}")
     comparison = result.comparison
     verdict = "beats the base" if result.beats_base else "does NOT beat the base"
-    print(f"the fine-tuned encoder {verdict} on validation ({comparison.metric}: base {_fmt(comparison.base)}, "
+    say(f"the fine-tuned encoder {verdict} on validation ({comparison.metric}: base {_fmt(comparison.base)}, "
           f"final {_fmt(comparison.final)})")
     advice = ("use it with" if result.beats_base else "keep the base encoder; it still loads with")
-    print(f"encoder written to {result.output_dir}; {advice} EncoderScorer.from_pretrained({str(result.output_dir)!r})")
+    say(f"encoder written to {result.output_dir}; {advice} EncoderScorer.from_pretrained({str(result.output_dir)!r})")
     return 0
+
+
+def _reporter() -> Any:
+    """``print``, or a no-op in the non-first processes of ``accelerate launch`` / ``torchrun`` (one report per run)."""
+    from .trainer_loop import is_main_launched_process
+
+    return print if is_main_launched_process() else (lambda *args, **kwargs: None)
 
 
 def _fmt(value: float | None) -> str:

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._cli_config import add_config_arguments, config_from_args
+from ._cli_config import DefaultsHelpFormatter, add_config_arguments, config_from_args
 from .teacher_choice import add_teacher_arguments, teacher_settings_from_args
 
 # The flags `r2r teach` had before teachers other than OpenAI-compatible endpoints existed keep working.
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``r2r teach`` flags to ``parser``."""
     from .annotate import AnnotationConfig
 
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.formatter_class = DefaultsHelpFormatter
     data = parser.add_argument_group("queries and candidates (one of)")
     source = data.add_mutually_exclusive_group(required=True)
     source.add_argument("--candidates", type=Path, metavar="FILE",

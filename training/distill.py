@@ -15,8 +15,9 @@ checkpoint holds the adapter, the rank head, the optimizer, the scheduler, the R
 order is a pure function of the seed and the step, so an interrupted run resumed from a checkpoint ends with the same
 weights as an uninterrupted one.
 
-Runs on CPU for small models. On GPUs set ``device="cuda"``; multi-GPU / mixed precision would wrap the model,
-optimizer and scheduler with ``accelerate.Accelerator.prepare`` in :meth:`Distiller._setup` (not done yet).
+Runs on CPU for small models. On one GPU set ``device="cuda"``; for several GPUs or mixed precision set
+``use_accelerate`` / ``mixed_precision`` and start the run with ``accelerate launch`` (see
+:mod:`~r2r_agent.training.trainer_loop`).
 """
 
 from __future__ import annotations
@@ -27,27 +28,34 @@ import json
 import logging
 import math
 import os
-import random
-import shutil
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from r2r_agent import prompts
-from r2r_agent.errors import InvalidInputError, R2RError
+from r2r_agent.errors import InvalidInputError
 
 from .dataset import DistillationDataset, ExplanationExample, RankingExample
+from .errors import DistillError
 from .losses import RANKING_LOSSES, ndcg_from_scores, ranking_targets
+from .trainer_loop import (
+    CHECKPOINTS_DIR,
+    RUNTIME_FIELDS,
+    TrainerLoop,
+    check_resumable_settings,
+    check_runtime_settings,
+    find_latest_checkpoint,
+    load_trainer_state,
+    restore_trainer_state,
+    save_trainer_checkpoint,
+    stream_indices,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Training metadata written next to the adapter.
 TRAINING_FILE = "r2r_training.json"
-CHECKPOINTS_DIR = "checkpoints"
-_STATE_FILE = "trainer_state.pt"
-_CHECKPOINT_PREFIX = "checkpoint-"
 
 
 def _default_of(cls: Any, parameter: str) -> int:
@@ -65,10 +73,6 @@ def _scorer_default(parameter: str) -> int:
     from r2r_agent.scorers import LMScorer
 
     return _default_of(LMScorer, parameter)
-
-
-class DistillError(R2RError, RuntimeError):
-    """Distillation cannot start or continue (no usable data, a checkpoint that does not match the run)."""
 
 
 @dataclass(frozen=True)
@@ -124,10 +128,16 @@ class DistillConfig:
     max_eval_queries: int = field(default=50, metadata={"help": "validation ranking queries scored at most"})
     eval_k: int = field(default=5, metadata={"help": "cut-off of the validation nDCG"})
     log_every: int = field(default=10, metadata={"help": "log the losses every N steps"})
-    device: str = field(default="cpu", metadata={"help": "torch device (cpu, cuda, cuda:1, mps)"})
+    device: str = field(default="cpu", metadata={
+        "help": "torch device (cpu, cuda, cuda:1, mps); under accelerate: cpu, or cuda for one GPU per process"})
+    use_accelerate: bool = field(default=False, metadata={
+        "help": "run under accelerate (on by itself with --mixed-precision or under `accelerate launch` with "
+                "several processes)"})
+    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (through accelerate)"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        check_runtime_settings(self)
         positive = ("batch_size", "ranking_batch_size", "grad_accum", "lora_r", "lora_alpha", "max_passage_tokens",
                     "max_comparison_passage_tokens", "max_rank_passage_tokens", "max_target_tokens",
                     "max_rank_passages", "eval_k", "log_every")
@@ -203,106 +213,7 @@ class DistillResult:
                 "validation": self.validation, "seconds": self.seconds, "resumed_from": self.resumed_from}
 
 
-def stream_indices(count: int, start: int, size: int, seed: int, salt: int) -> list[int]:
-    """Items ``start .. start + size - 1`` of an endless stream of epochs over ``count`` examples.
-
-    Each epoch is a fresh permutation from ``(seed, salt, epoch)``, so the items at any position are a pure function
-    of the position: resuming at a step needs no saved sampler state.
-
-    Example:
-        >>> stream_indices(3, 0, 6, seed=0, salt=0)[:3] == stream_indices(3, 0, 3, seed=0, salt=0)
-        True
-    """
-    import torch
-
-    out: list[int] = []
-    cache: dict[int, list[int]] = {}
-    for position in range(start, start + size):
-        epoch, offset = divmod(position, count)
-        if epoch not in cache:
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + salt * 7_919 + epoch)
-            cache[epoch] = torch.randperm(count, generator=generator).tolist()
-        out.append(cache[epoch][offset])
-    return out
-
-
-def _checkpoint_step(path: Path) -> int:
-    return int(path.name[len(_CHECKPOINT_PREFIX):])
-
-
-def find_latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
-    """The most recent complete checkpoint under ``output_dir/checkpoints``, or ``None``."""
-    root = Path(output_dir) / CHECKPOINTS_DIR
-    if not root.is_dir():
-        return None
-    done = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(_CHECKPOINT_PREFIX)
-            and p.name[len(_CHECKPOINT_PREFIX):].isdigit() and (p / _STATE_FILE).is_file()]
-    return max(done, key=_checkpoint_step) if done else None
-
-
-def checkpoint_to_resume(output_dir: Path, resume: bool | str | os.PathLike[str]) -> Path | None:
-    """The checkpoint a trainer's ``train(resume=...)`` continues from: the latest (``True``), a folder, or none."""
-    if resume is True:
-        checkpoint = find_latest_checkpoint(output_dir)
-        if checkpoint is None:
-            logger.info("no checkpoint under %s; starting fresh", output_dir / CHECKPOINTS_DIR)
-        return checkpoint
-    return Path(resume) if resume else None
-
-
-def save_trainer_checkpoint(trainer: Any, write_weights: Callable[[Path], None]) -> Path:
-    """Write ``checkpoints/checkpoint-<step>`` of ``trainer`` atomically (temporary folder, then rename); prune old.
-
-    ``trainer`` has ``output_dir``, ``step``, ``config`` (with ``keep_checkpoints`` and ``to_dict``), ``optimizer``,
-    ``scheduler``, ``history``, ``validation`` and ``base_model``; ``write_weights(folder)`` writes its weights.
-    """
-    import torch
-
-    root = trainer.output_dir / CHECKPOINTS_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{_CHECKPOINT_PREFIX}{trainer.step:07d}"
-    temporary = root / f".tmp-{final.name}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-    write_weights(temporary)
-    state = {"step": trainer.step, "optimizer": trainer.optimizer.state_dict(),
-             "scheduler": trainer.scheduler.state_dict(), "rng": _rng_state(), "history": trainer.history,
-             "validation": trainer.validation, "config": trainer.config.to_dict(), "base_model": trainer.base_model}
-    torch.save(state, temporary / _STATE_FILE)
-    shutil.rmtree(final, ignore_errors=True)
-    temporary.rename(final)
-    if trainer.config.keep_checkpoints:
-        done = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith(_CHECKPOINT_PREFIX)),
-                      key=_checkpoint_step)
-        for old in done[: -trainer.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-    logger.info("checkpoint written: %s", final)
-    return final
-
-
-def check_resumable_settings(saved: Any, current: Any, free: set[str], folder: Path) -> None:
-    """Raise :class:`DistillError` when a checkpoint's config differs from ``current`` outside the ``free`` fields.
-
-    Only settings that change the trajectory must match; logging, eval and checkpoint cadence may change.
-    """
-    differing = sorted(f.name for f in dataclasses.fields(current)
-                       if f.name not in free and getattr(saved, f.name) != getattr(current, f.name))
-    if differing:
-        raise DistillError(f"checkpoint {folder} was written with other settings for {differing}; resume with "
-                           "the same configuration (or start a fresh run in another output folder)")
-
-
-def restore_trainer_state(trainer: Any, state: Mapping[str, Any]) -> None:
-    """Put the optimizer, scheduler, RNG states, step, history and validation of a checkpoint back into ``trainer``."""
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
-    trainer.step = int(state["step"])
-    trainer.history = list(state["history"])
-    trainer.validation = list(state["validation"])
-
-
-class Distiller:
+class Distiller(TrainerLoop):
     """Fine-tunes one causal LM with LoRA on a :class:`~r2r_agent.training.DistillationDataset`.
 
     Most callers use :func:`distill`; the class exposes the pieces tests and custom loops need.
@@ -315,6 +226,8 @@ class Distiller:
         base_model_id: How the adapter's metadata, model card and ``adapter_config.json`` name the base (e.g. a hub
             id); default: the folder, which is often a private cache path.
     """
+
+    progress_desc = "distill"
 
     def __init__(self, base_model: str | os.PathLike[str], dataset: DistillationDataset,
                  output_dir: str | os.PathLike[str], config: DistillConfig | None = None, *,
@@ -334,36 +247,28 @@ class Distiller:
         self.model: Any = None
         self.tokenizer: Any = None
         self.rank_head: Any = None
-        self.optimizer: Any = None
-        self.scheduler: Any = None
-        self.step = 0
-        self.history: list[dict[str, float]] = []
-        self.validation: list[dict[str, float | None]] = []
+        # What forward passes run through: the plain modules, or accelerate's wrappers during a training step.
+        self._forward_model: Any = None
+        self._forward_head: Any = None
+        self._init_loop()
 
     # ---- set-up -------------------------------------------------------------------------------------------------
-    @property
-    def total_steps(self) -> int:
-        """Optimizer steps of the whole run."""
+    def _micro_batches_per_epoch(self) -> int:
         c = self.config
-        if c.max_steps is not None:
-            return c.max_steps
-        micro = max(math.ceil(len(self.train_explanations) / c.batch_size) if self.train_explanations else 0,
-                    math.ceil(len(self.train_rankings) / c.ranking_batch_size) if self.train_rankings else 0)
-        return max(1, math.ceil(c.epochs * micro / c.grad_accum))
+        return max(math.ceil(len(self.train_explanations) / c.batch_size) if self.train_explanations else 0,
+                   math.ceil(len(self.train_rankings) / c.ranking_batch_size) if self.train_rankings else 0)
 
-    def _setup(self) -> None:
-        import torch
+    def _build(self) -> list[Any]:
         from peft import LoraConfig, get_peft_model
 
         from r2r_agent.modeling import load_causal_lm
         from r2r_agent.scorers import LMScorer
 
         c = self.config
-        _seed_everything(c.seed)
         base, tokenizer = load_causal_lm(self.base_model)
         lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, task_type="CAUSAL_LM",
                           target_modules=list(c.target_modules) or "all-linear")
-        self.model = get_peft_model(base, lora).to(c.device)
+        self.model = get_peft_model(base, lora).to(self.device)
         if self.base_model_id is not None:
             self.model.peft_config["default"].base_model_name_or_path = self.base_model_id
         self.tokenizer = tokenizer
@@ -371,22 +276,13 @@ class Distiller:
         self._scorer = LMScorer(self.model, tokenizer, max_passage_tokens=c.max_rank_passage_tokens)
         self.rank_head = None
         if c.rank_score == "head":
-            self.rank_head = self._initial_rank_head().to(c.device)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.rank_head is not None:
-            params += list(self.rank_head.parameters())
-        self.optimizer = torch.optim.AdamW(params, lr=c.learning_rate, weight_decay=c.weight_decay)
-        total, warmup = self.total_steps, c.warmup_steps
+            self.rank_head = self._initial_rank_head().to(self.device)
+        self._use_modules(None)
+        return [self.model] if self.rank_head is None else [self.model, self.rank_head]
 
-        def schedule(step: int) -> float:
-            if warmup and step < warmup:
-                return (step + 1) / warmup
-            if c.scheduler == "constant":
-                return 1.0
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
-        self.model.train()
+    def _use_modules(self, modules: Sequence[Any] | None) -> None:
+        self._forward_model = self.model if modules is None else modules[0]
+        self._forward_head = self.rank_head if modules is None or self.rank_head is None else modules[1]
 
     def _initial_rank_head(self) -> Any:
         """A ``Linear(hidden, 1)`` that starts as the yes-minus-no direction of the LM head: the zero-shot score."""
@@ -441,10 +337,10 @@ class Distiller:
             labels[row, width - len(lab):] = torch.tensor(lab, dtype=torch.long)
         target_span = max(sum(1 for label in lab if label != -100) for _, lab in encoded)
         keep = min(target_span + 1, width)  # the position before the first target predicts it
-        device = self.config.device
+        device = self.device
         mask = mask.to(device)
-        out = self.model(input_ids=ids.to(device), attention_mask=mask, position_ids=left_padding_positions(mask),
-                         logits_to_keep=keep)
+        out = self._forward_model(input_ids=ids.to(device), attention_mask=mask,
+                                  position_ids=left_padding_positions(mask), logits_to_keep=keep)
         logits = out.logits[:, :-1].float()
         targets = labels[:, width - keep + 1:].to(device)
         count = int((targets != -100).sum())
@@ -461,12 +357,13 @@ class Distiller:
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids, mask = left_pad(encoded, pad)
-        device = self.config.device
+        device = self.device
         mask = mask.to(device)
-        out = self.model(input_ids=ids.to(device), attention_mask=mask, position_ids=left_padding_positions(mask),
-                         logits_to_keep=1, output_hidden_states=self.rank_head is not None)
+        out = self._forward_model(input_ids=ids.to(device), attention_mask=mask,
+                                  position_ids=left_padding_positions(mask), logits_to_keep=1,
+                                  output_hidden_states=self.rank_head is not None)
         if self.rank_head is not None:
-            return self.rank_head(out.hidden_states[-1][:, -1].float()).squeeze(-1)
+            return self._forward_head(out.hidden_states[-1][:, -1].float()).squeeze(-1)
         return self._scorer.relevance_from_logits(out.logits[:, -1])
 
     def rank_loss(self, example: RankingExample) -> Any:
@@ -492,73 +389,31 @@ class Distiller:
             progress: Show a tqdm bar.
             callback: Called as ``callback(step, record)`` after every optimizer step (e.g. to stop early by raising).
         """
-        from r2r_agent.progress import maybe_progress
+        seconds, resumed_from = self._run(resume, progress, callback)
+        return DistillResult(self.output_dir, self.step, self.history, self.validation, seconds, resumed_from)
 
-        start_time = time.perf_counter()
-        c = self.config
-        self._setup()
-        resumed_from = None
-        checkpoint = checkpoint_to_resume(self.output_dir, resume)
-        if checkpoint is not None:
-            self.load_checkpoint(checkpoint)
-            resumed_from = self.step
-            logger.info("resumed from %s at step %d", checkpoint, self.step)
-        total = self.total_steps
-        if self.step == 0 and c.eval_at_start and resumed_from is None:
-            self._validate()
-        with maybe_progress(progress, total=total, initial=self.step, unit="step", desc="distill") as bar:
-            while self.step < total:
-                record = self._train_step()
-                self.history.append(record)
-                bar.update(1)
-                bar.set_postfix_str(f"loss={record['loss']:.3f}")
-                if self.step % c.log_every == 0:
-                    logger.info("step %d/%d loss %.4f (lm %.4f, rank %.4f) lr %.2e", self.step, total,
-                                record["loss"], record["lm_loss"], record["rank_loss"], record["lr"])
-                if (c.eval_every and self.step % c.eval_every == 0) or self.step == total:
-                    self._validate()
-                if c.checkpoint_every and (self.step % c.checkpoint_every == 0 or self.step == total):
-                    self.save_checkpoint()  # the last step too, so a run can be extended with more steps
-                if callback is not None:
-                    callback(self.step, record)
-        if not self.validation or self.validation[-1]["step"] != self.step:
-            self._validate()
-        self.save_final()
-        return DistillResult(self.output_dir, self.step, self.history, self.validation,
-                             time.perf_counter() - start_time, resumed_from)
+    def _validate_at_start(self) -> bool:
+        return self.config.eval_at_start
 
-    def _train_step(self) -> dict[str, float]:
+    def _micro_batch_loss(self, position: int) -> tuple[Any, dict[str, float]]:
         import torch
 
         c = self.config
-        self.model.train()
-        lm_total, rank_total = 0.0, 0.0
-        for micro in range(c.grad_accum):
-            position = self.step * c.grad_accum + micro
-            loss = torch.zeros((), device=c.device)
-            if self.train_explanations:
-                picks = stream_indices(len(self.train_explanations), position * c.batch_size, c.batch_size, c.seed, 1)
-                lm, _ = self.lm_loss([self.train_explanations[i] for i in picks])
-                loss = loss + c.lm_weight * lm
-                lm_total += float(lm.detach())
-            if self.train_rankings:
-                picks = stream_indices(len(self.train_rankings), position * c.ranking_batch_size,
-                                       c.ranking_batch_size, c.seed, 2)
-                rank = torch.stack([self.rank_loss(self.train_rankings[i]) for i in picks]).mean()
-                loss = loss + c.rank_weight * rank
-                rank_total += float(rank.detach())
-            (loss / c.grad_accum).backward()
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        if c.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm)
-        lr = float(self.optimizer.param_groups[0]["lr"])
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        lm_mean, rank_mean = lm_total / c.grad_accum, rank_total / c.grad_accum
-        return {"step": self.step, "loss": c.lm_weight * lm_mean + c.rank_weight * rank_mean, "lm_loss": lm_mean,
-                "rank_loss": rank_mean, "lr": lr}
+        loss = torch.zeros((), device=self.device)
+        lm_value = rank_value = 0.0
+        if self.train_explanations:
+            picks = stream_indices(len(self.train_explanations), position * c.batch_size, c.batch_size, c.seed, 1)
+            lm, _ = self.lm_loss([self.train_explanations[i] for i in picks])
+            loss = loss + c.lm_weight * lm
+            lm_value = float(lm.detach())
+        if self.train_rankings:
+            picks = stream_indices(len(self.train_rankings), position * c.ranking_batch_size, c.ranking_batch_size,
+                                   c.seed, 2)
+            rank = torch.stack([self.rank_loss(self.train_rankings[i]) for i in picks]).mean()
+            loss = loss + c.rank_weight * rank
+            rank_value = float(rank.detach())
+        return loss, {"loss": c.lm_weight * lm_value + c.rank_weight * rank_value, "lm_loss": lm_value,
+                      "rank_loss": rank_value}
 
     # ---- validation ---------------------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float | None]:
@@ -599,11 +454,6 @@ class Distiller:
         self.model.train()
         return result
 
-    def _validate(self) -> None:
-        result = self.evaluate()
-        self.validation.append(result)
-        logger.info("validation at step %d: %s", self.step, result)
-
     # ---- checkpoints and output ---------------------------------------------------------------------------------
     def _write_weights(self, folder: Path) -> None:
         from safetensors.torch import save_file
@@ -621,20 +471,15 @@ class Distiller:
 
     def load_checkpoint(self, folder: str | os.PathLike[str]) -> None:
         """Restore the adapter, rank head, optimizer, scheduler, RNG states and history from a checkpoint folder."""
-        import torch
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
         from r2r_agent.student import RANK_HEAD_FILE
 
         folder = Path(folder)
-        state_path = folder / _STATE_FILE
-        if not state_path.is_file():
-            raise DistillError(f"{folder} is not a distillation checkpoint (no {_STATE_FILE}); pass a folder under "
-                               f"{self.output_dir / CHECKPOINTS_DIR} or resume=True to find the latest")
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        free = {"checkpoint_every", "keep_checkpoints", "eval_every", "eval_at_start", "max_eval_explanations",
-                "max_eval_queries", "eval_k", "log_every", "device", "max_steps", "epochs"}
+        state = load_trainer_state(folder, "a distillation", f"pass a folder under {self.output_dir / CHECKPOINTS_DIR}"
+                                   " or resume=True to find the latest")
+        free = RUNTIME_FIELDS | {"eval_at_start", "max_eval_explanations", "max_eval_queries", "eval_k"}
         check_resumable_settings(DistillConfig.from_dict(state["config"]), self.config, free, folder)
         weights = load_file(str(folder / "adapter_model.safetensors"))
         result = set_peft_model_state_dict(self.model, weights)
@@ -676,6 +521,7 @@ class Distiller:
             "has_rank_head": self.rank_head is not None,
             "config": self.config.to_dict(),
             "steps": self.step,
+            "runtime": self.runtime_info(),
             "data": {"sources": sources, "train_queries": len(train.query_ids),
                      "validation_queries": len(validation.query_ids),
                      "train_explanations": len(train.explanations), "train_rankings": len(train.rankings),
@@ -686,53 +532,6 @@ class Distiller:
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                          "peft": peft.__version__},
         }
-
-
-def _seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        import numpy
-
-        numpy.random.seed(seed % 2**32)
-    except ImportError:  # pragma: no cover - numpy ships with torch in practice
-        pass
-
-
-def _rng_state() -> dict[str, Any]:
-    import torch
-
-    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():  # pragma: no cover - GPU only
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    try:
-        import numpy
-
-        kind, keys, pos, has_gauss, cached = numpy.random.get_state()
-        state["numpy"] = (kind, keys.tolist(), pos, has_gauss, cached)
-    except ImportError:  # pragma: no cover
-        pass
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    import torch
-
-    random.setstate(_as_tuple(state["python"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():  # pragma: no cover - GPU only
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "numpy" in state:
-        import numpy
-
-        kind, keys, pos, has_gauss, cached = state["numpy"]
-        numpy.random.set_state((kind, numpy.asarray(keys, dtype=numpy.uint32), pos, has_gauss, cached))
-
-
-def _as_tuple(value: Any) -> Any:
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def distill(base_model: str | os.PathLike[str], dataset: DistillationDataset, output_dir: str | os.PathLike[str],

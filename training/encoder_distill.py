@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import shutil
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,19 +31,20 @@ from typing import Any
 from r2r_agent.errors import InvalidInputError
 
 from .dataset import DistillationDataset, RankingExample
-from .distill import (
-    _STATE_FILE,
+from .distill import TRAINING_FILE
+from .errors import DistillError
+from .losses import RANKING_LOSSES, ndcg_from_scores, ranking_targets
+from .trainer_loop import (
     CHECKPOINTS_DIR,
-    TRAINING_FILE,
-    DistillError,
-    _seed_everything,
+    RUNTIME_FIELDS,
+    TrainerLoop,
     check_resumable_settings,
-    checkpoint_to_resume,
+    check_runtime_settings,
+    load_trainer_state,
     restore_trainer_state,
     save_trainer_checkpoint,
     stream_indices,
 )
-from .losses import RANKING_LOSSES, ndcg_from_scores, ranking_targets
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +98,15 @@ class EncoderDistillConfig:
     min_gain: float = field(default=0.0, metadata={
         "help": "the final model beats the base only if select_on rises by more than this"})
     log_every: int = field(default=10, metadata={"help": "log the loss every N steps"})
-    device: str = field(default="cpu", metadata={"help": "torch device (cpu, cuda, cuda:1, mps)"})
+    device: str = field(default="cpu", metadata={
+        "help": "torch device (cpu, cuda, cuda:1, mps); under accelerate: cpu, or cuda for one GPU per process"})
+    use_accelerate: bool = field(default=False, metadata={
+        "help": "run under accelerate (on by itself with --mixed-precision or under `accelerate launch` with "
+                "several processes)"})
+    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (through accelerate)"})
 
     def __post_init__(self) -> None:
+        check_runtime_settings(self)
         for name in ("ranking_batch_size", "grad_accum", "max_rank_passages", "max_eval_queries", "eval_k",
                      "log_every"):
             if getattr(self, name) < 1:
@@ -226,7 +232,7 @@ class EncoderDistillResult:
                 "beats_base": self.beats_base, "seconds": self.seconds, "resumed_from": self.resumed_from}
 
 
-class EncoderDistiller:
+class EncoderDistiller(TrainerLoop):
     """Fine-tunes a bi-encoder on the ranking examples of a :class:`~r2r_agent.training.DistillationDataset`.
 
     Most callers use :func:`distill_encoder`; the class exposes the pieces tests and custom loops need.
@@ -238,6 +244,8 @@ class EncoderDistiller:
         config: Training settings.
         base_name: The base's name in the metadata and model card (default: its folder's name).
     """
+
+    progress_desc = "distill encoder"
 
     def __init__(self, base_model: str | os.PathLike[str], dataset: DistillationDataset,
                  output_dir: str | os.PathLike[str], config: EncoderDistillConfig | None = None, *,
@@ -257,50 +265,37 @@ class EncoderDistiller:
             raise DistillError("the validation split has no ranking examples, so the fine-tuned encoder cannot be "
                                "compared with the base; build the dataset with validation_fraction > 0")
         self.scorer: Any = None
-        self.optimizer: Any = None
-        self.scheduler: Any = None
-        self.step = 0
-        self.history: list[dict[str, float]] = []
-        self.validation: list[dict[str, float | None]] = []
+        self._encoder: Any = None
+        self._init_loop()
 
     # ---- set-up -------------------------------------------------------------------------------------------------
-    @property
-    def total_steps(self) -> int:
-        """Optimizer steps of the whole run."""
-        c = self.config
-        if c.max_steps is not None:
-            return c.max_steps
-        micro = math.ceil(len(self.train_rankings) / c.ranking_batch_size)
-        return max(1, math.ceil(c.epochs * micro / c.grad_accum))
+    def _micro_batches_per_epoch(self) -> int:
+        return math.ceil(len(self.train_rankings) / self.config.ranking_batch_size)
 
-    def _setup(self) -> None:
-        import torch
-
+    def _build(self) -> list[Any]:
         from r2r_agent.scorers import EncoderScorer
 
         c = self.config
-        _seed_everything(c.seed)
         extra = {} if c.max_tokens is None else {"max_tokens": c.max_tokens}
         # The inference class loads the model, so training sees its tokenizer, token budget and pooling.
         self.scorer = EncoderScorer.from_pretrained(self.base_model, **extra)
-        self.scorer.model = self.scorer.model.to(c.device).train()
-        self.optimizer = torch.optim.AdamW(self.scorer.model.parameters(), lr=c.learning_rate,
-                                           weight_decay=c.weight_decay)
-        total, warmup = self.total_steps, c.warmup_steps
+        self._encoder = self.scorer.model.to(self.device).train()
+        self.scorer.model = self._encoder
+        # Mean pooling never reads BERT's pooler: frozen, so DDP does not wait for gradients that never come (plain
+        # AdamW skipped it anyway, its gradient being None).
+        for name, parameter in self._encoder.named_parameters():
+            if name.startswith("pooler."):
+                parameter.requires_grad_(False)
+        return [self._encoder]
 
-        def schedule(step: int) -> float:
-            if warmup and step < warmup:
-                return (step + 1) / warmup
-            if c.scheduler == "constant":
-                return 1.0
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+    def _use_modules(self, modules: Sequence[Any] | None) -> None:
+        # The scorer's own pooling runs the forward pass, so it is pointed at the module to run.
+        self.scorer.model = self._encoder if modules is None else modules[0]
 
     @property
     def model(self) -> Any:
         """The encoder being trained."""
-        return self.scorer.model
+        return self._encoder
 
     # ---- scores and losses --------------------------------------------------------------------------------------
     def encoder_scores(self, queries: Sequence[str], passage_lists: Sequence[Sequence[str]]) -> list[Any]:
@@ -346,67 +341,26 @@ class EncoderDistiller:
               callback: Callable[[int, dict[str, float]], None] | None = None) -> EncoderDistillResult:
         """Run (or continue) training and write the encoder folder.
 
+        The untrained base is always validated first: it is what the fine-tuned encoder must beat.
+
         Args:
             resume: ``True``: continue from the latest checkpoint in ``output_dir/checkpoints`` (start fresh if there
                 is none); a path: continue from that checkpoint folder; ``False``: start fresh.
             progress: Show a tqdm bar.
             callback: Called as ``callback(step, record)`` after every optimizer step (e.g. to stop early by raising).
         """
-        from r2r_agent.progress import maybe_progress
-
-        start_time = time.perf_counter()
-        c = self.config
-        self._setup()
-        resumed_from = None
-        checkpoint = checkpoint_to_resume(self.output_dir, resume)
-        if checkpoint is not None:
-            self.load_checkpoint(checkpoint)
-            resumed_from = self.step
-            logger.info("resumed from %s at step %d", checkpoint, self.step)
-        total = self.total_steps
-        if self.step == 0:
-            self._validate()  # the untrained base: what the fine-tuned encoder must beat
-        with maybe_progress(progress, total=total, initial=self.step, unit="step", desc="distill encoder") as bar:
-            while self.step < total:
-                record = self._train_step()
-                self.history.append(record)
-                bar.update(1)
-                bar.set_postfix_str(f"loss={record['loss']:.3f}")
-                if self.step % c.log_every == 0:
-                    logger.info("step %d/%d loss %.4f lr %.2e", self.step, total, record["loss"], record["lr"])
-                if (c.eval_every and self.step % c.eval_every == 0) or self.step == total:
-                    self._validate()
-                if c.checkpoint_every and (self.step % c.checkpoint_every == 0 or self.step == total):
-                    self.save_checkpoint()  # the last step too, so a run can be extended with more steps
-                if callback is not None:
-                    callback(self.step, record)
-        if self.validation[-1]["step"] != self.step:
-            self._validate()
-        self.save_final()
+        seconds, resumed_from = self._run(resume, progress, callback)
         return EncoderDistillResult(self.output_dir, self.step, self.history, self.validation, self.comparison(),
-                                    time.perf_counter() - start_time, resumed_from)
+                                    seconds, resumed_from)
 
-    def _train_step(self) -> dict[str, float]:
+    def _micro_batch_loss(self, position: int) -> tuple[Any, dict[str, float]]:
         import torch
 
         c = self.config
-        self.model.train()
-        total_loss = 0.0
-        for micro in range(c.grad_accum):
-            position = self.step * c.grad_accum + micro
-            picks = stream_indices(len(self.train_rankings), position * c.ranking_batch_size, c.ranking_batch_size,
-                                   c.seed, 2)
-            loss = torch.stack(self.rank_losses([self.train_rankings[i] for i in picks])).mean()
-            (loss / c.grad_accum).backward()
-            total_loss += float(loss.detach())
-        if c.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
-        lr = float(self.optimizer.param_groups[0]["lr"])
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        return {"step": self.step, "loss": total_loss / c.grad_accum, "lr": lr}
+        picks = stream_indices(len(self.train_rankings), position * c.ranking_batch_size, c.ranking_batch_size,
+                               c.seed, 2)
+        loss = torch.stack(self.rank_losses([self.train_rankings[i] for i in picks])).mean()
+        return loss, {"loss": float(loss.detach())}
 
     # ---- validation ---------------------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float | None]:
@@ -438,11 +392,6 @@ class EncoderDistiller:
                 "ndcg_teacher": sum(teacher) / len(teacher),
                 "ndcg_labels": sum(labelled) / len(labelled) if labelled else None}
 
-    def _validate(self) -> None:
-        result = self.evaluate()
-        self.validation.append(result)
-        logger.info("validation at step %d: %s", self.step, result)
-
     def comparison(self) -> BaseComparison:
         """The latest validation against the untrained base's on ``config.select_on``."""
         return compare_to_base(self.validation, self.config.select_on, self.config.min_gain)
@@ -457,21 +406,16 @@ class EncoderDistiller:
 
     def load_checkpoint(self, folder: str | os.PathLike[str]) -> None:
         """Restore the weights, optimizer, scheduler, RNG states and history from a checkpoint folder."""
-        import torch
         from safetensors.torch import load_model
 
         folder = Path(folder)
-        state_path = folder / _STATE_FILE
-        if not state_path.is_file() or not (folder / _WEIGHTS_FILE).is_file():
-            raise DistillError(f"{folder} is not an encoder distillation checkpoint (no {_STATE_FILE} and "
-                               f"{_WEIGHTS_FILE}); pass a folder under {self.output_dir / CHECKPOINTS_DIR} or "
-                               "resume=True to find the latest")
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        free = {"checkpoint_every", "keep_checkpoints", "eval_every", "max_eval_queries", "eval_k", "select_on",
-                "min_gain", "log_every", "device", "max_steps", "epochs"}
+        state = load_trainer_state(folder, "an encoder distillation", f"pass a folder under "
+                                   f"{self.output_dir / CHECKPOINTS_DIR} or resume=True to find the latest",
+                                   required=(_WEIGHTS_FILE,))
+        free = RUNTIME_FIELDS | {"max_eval_queries", "eval_k", "select_on", "min_gain"}
         check_resumable_settings(EncoderDistillConfig.from_dict(state["config"]), self.config, free, folder)
         try:
-            load_model(self.model, str(folder / _WEIGHTS_FILE), strict=True, device=self.config.device)
+            load_model(self.model, str(folder / _WEIGHTS_FILE), strict=True, device=str(self.device))
         except RuntimeError as exc:
             raise DistillError(f"checkpoint {folder} does not match the encoder {self.base_model} "
                                f"(it was trained from {state.get('base_model')!r}): {exc}") from exc
@@ -517,6 +461,7 @@ class EncoderDistiller:
             "max_tokens": self.scorer.max_tokens,
             "config": self.config.to_dict(),
             "steps": self.step,
+            "runtime": self.runtime_info(),
             "data": {"sources": sources, "train_queries": len(train.query_ids),
                      "validation_queries": len(validation.query_ids), "train_rankings": len(train.rankings),
                      "validation_rankings": len(validation.rankings),

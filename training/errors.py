@@ -21,8 +21,12 @@ class AnnotationFormatError(InvalidInputError):
     """An annotation file (e.g. the R2R training data) does not have the expected fields."""
 
 
+class DistillError(R2RError, RuntimeError):
+    """Distillation cannot run as configured (nothing to train on, a checkpoint that does not match, ...)."""
+
+
 class SplitLeakageError(InvalidInputError):
     """A validation split contains a query that also appears in the training split."""
 
 
-__all__ = ["AnnotationFormatError", "CacheError", "ParseError", "SplitLeakageError", "TeacherError"]
+__all__ = ["AnnotationFormatError", "CacheError", "DistillError", "ParseError", "SplitLeakageError", "TeacherError"]

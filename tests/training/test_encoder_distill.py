@@ -48,30 +48,6 @@ def dataset():
     return build_dataset(run.annotations, DatasetConfig(validation_fraction=0.25, explain_top=1))
 
 
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    """A 2-layer random BERT encoder and WordPiece tokenizer saved as a folder (what ``--base`` takes).
-
-    Built here rather than with ``tests/conftest.py``'s ``build_tiny_encoder``: under transformers 5 its
-    ``BertTokenizerFast(vocab_file=...)`` ignores the file and maps every word to ``[UNK]``, so its encoder sees only
-    text lengths and cannot learn the teacher's order.
-    """
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-encoder")
-    words = sorted(set("how long do fleas live score days on a cat cats the sun".split()))
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words,
-                                                 *"0123456789"]) + "\n")
-    tokenizer = BertTokenizerFast.from_pretrained(str(folder))
-    assert "[UNK]" not in tokenizer.tokenize("how long do fleas live 3 score 9")
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                        num_attention_heads=4, max_position_embeddings=128)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def _weights(folder):
     return load_file(str(folder / "model.safetensors"))
 

@@ -45,11 +45,14 @@ from .trainer_loop import (
     TrainerLoop,
     check_resumable_settings,
     check_runtime_settings,
+    device_field,
     find_latest_checkpoint,
     load_trainer_state,
+    mixed_precision_field,
     restore_trainer_state,
     save_trainer_checkpoint,
     stream_indices,
+    use_accelerate_field,
 )
 
 logger = logging.getLogger(__name__)
@@ -128,12 +131,9 @@ class DistillConfig:
     max_eval_queries: int = field(default=50, metadata={"help": "validation ranking queries scored at most"})
     eval_k: int = field(default=5, metadata={"help": "cut-off of the validation nDCG"})
     log_every: int = field(default=10, metadata={"help": "log the losses every N steps"})
-    device: str = field(default="cpu", metadata={
-        "help": "torch device (cpu, cuda, cuda:1, mps); under accelerate: cpu, or cuda for one GPU per process"})
-    use_accelerate: bool = field(default=False, metadata={
-        "help": "run under accelerate (on by itself with --mixed-precision or under `accelerate launch` with "
-                "several processes)"})
-    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (through accelerate)"})
+    device: str = device_field()
+    use_accelerate: bool = use_accelerate_field()
+    mixed_precision: str = mixed_precision_field()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))

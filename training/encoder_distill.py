@@ -40,10 +40,13 @@ from .trainer_loop import (
     TrainerLoop,
     check_resumable_settings,
     check_runtime_settings,
+    device_field,
     load_trainer_state,
+    mixed_precision_field,
     restore_trainer_state,
     save_trainer_checkpoint,
     stream_indices,
+    use_accelerate_field,
 )
 
 logger = logging.getLogger(__name__)
@@ -98,12 +101,9 @@ class EncoderDistillConfig:
     min_gain: float = field(default=0.0, metadata={
         "help": "the final model beats the base only if select_on rises by more than this"})
     log_every: int = field(default=10, metadata={"help": "log the loss every N steps"})
-    device: str = field(default="cpu", metadata={
-        "help": "torch device (cpu, cuda, cuda:1, mps); under accelerate: cpu, or cuda for one GPU per process"})
-    use_accelerate: bool = field(default=False, metadata={
-        "help": "run under accelerate (on by itself with --mixed-precision or under `accelerate launch` with "
-                "several processes)"})
-    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (through accelerate)"})
+    device: str = device_field()
+    use_accelerate: bool = use_accelerate_field()
+    mixed_precision: str = mixed_precision_field()
 
     def __post_init__(self) -> None:
         check_runtime_settings(self)

@@ -204,6 +204,24 @@ def _as_tuple(value: Any) -> Any:
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+def device_field() -> Any:
+    """The configs' ``device`` field."""
+    return dataclasses.field(default="cpu", metadata={
+        "help": "torch device (cpu, cuda, cuda:1, mps); under accelerate: cpu, or cuda for one GPU per process"})
+
+
+def use_accelerate_field() -> Any:
+    """The configs' ``use_accelerate`` field."""
+    return dataclasses.field(default=False, metadata={
+        "help": "run under accelerate (on by itself with --mixed-precision or under `accelerate launch` with "
+                "several processes)"})
+
+
+def mixed_precision_field() -> Any:
+    """The configs' ``mixed_precision`` field."""
+    return dataclasses.field(default="no", metadata={"help": "no, fp16 or bf16 (through accelerate)"})
+
+
 def check_runtime_settings(config: Any) -> None:
     """The config checks both trainers share (``mixed_precision``); raises :class:`InvalidInputError`."""
     from r2r_agent.errors import InvalidInputError

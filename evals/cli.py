@@ -59,6 +59,9 @@ systems (comma-separated, exact names):
   teacher           a teacher LLM (--teacher) reranks the first-stage top --teacher-top listwise, first
                     --teacher-queries queries only
 
+--first-stage-weight W (0 < W <= 1) mixes each candidate's first-stage score into MiniLM's in the systems that
+  rerank (all but first-stage and teacher); they are then reported as NAME+first-stage@W, e.g. minilm+first-stage@0.5
+
 explanations (--explain-queries N, --teacher-agreement FILE): student, zero-shot-student and adapter:PATH explain;
 the others are skipped
 
@@ -104,6 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rescore-weight", type=float, default=defaults.rescore_weight, metavar="W",
                         help="weight of the LM score in the re-scored top, mixed with MiniLM's (default "
                              f"{defaults.rescore_weight}: the LM score alone)")
+    parser.add_argument("--first-stage-weight", type=float, default=defaults.first_stage_weight, metavar="W",
+                        help="minilm, student, zero-shot-student, zero-shot-lm, adapter:PATH: weight of the "
+                        "candidates' first-stage score mixed with MiniLM's (standardised; see "
+                        f"Reranker.first_stage_weight); default {defaults.first_stage_weight:g}: MiniLM alone. With "
+                        "W > 0 those systems are reported as NAME+first-stage@W")
     parser.add_argument("--lm-top", type=int, default=defaults.lm_top, metavar="K",
                         help=f"zero-shot-lm and adapter:PATH re-score the MiniLM top K (default {defaults.lm_top})")
     parser.add_argument("--base-model", default=None, metavar="DIR",
@@ -227,6 +235,7 @@ def _command(args: argparse.Namespace) -> str:
                         ("--reasoner", args.reasoner), ("--reasoning-tokens", args.reasoning_tokens),
                         ("--limit-queries", args.limit_queries), ("--rescore-top", args.rescore_top),
                         ("--lm-top", args.lm_top), ("--rescore-weight", args.rescore_weight),
+                        ("--first-stage-weight", args.first_stage_weight),
                         ("--base-model", args.base_model),
                         ("--bright-dir", args.bright_dir),
                         ("--explain-queries", args.explain_queries or None),
@@ -281,7 +290,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--teacher-agreement-queries must be >= 1, got {args.teacher_agreement_queries}.")
     system_names = [n.strip() for n in args.systems.split(",") if n.strip()]
     options = SystemOptions(student_rescore_top=args.rescore_top, lm_top=args.lm_top,
-                            rescore_weight=args.rescore_weight, base_model=args.base_model,
+                            rescore_weight=args.rescore_weight, first_stage_weight=args.first_stage_weight,
+                            base_model=args.base_model,
                             teacher=_teacher(args, system_names), teacher_top=args.teacher_top,
                             teacher_queries=args.teacher_queries, teacher_window_size=args.teacher_window,
                             teacher_stride=args.teacher_stride)

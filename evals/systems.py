@@ -11,6 +11,10 @@ builders (no matching on parts of names):
 - ``zero-shot-student``: the same cascade with the zero-shot SmolLM2 (``Student.default(adapter=None)``);
 - ``zero-shot-lm``: SmolLM2-135M-Instruct's yes/no log-odds re-score the MiniLM top ``SystemOptions.lm_top``;
 - ``adapter:PATH``: ``Student.from_pretrained(base, adapter=PATH)`` re-scores the MiniLM top ``lm_top``;
+- ``SystemOptions.first_stage_weight`` (``r2r eval --first-stage-weight W``, default 0) mixes the first-stage score
+  into MiniLM's in every system above that runs a :class:`r2r_agent.Reranker` (``Reranker(first_stage_weight=W)``);
+  with W > 0 their report names get ``+first-stage@W`` (e.g. ``minilm+first-stage@0.5``) and W is in their cache
+  key;
 - ``teacher``: a teacher LLM (``SystemOptions.teacher``, any :class:`r2r_agent.training.Teacher`) reranks the
   first-stage top ``teacher_top`` listwise with sliding windows, on the first ``teacher_queries`` queries only
   (:func:`query_limit`): a paid or slow teacher is not run on everything.
@@ -439,6 +443,11 @@ class SystemOptions:
         default=1.0, metadata={"help": "student, zero-shot-lm, adapter:PATH: weight of the LM score in the re-scored "
                                        "top, mixed with MiniLM's (see Reranker.rescore_weight)"}
     )
+    first_stage_weight: float = field(
+        default=0.0, metadata={"help": "minilm, student, zero-shot-student, zero-shot-lm, adapter:PATH: weight of the "
+                                       "first-stage score mixed with MiniLM's over all candidates (see "
+                                       "Reranker.first_stage_weight; 0: MiniLM alone)"}
+    )
     base_model: str | None = field(
         default=None,
         metadata={"help": "adapter:PATH: the base model folder (default: the embedded SmolLM2 copy)"},
@@ -459,8 +468,10 @@ class SystemOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInputError(f"SystemOptions.{name} must be an int >= 0, got {value!r}.")
-        if not 0.0 <= self.rescore_weight <= 1.0:
-            raise InvalidInputError(f"SystemOptions.rescore_weight must be in [0, 1], got {self.rescore_weight!r}.")
+        for name in ("rescore_weight", "first_stage_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise InvalidInputError(f"SystemOptions.{name} must be a number in [0, 1], got {value!r}.")
         for name in ("teacher_top", "teacher_queries", "teacher_window_size", "teacher_stride"):
             value = getattr(self, name)
             if value is None and name == "teacher_stride":
@@ -598,34 +609,56 @@ def _first_stage(arg: str | None, options: SystemOptions, pool: ModelPool) -> Sy
     return FirstStageSystem()
 
 
+def _fused(name: str, config: Mapping[str, Any], first_stage_weight: float) -> tuple[str, dict[str, Any]]:
+    """The report name and cache-key config of a system whose Reranker mixes in the first-stage score.
+
+    With weight 0 both stay as they were before the option existed (the ranking is the same bit for bit, so earlier
+    caches stay valid). Otherwise the weight is in the config (the cache key) and in the name: a fused ``minilm``
+    must not be reported, nor used as the ``minilm`` baseline, under the plain system's name.
+
+    Example:
+        >>> _fused("minilm", {"model": "all-MiniLM-L6-v2"}, 0.5)
+        ('minilm+first-stage@0.5', {'model': 'all-MiniLM-L6-v2', 'first_stage_weight': 0.5})
+    """
+    if first_stage_weight == 0.0:
+        return name, dict(config)
+    return f"{name}+first-stage@{first_stage_weight:g}", {**config, "first_stage_weight": first_stage_weight}
+
+
 def _minilm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
+    fw = options.first_stage_weight
+
     def factory() -> Any:
         from r2r_agent.reranker import Reranker
         from r2r_agent.student import Student
 
         encoder = pool.encoder()
-        return Reranker(Student(scorer=encoder, name=encoder.name), explain_top=0, compare_top=0)
+        return Reranker(Student(scorer=encoder, name=encoder.name), first_stage_weight=fw, explain_top=0,
+                        compare_top=0)
 
-    return RerankerSystem("minilm", factory, {"model": "all-MiniLM-L6-v2"})
+    name, config = _fused("minilm", {"model": "all-MiniLM-L6-v2"}, fw)
+    return RerankerSystem(name, factory, config)
 
 
 def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     k = options.student_rescore_top
     w = options.rescore_weight
+    fw = options.first_stage_weight
 
     def factory() -> Any:
         from r2r_agent.reranker import Reranker
 
-        return Reranker(pool.default_student(), rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
+        return Reranker(pool.default_student(), rescore_top=k, rescore_weight=w, first_stage_weight=fw,
+                        explain_top=0, compare_top=0)
 
     from r2r_agent.modeling import resolve_dtype
 
     # The resolved dtype and the shipped adapter are part of the cache key: "auto" means different weights on
     # different CPUs, and a new adapter release changes the student.
     dtype = str(resolve_dtype("auto")).removeprefix("torch.")
-    return RerankerSystem("student", factory, {"rescore_top": k, "rescore_weight": w, "dtype": dtype,
-                                                 "adapter": _shipped_fingerprint()},
-                          explains=True)
+    name, config = _fused("student", {"rescore_top": k, "rescore_weight": w, "dtype": dtype,
+                                      "adapter": _shipped_fingerprint()}, fw)
+    return RerankerSystem(name, factory, config, explains=True)
 
 
 def _shipped_fingerprint() -> str | None:
@@ -652,22 +685,25 @@ def _adapter_fingerprint(folder: Path) -> str | None:
 def _zero_shot_student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     k = options.student_rescore_top
     w = options.rescore_weight
+    fw = options.first_stage_weight
 
     def factory() -> Any:
         from r2r_agent.reranker import Reranker
 
-        return Reranker(pool.zero_shot_student(), rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
+        return Reranker(pool.zero_shot_student(), rescore_top=k, rescore_weight=w, first_stage_weight=fw,
+                        explain_top=0, compare_top=0)
 
     from r2r_agent.modeling import resolve_dtype
 
     dtype = str(resolve_dtype("auto")).removeprefix("torch.")
-    return RerankerSystem("zero-shot-student", factory, {"rescore_top": k, "rescore_weight": w, "dtype": dtype},
-                          explains=True)
+    name, config = _fused("zero-shot-student", {"rescore_top": k, "rescore_weight": w, "dtype": dtype}, fw)
+    return RerankerSystem(name, factory, config, explains=True)
 
 
 def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     k = options.lm_top
     w = options.rescore_weight
+    fw = options.first_stage_weight
 
     def factory() -> Any:
         from r2r_agent.reranker import Reranker
@@ -676,9 +712,11 @@ def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> S
         base = pool.zero_shot_student().rescorer
         student = Student(scorer=pool.encoder(), rescorer=base,
                           name=f"{pool.encoder().name} + {base.name} (LM re-scorer)")
-        return Reranker(student, rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
+        return Reranker(student, rescore_top=k, rescore_weight=w, first_stage_weight=fw, explain_top=0,
+                        compare_top=0)
 
-    return RerankerSystem("zero-shot-lm", factory, {"rescore_top": k, "rescore_weight": w})
+    name, config = _fused("zero-shot-lm", {"rescore_top": k, "rescore_weight": w}, fw)
+    return RerankerSystem(name, factory, config)
 
 
 def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
@@ -690,6 +728,7 @@ def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
         )
     k = options.lm_top
     w = options.rescore_weight
+    fw = options.first_stage_weight
     base = options.base_model
 
     def factory() -> Any:
@@ -701,11 +740,13 @@ def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
         distilled = Student.from_pretrained(model, adapter=path)
         student = Student(scorer=pool.encoder(), rescorer=distilled.scorer, explainer=distilled.explainer,
                           name=f"minilm + {distilled.name}", adapter=str(path))
-        return Reranker(student, rescore_top=k, rescore_weight=w, explain_top=0, compare_top=0)
+        return Reranker(student, rescore_top=k, rescore_weight=w, first_stage_weight=fw, explain_top=0,
+                        compare_top=0)
 
-    return RerankerSystem(f"adapter:{arg}", factory, {"rescore_top": k, "rescore_weight": w, "base_model": base,
-                                                      "adapter": str(path.resolve()),
-                                                      "weights": _adapter_fingerprint(path)}, explains=True)
+    name, config = _fused(f"adapter:{arg}", {"rescore_top": k, "rescore_weight": w, "base_model": base,
+                                             "adapter": str(path.resolve()), "weights": _adapter_fingerprint(path)},
+                          fw)
+    return RerankerSystem(name, factory, config, explains=True)
 
 
 def _teacher(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:

@@ -55,6 +55,16 @@ def check_count(owner: str, name: str, value: int | None) -> int | None:
     return value
 
 
+def check_weight(owner: str, name: str, value: float | None) -> float | None:
+    """Validate an optional weight in [0, 1] (``first_stage_weight``; ``None``: the reranker's own setting)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise InvalidInputError(f"{owner}: {name} must be a number in [0, 1] or None (the reranker's setting), got "
+                                f"{type(value).__name__} {value!r}")
+    return float(value)
+
+
 def resolve_reranker(owner: str, reranker: Reranker | None, student: Student | None) -> Reranker | None:
     """The reranker to use: the one given, one built around ``student``, or ``None`` (build the default lazily)."""
     if reranker is not None and student is not None:

@@ -150,6 +150,7 @@ class _R2RSettings:
     if TYPE_CHECKING:  # declared as pydantic fields on the concrete classes
         explain_top: int | None
         compare_top: int | None
+        first_stage_weight: float | None
         _reranker: Any
 
     def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None, **data: Any) -> None:
@@ -160,6 +161,11 @@ class _R2RSettings:
     @classmethod
     def _validate_top_n(cls, value: int | None) -> int | None:
         return common.check_top_n(cls.__name__, value)
+
+    @field_validator("first_stage_weight", mode="before")
+    @classmethod
+    def _validate_weight(cls, value: float | None) -> float | None:
+        return common.check_weight(cls.__name__, "first_stage_weight", value)
 
     @property
     def reranker(self) -> Reranker:
@@ -174,7 +180,8 @@ class _R2RSettings:
                 callbacks: Callbacks | None) -> list[Document]:
         passages, textual, textless = _to_passages(owner, documents)
         ranking = (self.reranker.rerank(query, passages, top_n, explain_top=self.explain_top,
-                                        compare_top=self.compare_top) if passages else None)
+                                        compare_top=self.compare_top, first_stage_weight=self.first_stage_weight)
+                   if passages else None)
         _emit(ranking, callbacks)
         return _to_documents(documents, ranking, textual, textless)
 
@@ -182,7 +189,8 @@ class _R2RSettings:
                        callbacks: Callbacks | None) -> list[Document]:
         passages, textual, textless = _to_passages(owner, documents)
         ranking = (await self.reranker.arerank(query, passages, top_n, explain_top=self.explain_top,
-                                               compare_top=self.compare_top) if passages else None)
+                                               compare_top=self.compare_top,
+                                               first_stage_weight=self.first_stage_weight) if passages else None)
         await _aemit(ranking, callbacks)
         return _to_documents(documents, ranking, textual, textless)
 
@@ -198,12 +206,18 @@ class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
     ``explain_top``) and, on the first document, ``r2r_comparison``. Documents with no text are not ranked: they
     come after the ranked ones with an ``r2r_note``. Inside a LangChain run, each ranking is also dispatched as the
     custom event ``"r2r_rerank"``. A numeric ``metadata["score"]`` (or else ``metadata["retrieval_score"]``) is
-    passed to the reranker as the first-stage score, so traces record it.
+    passed to the reranker as the first-stage score, so traces record it and ``first_stage_weight`` can mix it in.
+    LangChain's vector-store retrievers drop their scores: to mix them in, put each document's score (higher = more
+    relevant, e.g. from ``similarity_search_with_relevance_scores``) in ``metadata["score"]``.
 
     Args:
         top_n: How many ranked documents to return (``None``: all). Must be >= 1.
         explain_top: How many of the top documents get an explanation (``None``: the reranker's default).
         compare_top: How many top documents the comparison covers (``None``: the reranker's default; <2: none).
+        first_stage_weight: How much the documents' first-stage scores count, mixed with the student's over all
+            documents (``None``: the reranker's setting, 0 by default; see ``Reranker(first_stage_weight=)``). The
+            mixed score becomes ``relevance_score``. A call where some document has no score is ordered by the
+            student alone (a warning is logged).
         reranker: An existing :class:`~r2r_agent.Reranker`. Default: ``Reranker()`` (embedded student), built on
             first use.
         student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
@@ -219,6 +233,9 @@ class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
     top_n: int | None = Field(default=3, description="How many ranked documents to return (None: all).")
     explain_top: int | None = Field(default=None, description="How many top documents to explain.")
     compare_top: int | None = Field(default=None, description="How many top documents the comparison covers.")
+    first_stage_weight: float | None = Field(
+        default=None, description="Weight of the documents' first-stage scores mixed with the student's (None: the "
+        "reranker's).")
 
     _reranker: Any = PrivateAttr(default=None)
 
@@ -255,6 +272,8 @@ class R2RRetriever(_R2RSettings, BaseRetriever):
         fetch_k_arg: The base retriever's keyword for the number of results.
         explain_top: How many of the top documents get an explanation (``None``: the reranker's default).
         compare_top: How many top documents the comparison covers (``None``: the reranker's default; <2: none).
+        first_stage_weight: How much the base retriever's scores (``metadata["score"]``, see
+            :class:`R2RCompressor`) count, mixed with the student's (``None``: the reranker's setting).
         reranker: An existing :class:`~r2r_agent.Reranker` (default: ``Reranker()``, built on first use).
         student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
 
@@ -271,6 +290,9 @@ class R2RRetriever(_R2RSettings, BaseRetriever):
     fetch_k_arg: str = Field(default="k", description="The base retriever's keyword for the number of results.")
     explain_top: int | None = Field(default=None, description="How many top documents to explain.")
     compare_top: int | None = Field(default=None, description="How many top documents the comparison covers.")
+    first_stage_weight: float | None = Field(
+        default=None, description="Weight of the documents' first-stage scores mixed with the student's (None: the "
+        "reranker's).")
 
     _reranker: Any = PrivateAttr(default=None)
 

@@ -66,6 +66,10 @@ class R2R(BaseNodePostprocessor):
         explain_top: How many of the top nodes get a direct explanation (``None``: the reranker's default).
         compare_top: How many top nodes the comparison covers (``None``: the reranker's default; 0 or 1: no
             comparison).
+        first_stage_weight: How much each node's incoming score (the retriever's; higher = more relevant) counts,
+            mixed with the student's over all nodes (``None``: the reranker's setting, 0 by default; see
+            ``Reranker(first_stage_weight=)``). The mixed score becomes the returned ``score``/``r2r_score``. A
+            call where some node has no score is ordered by the student alone (a warning is logged).
         keep_retrieval_score: Copy each node's incoming score to ``metadata["retrieval_score"]``.
         metadata_mode: Which node text the student reads (``MetadataMode.NONE``: the text only; ``EMBED``/``LLM``:
             with the node's metadata header).
@@ -84,6 +88,8 @@ class R2R(BaseNodePostprocessor):
     explain_top: int | None = Field(default=None, description="How many top nodes to explain (None: reranker's).")
     compare_top: int | None = Field(
         default=None, description="How many top nodes the comparison covers (None: reranker's; <2: none).")
+    first_stage_weight: float | None = Field(
+        default=None, description="Weight of the nodes' retrieval scores mixed with the student's (None: reranker's).")
     keep_retrieval_score: bool = Field(
         default=True, description="Copy the incoming score to metadata['retrieval_score'].")
     metadata_mode: MetadataMode = Field(default=MetadataMode.NONE, description="Which node text the student reads.")
@@ -107,6 +113,11 @@ class R2R(BaseNodePostprocessor):
     @classmethod
     def _validate_counts(cls, value: int | None) -> int | None:
         return common.check_count("R2R", "explain_top/compare_top", value)
+
+    @field_validator("first_stage_weight", mode="before")
+    @classmethod
+    def _validate_weight(cls, value: float | None) -> float | None:
+        return common.check_weight("R2R", "first_stage_weight", value)
 
     @classmethod
     def class_name(cls) -> str:
@@ -132,7 +143,8 @@ class R2R(BaseNodePostprocessor):
         model_name = reranker.student.name if passages else ""
         with self._events(nodes, query_bundle, query, model_name) as finish:
             ranking = (reranker.rerank(query, passages, self.top_n, explain_top=self.explain_top,
-                                       compare_top=self.compare_top) if passages else None)
+                                       compare_top=self.compare_top, first_stage_weight=self.first_stage_weight)
+                       if passages else None)
             return finish(self._to_nodes(nodes, ranking, textual, textless), ranking)
 
     @dispatcher.span
@@ -145,7 +157,8 @@ class R2R(BaseNodePostprocessor):
         model_name = (await asyncio.to_thread(lambda: reranker.student.name)) if passages else ""
         with self._events(nodes, query_bundle, query, model_name) as finish:
             ranking = (await reranker.arerank(query, passages, self.top_n, explain_top=self.explain_top,
-                                              compare_top=self.compare_top) if passages else None)
+                                              compare_top=self.compare_top,
+                                              first_stage_weight=self.first_stage_weight) if passages else None)
             return finish(self._to_nodes(nodes, ranking, textual, textless), ranking)
 
     # -- mapping -----------------------------------------------------------------------------------------------
@@ -252,8 +265,8 @@ class R2RRetriever(BaseRetriever):
         fetch_k: Keep at most this many candidates before reranking (``None``: all the base returned).
         callback_manager: LlamaIndex callback manager (also given to the built :class:`R2R`).
         verbose: LlamaIndex's retriever verbosity.
-        **r2r_kwargs: Settings for the built :class:`R2R`: ``top_n``, ``reranker``, ``explain_top``... (not with
-            ``postprocessor``).
+        **r2r_kwargs: Settings for the built :class:`R2R`: ``top_n``, ``reranker``, ``explain_top``,
+            ``first_stage_weight``... (not with ``postprocessor``).
 
     Example:
         >>> retriever = R2RRetriever(index.as_retriever(similarity_top_k=50), top_n=5)   # doctest: +SKIP

@@ -56,6 +56,10 @@ def _add_student_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rescore-weight", type=float, default=1.0, metavar="W",
                        help="weight of the LM score in the re-scored top, mixed with the scorer's (standardised); "
                        "1 (default): the LM score alone")
+    group.add_argument("--first-stage-weight", type=float, default=0.0, metavar="W",
+                       help="weight of the passages' first-stage 'score' (higher = more relevant) mixed with the "
+                       "scorer's over all passages (standardised); 0 (default): the scorer alone, 1: the first-stage "
+                       "order; needs a score on every passage, else the scorer alone with a warning")
     group.add_argument("--explain-top", type=int, default=5, metavar="N", help="explain the top N (default 5; 0: none)")
     group.add_argument("--compare-top", type=int, default=3, metavar="N",
                        help="explain the order of the top N (default 3; below 2: no comparison)")
@@ -163,7 +167,8 @@ def _build_reranker(args: argparse.Namespace) -> Any:
         student = Student.default(dtype=args.dtype or "auto", quantize=args.quantize or "none", progress=True,
                                   adapter=adapter)
     return Reranker(student, rescore_top=args.rescore_top, rescore_weight=args.rescore_weight,
-                    explain_top=args.explain_top, compare_top=args.compare_top)
+                    first_stage_weight=args.first_stage_weight, explain_top=args.explain_top,
+                    compare_top=args.compare_top)
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:

@@ -118,13 +118,17 @@ class Judgment:
             ``original_rank`` always identifies the input position.
         text: The passage text as given (not truncated).
         score: The score from the last cascade stage that saw this passage (higher is more relevant). Scores
-            are comparable only among passages scored by the same stage (see ``stage``).
+            are comparable only among passages scored by the same stage (see ``stage``). With
+            ``Reranker(first_stage_weight=w)`` it is the mix of the scorer's and the first-stage score (both
+            standardised over the call's passages), the value that ordered them.
         rank: 1-based position in the reranked order.
         original_rank: 1-based position in the input.
         original_score: The first-stage score passed in, if any.
         explanation: Why the passage is (or is not) relevant, or ``None`` when it was not explained.
         truncated: Whether the passage was cut to fit a model's token budget in any stage.
-        stage: The name of the cascade stage that produced ``score`` (``"score"`` or ``"rescore"``).
+        stage: The name of the cascade stage that produced ``score``: ``"score"`` (the scorer alone),
+            ``"score+first_stage"`` (the scorer mixed with ``original_score``, see ``Reranker(first_stage_weight=)``)
+            or ``"rescore"``.
         metadata: The passage's metadata (a copy).
     """
 

@@ -96,7 +96,8 @@ def test_model_default_means_the_embedded_smollm2(monkeypatch, tmp_path):
 
     monkeypatch.setattr(Student, "from_pretrained", fake_from_pretrained)
     args = argparse.Namespace(model="default", adapter="ad", quantize=None, dtype=None, device=None, rescore_top=0,
-                              explain_top=5, compare_top=3, rescore_weight=1.0)
+                              explain_top=5, compare_top=3, rescore_weight=1.0,
+                              first_stage_weight=0.0)
     with pytest.raises(RuntimeError, match="stop here"):
         cli._build_reranker(args)
     assert seen == {"model": tmp_path, "adapter": "ad"}
@@ -116,7 +117,27 @@ def test_adapter_flag_picks_the_default_students_adapter(monkeypatch, flag, expe
 
     monkeypatch.setattr(Student, "default", fake_default)
     args = argparse.Namespace(model=None, adapter=flag, quantize=None, dtype=None, device=None, rescore_top=0,
-                              explain_top=5, compare_top=3, rescore_weight=1.0)
+                              explain_top=5, compare_top=3, rescore_weight=1.0,
+                              first_stage_weight=0.0)
     with pytest.raises(RuntimeError, match="stop here"):
         cli._build_reranker(args)
     assert seen["adapter"] == expected
+
+
+def test_first_stage_weight_flag_reaches_the_reranker(monkeypatch, tmp_path, capsys, tiny_student):
+    from r2r_agent.student import Student
+
+    monkeypatch.setattr(Student, "default", lambda **kwargs: tiny_student)
+    args = cli.build_parser().parse_args(["rerank", "-q", "q", "-p", "x", "--first-stage-weight", "0.5"])
+    assert cli._build_reranker(args).first_stage_weight == 0.5
+    assert cli._build_reranker(cli.build_parser().parse_args(["demo"])).first_stage_weight == 0.0
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n".join(json.dumps({"id": f"d{i}", "text": t, "score": s}) for i, (t, s) in
+                              enumerate([("the sun", 1.0), ("fleas live two months", 3.0), ("concrete", 2.0)])))
+    assert cli.main(["rerank", "-q", "fleas", "-p", str(path), "--json", "--explain-top", "0", "--compare-top", "0",
+                     "--first-stage-weight", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [j["id"] for j in data["judgments"]] == ["d1", "d2", "d0"]
+    assert {j["stage"] for j in data["judgments"]} == {"score+first_stage"}
+    assert cli.main(["rerank", "-q", "fleas", "-p", str(path), "--first-stage-weight", "2"]) == 2
+    assert "first_stage_weight must be a number in [0, 1], got 2.0" in capsys.readouterr().err

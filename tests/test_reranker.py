@@ -230,3 +230,117 @@ def test_tiny_models_end_to_end(tiny_student, no_network):
     stages = {s.stage: s for s in ranking.stages}
     assert set(stages) == {"score", "rescore", "explain", "compare"}
     assert stages["score"].items == 5 and stages["rescore"].items == 3 and stages["explain"].items == 5
+
+
+# -- first-stage score fusion (Reranker(first_stage_weight=w)) -----------------------------------------------------
+
+#: The scorer is sure a > b > c > d; the retriever prefers d, then b.
+FUSION_SCORER = {"a": 0.9, "b": 0.5, "c": 0.1, "d": 0.0}
+FUSION_PASSAGES = [Passage("a", id="a", score=0.0), Passage("b", id="b", score=2.0), Passage("c", id="c", score=1.0),
+                   Passage("d", id="d", score=3.0)]
+
+
+def fusion_reranker(**kwargs):
+    return Reranker(Student(scorer=TableScorer(FUSION_SCORER), explainer=EchoExplainer(), name="fake"), **kwargs)
+
+
+def test_first_stage_weight_0_is_todays_ranking_exactly():
+    today = fusion_reranker().rerank("q", FUSION_PASSAGES)
+    assert [j.to_dict() for j in fusion_reranker(first_stage_weight=0.0).rerank("q", FUSION_PASSAGES)] == \
+        [j.to_dict() for j in today]
+    assert [j.to_dict() for j in fusion_reranker(first_stage_weight=0.7).rerank(
+        "q", FUSION_PASSAGES, first_stage_weight=0)] == [j.to_dict() for j in today]
+    assert [j.text for j in today] == ["a", "b", "c", "d"] and {j.stage for j in today} == {"score"}
+    assert [j.score for j in today] == [0.9, 0.5, 0.1, 0.0]  # the scorer's own values, untouched
+
+
+def test_first_stage_weight_1_reproduces_the_first_stage_order():
+    ranking = fusion_reranker(first_stage_weight=1.0).rerank("q", FUSION_PASSAGES, explain_top=0, compare_top=0)
+    assert [j.text for j in ranking] == ["d", "b", "c", "a"]
+    assert [j.score for j in ranking] == [j.original_score for j in ranking] == [3.0, 2.0, 1.0, 0.0]
+    assert {j.stage for j in ranking} == {"score+first_stage"}
+    # ties keep the input order, as for the scorer
+    tied = [Passage("a", score=1.0), Passage("b", score=2.0), Passage("c", score=1.0)]
+    assert [j.text for j in fusion_reranker(first_stage_weight=1.0).rerank("q", tied)] == ["b", "a", "c"]
+
+
+def test_first_stage_weight_mixes_standardised_scores():
+    from r2r_agent.reranker import mix_scores
+
+    ranking = fusion_reranker(first_stage_weight=0.5).rerank("q", FUSION_PASSAGES, explain_top=0, compare_top=0)
+    # z(scorer) = (1.47, 0.35, -0.77, -1.05), z(first stage) = (-1.34, 0.45, -0.45, 1.34): the mean decides
+    expected = mix_scores([0.9, 0.5, 0.1, 0.0], [0.0, 2.0, 1.0, 3.0], 0.5)
+    assert [j.text for j in ranking] == ["b", "d", "a", "c"]
+    assert [j.score for j in ranking] == [expected[i] for i in (1, 3, 0, 2)]
+    assert [j.original_rank for j in ranking] == [2, 4, 1, 3]
+    assert {j.stage for j in ranking} == {"score+first_stage"}
+    assert [s.stage for s in ranking.stages] == ["score"]  # no extra model run, so no extra cost entry
+    # a small weight keeps the scorer's order, a large one the retriever's
+    assert [j.text for j in fusion_reranker(first_stage_weight=0.1).rerank("q", FUSION_PASSAGES)] == \
+        ["a", "b", "c", "d"]
+    assert [j.text for j in fusion_reranker(first_stage_weight=0.9).rerank("q", FUSION_PASSAGES)] == \
+        ["d", "b", "c", "a"]
+
+
+@pytest.mark.parametrize("missing", [None, math.nan, math.inf])
+def test_first_stage_fusion_without_every_score_falls_back_to_the_scorer(missing, caplog):
+    passages = [*FUSION_PASSAGES[:3], Passage("d", id="d", score=missing)]
+    reranker = fusion_reranker(first_stage_weight=0.5)
+    with caplog.at_level("DEBUG", logger="r2r_agent.reranker"):
+        ranking = reranker.rerank("q", passages)
+        again = reranker.rerank("q", passages)
+    assert [j.text for j in ranking] == ["a", "b", "c", "d"]
+    assert [j.score for j in ranking] == [0.9, 0.5, 0.1, 0.0] and {j.stage for j in ranking} == {"score"}
+    assert [j.to_dict() for j in again] == [j.to_dict() for j in ranking]
+    records = [r for r in caplog.records if "first_stage_weight=0.5 not applied" in r.getMessage()]
+    assert [r.levelname for r in records] == ["WARNING", "DEBUG"]  # warned once per reranker
+    assert "1 of 4 passages have no finite first-stage score" in records[0].getMessage()
+
+
+def test_first_stage_fusion_of_plain_strings_falls_back_to_the_scorer():
+    ranking = fusion_reranker(first_stage_weight=1.0).rerank("q", ["d", "c", "b", "a"])
+    assert [j.text for j in ranking] == ["a", "b", "c", "d"] and {j.stage for j in ranking} == {"score"}
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5, math.nan, True, "0.5", None])
+def test_first_stage_weight_outside_0_1_is_a_clear_error(weight):
+    with pytest.raises(InvalidInputError, match=r"first_stage_weight must be a number in \[0, 1\]"):
+        fusion_reranker(first_stage_weight=weight)
+    if weight is not None:  # None per call means "the reranker's"
+        with pytest.raises(InvalidInputError, match=r"first_stage_weight must be a number in \[0, 1\]"):
+            fusion_reranker().rerank("q", FUSION_PASSAGES, first_stage_weight=weight)
+
+
+def test_rescore_works_on_the_fused_order():
+    student = Student(scorer=TableScorer(FUSION_SCORER), rescorer=TableScorer({"a": 5.0, "b": 1.0}, name="lm"),
+                      name="cascade")
+    ranking = Reranker(student, rescore_top=2, first_stage_weight=0.5).rerank("q", FUSION_PASSAGES)
+    # fused order b, d, a, c; the re-scorer sees the fused top 2 (b, d) and prefers b
+    assert [j.text for j in ranking] == ["b", "d", "a", "c"]
+    assert [j.stage for j in ranking] == ["rescore", "rescore", "score+first_stage", "score+first_stage"]
+    assert [s.stage for s in ranking.stages] == ["score", "rescore"]
+
+
+async def test_arerank_passes_the_first_stage_weight():
+    reranker = fusion_reranker()
+    ranking = await reranker.arerank("q", FUSION_PASSAGES, first_stage_weight=1.0)
+    assert [j.text for j in ranking] == ["d", "b", "c", "a"]
+
+
+def test_first_stage_fusion_does_not_mutate_inputs():
+    items = [{"id": "a", "text": "a", "score": 0.0, "metadata": {"k": [1]}}, *FUSION_PASSAGES[1:]]
+    before = copy.deepcopy(items)
+    ranking = fusion_reranker(first_stage_weight=0.5).rerank("q", items)
+    assert items == before and [p.score for p in FUSION_PASSAGES] == [0.0, 2.0, 1.0, 3.0]
+    assert [j.original_score for j in sorted(ranking, key=lambda j: j.original_rank)] == [0.0, 2.0, 1.0, 3.0]
+
+
+def test_first_stage_fusion_with_tiny_models(tiny_student, no_network):
+    passages = [Passage(p, id=str(i), score=float(len(PASSAGES) - i)) for i, p in enumerate(PASSAGES)]
+    plain = Reranker(tiny_student).rerank("how long do fleas live", passages, explain_top=0, compare_top=0)
+    same = Reranker(tiny_student, first_stage_weight=0.0).rerank("how long do fleas live", passages, explain_top=0,
+                                                                 compare_top=0)
+    assert [(j.id, j.score) for j in same] == [(j.id, j.score) for j in plain]
+    first = Reranker(tiny_student, first_stage_weight=1.0).rerank("how long do fleas live", passages,
+                                                                  explain_top=0, compare_top=0)
+    assert [j.id for j in first] == ["0", "1", "2", "3"]

@@ -292,3 +292,55 @@ def test_shared_test_sets_hold_no_training_queries(data_dir: Path) -> None:
     assert len(training) == 450  # 500 R2R queries, 10% held out for validation
     for name in ("dl19", "dl20"):
         check_not_training(name, load_dataset(name, data_dir).queries, training)
+
+
+# --- first-stage score fusion (SystemOptions.first_stage_weight) --------------------------------------------------
+
+
+class DigitScorer:
+    """Scores "text N of q..." by N: the reverse of tiny_dataset's first-stage order."""
+
+    name = "digit"
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        return [float(p.split()[1]) for p in passages]
+
+
+def test_first_stage_weight_names_and_keys_the_reranking_systems(tmp_path: Path) -> None:
+    names = ["first-stage", "minilm", "student", "zero-shot-student", "zero-shot-lm", f"adapter:{tmp_path}"]
+    plain = build_systems(names, SystemOptions())
+    fused = build_systems(names, SystemOptions(first_stage_weight=0.5))
+    assert [s.name for s in fused] == ["first-stage", "minilm+first-stage@0.5", "student+first-stage@0.5",
+                                       "zero-shot-student+first-stage@0.5", "zero-shot-lm+first-stage@0.5",
+                                       f"adapter:{tmp_path}+first-stage@0.5"]
+    assert [s.name for s in plain] == names  # weight 0: names and keys as before the option existed
+    assert dict(plain[1].config) == {"model": "all-MiniLM-L6-v2"}
+    assert dict(fused[1].config) == {"model": "all-MiniLM-L6-v2", "first_stage_weight": 0.5}
+    assert system_key(fused[0]) == system_key(plain[0])
+    for a, b in zip(plain[1:], fused[1:], strict=True):
+        assert system_key(a) != system_key(b) and b.config["first_stage_weight"] == 0.5
+        assert {k: v for k, v in b.config.items() if k != "first_stage_weight"} == dict(a.config)
+    other = build_system("minilm", SystemOptions(first_stage_weight=0.25))
+    assert system_key(other) != system_key(fused[1])
+    assert getattr(fused[1], "explains", False) is False and getattr(fused[2], "explains", False) is True
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5, True, float("nan")])
+def test_system_options_first_stage_weight_is_checked(weight: float) -> None:
+    with pytest.raises(InvalidInputError, match=r"first_stage_weight must be a number in \[0, 1\]"):
+        SystemOptions(first_stage_weight=weight)
+
+
+def test_minilm_with_first_stage_weight_feeds_the_candidate_scores() -> None:
+    pool = ModelPool()
+    pool._encoder = DigitScorer()  # no model is loaded
+    cands = tiny_dataset().candidates["q1"]  # first-stage scores 10, 9, 8, 7
+    assert build_system("minilm", SystemOptions(), pool).rank("q", cands).doc_ids == (
+        "q1-d3", "q1-d2", "q1-d1", "q1-d0")
+    fused = build_system("minilm", SystemOptions(first_stage_weight=1.0), pool)
+    result = fused.rank("q", list(reversed(cands)))  # the input order does not matter, the scores do
+    assert result.doc_ids == ("q1-d0", "q1-d1", "q1-d2", "q1-d3") and result.scores == (10.0, 9.0, 8.0, 7.0)
+    assert [s.stage for s in result.stages] == ["score"]
+    # equal standardised weights on exactly opposite scores: every mixed score is 0, ties keep the input order
+    half = build_system("minilm", SystemOptions(first_stage_weight=0.5), pool).rank("q", cands)
+    assert half.doc_ids == tuple(c.docid for c in cands) and half.scores == (0.0, 0.0, 0.0, 0.0)

@@ -150,3 +150,34 @@ def test_cli_eval_minilm_on_two_real_queries(data_dir: Path, tmp_path: Path) -> 
     minilm = next(r for r in data["runs"] if r["system"] == "minilm")
     assert minilm["cost"]["passages"] == 200 and minilm["evaluation"]["n_queries"] == 2
     assert minilm["cost"]["passages_per_second"] > 1
+
+
+def test_cli_eval_first_stage_weight(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_evals_runner import DigitScorer
+
+    from r2r_agent.evals.systems import ModelPool
+
+    monkeypatch.setattr(ModelPool, "encoder", lambda self: DigitScorer())
+    data = write_trec_dl(tmp_path / "data")
+    report = tmp_path / "report"
+    base = ["eval", "--dataset", "dl19", "--systems", "first-stage,minilm", "--report", str(report),
+            "--data-dir", str(data), "--no-progress", "--no-plots"]
+    assert main([*base, "--first-stage-weight", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "minilm+first-stage@1" in out
+    fused = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    assert fused["systems"] == ["first-stage", "minilm+first-stage@1"]
+    assert fused["settings"]["system_config"]["minilm+first-stage@1"]["first_stage_weight"] == 1.0
+    assert "--first-stage-weight 1.0" in fused["command"]
+    scores = {r["system"]: r["evaluation"]["aggregates"]["nDCG@10"] for r in fused["runs"]}
+    assert scores["minilm+first-stage@1"] == scores["first-stage"]  # weight 1: the first-stage order
+    assert main(base) == 0  # weight 0, same cache file: its own key, nothing served from the fused results
+    plain = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    assert plain["systems"] == ["first-stage", "minilm"]
+    assert next(r for r in plain["runs"] if r["system"] == "minilm")["cost"]["computed"] == 3
+    keys = {json.loads(line)["system"] for line in (report / "cache.jsonl").read_text(encoding="utf-8").splitlines()}
+    assert {'minilm {"model": "all-MiniLM-L6-v2"}',
+            'minilm+first-stage@1 {"first_stage_weight": 1.0, "model": "all-MiniLM-L6-v2"}'} <= keys
+    assert main([*base, "--first-stage-weight", "1.5"]) == 2
+    assert "first_stage_weight must be a number in [0, 1]" in capsys.readouterr().err

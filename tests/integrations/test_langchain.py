@@ -278,3 +278,49 @@ def test_retriever_scores_in_metadata_reach_the_trace():
     assert {c.id: c.first_stage_score for c in record.candidates} == {
         "m0": 12.5, "m1": 0.75, "m2": 3.0, "m3": None, "m4": None, "m5": None}
     assert [d.metadata for d in docs] == metadata  # the caller's documents are untouched
+
+
+def scored_docs() -> list[Document]:
+    """The passages with the retriever's score where a retriever would put it (metadata["score"])."""
+    return [Document(page_content=t, id=i, metadata={"source": f"{i}.txt", "score": s}) for i, t, s in PASSAGES]
+
+
+def test_compressor_first_stage_weight_mixes_metadata_scores(reranker):
+    from r2r_agent import Passage
+
+    docs = scored_docs()
+    before = copy.deepcopy([d.model_dump() for d in docs])
+    out = R2RCompressor(top_n=None, reranker=reranker, first_stage_weight=0.5).compress_documents(docs, QUERY)
+    expected = reranker.rerank(QUERY, [Passage(t, id=i, score=s) for i, t, s in PASSAGES], first_stage_weight=0.5)
+    assert ids(out) == [j.id for j in expected]
+    assert [d.metadata["relevance_score"] for d in out] == [j.score for j in expected]
+    assert [d.metadata["score"] for d in out] == [j.original_score for j in expected]  # the retriever's, kept
+    assert [d.model_dump() for d in docs] == before
+    first = R2RCompressor(top_n=None, reranker=reranker, first_stage_weight=1.0).compress_documents(docs, QUERY)
+    assert ids(first) == ["d1", "d2", "d3", "d4"]
+
+
+async def test_retriever_first_stage_weight_sync_and_async(reranker):
+    retriever = R2RRetriever(base_retriever=FixedRetriever(docs=scored_docs(), calls=[]), top_n=2,
+                             reranker=reranker, first_stage_weight=1.0)
+    assert ids(retriever.invoke(QUERY)) == ids(await retriever.ainvoke(QUERY)) == ["d1", "d2"]
+    out = await R2RCompressor(top_n=2, reranker=reranker, first_stage_weight=1.0).acompress_documents(
+        scored_docs(), QUERY)
+    assert ids(out) == ["d1", "d2"]
+
+
+def test_first_stage_weight_without_scores_keeps_the_student_order(reranker, caplog):
+    with caplog.at_level("WARNING", logger="r2r_agent.reranker"):
+        out = R2RCompressor(top_n=None, reranker=reranker, first_stage_weight=1.0).compress_documents(
+            make_docs(), QUERY)  # scores under another key: LangChain documents usually carry none
+    expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES])
+    assert ids(out) == [PASSAGES[j.original_rank - 1][0] for j in expected]
+    assert "4 of 4 passages have no finite first-stage score" in caplog.text
+
+
+@pytest.mark.parametrize("weight", [-0.5, 2, True, "half"])
+def test_first_stage_weight_must_be_in_0_1(weight, reranker):
+    with pytest.raises(ValueError, match=r"first_stage_weight must be a number in \[0, 1\]"):
+        R2RCompressor(reranker=reranker, first_stage_weight=weight)
+    with pytest.raises(ValueError, match=r"first_stage_weight must be a number in \[0, 1\]"):
+        R2RRetriever(base_retriever=FixedRetriever(docs=make_docs()), reranker=reranker, first_stage_weight=weight)

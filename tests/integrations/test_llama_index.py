@@ -344,3 +344,50 @@ async def test_tool_carries_explanations(reranker):
     assert tool.metadata.name == "search_with_reasons"
     with pytest.raises(ValueError, match="set them on it instead"):
         create_r2r_tool(R2RRetriever(FixedRetriever([]), reranker=reranker), top_n=3)
+
+
+# -- first-stage score fusion --------------------------------------------------------------------------------------
+
+
+def test_first_stage_weight_mixes_the_node_scores_in(reranker):
+    from r2r_agent import Passage
+
+    nodes = make_nodes()
+    before = snapshot(nodes)
+    out = R2R(top_n=None, reranker=reranker, first_stage_weight=0.5).postprocess_nodes(nodes, query_str=QUERY)
+    expected = reranker.rerank(QUERY, [Passage(t, id=i, score=s) for i, t, s in PASSAGES], first_stage_weight=0.5)
+    assert [n.node.node_id for n in out] == [j.id for j in expected]
+    assert [n.score for n in out] == [n.node.metadata["r2r_score"] for n in out] == [j.score for j in expected]
+    assert [n.node.metadata["retrieval_score"] for n in out] == [j.original_score for j in expected]
+    assert {j.stage for j in expected} == {"score+first_stage"}
+    assert snapshot(nodes) == before
+    # 1: the retriever's order; None: the reranker's own setting (0 here: the student's order)
+    first = R2R(top_n=None, reranker=reranker, first_stage_weight=1.0).postprocess_nodes(nodes, query_str=QUERY)
+    assert [n.node.node_id for n in first] == ["d1", "d2", "d3", "d4"]
+    plain = R2R(top_n=None, reranker=reranker).postprocess_nodes(nodes, query_str=QUERY)
+    assert [n.node.node_id for n in plain] == [j.id for j in reranker.rerank(QUERY, [Passage(t, id=i) for i, t, _ in
+                                                                                       PASSAGES])]
+
+
+async def test_first_stage_weight_async_and_through_the_retriever(reranker):
+    pp = R2R(top_n=None, reranker=reranker, first_stage_weight=1.0)
+    aout = await pp.apostprocess_nodes(make_nodes(), query_str=QUERY)
+    assert [n.node.node_id for n in aout] == ["d1", "d2", "d3", "d4"]
+    retriever = R2RRetriever(FixedRetriever(make_nodes()), top_n=2, reranker=reranker, first_stage_weight=1.0)
+    assert [n.node.node_id for n in retriever.retrieve(QUERY)] == ["d1", "d2"]
+    assert retriever.postprocessor.first_stage_weight == 1.0
+
+
+def test_first_stage_weight_without_node_scores_keeps_the_student_order(reranker, caplog):
+    nodes = [NodeWithScore(node=n.node, score=None if n.node.node_id == "d2" else n.score) for n in make_nodes()]
+    with caplog.at_level("WARNING", logger="r2r_agent.reranker"):
+        out = R2R(top_n=None, reranker=reranker, first_stage_weight=1.0).postprocess_nodes(nodes, query_str=QUERY)
+    expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES])
+    assert [n.node.node_id for n in out] == [PASSAGES[j.original_rank - 1][0] for j in expected]
+    assert "1 of 4 passages have no finite first-stage score" in caplog.text
+
+
+@pytest.mark.parametrize("weight", [-0.5, 2, True, "half"])
+def test_first_stage_weight_must_be_in_0_1(weight, reranker):
+    with pytest.raises(ValueError, match=r"first_stage_weight must be a number in \[0, 1\]"):
+        R2R(reranker=reranker, first_stage_weight=weight)

@@ -43,8 +43,9 @@ from .trainer_loop import (
     CHECKPOINTS_DIR,
     RUNTIME_FIELDS,
     TrainerLoop,
+    check_loop_settings,
     check_resumable_settings,
-    check_runtime_settings,
+    config_from_dict,
     device_field,
     find_latest_checkpoint,
     load_trainer_state,
@@ -137,39 +138,21 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
-        check_runtime_settings(self)
-        positive = ("batch_size", "ranking_batch_size", "grad_accum", "lora_r", "lora_alpha", "max_passage_tokens",
-                    "max_comparison_passage_tokens", "max_rank_passage_tokens", "max_target_tokens",
-                    "max_rank_passages", "eval_k", "log_every")
-        for name in positive:
+        check_loop_settings(self)
+        for name in ("batch_size", "lora_r", "lora_alpha", "max_passage_tokens", "max_comparison_passage_tokens",
+                     "max_rank_passage_tokens", "max_target_tokens"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"DistillConfig.{name} must be >= 1, got {getattr(self, name)}")
-        non_negative = ("weight_decay", "warmup_steps", "max_grad_norm", "lm_weight", "rank_weight", "label_weight",
-                        "checkpoint_every", "keep_checkpoints", "eval_every", "max_eval_explanations",
-                        "max_eval_queries")
-        for name in non_negative:
+        for name in ("lm_weight", "rank_weight", "max_eval_explanations", "max_eval_queries"):
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"DistillConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise InvalidInputError(f"DistillConfig.max_steps must be >= 1 or None, got {self.max_steps}")
-        if self.epochs <= 0:
-            raise InvalidInputError(f"DistillConfig.epochs must be > 0, got {self.epochs}")
-        if self.learning_rate <= 0:
-            raise InvalidInputError(f"DistillConfig.learning_rate must be > 0, got {self.learning_rate}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise InvalidInputError(f"DistillConfig.lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if self.lm_weight == 0 and self.rank_weight == 0:
             raise InvalidInputError("DistillConfig.lm_weight and DistillConfig.rank_weight are both 0: nothing to "
                                     "train; give at least one a positive weight")
-        if self.scheduler not in ("linear", "constant"):
-            raise InvalidInputError(f"DistillConfig.scheduler must be 'linear' or 'constant', got {self.scheduler!r}")
-        if self.ranking_loss not in RANKING_LOSSES:
-            raise InvalidInputError(f"DistillConfig.ranking_loss must be one of {sorted(RANKING_LOSSES)}, got "
-                                    f"{self.ranking_loss!r}")
         if self.rank_score not in ("yes_no", "head"):
             raise InvalidInputError(f"DistillConfig.rank_score must be 'yes_no' or 'head', got {self.rank_score!r}")
-        if self.target_temperature <= 0:
-            raise InvalidInputError(f"DistillConfig.target_temperature must be > 0, got {self.target_temperature}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
@@ -180,11 +163,7 @@ class DistillConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DistillConfig:
         """Build from :meth:`to_dict` output (unknown keys are rejected, naming them)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InvalidInputError(f"DistillConfig: unknown fields {unknown}; expected some of {sorted(names)}")
-        return cls(**{k: tuple(v) if k == "target_modules" else v for k, v in data.items()})
+        return config_from_dict(cls, data)  # __post_init__ turns the JSON list back into a tuple
 
 
 @dataclass

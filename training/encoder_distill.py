@@ -38,8 +38,9 @@ from .trainer_loop import (
     CHECKPOINTS_DIR,
     RUNTIME_FIELDS,
     TrainerLoop,
+    check_loop_settings,
     check_resumable_settings,
-    check_runtime_settings,
+    config_from_dict,
     device_field,
     load_trainer_state,
     mixed_precision_field,
@@ -106,28 +107,15 @@ class EncoderDistillConfig:
     mixed_precision: str = mixed_precision_field()
 
     def __post_init__(self) -> None:
-        check_runtime_settings(self)
-        for name in ("ranking_batch_size", "grad_accum", "max_rank_passages", "max_eval_queries", "eval_k",
-                     "log_every"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"EncoderDistillConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "label_weight", "checkpoint_every",
-                     "keep_checkpoints", "eval_every", "min_gain"):
-            if getattr(self, name) < 0:
-                raise InvalidInputError(f"EncoderDistillConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise InvalidInputError(f"EncoderDistillConfig.max_steps must be >= 1 or None, got {self.max_steps}")
+        check_loop_settings(self)
+        if self.max_eval_queries < 1:
+            raise InvalidInputError(f"EncoderDistillConfig.max_eval_queries must be >= 1, got {self.max_eval_queries}")
+        if self.min_gain < 0:
+            raise InvalidInputError(f"EncoderDistillConfig.min_gain must be >= 0, got {self.min_gain}")
         if self.max_tokens is not None and self.max_tokens < 8:
             raise InvalidInputError(f"EncoderDistillConfig.max_tokens must be >= 8 or None, got {self.max_tokens}")
-        for name in ("epochs", "learning_rate", "scale", "target_temperature"):
-            if getattr(self, name) <= 0:
-                raise InvalidInputError(f"EncoderDistillConfig.{name} must be > 0, got {getattr(self, name)}")
-        if self.scheduler not in ("linear", "constant"):
-            raise InvalidInputError(f"EncoderDistillConfig.scheduler must be 'linear' or 'constant', got "
-                                    f"{self.scheduler!r}")
-        if self.ranking_loss not in RANKING_LOSSES:
-            raise InvalidInputError(f"EncoderDistillConfig.ranking_loss must be one of {sorted(RANKING_LOSSES)}, got "
-                                    f"{self.ranking_loss!r}")
+        if self.scale <= 0:
+            raise InvalidInputError(f"EncoderDistillConfig.scale must be > 0, got {self.scale}")
         if self.select_on not in SELECTION_METRICS:
             raise InvalidInputError(f"EncoderDistillConfig.select_on must be one of {list(SELECTION_METRICS)}, got "
                                     f"{self.select_on!r}")
@@ -139,12 +127,7 @@ class EncoderDistillConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EncoderDistillConfig:
         """Build from :meth:`to_dict` output (unknown keys are rejected, naming them)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InvalidInputError(f"EncoderDistillConfig: unknown fields {unknown}; expected some of "
-                                    f"{sorted(names)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 @dataclass(frozen=True)

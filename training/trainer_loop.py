@@ -222,13 +222,44 @@ def mixed_precision_field() -> Any:
     return dataclasses.field(default="no", metadata={"help": "no, fp16 or bf16 (through accelerate)"})
 
 
-def check_runtime_settings(config: Any) -> None:
-    """The config checks both trainers share (``mixed_precision``); raises :class:`InvalidInputError`."""
+def check_loop_settings(config: Any) -> None:
+    """The checks of the fields both trainers' configs share; raises :class:`InvalidInputError` naming the field."""
     from r2r_agent.errors import InvalidInputError
 
+    from .losses import RANKING_LOSSES
+
+    kind = type(config).__name__
+    for name in ("ranking_batch_size", "grad_accum", "max_rank_passages", "eval_k", "log_every"):
+        if getattr(config, name) < 1:
+            raise InvalidInputError(f"{kind}.{name} must be >= 1, got {getattr(config, name)}")
+    for name in ("weight_decay", "warmup_steps", "max_grad_norm", "label_weight", "checkpoint_every",
+                 "keep_checkpoints", "eval_every"):
+        if getattr(config, name) < 0:
+            raise InvalidInputError(f"{kind}.{name} must be >= 0, got {getattr(config, name)}")
+    if config.max_steps is not None and config.max_steps < 1:
+        raise InvalidInputError(f"{kind}.max_steps must be >= 1 or None, got {config.max_steps}")
+    for name in ("epochs", "learning_rate", "target_temperature"):
+        if getattr(config, name) <= 0:
+            raise InvalidInputError(f"{kind}.{name} must be > 0, got {getattr(config, name)}")
+    if config.scheduler not in ("linear", "constant"):
+        raise InvalidInputError(f"{kind}.scheduler must be 'linear' or 'constant', got {config.scheduler!r}")
+    if config.ranking_loss not in RANKING_LOSSES:
+        raise InvalidInputError(f"{kind}.ranking_loss must be one of {sorted(RANKING_LOSSES)}, got "
+                                f"{config.ranking_loss!r}")
     if config.mixed_precision not in MIXED_PRECISION:
-        raise InvalidInputError(f"{type(config).__name__}.mixed_precision must be one of {list(MIXED_PRECISION)}, "
-                                f"got {config.mixed_precision!r}")
+        raise InvalidInputError(f"{kind}.mixed_precision must be one of {list(MIXED_PRECISION)}, got "
+                                f"{config.mixed_precision!r}")
+
+
+def config_from_dict(cls: Any, data: Mapping[str, Any]) -> Any:
+    """``cls(**data)`` for a trainer config read back from ``to_dict`` output; unknown keys are rejected by name."""
+    from r2r_agent.errors import InvalidInputError
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InvalidInputError(f"{cls.__name__}: unknown fields {unknown}; expected some of {sorted(names)}")
+    return cls(**data)
 
 
 # ---- runtimes -----------------------------------------------------------------------------------------------------
@@ -499,7 +530,6 @@ class TrainerLoop:
 
 
 __all__ = ["CHECKPOINTS_DIR", "MIXED_PRECISION", "RUNTIME_FIELDS", "STATE_FILE", "LocalRuntime", "TrainerLoop",
-           "check_resumable_settings", "checkpoint_to_resume", "find_latest_checkpoint", "is_main_launched_process",
-           "launched_distributed",
-           "load_trainer_state", "make_runtime", "restore_trainer_state", "save_trainer_checkpoint", "seed_everything",
-           "stream_indices"]
+           "check_loop_settings", "check_resumable_settings", "checkpoint_to_resume", "config_from_dict",
+           "find_latest_checkpoint", "is_main_launched_process", "launched_distributed", "load_trainer_state",
+           "make_runtime", "restore_trainer_state", "save_trainer_checkpoint", "seed_everything", "stream_indices"]

@@ -640,25 +640,37 @@ def _minilm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     return RerankerSystem(name, factory, config)
 
 
-def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
-    k = options.student_rescore_top
-    w = options.rescore_weight
-    fw = options.first_stage_weight
+def _cascade(name: str, make_student: Callable[[], Any], rescore_top: int, options: SystemOptions,
+             config: Mapping[str, Any], *, explains: bool) -> System:
+    """A system reranking with ``Reranker(make_student(), rescore_top=...)``, explanations off.
+
+    Its cache-key config is ``rescore_top``, ``rescore_weight`` and ``config``; the first-stage weight is added to
+    the name and the key by :func:`_fused`.
+    """
+    w, fw = options.rescore_weight, options.first_stage_weight
 
     def factory() -> Any:
         from r2r_agent.reranker import Reranker
 
-        return Reranker(pool.default_student(), rescore_top=k, rescore_weight=w, first_stage_weight=fw,
+        return Reranker(make_student(), rescore_top=rescore_top, rescore_weight=w, first_stage_weight=fw,
                         explain_top=0, compare_top=0)
 
+    name, key = _fused(name, {"rescore_top": rescore_top, "rescore_weight": w, **config}, fw)
+    return RerankerSystem(name, factory, key, explains=explains)
+
+
+def _auto_dtype() -> str:
+    """What ``dtype="auto"`` resolves to here: part of the cache key, since it means different weights on different
+    CPUs."""
     from r2r_agent.modeling import resolve_dtype
 
-    # The resolved dtype and the shipped adapter are part of the cache key: "auto" means different weights on
-    # different CPUs, and a new adapter release changes the student.
-    dtype = str(resolve_dtype("auto")).removeprefix("torch.")
-    name, config = _fused("student", {"rescore_top": k, "rescore_weight": w, "dtype": dtype,
-                                      "adapter": _shipped_fingerprint()}, fw)
-    return RerankerSystem(name, factory, config, explains=True)
+    return str(resolve_dtype("auto")).removeprefix("torch.")
+
+
+def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
+    # A new adapter release changes the student, so the shipped adapter's digest is in the cache key too.
+    return _cascade("student", pool.default_student, options.student_rescore_top, options,
+                    {"dtype": _auto_dtype(), "adapter": _shipped_fingerprint()}, explains=True)
 
 
 def _shipped_fingerprint() -> str | None:
@@ -683,40 +695,18 @@ def _adapter_fingerprint(folder: Path) -> str | None:
 
 
 def _zero_shot_student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
-    k = options.student_rescore_top
-    w = options.rescore_weight
-    fw = options.first_stage_weight
-
-    def factory() -> Any:
-        from r2r_agent.reranker import Reranker
-
-        return Reranker(pool.zero_shot_student(), rescore_top=k, rescore_weight=w, first_stage_weight=fw,
-                        explain_top=0, compare_top=0)
-
-    from r2r_agent.modeling import resolve_dtype
-
-    dtype = str(resolve_dtype("auto")).removeprefix("torch.")
-    name, config = _fused("zero-shot-student", {"rescore_top": k, "rescore_weight": w, "dtype": dtype}, fw)
-    return RerankerSystem(name, factory, config, explains=True)
+    return _cascade("zero-shot-student", pool.zero_shot_student, options.student_rescore_top, options,
+                    {"dtype": _auto_dtype()}, explains=True)
 
 
 def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
-    k = options.lm_top
-    w = options.rescore_weight
-    fw = options.first_stage_weight
-
-    def factory() -> Any:
-        from r2r_agent.reranker import Reranker
+    def student() -> Any:
         from r2r_agent.student import Student
 
         base = pool.zero_shot_student().rescorer
-        student = Student(scorer=pool.encoder(), rescorer=base,
-                          name=f"{pool.encoder().name} + {base.name} (LM re-scorer)")
-        return Reranker(student, rescore_top=k, rescore_weight=w, first_stage_weight=fw, explain_top=0,
-                        compare_top=0)
+        return Student(scorer=pool.encoder(), rescorer=base, name=f"{pool.encoder().name} + {base.name} (LM re-scorer)")
 
-    name, config = _fused("zero-shot-lm", {"rescore_top": k, "rescore_weight": w}, fw)
-    return RerankerSystem(name, factory, config)
+    return _cascade("zero-shot-lm", student, options.lm_top, options, {}, explains=False)
 
 
 def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
@@ -726,27 +716,20 @@ def _adapter(arg: str | None, options: SystemOptions, pool: ModelPool) -> System
             f"adapter:PATH needs a distilled adapter folder (from `r2r distill`), got {str(path)!r}, which is not "
             "a folder."
         )
-    k = options.lm_top
-    w = options.rescore_weight
-    fw = options.first_stage_weight
     base = options.base_model
 
-    def factory() -> Any:
+    def student() -> Any:
         from r2r_agent.default_models import prepare_smollm2
-        from r2r_agent.reranker import Reranker
         from r2r_agent.student import Student
 
         model = base if base is not None else prepare_smollm2()
         distilled = Student.from_pretrained(model, adapter=path)
-        student = Student(scorer=pool.encoder(), rescorer=distilled.scorer, explainer=distilled.explainer,
-                          name=f"minilm + {distilled.name}", adapter=str(path))
-        return Reranker(student, rescore_top=k, rescore_weight=w, first_stage_weight=fw, explain_top=0,
-                        compare_top=0)
+        return Student(scorer=pool.encoder(), rescorer=distilled.scorer, explainer=distilled.explainer,
+                       name=f"minilm + {distilled.name}", adapter=str(path))
 
-    name, config = _fused(f"adapter:{arg}", {"rescore_top": k, "rescore_weight": w, "base_model": base,
-                                             "adapter": str(path.resolve()), "weights": _adapter_fingerprint(path)},
-                          fw)
-    return RerankerSystem(name, factory, config, explains=True)
+    return _cascade(f"adapter:{arg}", student, options.lm_top, options,
+                    {"base_model": base, "adapter": str(path.resolve()), "weights": _adapter_fingerprint(path)},
+                    explains=True)
 
 
 def _teacher(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:

@@ -184,11 +184,8 @@ def explanation_section(results: EvalResults) -> list[str]:
              "verdict and a graded passage; coverage is the fraction with a known verdict; groundedness is the mean "
              "fraction of claim words found in the passage (query-only: found only in the query); specificity is "
              "1 - mean pairwise Jaccard similarity of a query's explanations."]
-    if results.explanation_skipped:
-        names = ", ".join(f"`{n}`" for n in results.explanation_skipped)
-        lines += ["", f"Skipped (no explainer): {names}."]
+    lines += _explainers_run(results.explanation_skipped, results.explanations)
     if not results.explanations:
-        lines += ["", "No system that can explain was run."]
         return lines
     lines += ["", "| dataset | system | queries | explained | verdict accuracy | coverage | groundedness | "
               "query-only | specificity | s/query | tokens | tokens/query |",
@@ -211,6 +208,16 @@ def explanation_section(results: EvalResults) -> list[str]:
                   for d in q.most_duplicated[:3]]
         if cases:
             lines += ["", f"### Worst cases: `{run.system}` on {run.dataset}", "", *cases]
+    return lines
+
+
+def _explainers_run(skipped: Sequence[str], runs: Sequence[Any]) -> list[str]:
+    """The lines an explanation section gives before its table: the systems skipped, or that none could explain."""
+    lines: list[str] = []
+    if skipped:
+        lines += ["", f"Skipped (no explainer): {', '.join(f'`{n}`' for n in skipped)}."]
+    if not runs:
+        lines += ["", "No system that can explain was run."]
     return lines
 
 
@@ -257,11 +264,8 @@ def agreement_section(results: EvalResults) -> list[str]:
              "(`extract_verdict`) agree, over pairs where both are known; coverage: share of pairs with a known "
              "verdict. ROUGE-L F1: longest common token subsequence. Unigram F1: overlap of content-word bags (stop "
              "words dropped, plurals folded). A blank explanation scores 0."]
-    if results.agreement_skipped:
-        names = ", ".join(f"`{n}`" for n in results.agreement_skipped)
-        lines += ["", f"Skipped (no explainer): {names}."]
+    lines += _explainers_run(results.agreement_skipped, results.agreements)
     if not results.agreements:
-        lines += ["", "No system that can explain was run."]
         return lines
     lines += ["", "| system | queries | pairs | verdict agreement | student coverage | teacher coverage | ROUGE-L F1 | "
               "unigram F1 | blank | s/query | tokens |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ._cli_config import DefaultsHelpFormatter, add_config_arguments, config_from_args
+from r2r_agent.cli_flags import DefaultsHelpFormatter, add_config_arguments, config_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def encoder_config(args: argparse.Namespace) -> Any:
     """The :class:`EncoderDistillConfig` from the flags given; an LM-only flag is an error naming it."""
     from r2r_agent.errors import R2RError
 
-    from ._cli_config import flag_name
+    from r2r_agent.cli_flags import flag_name
     from .distill import DistillConfig
     from .encoder_distill import EncoderDistillConfig
 

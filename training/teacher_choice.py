@@ -24,7 +24,7 @@ from typing import Any
 
 from r2r_agent.errors import InvalidInputError
 
-from ._cli_config import add_config_arguments, config_from_args
+from r2r_agent.cli_flags import add_config_arguments, config_from_args
 
 
 @dataclass(frozen=True)

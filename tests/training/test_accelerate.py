@@ -131,6 +131,7 @@ def _launch_two_processes(trainer: str, base: Path, output: Path, settings: dict
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow  # two torchrun processes: ~13 s each; `make test` runs them
 @pytest.mark.parametrize("trainer", ["lm", "encoder"])
 def test_two_ddp_processes_equal_one_process_with_twice_the_accumulation(trainer, tiny_lm_dir, encoder_dir, tmp_path,
                                                                          dataset):
@@ -161,6 +162,7 @@ def test_two_ddp_processes_equal_one_process_with_twice_the_accumulation(trainer
     assert not (tmp_path / "two" / "checkpoints").exists()
 
 
+@pytest.mark.slow  # a torchrun launch: ~12 s
 def test_r2r_distill_under_torchrun_reports_once_with_the_mean_loss(tiny_lm_dir, tmp_path):
     from test_distill_cli import r2r_row
 

@@ -248,7 +248,7 @@ class RerankerSystem:
                 "runs without texts."
             )
         reranker = self.reranker
-        passages = [Passage(c.text or "", id=c.docid, score=c.score) for c in candidates]
+        passages = [Passage(c.text or "", id=c.docid, first_stage_score=c.score) for c in candidates]
         start = time.perf_counter()
         ranking = reranker.rerank(query, passages, explain_top=0, compare_top=0)
         seconds = time.perf_counter() - start
@@ -290,7 +290,7 @@ class RerankerSystem:
                 f"System {self.name!r} declared it explains, but its student has no explainer; build it with one "
                 "or with explains=False."
             )
-        passages = [Passage(c.text or "", id=c.docid, score=c.score) for c in candidates]
+        passages = [Passage(c.text or "", id=c.docid, first_stage_score=c.score) for c in candidates]
         return reranker.rerank(query, passages, top_n=explain_top, explain_top=explain_top, compare_top=0)
 
     def explain_passages(self, query: str, passages: Sequence[Any]) -> Any:
@@ -304,36 +304,20 @@ class RerankerSystem:
             passages: :class:`r2r_agent.Passage` objects (or anything :func:`r2r_agent.types.to_passages` takes).
 
         Returns:
-            An :class:`r2r_agent.Ranking` with one judgment per passage in input order (``rank == original_rank``,
+            An :class:`r2r_agent.Ranking` with one judgment per passage in input order (``rank == input_rank``,
             score 0), each with its explanation, and the explanation stage's cost.
 
         Raises:
             InvalidInputError: when the system was not built to explain or its student has no explainer.
         """
-        from r2r_agent import prompts
-        from r2r_agent.types import Judgment, Ranking, to_passages
-
         if not self.explains:
             raise InvalidInputError(
                 f"System {self.name!r} was built without explanations; only systems whose student has an explainer "
                 "(e.g. 'student', 'adapter:PATH') can explain passages."
             )
-        student = self.reranker.student
-        explainer = getattr(student, "explainer", None)
-        if explainer is None:
+        if getattr(self.reranker.student, "explainer", None) is None:
             raise InvalidInputError(f"System {self.name!r} declared it explains, but its student has no explainer.")
-        items = to_passages(passages)
-        generation = explainer.explain(query, [p.text for p in items])
-        truncated = list(generation.truncated) or [False] * len(items)
-        judgments = tuple(
-            Judgment(id=p.id, text=p.text, score=0.0, rank=i + 1, original_rank=i + 1, original_score=p.score,
-                     explanation=text, truncated=cut)
-            for i, (p, text, cut) in enumerate(zip(items, generation.texts, truncated))
-        )
-        stage = StageCost("explain", getattr(explainer, "name", type(explainer).__name__), len(items),
-                          generation.seconds, generation.generated_tokens)
-        return Ranking(query=query, judgments=judgments, model=student.name, adapter=student.adapter,
-                       num_candidates=len(items), stages=(stage,), prompt_version=prompts.PROMPT_VERSION)
+        return self.reranker.explain(query, passages, compare_top=0)
 
 
 class TeacherSystem:
@@ -405,7 +389,7 @@ class TeacherSystem:
         config = AnnotationConfig(window_size=self.window_size, stride=self.stride, max_attempts=self.max_attempts,
                                   require_reasons=False)  # only the ranking is used here
         start = time.perf_counter()
-        annotation = annotate_query(self.teacher, query, [Passage(c.text or "", id=c.docid, score=c.score)
+        annotation = annotate_query(self.teacher, query, [Passage(c.text or "", id=c.docid, first_stage_score=c.score)
                                                           for c in head], query_id="", config=config)
         seconds = time.perf_counter() - start
         order = [head[i] for i in annotation.order] + list(candidates[self.top :])

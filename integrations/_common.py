@@ -5,49 +5,100 @@ Nothing here imports a framework; each adapter maps its own objects to :class:`~
 
 from __future__ import annotations
 
+import difflib
+import math
+import numbers
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError
+from ..config import RerankConfig, split_settings
+from ..errors import InvalidInputError, InvalidTypeError
+from ..types import Judgment, Ranking
 
 if TYPE_CHECKING:
     from ..reranker import Reranker
     from ..student import Student
 
-#: Metadata keys the adapters write on their output copies.
+#: Metadata keys the adapters write on their output copies (the same in LlamaIndex and LangChain).
 SCORE_KEY = "r2r_score"
 RANK_KEY = "r2r_rank"
 EXPLANATION_KEY = "r2r_explanation"
 COMPARISON_KEY = "r2r_comparison"
 NOTE_KEY = "r2r_note"
-RETRIEVAL_SCORE_KEY = "retrieval_score"
-#: LangChain's convention for a reranker's score.
-RELEVANCE_SCORE_KEY = "relevance_score"
+FIRST_STAGE_SCORE_KEY = "r2r_first_stage_score"
+#: Keys of 0.1 (``retrieval_score`` in LlamaIndex, ``relevance_score`` in LangChain): no longer written, still cleared
+#: from items reranked again, and ``retrieval_score`` is still read as a first-stage score, for one release.
+OLD_FIRST_STAGE_SCORE_KEY = "retrieval_score"
+OLD_SCORE_KEY = "relevance_score"
 
-#: Keys written by a previous rerank that must not leak into a new result (a node reranked twice).
-STALE_KEYS = (SCORE_KEY, RANK_KEY, EXPLANATION_KEY, COMPARISON_KEY, NOTE_KEY)
+#: Keys written by a previous rerank that must not leak into a new result (an item reranked twice).
+STALE_KEYS = (SCORE_KEY, RANK_KEY, EXPLANATION_KEY, COMPARISON_KEY, NOTE_KEY, FIRST_STAGE_SCORE_KEY,
+              OLD_FIRST_STAGE_SCORE_KEY, OLD_SCORE_KEY)
 
 NO_TEXT_NOTE = "not reranked: this item has no text content, so it was passed through after the ranked ones"
 
 
-def check_top_n(owner: str, top_n: int | None) -> int | None:
-    """Validate a ``top_n`` setting (``None`` keeps every item).
-
-    Raises:
-        InvalidInputError: for a bool, a non-int or a value <= 0, naming ``owner`` and the fix.
+def build_config(owner: str, *, config: RerankConfig | None, reranker: Reranker | None, settings: dict[str, Any],
+                 default_top_n: int | None) -> RerankConfig:
+    """The settings an adapter holds: ``config`` (or the reranker's, or the defaults with the adapter's own
+    ``default_top_n``), with ``settings`` applied (``None``: keep). Unknown names are refused, naming the closest.
     """
-    if top_n is None:
-        return None
-    if isinstance(top_n, bool) or not isinstance(top_n, int):
-        raise InvalidInputError(f"{owner}: top_n must be a positive int or None (keep all), got "
-                                f"{type(top_n).__name__} {top_n!r}")
-    if top_n <= 0:
-        raise InvalidInputError(f"{owner}: top_n must be >= 1 (how many items to return), got {top_n}; "
-                                "use top_n=None to keep every item")
-    return top_n
+    RerankConfig.check_names(settings, owner)
+    if isinstance(config, Mapping):  # read back from a serialised adapter (to_dict / from_dict)
+        config = RerankConfig.from_dict(config)
+    if config is not None:
+        if not isinstance(config, RerankConfig):
+            raise InvalidTypeError(f"{owner}: config must be an r2r_agent.RerankConfig, got {type(config).__name__}")
+        base = config
+    else:
+        base = reranker.config if reranker is not None else RerankConfig()
+        settings = {"top_n": default_top_n, **settings}
+    try:
+        return base.override(**settings)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{owner}: {exc}") from None
+
+
+def split_init_kwargs(owner: str, data: dict[str, Any], own_fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``data`` split into rerank settings and the adapter's own fields; anything else is refused by name."""
+    settings, rest = split_settings(data)
+    unknown = [k for k in rest if k not in own_fields]
+    if unknown:
+        known = sorted({*RerankConfig.names(), *own_fields})
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidInputError(f"{owner} got an unexpected setting {unknown[0]!r}{hint}; it takes "
+                                f"{', '.join(known)}, reranker= or student=")
+    return settings, rest
+
+
+def resolve_reranker(owner: str, reranker: Reranker | None, student: Student | None) -> Reranker | None:
+    """The reranker to use: the one given, one built around ``student``, or ``None`` (the default, built lazily
+    around the process's shared default student)."""
+    if reranker is not None and student is not None:
+        raise InvalidInputError(f"{owner}: pass either reranker= or student=, not both "
+                                "(a Reranker already holds its student)")
+    if reranker is not None:
+        if not (hasattr(reranker, "rerank") and hasattr(reranker, "arerank") and hasattr(reranker, "config")):
+            raise InvalidTypeError(f"{owner}: reranker must be an r2r_agent.Reranker (with rerank/arerank), got "
+                                   f"{type(reranker).__name__}")
+        return reranker
+    if student is not None:
+        from ..reranker import Reranker
+
+        return Reranker(student=student)
+    return None
+
+
+def default_reranker() -> Reranker:
+    """A ``Reranker()`` on the process's shared default student (loaded once however many adapters use it)."""
+    from ..reranker import Reranker
+
+    return Reranker()
 
 
 def check_count(owner: str, name: str, value: int | None) -> int | None:
-    """Validate an optional non-negative count (``explain_top``, ``compare_top``, ``fetch_k``...)."""
+    """Validate an optional non-negative count that is not a rerank setting (``fetch_k``)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -55,31 +106,32 @@ def check_count(owner: str, name: str, value: int | None) -> int | None:
     return value
 
 
-def check_weight(owner: str, name: str, value: float | None) -> float | None:
-    """Validate an optional weight in [0, 1] (``first_stage_weight``; ``None``: the reranker's own setting)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise InvalidInputError(f"{owner}: {name} must be a number in [0, 1] or None (the reranker's setting), got "
-                                f"{type(value).__name__} {value!r}")
-    return float(value)
-
-
-def resolve_reranker(owner: str, reranker: Reranker | None, student: Student | None) -> Reranker | None:
-    """The reranker to use: the one given, one built around ``student``, or ``None`` (build the default lazily)."""
-    if reranker is not None and student is not None:
-        raise InvalidInputError(f"{owner}: pass either reranker= or student=, not both "
-                                "(a Reranker already holds its student)")
-    if reranker is not None:
-        if not (hasattr(reranker, "rerank") and hasattr(reranker, "arerank")):
-            raise InvalidInputError(f"{owner}: reranker must be an r2r_agent.Reranker (with rerank/arerank), got "
-                                    f"{type(reranker).__name__}")
-        return reranker
-    if student is not None:
-        from ..reranker import Reranker
-
-        return Reranker(student=student)
+def first_stage_score(value: Any) -> float | None:
+    """A usable first-stage score: a finite real number (not a bool), else ``None``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
     return None
+
+
+def result_updates(judgment: Judgment, ranking: Ranking) -> dict[str, Any]:
+    """The metadata one ranked item gets (both adapters write the same keys)."""
+    updates: dict[str, Any] = {SCORE_KEY: judgment.score, RANK_KEY: judgment.rank}
+    if judgment.first_stage_score is not None:
+        updates[FIRST_STAGE_SCORE_KEY] = judgment.first_stage_score
+    if judgment.explanation is not None:
+        updates[EXPLANATION_KEY] = judgment.explanation
+    if judgment.rank == 1 and ranking.comparison:
+        updates[COMPARISON_KEY] = ranking.comparison
+    return updates
+
+
+def ordered_results(ranking: Ranking | None, textual: list[int], textless: list[int], top_n: int | None
+                    ) -> list[tuple[int, Judgment | None]]:
+    """``(input position, judgment)`` of what an adapter returns: the ranked items best first, then the items with
+    no text (judgment ``None``), at most ``top_n`` in all."""
+    ranked: list[tuple[int, Judgment | None]] = [(textual[j.input_rank - 1], j) for j in (ranking or ())]
+    out = ranked + [(i, None) for i in textless]
+    return out if top_n is None else out[:top_n]
 
 
 def has_text(content: object) -> bool:

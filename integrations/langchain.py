@@ -6,20 +6,20 @@ Example:
     >>> from r2r_agent.integrations.langchain import R2RRetriever, create_r2r_tool        # doctest: +SKIP
     >>> retriever = R2RRetriever(base_retriever=vectorstore.as_retriever(), fetch_k=50, top_n=5)  # doctest: +SKIP
     >>> for doc in retriever.invoke("how long do fleas live"):                            # doctest: +SKIP
-    ...     print(doc.metadata["relevance_score"], doc.metadata["r2r_explanation"])
+    ...     print(doc.metadata["r2r_score"], doc.metadata["r2r_explanation"])
     >>> tool = create_r2r_tool(retriever)  # explanations as content, documents as artifact  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import math
-import numbers
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._optional import missing_extra_error
-from ..errors import InvalidPassageError
+from ..config import RerankConfig, split_settings
+from ..errors import InvalidInputError, InvalidPassageError, InvalidTypeError
 from ..types import Passage, Ranking
 from . import _common as common
 
@@ -55,16 +55,17 @@ RERANK_EVENT = "r2r_rerank"
 # -- mapping -------------------------------------------------------------------------------------------------------
 
 
-#: Metadata keys a first-stage retriever's score is read from (the first numeric one wins).
-RETRIEVER_SCORE_KEYS = ("score", common.RETRIEVAL_SCORE_KEY)
+#: Metadata keys a first-stage retriever's score is read from (the first finite number wins). ``retrieval_score``
+#: is the 0.1 name, still read for one release.
+FIRST_STAGE_SCORE_KEYS = ("score", common.FIRST_STAGE_SCORE_KEY, common.OLD_FIRST_STAGE_SCORE_KEY)
 
 
 def _retriever_score(metadata: dict[str, Any] | None) -> float | None:
-    """The first-stage score in ``metadata["score"]`` or ``metadata["retrieval_score"]`` (finite numbers only)."""
-    for key in RETRIEVER_SCORE_KEYS:
-        value = (metadata or {}).get(key)
-        if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
+    """The first-stage score in ``metadata["score"]`` (or ``r2r_first_stage_score``, ``retrieval_score``)."""
+    for key in FIRST_STAGE_SCORE_KEYS:
+        value = common.first_stage_score((metadata or {}).get(key))
+        if value is not None:
+            return value
     return None
 
 
@@ -80,7 +81,7 @@ def _to_passages(owner: str, documents: Sequence[Document]) -> tuple[list[Passag
                                       f"{type(doc).__name__}; wrap text as Document(page_content=...)")
         if common.has_text(doc.page_content):
             textual.append(i)
-            passages.append(Passage(text=doc.page_content, id=doc.id, score=_retriever_score(doc.metadata)))
+            passages.append(Passage(text=doc.page_content, id=doc.id, first_stage_score=_retriever_score(doc.metadata)))
         else:
             textless.append(i)
     if textless:
@@ -90,25 +91,20 @@ def _to_passages(owner: str, documents: Sequence[Document]) -> tuple[list[Passag
 
 
 def _copy(doc: Document, updates: dict[str, Any]) -> Document:
-    metadata = {k: v for k, v in (doc.metadata or {}).items()
-                if k not in (*common.STALE_KEYS, common.RELEVANCE_SCORE_KEY)}
+    metadata = {k: v for k, v in (doc.metadata or {}).items() if k not in common.STALE_KEYS}
     metadata.update(updates)
-    # A new Document (same class, id and content) with its own metadata dict: the caller's stays as it was.
-    return doc.model_copy(update={"metadata": metadata})
+    # A new Document (same class, id and content) with its own metadata: the caller's stays as it was.
+    return doc.model_copy(update={"metadata": copy.deepcopy(metadata)})
 
 
 def _to_documents(documents: Sequence[Document], ranking: Ranking | None, textual: list[int],
-                  textless: list[int]) -> list[Document]:
+                  textless: list[int], top_n: int | None) -> list[Document]:
     out: list[Document] = []
-    for judgment in ranking or ():
-        updates: dict[str, Any] = {common.RELEVANCE_SCORE_KEY: judgment.score, common.RANK_KEY: judgment.rank}
-        if judgment.explanation is not None:
-            updates[common.EXPLANATION_KEY] = judgment.explanation
-        if judgment.rank == 1 and ranking is not None and ranking.comparison:
-            updates[common.COMPARISON_KEY] = ranking.comparison
-        out.append(_copy(documents[textual[judgment.original_rank - 1]], updates))
-    for i in textless:
-        out.append(_copy(documents[i], {common.NOTE_KEY: common.NO_TEXT_NOTE}))
+    for position, judgment in common.ordered_results(ranking, textual, textless, top_n):
+        if judgment is None or ranking is None:
+            out.append(_copy(documents[position], {common.NOTE_KEY: common.NO_TEXT_NOTE}))
+        else:
+            out.append(_copy(documents[position], common.result_updates(judgment, ranking)))
     return out
 
 
@@ -120,7 +116,7 @@ def _event_data(ranking: Ranking) -> dict[str, Any]:
         "num_candidates": ranking.num_candidates,
         "comparison": ranking.comparison,
         "seconds": ranking.seconds,
-        "judgments": [{"id": j.id, "rank": j.rank, "original_rank": j.original_rank, "score": j.score,
+        "judgments": [{"id": j.id, "rank": j.rank, "input_rank": j.input_rank, "score": j.score,
                        "explanation": j.explanation, "truncated": j.truncated} for j in ranking],
     }
 
@@ -145,83 +141,82 @@ async def _aemit(ranking: Ranking | None, callbacks: Callbacks | None) -> None:
 
 
 class _R2RSettings:
-    """Settings and the lazily built reranker, shared by the compressor and the retriever."""
+    """The rerank settings (one :class:`~r2r_agent.RerankConfig`) and the reranker, shared by the compressor and the
+    retriever. Any ``RerankConfig`` setting may be given by keyword; unknown names are refused."""
+
+    #: How many documents are returned unless told otherwise.
+    DEFAULT_TOP_N: ClassVar[int | None] = 3
 
     if TYPE_CHECKING:  # declared as pydantic fields on the concrete classes
-        explain_top: int | None
-        compare_top: int | None
-        first_stage_weight: float | None
+        config: RerankConfig
         _reranker: Any
 
-    def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None, **data: Any) -> None:
-        super().__init__(**data)
-        self._reranker = common.resolve_reranker(type(self).__name__, reranker, student)
-
-    @field_validator("top_n")
-    @classmethod
-    def _validate_top_n(cls, value: int | None) -> int | None:
-        return common.check_top_n(cls.__name__, value)
-
-    @field_validator("first_stage_weight", mode="before")
-    @classmethod
-    def _validate_weight(cls, value: float | None) -> float | None:
-        return common.check_weight(cls.__name__, "first_stage_weight", value)
+    def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None,
+                 config: RerankConfig | None = None, **data: Any) -> None:
+        owner = type(self).__name__
+        settings, own = common.split_init_kwargs(owner, data, set(type(self).model_fields))  # type: ignore[attr-defined]
+        resolved = common.resolve_reranker(owner, reranker, student)
+        own["config"] = common.build_config(owner, config=config, reranker=resolved, settings=settings,
+                                            default_top_n=self.DEFAULT_TOP_N)
+        super().__init__(**own)
+        self._reranker = resolved
 
     @property
     def reranker(self) -> Reranker:
-        """The core reranker (built with the default student on first access if none was given)."""
+        """The core reranker (the default one, on the shared default student, if none was given)."""
         if self._reranker is None:
-            from ..reranker import Reranker
-
-            self._reranker = Reranker()
+            self._reranker = common.default_reranker()
         return self._reranker
 
-    def _rerank(self, owner: str, documents: Sequence[Document], query: str, top_n: int | None,
+    @property
+    def top_n(self) -> int | None:
+        """How many documents are returned (``config.top_n``)."""
+        return self.config.top_n
+
+    def _rerank(self, owner: str, documents: Sequence[Document], query: str, config: RerankConfig,
                 callbacks: Callbacks | None) -> list[Document]:
         passages, textual, textless = _to_passages(owner, documents)
-        ranking = (self.reranker.rerank(query, passages, top_n, explain_top=self.explain_top,
-                                        compare_top=self.compare_top, first_stage_weight=self.first_stage_weight)
-                   if passages else None)
+        ranking = self.reranker.rerank(query, passages, config=config) if passages else None
         _emit(ranking, callbacks)
-        return _to_documents(documents, ranking, textual, textless)
+        return _to_documents(documents, ranking, textual, textless, config.top_n)
 
-    async def _arerank(self, owner: str, documents: Sequence[Document], query: str, top_n: int | None,
+    async def _arerank(self, owner: str, documents: Sequence[Document], query: str, config: RerankConfig,
                        callbacks: Callbacks | None) -> list[Document]:
         passages, textual, textless = _to_passages(owner, documents)
-        ranking = (await self.reranker.arerank(query, passages, top_n, explain_top=self.explain_top,
-                                               compare_top=self.compare_top,
-                                               first_stage_weight=self.first_stage_weight) if passages else None)
+        ranking = await self.reranker.arerank(query, passages, config=config) if passages else None
         await _aemit(ranking, callbacks)
-        return _to_documents(documents, ranking, textual, textless)
+        return _to_documents(documents, ranking, textual, textless, config.top_n)
 
 
 # -- compressor ----------------------------------------------------------------------------------------------------
 
 
-class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
-    """A document compressor that reranks with r2r-agent's student and says why.
-
-    Returns new :class:`~langchain_core.documents.Document` objects (same class, ``id``, content and metadata) with
-    ``relevance_score`` (the student's score, LangChain's convention), ``r2r_rank``, ``r2r_explanation`` (for the top
-    ``explain_top``) and, on the first document, ``r2r_comparison``. Documents with no text are not ranked: they
-    come after the ranked ones with an ``r2r_note``. Inside a LangChain run, each ranking is also dispatched as the
-    custom event ``"r2r_rerank"``. A numeric ``metadata["score"]`` (or else ``metadata["retrieval_score"]``) is
-    passed to the reranker as the first-stage score, so traces record it and ``first_stage_weight`` can mix it in.
-    LangChain's vector-store retrievers drop their scores: to mix them in, put each document's score (higher = more
-    relevant, e.g. from ``similarity_search_with_relevance_scores``) in ``metadata["score"]``.
-
+_SETTINGS_DOC = """
     Args:
-        top_n: How many ranked documents to return (``None``: all). Must be >= 1.
-        explain_top: How many of the top documents get an explanation (``None``: the reranker's default).
-        compare_top: How many top documents the comparison covers (``None``: the reranker's default; <2: none).
-        first_stage_weight: How much the documents' first-stage scores count, mixed with the student's over all
-            documents (``None``: the reranker's setting, 0 by default; see ``Reranker(first_stage_weight=)``). The
-            mixed score becomes ``relevance_score``. A call where some document has no score is ordered by the
-            student alone (a warning is logged).
-        reranker: An existing :class:`~r2r_agent.Reranker`. Default: ``Reranker()`` (embedded student), built on
-            first use.
+        config: The rerank settings (:class:`~r2r_agent.RerankConfig`). Default: the reranker's, with this class's
+            ``top_n`` default.
+        reranker: An existing :class:`~r2r_agent.Reranker`. Default: ``Reranker()`` on the process's shared default
+            student, built on first use.
         student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
+        **settings: Any :class:`~r2r_agent.RerankConfig` setting (``top_n``, ``explain_top``, ``compare_top``,
+            ``first_stage_weight``...) applied over ``config``, and the fields below. Unknown names are refused.
+"""
 
+
+class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
+    __doc__ = """A document compressor that reranks with r2r-agent's student and says why.
+
+    Returns new :class:`~langchain_core.documents.Document` objects (same class, ``id``, content and a deep copy of
+    the metadata) with ``r2r_score`` (the student's score), ``r2r_rank``, ``r2r_first_stage_score`` (the incoming
+    score, when there was one), ``r2r_explanation`` (for the top ``explain_top``) and, on the first document,
+    ``r2r_comparison``. Documents with no text cannot be judged: they come after the ranked ones with an
+    ``r2r_note``, within the ``top_n`` returned. Inside a LangChain run, each ranking is also dispatched as the custom
+    event ``"r2r_rerank"``. A numeric ``metadata["score"]`` (or ``r2r_first_stage_score``) is passed to the reranker
+    as the first-stage score, so traces record it and ``first_stage_weight`` can mix it in. LangChain's vector-store
+    retrievers drop their scores: to mix them in, put each document's score (higher = more relevant, e.g. from
+    ``similarity_search_with_relevance_scores``) in ``metadata["score"]``. Returns 3 documents unless ``top_n`` says
+    otherwise.
+""" + _SETTINGS_DOC + """
     Example:
         >>> from langchain_core.documents import Document                               # doctest: +SKIP
         >>> docs = R2RCompressor(top_n=2).compress_documents(candidates, "how long do fleas live")  # doctest: +SKIP
@@ -230,76 +225,56 @@ class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    top_n: int | None = Field(default=3, description="How many ranked documents to return (None: all).")
-    explain_top: int | None = Field(default=None, description="How many top documents to explain.")
-    compare_top: int | None = Field(default=None, description="How many top documents the comparison covers.")
-    first_stage_weight: float | None = Field(
-        default=None, description="Weight of the documents' first-stage scores mixed with the student's (None: the "
-        "reranker's).")
+    config: RerankConfig = Field(description="The rerank settings (top_n, explain_top, first_stage_weight...).")
 
     _reranker: Any = PrivateAttr(default=None)
-
-    @field_validator("explain_top", "compare_top")
-    @classmethod
-    def _validate_counts(cls, value: int | None) -> int | None:
-        return common.check_count(cls.__name__, "explain_top/compare_top", value)
 
     def compress_documents(self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
                            ) -> Sequence[Document]:
         """Rerank ``documents`` for ``query``; returns new documents, best first (see the class docs)."""
-        return self._rerank("R2RCompressor", documents, query, self.top_n, callbacks)
+        return self._rerank("R2RCompressor", documents, query, self.config, callbacks)
 
     async def acompress_documents(self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
                                   ) -> Sequence[Document]:
         """:meth:`compress_documents` without blocking the event loop (the model runs in a worker thread)."""
-        return await self._arerank("R2RCompressor", documents, query, self.top_n, callbacks)
+        return await self._arerank("R2RCompressor", documents, query, self.config, callbacks)
 
 
 # -- retriever -----------------------------------------------------------------------------------------------------
 
 
 class R2RRetriever(_R2RSettings, BaseRetriever):
-    """Wraps any LangChain retriever: fetch candidates, rerank them with reasons, return the top ``top_n``.
+    __doc__ = """Wraps any LangChain retriever: fetch candidates, rerank them with reasons, return the top ``top_n``.
 
     The returned documents carry the same metadata keys as :class:`R2RCompressor`'s. Callbacks flow through: the
     base retriever runs as a child of this retriever's run, and the ``"r2r_rerank"`` custom event is attached to it.
-
-    Args:
+    ``top_n`` (default 4) is also accepted per call: ``invoke(query, top_n=3)``.
+""" + _SETTINGS_DOC + """
+    Attributes:
         base_retriever: The first-stage retriever (a vector store's ``as_retriever()``, BM25, an ensemble...).
-        top_n: How many documents to return (``None``: all). Also accepted per call: ``invoke(query, top_n=3)``.
         fetch_k: How many candidates to ask the base retriever for (passed as ``fetch_k_arg``, e.g. ``k``, which
             retrievers that do not take it ignore) and to keep before reranking. ``None``: what it returns.
         fetch_k_arg: The base retriever's keyword for the number of results.
-        explain_top: How many of the top documents get an explanation (``None``: the reranker's default).
-        compare_top: How many top documents the comparison covers (``None``: the reranker's default; <2: none).
-        first_stage_weight: How much the base retriever's scores (``metadata["score"]``, see
-            :class:`R2RCompressor`) count, mixed with the student's (``None``: the reranker's setting).
-        reranker: An existing :class:`~r2r_agent.Reranker` (default: ``Reranker()``, built on first use).
-        student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
 
     Example:
         >>> retriever = R2RRetriever(base_retriever=store.as_retriever(), fetch_k=50, top_n=5)  # doctest: +SKIP
         >>> docs = await retriever.ainvoke("how long do fleas live")                             # doctest: +SKIP
     """
 
+    DEFAULT_TOP_N: ClassVar[int | None] = 4
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     base_retriever: BaseRetriever = Field(description="The first-stage retriever whose results are reranked.")
-    top_n: int | None = Field(default=4, description="How many documents to return (None: all).")
+    config: RerankConfig = Field(description="The rerank settings (top_n, explain_top, first_stage_weight...).")
     fetch_k: int | None = Field(default=None, description="How many candidates to fetch (None: base's default).")
     fetch_k_arg: str = Field(default="k", description="The base retriever's keyword for the number of results.")
-    explain_top: int | None = Field(default=None, description="How many top documents to explain.")
-    compare_top: int | None = Field(default=None, description="How many top documents the comparison covers.")
-    first_stage_weight: float | None = Field(
-        default=None, description="Weight of the documents' first-stage scores mixed with the student's (None: the "
-        "reranker's).")
 
     _reranker: Any = PrivateAttr(default=None)
 
-    @field_validator("fetch_k", "explain_top", "compare_top")
+    @field_validator("fetch_k")
     @classmethod
-    def _validate_counts(cls, value: int | None) -> int | None:
-        return common.check_count(cls.__name__, "fetch_k/explain_top/compare_top", value)
+    def _validate_fetch_k(cls, value: int | None) -> int | None:
+        return common.check_count(cls.__name__, "fetch_k", value)
 
     def _fetch_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.fetch_k is not None:
@@ -309,19 +284,29 @@ class R2RRetriever(_R2RSettings, BaseRetriever):
     def _candidates(self, documents: list[Document]) -> list[Document]:
         return documents if self.fetch_k is None else documents[: self.fetch_k]
 
+    def _call_config(self, kwargs: dict[str, Any]) -> RerankConfig:
+        """This call's settings: ``invoke(query, top_n=3)`` (or any other setting) overrides the retriever's."""
+        settings, _ = split_settings(kwargs)
+        for name in settings:
+            kwargs.pop(name)
+        try:
+            return self.config.override(**settings)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{type(self).__name__}: {exc}") from None
+
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
-                                top_n: int | None = None, **kwargs: Any) -> list[Document]:
-        n = common.check_top_n(type(self).__name__, top_n) if top_n is not None else self.top_n
+                                **kwargs: Any) -> list[Document]:
+        config = self._call_config(kwargs)
         candidates = self.base_retriever.invoke(query, config={"callbacks": run_manager.get_child()},
                                                 **self._fetch_kwargs(kwargs))
-        return self._rerank(type(self).__name__, self._candidates(candidates), query, n, run_manager.get_child())
+        return self._rerank(type(self).__name__, self._candidates(candidates), query, config, run_manager.get_child())
 
     async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
-                                       top_n: int | None = None, **kwargs: Any) -> list[Document]:
-        n = common.check_top_n(type(self).__name__, top_n) if top_n is not None else self.top_n
+                                       **kwargs: Any) -> list[Document]:
+        config = self._call_config(kwargs)
         candidates = await self.base_retriever.ainvoke(query, config={"callbacks": run_manager.get_child()},
                                                        **self._fetch_kwargs(kwargs))
-        return await self._arerank(type(self).__name__, self._candidates(candidates), query, n,
+        return await self._arerank(type(self).__name__, self._candidates(candidates), query, config,
                                    run_manager.get_child())
 
 
@@ -333,13 +318,13 @@ def format_documents(documents: Sequence[Document], *, max_chars: int = 600) -> 
 
     Example:
         >>> doc = Document(page_content="Adult fleas live 2-3 months.", id="d3",
-        ...                metadata={"r2r_rank": 1, "relevance_score": 0.91, "r2r_explanation": "Gives the lifespan."})
+        ...                metadata={"r2r_rank": 1, "r2r_score": 0.91, "r2r_explanation": "Gives the lifespan."})
         >>> print(format_documents([doc]))
         [1] id=d3 score=0.910
         Adult fleas live 2-3 months.
         Why: Gives the lifespan.
     """
-    entries = [(position, doc.id, (doc.metadata or {}).get(common.RELEVANCE_SCORE_KEY),
+    entries = [(position, doc.id, (doc.metadata or {}).get(common.SCORE_KEY),
                 doc.page_content if isinstance(doc.page_content, str) else "", doc.metadata or {})
                for position, doc in enumerate(documents, start=1)]
     return common.format_ranked(entries, max_chars=max_chars)
@@ -368,11 +353,13 @@ def create_r2r_tool(retriever: BaseRetriever, *, name: str = "search_with_reason
         >>> message.artifact[0].metadata["r2r_explanation"]                     # doctest: +SKIP
     """
     if not isinstance(retriever, BaseRetriever):
-        raise InvalidPassageError(f"create_r2r_tool: retriever must be a LangChain BaseRetriever, got "
-                                  f"{type(retriever).__name__}")
+        hint = (" (a vector store: pass store.as_retriever(), e.g. store.as_retriever(search_kwargs={'k': 50}))"
+                if hasattr(retriever, "as_retriever") else "")
+        raise InvalidTypeError(f"create_r2r_tool: retriever must be a LangChain BaseRetriever, got "
+                               f"{type(retriever).__name__}{hint}")
     if isinstance(retriever, R2RRetriever):
         if retriever_kwargs:
-            raise ValueError(f"create_r2r_tool: {sorted(retriever_kwargs)} configure a new R2RRetriever, but an "
+            raise InvalidInputError(f"create_r2r_tool: {sorted(retriever_kwargs)} configure a new R2RRetriever, but an "
                              "R2RRetriever was given; set them on it instead")
         r2r = retriever
     else:

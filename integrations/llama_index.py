@@ -12,19 +12,22 @@ Needs ``pip install "r2r-agent[llama-index]"``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .._optional import missing_extra_error
-from ..errors import InvalidInputError, InvalidPassageError
+from ..config import RerankConfig
+from ..errors import InvalidInputError, InvalidPassageError, InvalidTypeError
 from ..types import Passage, Ranking
 from . import _common as common
 
 try:
     from llama_index.core.base.base_retriever import BaseRetriever
-    from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+    from llama_index.core.bridge.pydantic import Field, PrivateAttr
     from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
     from llama_index.core.instrumentation import get_dispatcher
     from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
@@ -45,7 +48,9 @@ dispatcher = get_dispatcher(__name__)
 RANKING_PAYLOAD_KEY = "r2r_ranking"
 
 _EXPLANATION_KEYS = (common.EXPLANATION_KEY, common.COMPARISON_KEY, common.NOTE_KEY)
-_SCORE_KEYS = (common.SCORE_KEY, common.RANK_KEY, common.RETRIEVAL_SCORE_KEY)
+_SCORE_KEYS = (common.SCORE_KEY, common.RANK_KEY, common.FIRST_STAGE_SCORE_KEY)
+#: How many nodes R2R returns unless told otherwise.
+DEFAULT_TOP_N = 5
 
 
 class R2R(BaseNodePostprocessor):
@@ -53,71 +58,59 @@ class R2R(BaseNodePostprocessor):
 
     The returned nodes are new copies (the caller's nodes are never modified). Each ranked copy gets
     ``NodeWithScore.score`` set to the student's score and the metadata keys ``r2r_score``, ``r2r_rank``,
-    ``r2r_explanation`` (for the top ``explain_top``), ``retrieval_score`` (the first-stage score, when
-    ``keep_retrieval_score``) and, on the first node only, ``r2r_comparison`` (why the top nodes are ordered as they
-    are). All these keys are excluded from the text the embedding model sees; the explanations are shown to the LLM
-    by default (so an agent can use them), the scores are not.
+    ``r2r_first_stage_score`` (the node's incoming score, when it had one and ``keep_first_stage_score``),
+    ``r2r_explanation`` (for the top ``explain_top``) and, on the first node only, ``r2r_comparison`` (why the top
+    nodes are ordered as they are). All these keys are excluded from the text the embedding model sees; the
+    explanations are shown to the LLM by default (so an agent can use them), the scores are not.
 
-    Nodes without text content (e.g. image-only nodes, blank text) are not ranked: they come back after the ranked
-    ones, with their retrieval score, an ``r2r_note`` saying why, and are never dropped.
+    Nodes without text content (e.g. image-only nodes, blank text) cannot be judged: they come after the ranked
+    ones, with no score (``None``) and an ``r2r_note`` saying why, within the ``top_n`` returned.
 
     Args:
-        top_n: How many ranked nodes to return (``None``: all). Must be >= 1.
-        explain_top: How many of the top nodes get a direct explanation (``None``: the reranker's default).
-        compare_top: How many top nodes the comparison covers (``None``: the reranker's default; 0 or 1: no
-            comparison).
-        first_stage_weight: How much each node's incoming score (the retriever's; higher = more relevant) counts,
-            mixed with the student's over all nodes (``None``: the reranker's setting, 0 by default; see
-            ``Reranker(first_stage_weight=)``). The mixed score becomes the returned ``score``/``r2r_score``. A
-            call where some node has no score is ordered by the student alone (a warning is logged).
-        keep_retrieval_score: Copy each node's incoming score to ``metadata["retrieval_score"]``.
+        config: The rerank settings (:class:`~r2r_agent.RerankConfig`). Default: the reranker's, with ``top_n=5``.
+        reranker: An existing :class:`~r2r_agent.Reranker` (shared, e.g. across postprocessors). Default: one
+            ``Reranker()`` on the process's shared default student, built on first use.
+        student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
+        **settings: Any :class:`~r2r_agent.RerankConfig` setting (``top_n``, ``explain_top``, ``compare_top``,
+            ``first_stage_weight``...) applied over ``config``, and this class's own fields below. Unknown names are
+            refused (``R2R(topn=2)`` is an error naming ``top_n``).
+
+    Attributes:
+        keep_first_stage_score: Copy each node's incoming score to ``metadata["r2r_first_stage_score"]``.
         metadata_mode: Which node text the student reads (``MetadataMode.NONE``: the text only; ``EMBED``/``LLM``:
             with the node's metadata header).
         explanations_visible_to_llm: Show ``r2r_explanation``/``r2r_comparison``/``r2r_note`` in the LLM's context.
-        scores_visible_to_llm: Show ``r2r_score``/``r2r_rank``/``retrieval_score`` in the LLM's context.
-        reranker: An existing :class:`~r2r_agent.Reranker` (shared, e.g. across postprocessors). Default: one
-            ``Reranker()`` with the embedded default student, built on first use.
-        student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
+        scores_visible_to_llm: Show ``r2r_score``/``r2r_rank``/``r2r_first_stage_score`` in the LLM's context.
 
     Example:
         >>> postprocessor = R2R(top_n=3, reranker=my_reranker)                        # doctest: +SKIP
         >>> nodes = postprocessor.postprocess_nodes(retrieved, query_str="how long do fleas live")  # doctest: +SKIP
     """
 
-    top_n: int | None = Field(default=5, description="How many ranked nodes to return (None: all).")
-    explain_top: int | None = Field(default=None, description="How many top nodes to explain (None: reranker's).")
-    compare_top: int | None = Field(
-        default=None, description="How many top nodes the comparison covers (None: reranker's; <2: none).")
-    first_stage_weight: float | None = Field(
-        default=None, description="Weight of the nodes' retrieval scores mixed with the student's (None: reranker's).")
-    keep_retrieval_score: bool = Field(
-        default=True, description="Copy the incoming score to metadata['retrieval_score'].")
+    config: RerankConfig = Field(default_factory=lambda: RerankConfig(top_n=DEFAULT_TOP_N),
+                                 description="The rerank settings (top_n, explain_top, first_stage_weight...).")
+    keep_first_stage_score: bool = Field(
+        default=True, description="Copy the incoming score to metadata['r2r_first_stage_score'].")
     metadata_mode: MetadataMode = Field(default=MetadataMode.NONE, description="Which node text the student reads.")
     explanations_visible_to_llm: bool = Field(
         default=True, description="Show r2r_explanation/r2r_comparison/r2r_note to the LLM.")
     scores_visible_to_llm: bool = Field(
-        default=False, description="Show r2r_score/r2r_rank/retrieval_score to the LLM.")
+        default=False, description="Show r2r_score/r2r_rank/r2r_first_stage_score to the LLM.")
 
     _reranker: Any = PrivateAttr(default=None)
 
-    def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None, **data: Any) -> None:
-        super().__init__(**data)
-        self._reranker = common.resolve_reranker("R2R", reranker, student)
-
-    @field_validator("top_n")
-    @classmethod
-    def _validate_top_n(cls, value: int | None) -> int | None:
-        return common.check_top_n("R2R", value)
-
-    @field_validator("explain_top", "compare_top")
-    @classmethod
-    def _validate_counts(cls, value: int | None) -> int | None:
-        return common.check_count("R2R", "explain_top/compare_top", value)
-
-    @field_validator("first_stage_weight", mode="before")
-    @classmethod
-    def _validate_weight(cls, value: float | None) -> float | None:
-        return common.check_weight("R2R", "first_stage_weight", value)
+    def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None,
+                 config: RerankConfig | None = None, **data: Any) -> None:
+        if "keep_retrieval_score" in data:  # the 0.1 name, read for one release
+            warnings.warn("R2R(keep_retrieval_score=) is deprecated; use keep_first_stage_score=", DeprecationWarning,
+                          stacklevel=2)
+            data["keep_first_stage_score"] = data.pop("keep_retrieval_score")
+        settings, own = common.split_init_kwargs("R2R", data, {*type(self).model_fields, "callback_manager"})
+        resolved = common.resolve_reranker("R2R", reranker, student)
+        own["config"] = common.build_config("R2R", config=config, reranker=resolved, settings=settings,
+                                            default_top_n=DEFAULT_TOP_N)
+        super().__init__(**own)
+        self._reranker = resolved
 
     @classmethod
     def class_name(cls) -> str:
@@ -126,12 +119,15 @@ class R2R(BaseNodePostprocessor):
 
     @property
     def reranker(self) -> Reranker:
-        """The core reranker (built with the default student on first access if none was given)."""
+        """The core reranker (the default one, on the shared default student, if none was given)."""
         if self._reranker is None:
-            from ..reranker import Reranker
-
-            self._reranker = Reranker()
+            self._reranker = common.default_reranker()
         return self._reranker
+
+    @property
+    def top_n(self) -> int | None:
+        """How many nodes are returned (``config.top_n``)."""
+        return self.config.top_n
 
     # -- LlamaIndex entry points -------------------------------------------------------------------------------
 
@@ -142,9 +138,7 @@ class R2R(BaseNodePostprocessor):
         reranker = self.reranker
         model_name = reranker.student.name if passages else ""
         with self._events(nodes, query_bundle, query, model_name) as finish:
-            ranking = (reranker.rerank(query, passages, self.top_n, explain_top=self.explain_top,
-                                       compare_top=self.compare_top, first_stage_weight=self.first_stage_weight)
-                       if passages else None)
+            ranking = reranker.rerank(query, passages, config=self.config) if passages else None
             return finish(self._to_nodes(nodes, ranking, textual, textless), ranking)
 
     @dispatcher.span
@@ -156,9 +150,7 @@ class R2R(BaseNodePostprocessor):
         # Loading the default student takes seconds: do it off the event loop.
         model_name = (await asyncio.to_thread(lambda: reranker.student.name)) if passages else ""
         with self._events(nodes, query_bundle, query, model_name) as finish:
-            ranking = (await reranker.arerank(query, passages, self.top_n, explain_top=self.explain_top,
-                                              compare_top=self.compare_top,
-                                              first_stage_weight=self.first_stage_weight) if passages else None)
+            ranking = await reranker.arerank(query, passages, config=self.config) if passages else None
             return finish(self._to_nodes(nodes, ranking, textual, textless), ranking)
 
     # -- mapping -----------------------------------------------------------------------------------------------
@@ -185,7 +177,8 @@ class R2R(BaseNodePostprocessor):
             content = item.node.get_content(metadata_mode=self.metadata_mode)
             if common.has_text(content):
                 textual.append(i)
-                passages.append(Passage(text=content, id=item.node.node_id, score=item.score))
+                passages.append(Passage(text=content, id=item.node.node_id,
+                                        first_stage_score=common.first_stage_score(item.score)))
             else:
                 textless.append(i)
         if textless:
@@ -195,8 +188,8 @@ class R2R(BaseNodePostprocessor):
 
     def _copy(self, item: NodeWithScore, score: float | None, updates: dict[str, Any]) -> NodeWithScore:
         metadata = {k: v for k, v in (item.node.metadata or {}).items() if k not in common.STALE_KEYS}
-        if self.keep_retrieval_score:
-            metadata[common.RETRIEVAL_SCORE_KEY] = item.score
+        if not self.keep_first_stage_score:
+            updates = {k: v for k, v in updates.items() if k != common.FIRST_STAGE_SCORE_KEY}
         metadata.update(updates)
         ours = set(metadata) & {*_EXPLANATION_KEYS, *_SCORE_KEYS}
         hidden_from_llm: set[str] = set()
@@ -204,27 +197,24 @@ class R2R(BaseNodePostprocessor):
             hidden_from_llm.update(_EXPLANATION_KEYS)
         if not self.scores_visible_to_llm:
             hidden_from_llm.update(_SCORE_KEYS)
-        embed_excluded = [k for k in item.node.excluded_embed_metadata_keys if k not in ours] + sorted(ours)
-        llm_excluded = [k for k in item.node.excluded_llm_metadata_keys if k not in ours] + sorted(
+        stale = set(common.STALE_KEYS)
+        embed_excluded = [k for k in item.node.excluded_embed_metadata_keys if k not in stale] + sorted(ours)
+        llm_excluded = [k for k in item.node.excluded_llm_metadata_keys if k not in stale] + sorted(
             ours & hidden_from_llm)
-        # A shallow copy with fresh metadata and key lists: the caller's node (and its dicts) stay as they were.
-        node = item.node.model_copy(update={"metadata": metadata, "excluded_embed_metadata_keys": embed_excluded,
+        # A copy with fresh metadata and key lists: the caller's node (and its dicts) stay as they were.
+        node = item.node.model_copy(update={"metadata": copy.deepcopy(metadata),
+                                            "excluded_embed_metadata_keys": embed_excluded,
                                             "excluded_llm_metadata_keys": llm_excluded})
         return NodeWithScore(node=node, score=score)
 
     def _to_nodes(self, nodes: Sequence[NodeWithScore], ranking: Ranking | None, textual: list[int],
                   textless: list[int]) -> list[NodeWithScore]:
         out: list[NodeWithScore] = []
-        for judgment in ranking or ():
-            source = nodes[textual[judgment.original_rank - 1]]
-            updates: dict[str, Any] = {common.SCORE_KEY: judgment.score, common.RANK_KEY: judgment.rank}
-            if judgment.explanation is not None:
-                updates[common.EXPLANATION_KEY] = judgment.explanation
-            if judgment.rank == 1 and ranking is not None and ranking.comparison:
-                updates[common.COMPARISON_KEY] = ranking.comparison
-            out.append(self._copy(source, judgment.score, updates))
-        for i in textless:
-            out.append(self._copy(nodes[i], nodes[i].score, {common.NOTE_KEY: common.NO_TEXT_NOTE}))
+        for position, judgment in common.ordered_results(ranking, textual, textless, self.config.top_n):
+            if judgment is None or ranking is None:
+                out.append(self._copy(nodes[position], None, {common.NOTE_KEY: common.NO_TEXT_NOTE}))
+            else:
+                out.append(self._copy(nodes[position], judgment.score, common.result_updates(judgment, ranking)))
         return out
 
     # -- instrumentation ---------------------------------------------------------------------------------------
@@ -236,7 +226,7 @@ class R2R(BaseNodePostprocessor):
 
         Yields the function that closes both with the result (the reranked nodes and the full ranking).
         """
-        top_n = self.top_n if self.top_n is not None else len(nodes)
+        top_n = self.config.top_n if self.config.top_n is not None else len(nodes)
         dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=list(nodes), top_n=top_n, model_name=model_name))
         payload = {EventPayload.NODES: list(nodes), EventPayload.MODEL_NAME: model_name,
                    EventPayload.QUERY_STR: query, EventPayload.TOP_K: top_n}
@@ -276,7 +266,7 @@ class R2RRetriever(BaseRetriever):
     def __init__(self, retriever: BaseRetriever, *, postprocessor: R2R | None = None, fetch_k: int | None = None,
                  callback_manager: CallbackManager | None = None, verbose: bool = False, **r2r_kwargs: Any) -> None:
         if not isinstance(retriever, BaseRetriever):
-            raise InvalidInputError(f"R2RRetriever: retriever must be a LlamaIndex BaseRetriever, got "
+            raise InvalidTypeError(f"R2RRetriever: retriever must be a LlamaIndex BaseRetriever, got "
                                     f"{type(retriever).__name__} (e.g. index.as_retriever(similarity_top_k=50))")
         if postprocessor is not None and r2r_kwargs:
             raise InvalidInputError(f"R2RRetriever: {sorted(r2r_kwargs)} configure a new R2R, but postprocessor= "

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInputError, InvalidPassageError, MissingExtraError, ModelPreparationError, R2RError
+from .config import RerankConfig
+from .errors import (
+    InvalidInputError,
+    InvalidPassageError,
+    InvalidTypeError,
+    MissingExtraError,
+    ModelPreparationError,
+    R2RError,
+)
 from .prompts import PROMPT_VERSION
 from .types import Judgment, Passage, Ranking, StageCost
 
@@ -54,6 +62,7 @@ __all__ = [
     "Explainer",
     "InvalidInputError",
     "InvalidPassageError",
+    "InvalidTypeError",
     "Judgment",
     "LMScorer",
     "MissingExtraError",
@@ -61,6 +70,7 @@ __all__ = [
     "Passage",
     "R2RError",
     "Ranking",
+    "RerankConfig",
     "Reranker",
     "Scorer",
     "Scores",

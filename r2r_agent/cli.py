@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .cli_flags import add_config_arguments, config_from_args
+from .config import RerankConfig
 from .errors import R2RError
 from .types import Passage, to_passage
 
@@ -51,34 +53,50 @@ def _add_student_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quantize", choices=("int8", "none"), default=None,
                        help="int8 dynamic quantisation for CPU speed (default none; for the embedded student it "
                        "applies to the MiniLM scorer only: 2.4x faster, -0.012 nDCG@10 on DL19)")
-    group.add_argument("--rescore-top", type=int, default=0, metavar="K",
-                       help="re-score the top K with the student's LM scorer (default 0: off)")
-    group.add_argument("--rescore-weight", type=float, default=1.0, metavar="W",
-                       help="weight of the LM score in the re-scored top, mixed with the scorer's (standardised); "
-                       "1 (default): the LM score alone")
-    group.add_argument("--first-stage-weight", type=float, default=0.0, metavar="W",
-                       help="weight of the passages' first-stage 'score' (higher = more relevant) mixed with the "
-                       "scorer's over all passages (standardised); 0 (default): the scorer alone, 1: the first-stage "
-                       "order; needs a score on every passage, else the scorer alone with a warning")
-    group.add_argument("--explain-top", type=int, default=5, metavar="N", help="explain the top N (default 5; 0: none)")
-    group.add_argument("--compare-top", type=int, default=3, metavar="N",
-                       help="explain the order of the top N (default 3; below 2: no comparison)")
+    # Every rerank setting (--explain-top, --first-stage-weight...) comes from RerankConfig, with its help and default.
+    add_config_arguments(group, RerankConfig, skip=("top_n",))
 
 
-# Commands implemented in the layers above the core (the CLI is the one place that reaches up, and only lazily).
-# Each module defines ``add_arguments(parser)`` and ``run(args) -> int`` and must import nothing heavy at module level.
-PLUGIN_COMMANDS: dict[str, tuple[str, str]] = {
-    "teach": ("r2r_agent.training.cli_teach", "annotate candidates with a teacher LLM (resumable, cached)"),
-    "distill": ("r2r_agent.training.cli_distill", "fine-tune the student (LoRA) on teacher annotations"),
-    "eval": ("r2r_agent.evals.cli", "compare systems on TREC DL / BRIGHT / BEIR data, with a report"),
-    "traces": ("r2r_agent.traces_cli", "show and compare explanation traces"),
-}
+#: The entry-point group through which the layers above the core (and other packages) add ``r2r`` commands. Each entry
+#: point names a module with a docstring (its first line is the command's summary), ``add_arguments(parser)`` and
+#: ``run(args) -> int``, that imports
+#: nothing heavy at module level. The core names none of them: a command whose extra is missing is still listed, and
+#: running it says which ``pip install`` adds it.
+COMMAND_GROUP = "r2r_agent.commands"
 
 
-def _plugin(name: str) -> Any:
-    import importlib
+def _command_entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
 
-    return importlib.import_module(PLUGIN_COMMANDS[name][0])
+    return {ep.name: ep for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda ep: ep.name)}
+
+
+class _UnavailableCommand:
+    """Stands in for a command whose module cannot be imported (an extra is missing): it says how to get it."""
+
+    def __init__(self, name: str, error: ImportError) -> None:
+        self.SUMMARY = f"(unavailable: {error})"
+        self._name = name
+        self._error = error
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def run(self, args: argparse.Namespace) -> int:
+        raise R2RError(f"`r2r {self._name}` cannot run here: {self._error}")
+
+
+def _summary(docstring: str | None) -> str:
+    """A module docstring's first line without its ``r2r NAME``: prefix."""
+    first = (docstring or "").strip().splitlines()[0] if (docstring or "").strip() else ""
+    return (first.split("``: ", 1)[-1] if first.startswith("``r2r ") else first).rstrip(".")
+
+
+def _load_command(name: str, entry_point: Any) -> Any:
+    try:
+        return entry_point.load()
+    except ImportError as exc:  # its extra is not installed: keep the command listed, with the fix
+        return _UnavailableCommand(name, exc)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("-q", "--query", required=True, help="the search query")
     rerank.add_argument("-p", "--passages", required=True, metavar="FILE",
                         help="JSON Lines file of passages (strings or objects with 'text'); - reads standard input")
-    rerank.add_argument("-n", "--top-n", type=int, default=None, metavar="N", help="print only the best N")
+    rerank.add_argument("-n", "--top-n", type=int, default=None, metavar="N",
+                        help=RerankConfig.help("top_n"))
     rerank.add_argument("--json", action="store_true", help="print the ranking as JSON instead of a table")
     _add_student_options(rerank)
 
@@ -102,19 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
                                "or $R2R_DATA_DIR; a small bundled example otherwise), print the top passages with "
                                "explanations and compare nDCG@10 with BM25.")
     demo.add_argument("--queries", type=int, default=3, metavar="N", help="how many queries (default 3)")
-    demo.add_argument("-n", "--top-n", type=int, default=5, metavar="N", help="passages shown per query (default 5)")
+    demo.add_argument("-n", "--top-n", dest="shown", type=int, default=5, metavar="N",
+                      help="passages shown per query (default 5)")
     demo.add_argument("--data-dir", type=Path, default=None, help="the shared data folder (holds trec-dl/)")
     _add_student_options(demo)
 
-    for name, (module, summary) in PLUGIN_COMMANDS.items():
-        try:
-            plugin = _plugin(name)
-        except ImportError as exc:
-            if exc.name != module:  # the module exists but is broken: show it
-                raise
-            continue  # not built yet in this version
+    for name, entry_point in _command_entry_points().items():
+        command = _load_command(name, entry_point)
+        summary = getattr(command, "SUMMARY", None) or _summary(command.__doc__)
         sub = commands.add_parser(name, help=summary, description=summary)
-        plugin.add_arguments(sub)
+        sub.set_defaults(plugin=command)
+        command.add_arguments(sub)
     return parser
 
 
@@ -166,9 +183,12 @@ def _build_reranker(args: argparse.Namespace) -> Any:
         adapter = SHIPPED if args.adapter is None else None if no_adapter else args.adapter
         student = Student.default(dtype=args.dtype or "auto", quantize=args.quantize or "none", progress=True,
                                   adapter=adapter)
-    return Reranker(student, rescore_top=args.rescore_top, rescore_weight=args.rescore_weight,
-                    first_stage_weight=args.first_stage_weight, explain_top=args.explain_top,
-                    compare_top=args.compare_top)
+    return Reranker(student, config=rerank_config(args))
+
+
+def rerank_config(args: argparse.Namespace) -> RerankConfig:
+    """The :class:`RerankConfig` the flags describe (flags not given keep its defaults)."""
+    return config_from_args(RerankConfig, args)
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:
@@ -176,7 +196,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
 
     passages = read_passages(args.passages)
     reranker = _build_reranker(args)
-    ranking = reranker.rerank(args.query, passages, top_n=args.top_n)
+    ranking = reranker.rerank(args.query, passages)
     print(ranking.to_json(indent=2) if args.json else format_ranking(ranking))
     return 0
 
@@ -191,9 +211,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     reranker = _build_reranker(args)
     rows = []
     for item in queries:
-        passages = [Passage(c["text"], id=c["docid"], score=c.get("score")) for c in item.candidates]
+        passages = [Passage(c["text"], id=c["docid"], first_stage_score=c.get("score")) for c in item.candidates]
         ranking = reranker.rerank(item.query, passages)
-        shown = dataclasses.replace(ranking, judgments=ranking.judgments[: args.top_n])
+        shown = dataclasses.replace(ranking, judgments=ranking.judgments[: args.shown])
         print(format_ranking(shown))
         print()
         first_stage = [p.id or "" for p in passages]
@@ -221,9 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handlers = {"rerank": _cmd_rerank, "demo": _cmd_demo}
     try:
-        if args.command in PLUGIN_COMMANDS:
-            return int(_plugin(args.command).run(args))
-        return handlers[args.command](args)
+        if args.command in handlers:
+            return handlers[args.command](args)
+        return int(args.plugin.run(args))
     except R2RError as exc:
         print(f"r2r {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -49,7 +49,7 @@ def add_config_arguments(group: Any, cls: type, *, aliases: Mapping[str, Iterabl
             group.add_argument(*names, dest=item.name, nargs="+", default=None, metavar="NAME", help=text)
         else:
             group.add_argument(*names, dest=item.name, type=_TYPES.get(kind, str), default=None,
-                               metavar=item.name.split("_")[-1].upper(), help=text)
+                               metavar=item.metadata.get("metavar") or item.name.split("_")[-1].upper(), help=text)
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:

@@ -15,7 +15,12 @@ class InvalidInputError(R2RError, ValueError):
     """An argument has the right type but an unusable value (an empty query, ``top_n <= 0``, ...)."""
 
 
-class InvalidPassageError(R2RError, TypeError):
+class InvalidTypeError(R2RError, TypeError):
+    """An argument has the wrong type (a vector store where a retriever is expected, ...); the message says what to
+    pass instead."""
+
+
+class InvalidPassageError(InvalidTypeError):
     """A passage is not a string, a :class:`~r2r_agent.Passage` or a mapping with a string ``text``."""
 
 

@@ -180,3 +180,22 @@ def merge_adapter(model: Any, adapter: str | os.PathLike[str]) -> Any:
             f"{adapter} is not a PEFT adapter folder (no adapter_config.json); pass the folder written by `r2r distill`"
         )
     return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+
+#: File name of R2R's rank head inside an adapter folder (a ``Linear(hidden_size, 1)`` state dict).
+RANK_HEAD_FILE = "rank_head.safetensors"
+
+
+def load_rank_head(adapter: str | os.PathLike[str]) -> Any | None:
+    """The rank head saved next to a distilled adapter, or ``None`` if the adapter has none."""
+    path = Path(adapter) / RANK_HEAD_FILE
+    if not path.is_file():
+        return None
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    weight = state["weight"]
+    head = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    head.load_state_dict(state)
+    return head.eval()

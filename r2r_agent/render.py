@@ -24,7 +24,7 @@ def format_ranking(ranking: Ranking, *, width: int = 100, snippet: int = 90) -> 
     for j in ranking:
         ident = j.id if j.id is not None else "-"
         flag = " [truncated]" if j.truncated else ""
-        lines.append(f"{j.rank:>4} {j.original_rank:>6} {j.score:>9.4f}  {ident}  {_one_line(j.text, snippet)}{flag}")
+        lines.append(f"{j.rank:>4} {j.input_rank:>6} {j.score:>9.4f}  {ident}  {_one_line(j.text, snippet)}{flag}")
         if j.explanation is not None:
             why = j.explanation or "(the explainer wrote nothing)"
             lines.extend(textwrap.wrap(why, width=width, initial_indent=" " * 22 + "why: ", subsequent_indent=" " * 27))

@@ -12,38 +12,30 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import prompts, traces
+from .config import RerankConfig
 from .errors import InvalidInputError
 from .scorers import as_scores
-from .student import Student
+from .student import Student, shared_default_student
 from .types import Judgment, Passage, Ranking, StageCost, to_passages
 
 logger = logging.getLogger(__name__)
 
 #: The :attr:`Judgment.stage` of a passage ordered by its scorer score mixed with its first-stage score.
 FUSED_STAGE = "score+first_stage"
-
-
-def _check_count(name: str, value: int | None, *, allow_zero: bool) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInputError(f"{name} must be an int or None, got {type(value).__name__}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise InvalidInputError(f"{name} must be {'>= 0' if allow_zero else '>= 1'}, got {value}")
-
-
-def _check_weight(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise InvalidInputError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
+#: The :attr:`Judgment.stage` of a passage explained in the order given, not scored (:meth:`Reranker.explain`).
+GIVEN_STAGE = "given"
 
 
 def _first_stage_scores(items: Sequence[Passage]) -> list[float] | None:
     """Every passage's first-stage score, or ``None`` when one is missing or not finite (nothing to mix with)."""
-    values = [p.score for p in items]
+    values = [p.first_stage_score for p in items]
     if any(v is None or not math.isfinite(v) for v in values):
         return None
     return [float(v) for v in values if v is not None]
+
+
+#: Beyond this magnitude (or below its inverse) :func:`mix_scores` rescales before squaring.
+_SCALE_LIMIT = 1e100
 
 
 def mix_scores(first: Sequence[float], second: Sequence[float], weight: float) -> list[float]:
@@ -59,11 +51,19 @@ def mix_scores(first: Sequence[float], second: Sequence[float], weight: float) -
         return [float(v) for v in second]
 
     def standardised(values: Sequence[float]) -> list[float]:
+        # Huge (or tiny) scores are scaled first: z-scores do not depend on the scale, and squares of 1e200 overflow.
+        # Ordinary ones are not touched, so their mixed scores stay exactly what they always were.
+        scale = max((abs(v) for v in values), default=0.0)
+        if scale > _SCALE_LIMIT or 0.0 < scale < 1.0 / _SCALE_LIMIT:
+            values = [v / scale for v in values]
         mean = sum(values) / len(values)
         spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
         return [(v - mean) / spread if spread > 0 else 0.0 for v in values]
 
     return [(1.0 - weight) * a + weight * b for a, b in zip(standardised(first), standardised(second))]
+
+
+_UNSET: Any = object()
 
 
 class Reranker:
@@ -74,134 +74,164 @@ class Reranker:
     writes a direct explanation for each of the top ``explain_top`` and one comparison over the top ``compare_top``.
     Each stage's cost is recorded in :attr:`Ranking.stages`.
 
+    Every setting of a call lives in one :class:`~r2r_agent.RerankConfig` (see its fields for what each does). The
+    reranker holds the defaults; each call may override any of them by keyword or pass a whole ``config``.
+
     Args:
-        student: The models to run. ``None`` loads :meth:`Student.default` on first use.
-        rescore_top: How many top passages the student's LM re-scorer re-scores (0 disables; needs a re-scorer).
-        rescore_weight: How much the re-scorer counts there: ``1.0`` (default) orders the top by its score alone;
-            between 0 and 1 orders it by ``(1 - w) * z(scorer) + w * z(re-scorer)``, each score standardised over
-            the re-scored passages (:func:`mix_scores`), so neither model's scale dominates and a re-scorer that is
-            weaker than the scorer alone can still add what it knows. With ``first_stage_weight`` the scorer's
-            score here is its mix with the first-stage score.
-        first_stage_weight: How much the retriever's own score (:attr:`Passage.score`, higher = more relevant)
-            counts in the order of all passages: ``0.0`` (default) orders them by the scorer alone; between 0 and 1
-            by ``w * z(first stage) + (1 - w) * z(scorer)``, each standardised over the call's passages
-            (:func:`mix_scores`); ``1.0`` by the first-stage score alone. Worth it when the first stage is
-            stronger than the scorer (e.g. SPLADE++ vs MiniLM: see docs/results.md). The mixed score becomes
-            :attr:`Judgment.score`, with ``stage == "score+first_stage"``. A call where any passage has no finite
-            first-stage score cannot be mixed: it is ordered by the scorer alone (``stage == "score"``) and a
-            warning is logged (once per reranker; later ones at debug level). Distances (lower = closer) must be
-            negated first.
-        explain_top: Default number of passages to explain per call.
-        compare_top: Default number of top passages the comparison explanation covers (< 2 disables it).
-        student_factory: How to build the student when ``student`` is ``None`` (default :meth:`Student.default`).
+        student: The models to run. ``None`` loads the embedded default on first use, shared by every reranker in
+            the process that was also given none (:func:`r2r_agent.student.shared_default_student`).
+        config: The default settings of every call (default: ``RerankConfig()``).
+        student_factory: How to build the student when ``student`` is ``None`` (default: the shared default).
         trace: Where to record a :class:`~r2r_agent.traces.TraceRecord` of every call: a trace sink (e.g.
             ``MemoryTraceSink()``), a JSON Lines file path, ``None`` (default: the file named by ``$R2R_TRACE_PATH``,
             if set) or ``False`` (off). A trace that cannot be written logs a warning, never fails the call.
+        **settings: Any :class:`~r2r_agent.RerankConfig` setting, applied over ``config`` (e.g. ``explain_top=3``,
+            ``first_stage_weight=0.5``). Unknown names are refused.
+
+    Notes:
+        ``first_stage_weight``: the retriever's own score (:attr:`Passage.first_stage_score`, higher = more
+        relevant) counts in the order of all passages as ``w * z(first stage) + (1 - w) * z(scorer)``, each
+        standardised over the call's passages (:func:`mix_scores`). Worth it when the first stage is stronger than
+        the scorer (e.g. SPLADE++ vs MiniLM: see docs/results.md). The mixed score becomes :attr:`Judgment.score`,
+        with ``stage == "score+first_stage"``. A call where any passage has no finite first-stage score cannot be
+        mixed: it is ordered by the scorer alone (``stage == "score"``) and a warning is logged (once per reranker;
+        later ones at debug level). Distances (lower = closer) must be negated first.
 
     Example:
-        >>> reranker = Reranker()                                        # doctest: +SKIP
+        >>> reranker = Reranker(explain_top=3)                           # doctest: +SKIP
         >>> ranking = reranker.rerank("how long do fleas live", passages, top_n=5)  # doctest: +SKIP
-        >>> [(j.rank, j.original_rank, j.explanation) for j in ranking]  # doctest: +SKIP
+        >>> [(j.rank, j.input_rank, j.explanation) for j in ranking]    # doctest: +SKIP
     """
 
-    def __init__(self, student: Student | None = None, *, rescore_top: int = 0, rescore_weight: float = 1.0,
-                 first_stage_weight: float = 0.0, explain_top: int = 5, compare_top: int = 3,
+    def __init__(self, student: Student | None = None, *, config: RerankConfig | None = None,
                  student_factory: Callable[[], Student] | None = None,
-                 trace: traces.TraceSink | str | os.PathLike[str] | bool | None = None) -> None:
-        _check_count("rescore_top", rescore_top, allow_zero=True)
-        _check_count("explain_top", explain_top, allow_zero=True)
-        _check_count("compare_top", compare_top, allow_zero=True)
+                 trace: traces.TraceSink | str | os.PathLike[str] | bool | None = None, **settings: Any) -> None:
+        if config is not None and not isinstance(config, RerankConfig):
+            raise InvalidInputError(f"Reranker: config must be a RerankConfig, got {type(config).__name__}")
+        RerankConfig.check_names(settings, "Reranker")
+        self.config = (config or RerankConfig()).replace(**settings)
         self._student = student
-        self._student_factory = student_factory or Student.default
-        self.rescore_top = rescore_top
-        self.rescore_weight = _check_weight("rescore_weight", rescore_weight)
-        self.first_stage_weight = _check_weight("first_stage_weight", first_stage_weight)
+        self._student_factory = student_factory or shared_default_student
         self._warned_unfused = False
-        self.explain_top = explain_top
-        self.compare_top = compare_top
         self._tracer = traces.Tracer.from_option(trace)
-        # One model run at a time: torch already uses every core, and concurrent callers would only oversubscribe.
-        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
 
     @property
     def student(self) -> Student:
         """The student, loaded on first access."""
         if self._student is None:
-            with self._lock:
+            with self._load_lock:
                 if self._student is None:
                     self._student = self._student_factory()
         return self._student
 
-    def rerank(self, query: str, passages: Sequence[Any], top_n: int | None = None, *,
-               explain_top: int | None = None, compare_top: int | None = None,
-               first_stage_weight: float | None = None) -> Ranking:
+    def settings(self, config: RerankConfig | None = None, top_n: Any = _UNSET, **settings: Any) -> RerankConfig:
+        """The settings of one call: ``config`` (default: this reranker's) with ``settings`` (and ``top_n``) applied.
+
+        Raises:
+            InvalidInputError: for an unknown setting or a value out of range.
+        """
+        if config is not None and not isinstance(config, RerankConfig):
+            raise InvalidInputError(f"config must be a RerankConfig, got {type(config).__name__}")
+        RerankConfig.check_names(settings, "rerank()")
+        base = config or self.config
+        if top_n is not _UNSET:
+            settings["top_n"] = top_n
+        return base.override(**settings)
+
+    def rerank(self, query: str, passages: Sequence[Any], top_n: int | None = _UNSET, *,
+               config: RerankConfig | None = None, **settings: Any) -> Ranking:
         """Rerank ``passages`` for ``query``.
 
         Args:
             query: The search query (non-empty).
             passages: Strings, :class:`Passage` objects or mappings with a ``text`` (see
                 :func:`r2r_agent.types.to_passage`). Never modified.
-            top_n: How many judgments to return (all when ``None``; more than there are returns all).
-            explain_top: How many of the top passages get a direct explanation (default: the reranker's).
-            compare_top: How many top passages the comparison covers (default: the reranker's; < 2 disables).
-            first_stage_weight: How much the passages' first-stage scores count (default: the reranker's; see
-                the class docs).
+            top_n: How many judgments to return (``None``: all; default: the config's, which keeps all).
+            config: The settings of this call (default: the reranker's).
+            **settings: Any :class:`~r2r_agent.RerankConfig` setting for this call only, e.g. ``explain_top=0``.
 
         Returns:
             A :class:`Ranking`, best first. Ties keep the input order.
 
         Raises:
-            InvalidInputError: empty or whitespace query, a negative/zero count or a weight outside [0, 1].
+            InvalidInputError: empty or whitespace query, an unknown setting or a value out of range.
             InvalidPassageError: a passage that is not text.
         """
-        if not isinstance(query, str):
-            raise InvalidInputError(f"query must be a str, got {type(query).__name__}")
-        if not query.strip():
-            raise InvalidInputError("query is empty or whitespace; pass the user's search text")
-        _check_count("top_n", top_n, allow_zero=False)
-        _check_count("explain_top", explain_top, allow_zero=True)
-        _check_count("compare_top", compare_top, allow_zero=True)
-        weight = (self.first_stage_weight if first_stage_weight is None
-                  else _check_weight("first_stage_weight", first_stage_weight))
+        call = self.settings(config, top_n, **settings)
+        _check_query(query)
         start = time.perf_counter()
         items = to_passages(passages)
-        explain_top = self.explain_top if explain_top is None else explain_top
-        compare_top = self.compare_top if compare_top is None else compare_top
         if not items:
             ranking = Ranking(query=query, prompt_version=prompts.PROMPT_VERSION)
         else:
             student = self.student
-            with self._lock:
-                ranking = self._rerank_locked(student, query, items, top_n, explain_top, compare_top, weight)
+            with student.lock:
+                ranking = self._rerank_locked(student, query, items, call)
         if self._tracer is not None:
-            self._tracer.record(ranking, items, top_n=top_n, seconds=time.perf_counter() - start)
+            self._tracer.record(ranking, items, top_n=call.top_n, seconds=time.perf_counter() - start)
         return ranking
 
-    async def arerank(self, query: str, passages: Sequence[Any], top_n: int | None = None, *,
-                      explain_top: int | None = None, compare_top: int | None = None,
-                      first_stage_weight: float | None = None) -> Ranking:
+    async def arerank(self, query: str, passages: Sequence[Any], top_n: int | None = _UNSET, *,
+                      config: RerankConfig | None = None, **settings: Any) -> Ranking:
         """:meth:`rerank` in a worker thread, so the event loop keeps running."""
-        return await asyncio.to_thread(self.rerank, query, passages, top_n, explain_top=explain_top,
-                                       compare_top=compare_top, first_stage_weight=first_stage_weight)
+        return await asyncio.to_thread(self.rerank, query, passages, top_n, config=config, **settings)
+
+    def explain(self, query: str, passages: Sequence[Any], *, config: RerankConfig | None = None,
+                **settings: Any) -> Ranking:
+        """Explain ``passages`` in the order given, without scoring them.
+
+        Every passage gets a direct explanation (``explain_top`` does not apply: the caller chose them) and the first
+        ``compare_top`` are compared (as in :meth:`rerank`). Use it to explain an order made elsewhere (a teacher's,
+        another reranker's) or to compare students' explanations of the same passages.
+
+        Returns:
+            A :class:`Ranking` in input order (``rank == input_rank``), each judgment with ``score`` 0.0 and
+            ``stage == "given"``.
+
+        Raises:
+            InvalidInputError: as :meth:`rerank`, or when the student has no explainer.
+        """
+        call = self.settings(config, **settings)
+        _check_query(query)
+        start = time.perf_counter()
+        items = to_passages(passages)
+        student = self.student
+        if student.explainer is None:
+            raise InvalidInputError(f"Reranker.explain: the student {student.name!r} has no explainer; build it with "
+                                    "one (e.g. Student.default())")
+        with student.lock:
+            order = list(range(len(items)))
+            explanations, comparison, truncated, stages = self._explain_locked(
+                student, query, items, order, len(items), call.compare_top, [False] * len(items))
+        judgments = tuple(Judgment(id=p.id, text=p.text, score=0.0, rank=i + 1, input_rank=i + 1,
+                                   first_stage_score=p.first_stage_score, explanation=explanations.get(i),
+                                   truncated=truncated[i], stage=GIVEN_STAGE, metadata=p.metadata)
+                          for i, p in enumerate(items))
+        ranking = Ranking(query=query, judgments=judgments, comparison=comparison, model=student.name,
+                          adapter=student.adapter, num_candidates=len(items), stages=tuple(stages),
+                          prompt_version=prompts.PROMPT_VERSION)
+        if self._tracer is not None:
+            self._tracer.record(ranking, items, top_n=None, seconds=time.perf_counter() - start)
+        return ranking
 
     def _fuse(self, scores: list[float], items: Sequence[Passage], weight: float) -> list[float] | None:
         """The scorer's scores mixed with the first-stage ones, or ``None`` (with a log line) when some are missing."""
         given = _first_stage_scores(items)
         if given is None:
-            missing = sum(1 for p in items if p.score is None or not math.isfinite(p.score))
+            missing = sum(1 for p in items if p.first_stage_score is None or not math.isfinite(p.first_stage_score))
             # Once per reranker: a retriever that never returns scores would otherwise log on every call; the
             # judgments' stage ("score", not "score+first_stage") still says so on each call.
             log = logger.debug if self._warned_unfused else logger.warning
             self._warned_unfused = True
             log("first_stage_weight=%g not applied: %d of %d passages have no finite first-stage score "
-                "(Passage.score); ordered by the scorer alone (stage 'score'). Pass every passage's retriever "
-                "score, or set first_stage_weight=0.", weight, missing, len(items))
+                "(Passage.first_stage_score); ordered by the scorer alone (stage 'score'). Pass every passage's "
+                "retriever score, or set first_stage_weight=0.", weight, missing, len(items))
             return None
         # mix_scores weighs its second argument by ``weight``: the first-stage scores go second.
         return mix_scores(scores, given, weight)
 
-    def _rerank_locked(self, student: Student, query: str, items: list[Passage], top_n: int | None,
-                       explain_top: int, compare_top: int, first_stage_weight: float) -> Ranking:
+    def _rerank_locked(self, student: Student, query: str, items: list[Passage], call: RerankConfig) -> Ranking:
         texts = [p.text for p in items]
         stages: list[StageCost] = []
         start = time.perf_counter()
@@ -210,8 +240,8 @@ class Reranker:
         scores = list(first.values)
         truncated = list(first.truncated)
         stage_of = ["score"] * len(items)
-        if first_stage_weight > 0.0:  # 0 skips the mix entirely, so the default is today's order bit for bit
-            fused = self._fuse(scores, items, first_stage_weight)
+        if call.first_stage_weight > 0.0:  # 0 skips the mix entirely, so the default is today's order bit for bit
+            fused = self._fuse(scores, items, call.first_stage_weight)
             if fused is not None:
                 scores = fused
                 stage_of = [FUSED_STAGE] * len(items)
@@ -219,13 +249,13 @@ class Reranker:
         order = sorted(range(len(items)), key=lambda i: (-scores[i], i))
 
         rescorer = student.rescorer
-        k = min(self.rescore_top, len(items)) if rescorer is not None else 0
+        k = min(call.rescore_top, len(items)) if rescorer is not None else 0
         if rescorer is not None and k > 0:
             head = order[:k]
             start = time.perf_counter()
             second = as_scores(rescorer.score(query, [texts[i] for i in head]), k, rescorer.name)
             stages.append(StageCost("rescore", rescorer.name, k, time.perf_counter() - start))
-            mixed = mix_scores([scores[i] for i in head], list(second.values), self.rescore_weight)
+            mixed = mix_scores([scores[i] for i in head], list(second.values), call.rescore_weight)
             for i, value, cut in zip(head, mixed, second.truncated):
                 scores[i] = value
                 truncated[i] = truncated[i] or cut
@@ -233,30 +263,48 @@ class Reranker:
             first_stage_position = {i: position for position, i in enumerate(head)}
             order = sorted(head, key=lambda i: (-scores[i], first_stage_position[i])) + order[k:]
 
-        n = len(items) if top_n is None else min(top_n, len(items))
-        explanations: dict[int, str] = {}
-        comparison = None
-        explainer = student.explainer
-        n_explain = min(explain_top, n) if explainer is not None else 0
-        if explainer is not None and n_explain > 0:
-            chosen = order[:n_explain]
-            result = explainer.explain(query, [texts[i] for i in chosen])
-            stages.append(StageCost("explain", explainer.name, n_explain, result.seconds, result.generated_tokens))
-            for i, text, cut in zip(chosen, result.texts, result.truncated):
-                explanations[i] = text
-                truncated[i] = truncated[i] or cut
-        n_compare = min(compare_top, n)
-        if explainer is not None and n_compare >= 2:
-            result = explainer.compare(query, [texts[i] for i in order[:n_compare]])
-            stages.append(StageCost("compare", explainer.name, n_compare, result.seconds, result.generated_tokens))
-            comparison = result.texts[0] if result.texts else None
-
+        n = len(items) if call.top_n is None else min(call.top_n, len(items))
+        explanations, comparison, truncated, explain_stages = self._explain_locked(
+            student, query, items, order, min(call.explain_top, n), min(call.compare_top, n), truncated)
+        stages.extend(explain_stages)
         judgments = tuple(
-            Judgment(id=items[i].id, text=items[i].text, score=scores[i], rank=rank, original_rank=i + 1,
-                     original_score=items[i].score, explanation=explanations.get(i), truncated=truncated[i],
-                     stage=stage_of[i], metadata=dict(items[i].metadata))
+            Judgment(id=items[i].id, text=items[i].text, score=scores[i], rank=rank, input_rank=i + 1,
+                     first_stage_score=items[i].first_stage_score, explanation=explanations.get(i),
+                     truncated=truncated[i], stage=stage_of[i], metadata=items[i].metadata)
             for rank, i in enumerate(order[:n], start=1)
         )
         return Ranking(query=query, judgments=judgments, comparison=comparison, model=student.name,
                        adapter=student.adapter, num_candidates=len(items), stages=tuple(stages),
                        prompt_version=prompts.PROMPT_VERSION)
+
+    @staticmethod
+    def _explain_locked(student: Student, query: str, items: Sequence[Passage], order: Sequence[int],
+                        n_explain: int, n_compare: int, truncated: list[bool]
+                        ) -> tuple[dict[int, str], str | None, list[bool], list[StageCost]]:
+        """Direct explanations of ``order[:n_explain]`` and the comparison of ``order[:n_compare]`` (if >= 2)."""
+        explainer = student.explainer
+        explanations: dict[int, str] = {}
+        comparison = None
+        stages: list[StageCost] = []
+        truncated = list(truncated)
+        if explainer is None:
+            return explanations, comparison, truncated, stages
+        if n_explain > 0:
+            chosen = list(order[:n_explain])
+            result = explainer.explain(query, [items[i].text for i in chosen])
+            stages.append(StageCost("explain", explainer.name, n_explain, result.seconds, result.generated_tokens))
+            for i, text, cut in zip(chosen, result.texts, result.truncated):
+                explanations[i] = text
+                truncated[i] = truncated[i] or cut
+        if n_compare >= 2:
+            result = explainer.compare(query, [items[i].text for i in order[:n_compare]])
+            stages.append(StageCost("compare", explainer.name, n_compare, result.seconds, result.generated_tokens))
+            comparison = result.texts[0] if result.texts else None
+        return explanations, comparison, truncated, stages
+
+
+def _check_query(query: Any) -> None:
+    if not isinstance(query, str):
+        raise InvalidInputError(f"query must be a str, got {type(query).__name__}")
+    if not query.strip():
+        raise InvalidInputError("query is empty or whitespace; pass the user's search text")

@@ -26,6 +26,7 @@ from .modeling import (
     left_pad,
     left_padding_positions,
     load_causal_lm,
+    load_rank_head,
     load_tokenizer,
     quantize_int8,
     resolve_dtype,
@@ -221,8 +222,6 @@ class LMScorer:
                         quantize: str = "none", dtype: str = "float32", device: str | None = None,
                         local_files_only: bool = True, **kwargs: Any) -> LMScorer:
         """Load a causal LM (and adapter, with its rank head if it has one) from local folders."""
-        from .student import load_rank_head
-
         model, tokenizer = load_causal_lm(path, adapter=adapter, quantize=quantize, dtype=dtype, device=device,
                                           local_files_only=local_files_only)
         head = load_rank_head(adapter) if adapter else None

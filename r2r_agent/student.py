@@ -4,38 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelPreparationError
 from .explainer import Explainer
-from .modeling import check_quantize, load_causal_lm
+from .modeling import RANK_HEAD_FILE, check_quantize, load_causal_lm, load_rank_head
 from .scorers import EncoderScorer, LMScorer, Scorer
 
 logger = logging.getLogger(__name__)
 
 #: ``Student.default(adapter=SHIPPED)``: the distilled adapter that ships in the package.
 SHIPPED = "shipped"
-
-#: File name of R2R's rank head inside an adapter folder (a ``Linear(hidden_size, 1)`` state dict).
-RANK_HEAD_FILE = "rank_head.safetensors"
-
-
-def load_rank_head(adapter: str | os.PathLike[str]) -> Any | None:
-    """The rank head saved next to a distilled adapter, or ``None`` if the adapter has none."""
-    path = Path(adapter) / RANK_HEAD_FILE
-    if not path.is_file():
-        return None
-    import torch
-    from safetensors.torch import load_file
-
-    state = load_file(str(path))
-    weight = state["weight"]
-    head = torch.nn.Linear(weight.shape[1], weight.shape[0])
-    head.load_state_dict(state)
-    return head.eval()
-
 
 def _default_adapter(adapter: str | os.PathLike[str] | None, shipped: Path | None) -> Path | None:
     """The adapter folder :meth:`Student.default` loads for ``adapter`` (``None``: the zero-shot base)."""
@@ -62,6 +44,9 @@ class Student:
         rescorer: An optional reason-aware LM scorer for the top of the list (see ``Reranker(rescore_top=...)``).
         name: Identifies the student in rankings and traces.
         adapter: The distilled adapter in use, if any.
+        lock: Held while the student's models run. It belongs to the student, so every reranker sharing one
+            student (two adapters given the same one) runs its tokenizers and models one call at a time: torch
+            already uses every core, and Hugging Face tokenizers are not safe to call from two threads at once.
     """
 
     scorer: Scorer
@@ -69,6 +54,7 @@ class Student:
     rescorer: Scorer | None = None
     name: str = "student"
     adapter: str | None = None
+    lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @classmethod
     def default(cls, *, dtype: str = "auto", quantize: str = "none", progress: bool = False,
@@ -136,3 +122,24 @@ class Student:
         scorer = LMScorer(lm, tokenizer, name=name, rank_head=head)
         explainer = Explainer(lm, tokenizer, name=name, **explainer_kwargs)
         return cls(scorer=scorer, explainer=explainer, name=name, adapter=str(adapter) if adapter else None)
+
+
+_shared_default: Student | None = None
+_shared_default_lock = threading.Lock()
+
+
+def shared_default_student() -> Student:
+    """:meth:`Student.default` loaded once per process and shared by every reranker built without a student.
+
+    Each default ``Reranker()``, LlamaIndex ``R2R()`` or LangChain ``R2RRetriever()`` would otherwise load its own
+    copy of the models (~350 MB each). Pass ``Student.default(...)`` yourself for other settings.
+    """
+    global _shared_default
+    with _shared_default_lock:
+        if _shared_default is None:
+            _shared_default = Student.default()
+        return _shared_default
+
+
+
+__all__ = ["RANK_HEAD_FILE", "SHIPPED", "Student", "load_rank_head", "shared_default_student"]

@@ -177,22 +177,22 @@ class TraceRecord:
         Raises:
             InvalidInputError: when ``passages`` do not match the ranking (a different number of candidates).
         """
-        truncated = {j.original_rank: j.truncated for j in ranking}
+        truncated = {j.input_rank: j.truncated for j in ranking}
         if passages is not None:
             if ranking.num_candidates and len(passages) != ranking.num_candidates:
                 raise InvalidInputError(
                     f"TraceRecord.from_ranking: the ranking was made from {ranking.num_candidates} passages but "
                     f"{len(passages)} were given; pass the same passages that went into the rerank call")
             candidates = tuple(
-                TraceCandidate(input_rank=i, id=p.id, first_stage_score=p.score,
+                TraceCandidate(input_rank=i, id=p.id, first_stage_score=p.first_stage_score,
                                preview=_preview(p.text, preview_chars), truncated=truncated.get(i))
                 for i, p in enumerate(passages, start=1))
         else:
             candidates = tuple(
-                TraceCandidate(input_rank=j.original_rank, id=j.id, first_stage_score=j.original_score,
+                TraceCandidate(input_rank=j.input_rank, id=j.id, first_stage_score=j.first_stage_score,
                                preview=_preview(j.text, preview_chars), truncated=j.truncated)
-                for j in sorted(ranking, key=lambda j: j.original_rank))
-        results = tuple(TraceResult(rank=j.rank, input_rank=j.original_rank, id=j.id, score=j.score, stage=j.stage,
+                for j in sorted(ranking, key=lambda j: j.input_rank))
+        results = tuple(TraceResult(rank=j.rank, input_rank=j.input_rank, id=j.id, score=j.score, stage=j.stage,
                                     explanation=j.explanation, truncated=j.truncated) for j in ranking)
         return cls(query=ranking.query, candidates=candidates, results=results, comparison=ranking.comparison,
                    top_n=top_n, model=ranking.model, adapter=ranking.adapter, prompt_version=ranking.prompt_version,

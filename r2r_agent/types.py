@@ -5,59 +5,98 @@ All are small dataclasses with ``to_dict``/``from_dict`` that round-trip through
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import numbers
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import InvalidPassageError
+from .errors import InvalidInputError, InvalidPassageError
 
 
-@dataclass(frozen=True)
+def _copy_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A deep copy, so that no nested dict is shared with the caller (a plain copy where an object cannot be copied)."""
+    try:
+        return copy.deepcopy(dict(metadata or {}))
+    except Exception:  # an uncopyable object (a lock, a client): keep it by reference, copy the mapping itself
+        return dict(metadata or {})
+
+
+@dataclass(frozen=True, init=False)
 class Passage:
     """One retrieved passage to rerank.
 
     Args:
         text: The passage content. Must be a string (it may be empty).
         id: An optional identifier (a document id); duplicates are allowed and kept apart.
-        metadata: Optional metadata; copied, never modified.
-        score: The first-stage (retriever) score, if any.
+        metadata: Optional metadata; deep-copied, never modified.
+        first_stage_score: The first-stage (retriever's) score, if any; higher means more relevant.
+        score: Deprecated spelling of ``first_stage_score`` (read for one release, with a warning).
 
     Example:
-        >>> Passage("Fleas live 2-3 months.", id="d1", score=12.3).id
-        'd1'
+        >>> Passage("Fleas live 2-3 months.", id="d1", first_stage_score=12.3).first_stage_score
+        12.3
     """
 
     text: str
     id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    score: float | None = None
+    first_stage_score: float | None = None
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.text, str):
+    def __init__(self, text: str, id: str | None = None, metadata: Mapping[str, Any] | None = None,
+                 first_stage_score: float | None = None, *, score: float | None = None) -> None:
+        if score is not None:
+            if first_stage_score is not None:
+                raise InvalidInputError("Passage: pass first_stage_score only (score is its deprecated spelling)")
+            warnings.warn("Passage(score=...) is deprecated; pass first_stage_score=...", DeprecationWarning,
+                          stacklevel=2)
+            first_stage_score = score
+        if not isinstance(text, str):
             raise InvalidPassageError(
-                f"Passage.text must be a str, got {type(self.text).__name__}: {_preview(self.text)}. "
+                f"Passage.text must be a str, got {type(text).__name__}: {_preview(text)}. "
                 "Convert the content to text first (e.g. str(...) or the document's page_content)."
             )
-        if self.id is not None and not isinstance(self.id, str):
-            object.__setattr__(self, "id", str(self.id))
-        object.__setattr__(self, "metadata", dict(self.metadata or {}))
-        if self.score is not None:
-            object.__setattr__(self, "score", float(self.score))
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidPassageError(f"Passage.metadata must be a mapping (a dict) or None, got "
+                                      f"{type(metadata).__name__}: {_preview(metadata)}")
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "id", None if id is None else str(id))
+        object.__setattr__(self, "metadata", _copy_metadata(metadata))
+        object.__setattr__(self, "first_stage_score", _as_score(first_stage_score, "Passage.first_stage_score"))
+
+    @property
+    def score(self) -> float | None:
+        """Deprecated: :attr:`first_stage_score`."""
+        warnings.warn("Passage.score is deprecated; read first_stage_score", DeprecationWarning, stacklevel=2)
+        return self.first_stage_score
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
-        return {"text": self.text, "id": self.id, "metadata": dict(self.metadata), "score": self.score}
+        return {"text": self.text, "id": self.id, "metadata": _copy_metadata(self.metadata),
+                "first_stage_score": self.first_stage_score}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Passage:
-        """Build from :meth:`to_dict` output."""
-        return cls(text=data["text"], id=data.get("id"), metadata=data.get("metadata") or {}, score=data.get("score"))
+        """Build from :meth:`to_dict` output (the older key ``score`` is read too)."""
+        return to_passage(data)
+
+
+def _as_score(value: Any, what: str) -> float | None:
+    """``value`` as a float, or ``None``; a clear error for anything that is not a real number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidPassageError(f"{what} must be a number or None, got {type(value).__name__}: {_preview(value)}")
+    return float(value)
 
 
 _TEXT_KEYS = ("text", "content", "contents", "page_content")
 _ID_KEYS = ("id", "docid", "doc_id", "_id")
+#: Keys a mapping's first-stage score is read from (``score``: the older spelling, and what most retrievers write).
+_SCORE_KEYS = ("first_stage_score", "score")
 
 
 def _preview(value: Any, limit: int = 60) -> str:
@@ -69,7 +108,8 @@ def to_passage(item: Any, index: int = 0) -> Passage:
     """Convert one accepted passage form into a :class:`Passage`.
 
     Accepted: a ``str``; a :class:`Passage`; a mapping with a string under one of ``text``, ``content``,
-    ``contents`` or ``page_content`` (plus optional ``id``/``docid``, ``score`` and ``metadata``).
+    ``contents`` or ``page_content`` (plus optional ``id``/``docid``, ``first_stage_score`` (or ``score``) and
+    ``metadata``).
 
     Raises:
         InvalidPassageError: for anything else, naming the position and what arrived.
@@ -87,13 +127,18 @@ def to_passage(item: Any, index: int = 0) -> Passage:
                 + (f" with {text_key!r} of type {type(item[text_key]).__name__}" if text_key else "")
             )
         id_key = next((k for k in _ID_KEYS if item.get(k) is not None), None)
-        score = item.get("score")
-        return Passage(
-            text=item[text_key],
-            id=str(item[id_key]) if id_key else None,
-            metadata=item.get("metadata") or {},
-            score=float(score) if score is not None else None,
-        )
+        score_key = next((k for k in _SCORE_KEYS if item.get(k) is not None), None)
+        score = item[score_key] if score_key else None
+        if isinstance(score, str):  # a number written as a string in JSON ("12.5") is still that number
+            try:
+                score = float(score)
+            except ValueError:
+                pass  # reported below, with the passage's position
+        try:
+            return Passage(text=item[text_key], id=str(item[id_key]) if id_key else None,
+                           metadata=item.get("metadata"), first_stage_score=score)
+        except InvalidPassageError as exc:
+            raise InvalidPassageError(f"passage {index}: {exc}") from None
     raise InvalidPassageError(
         f"passage {index}: expected a str, a Passage or a mapping with 'text'; got {type(item).__name__}: "
         f"{_preview(item)}"
@@ -106,7 +151,14 @@ def to_passages(items: Sequence[Any] | Iterator[Any]) -> list[Passage]:
         raise InvalidPassageError(
             f"passages must be a list of passages, got a single {type(items).__name__}; wrap it in a list"
         )
+    if items is None or not isinstance(items, Iterable):
+        raise InvalidPassageError(f"passages must be a list (of strings, Passage objects or dicts with 'text'), got "
+                                  f"{type(items).__name__}")
     return [to_passage(item, i) for i, item in enumerate(items)]
+
+
+#: Keys that :meth:`Judgment.from_dict` reads under their older names (rankings and traces stored before 0.2).
+_RENAMED_JUDGMENT_KEYS = {"original_rank": "input_rank", "original_score": "first_stage_score"}
 
 
 @dataclass(frozen=True)
@@ -115,45 +167,62 @@ class Judgment:
 
     Attributes:
         id: The passage id given by the caller (``None`` if it had none). Duplicate ids are kept apart;
-            ``original_rank`` always identifies the input position.
+            ``input_rank`` always identifies the input position.
         text: The passage text as given (not truncated).
         score: The score from the last cascade stage that saw this passage (higher is more relevant). Scores
             are comparable only among passages scored by the same stage (see ``stage``). With
-            ``Reranker(first_stage_weight=w)`` it is the mix of the scorer's and the first-stage score (both
-            standardised over the call's passages), the value that ordered them.
+            ``first_stage_weight=w`` it is the mix of the scorer's and the first-stage score (both standardised over
+            the call's passages), the value that ordered them.
         rank: 1-based position in the reranked order.
-        original_rank: 1-based position in the input.
-        original_score: The first-stage score passed in, if any.
+        input_rank: 1-based position in the input.
+        first_stage_score: The first-stage (retriever's) score passed in, if any.
         explanation: Why the passage is (or is not) relevant, or ``None`` when it was not explained.
         truncated: Whether the passage was cut to fit a model's token budget in any stage.
         stage: The name of the cascade stage that produced ``score``: ``"score"`` (the scorer alone),
-            ``"score+first_stage"`` (the scorer mixed with ``original_score``, see ``Reranker(first_stage_weight=)``)
-            or ``"rescore"``.
-        metadata: The passage's metadata (a copy).
+            ``"score+first_stage"`` (the scorer mixed with ``first_stage_score``, see ``first_stage_weight``),
+            ``"rescore"``, or ``"given"`` (explained in the given order, not scored: :meth:`Reranker.explain`).
+        metadata: The passage's metadata (a deep copy: changing it changes nothing of the caller's).
     """
 
     id: str | None
     text: str
     score: float
     rank: int
-    original_rank: int
-    original_score: float | None = None
+    input_rank: int
+    first_stage_score: float | None = None
     explanation: str | None = None
     truncated: bool = False
     stage: str = "score"
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", _copy_metadata(self.metadata))
+
+    @property
+    def original_rank(self) -> int:
+        """Deprecated: :attr:`input_rank`."""
+        warnings.warn("Judgment.original_rank is deprecated; read input_rank", DeprecationWarning, stacklevel=2)
+        return self.input_rank
+
+    @property
+    def original_score(self) -> float | None:
+        """Deprecated: :attr:`first_stage_score`."""
+        warnings.warn("Judgment.original_score is deprecated; read first_stage_score", DeprecationWarning,
+                      stacklevel=2)
+        return self.first_stage_score
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["metadata"] = dict(self.metadata)
+        data["metadata"] = _copy_metadata(self.metadata)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Judgment:
-        """Build from :meth:`to_dict` output."""
+        """Build from :meth:`to_dict` output (also from the older keys ``original_rank``/``original_score``)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {_RENAMED_JUDGMENT_KEYS.get(k, k): v for k, v in data.items()}
+        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 @dataclass(frozen=True)

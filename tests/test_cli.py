@@ -11,8 +11,7 @@ from r2r_agent.errors import R2RError
 
 @pytest.fixture
 def tiny_cli(monkeypatch, tiny_student):
-    monkeypatch.setattr(cli, "_build_reranker", lambda args: Reranker(tiny_student, explain_top=args.explain_top,
-                                                                    compare_top=args.compare_top))
+    monkeypatch.setattr(cli, "_build_reranker", lambda args: Reranker(tiny_student, config=cli.rerank_config(args)))
 
 
 def test_help_mentions_the_commands(capsys):
@@ -31,7 +30,8 @@ def test_read_passages_file_and_stdin(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('"plain text"\n\n{"id": "d2", "text": "object", "score": 3}\n')
     passages = cli.read_passages(str(path))
-    assert [(p.id, p.text, p.score) for p in passages] == [(None, "plain text", None), ("d2", "object", 3.0)]
+    assert [(p.id, p.text, p.first_stage_score) for p in passages] == [(None, "plain text", None),
+                                                                       ("d2", "object", 3.0)]
     assert [p.text for p in cli.read_passages("-", io.StringIO('"a"\n"b"\n'))] == ["a", "b"]
 
 
@@ -129,8 +129,8 @@ def test_first_stage_weight_flag_reaches_the_reranker(monkeypatch, tmp_path, cap
 
     monkeypatch.setattr(Student, "default", lambda **kwargs: tiny_student)
     args = cli.build_parser().parse_args(["rerank", "-q", "q", "-p", "x", "--first-stage-weight", "0.5"])
-    assert cli._build_reranker(args).first_stage_weight == 0.5
-    assert cli._build_reranker(cli.build_parser().parse_args(["demo"])).first_stage_weight == 0.0
+    assert cli._build_reranker(args).config.first_stage_weight == 0.5
+    assert cli._build_reranker(cli.build_parser().parse_args(["demo"])).config.first_stage_weight == 0.0
     path = tmp_path / "p.jsonl"
     path.write_text("\n".join(json.dumps({"id": f"d{i}", "text": t, "score": s}) for i, (t, s) in
                               enumerate([("the sun", 1.0), ("fleas live two months", 3.0), ("concrete", 2.0)])))

@@ -53,7 +53,7 @@ def fake_reranker(table=None, **kwargs):
 def test_orders_by_score_and_reports_original_positions():
     reranker, explainer = fake_reranker({PASSAGES[2]: 3.0, PASSAGES[0]: 2.0, PASSAGES[3]: -1.0})
     ranking = reranker.rerank("how long do fleas live", PASSAGES, top_n=3, explain_top=2, compare_top=2)
-    assert [j.original_rank for j in ranking] == [3, 1, 2]
+    assert [j.input_rank for j in ranking] == [3, 1, 2]
     assert [j.rank for j in ranking] == [1, 2, 3]
     assert [j.explanation for j in ranking] == ["about The flea l", "about An adult f", None]
     assert ranking.comparison == "2 ordered"
@@ -64,7 +64,7 @@ def test_orders_by_score_and_reports_original_positions():
 def test_ties_keep_input_order():
     reranker, _ = fake_reranker({})
     ranking = reranker.rerank("q", PASSAGES, explain_top=0, compare_top=0)
-    assert [j.original_rank for j in ranking] == [1, 2, 3, 4]
+    assert [j.input_rank for j in ranking] == [1, 2, 3, 4]
 
 
 def test_empty_passage_list_gives_empty_ranking():
@@ -101,7 +101,7 @@ def test_top_n_larger_than_list_returns_all():
 def test_duplicate_ids_are_kept_apart():
     reranker, _ = fake_reranker({"b": 1.0})
     ranking = reranker.rerank("q", [Passage("a", id="x"), Passage("b", id="x"), Passage("c", id="x")])
-    assert [(j.id, j.text, j.original_rank) for j in ranking] == [("x", "b", 2), ("x", "a", 1), ("x", "c", 3)]
+    assert [(j.id, j.text, j.input_rank) for j in ranking] == [("x", "b", 2), ("x", "a", 1), ("x", "c", 3)]
 
 
 def test_inputs_are_not_mutated():
@@ -114,10 +114,10 @@ def test_inputs_are_not_mutated():
     assert ranking[0].metadata is not items[1].metadata
 
 
-def test_original_scores_are_carried():
+def test_first_stage_scores_are_carried():
     reranker, _ = fake_reranker()
-    ranking = reranker.rerank("q", [Passage("a", score=12.5), "b"])
-    assert [j.original_score for j in ranking] == [12.5, None]
+    ranking = reranker.rerank("q", [Passage("a", first_stage_score=12.5), "b"])
+    assert [j.first_stage_score for j in ranking] == [12.5, None]
 
 
 def test_scorer_returning_wrong_count_is_reported():
@@ -236,8 +236,7 @@ def test_tiny_models_end_to_end(tiny_student, no_network):
 
 #: The scorer is sure a > b > c > d; the retriever prefers d, then b.
 FUSION_SCORER = {"a": 0.9, "b": 0.5, "c": 0.1, "d": 0.0}
-FUSION_PASSAGES = [Passage("a", id="a", score=0.0), Passage("b", id="b", score=2.0), Passage("c", id="c", score=1.0),
-                   Passage("d", id="d", score=3.0)]
+FUSION_PASSAGES = [Passage(t, id=t, first_stage_score=s) for t, s in (("a", 0.0), ("b", 2.0), ("c", 1.0), ("d", 3.0))]
 
 
 def fusion_reranker(**kwargs):
@@ -257,10 +256,10 @@ def test_first_stage_weight_0_is_todays_ranking_exactly():
 def test_first_stage_weight_1_reproduces_the_first_stage_order():
     ranking = fusion_reranker(first_stage_weight=1.0).rerank("q", FUSION_PASSAGES, explain_top=0, compare_top=0)
     assert [j.text for j in ranking] == ["d", "b", "c", "a"]
-    assert [j.score for j in ranking] == [j.original_score for j in ranking] == [3.0, 2.0, 1.0, 0.0]
+    assert [j.score for j in ranking] == [j.first_stage_score for j in ranking] == [3.0, 2.0, 1.0, 0.0]
     assert {j.stage for j in ranking} == {"score+first_stage"}
     # ties keep the input order, as for the scorer
-    tied = [Passage("a", score=1.0), Passage("b", score=2.0), Passage("c", score=1.0)]
+    tied = [Passage(t, first_stage_score=s) for t, s in (("a", 1.0), ("b", 2.0), ("c", 1.0))]
     assert [j.text for j in fusion_reranker(first_stage_weight=1.0).rerank("q", tied)] == ["b", "a", "c"]
 
 
@@ -272,7 +271,7 @@ def test_first_stage_weight_mixes_standardised_scores():
     expected = mix_scores([0.9, 0.5, 0.1, 0.0], [0.0, 2.0, 1.0, 3.0], 0.5)
     assert [j.text for j in ranking] == ["b", "d", "a", "c"]
     assert [j.score for j in ranking] == [expected[i] for i in (1, 3, 0, 2)]
-    assert [j.original_rank for j in ranking] == [2, 4, 1, 3]
+    assert [j.input_rank for j in ranking] == [2, 4, 1, 3]
     assert {j.stage for j in ranking} == {"score+first_stage"}
     assert [s.stage for s in ranking.stages] == ["score"]  # no extra model run, so no extra cost entry
     # a small weight keeps the scorer's order, a large one the retriever's
@@ -284,7 +283,7 @@ def test_first_stage_weight_mixes_standardised_scores():
 
 @pytest.mark.parametrize("missing", [None, math.nan, math.inf])
 def test_first_stage_fusion_without_every_score_falls_back_to_the_scorer(missing, caplog):
-    passages = [*FUSION_PASSAGES[:3], Passage("d", id="d", score=missing)]
+    passages = [*FUSION_PASSAGES[:3], Passage("d", id="d", first_stage_score=missing)]
     reranker = fusion_reranker(first_stage_weight=0.5)
     with caplog.at_level("DEBUG", logger="r2r_agent.reranker"):
         ranking = reranker.rerank("q", passages)
@@ -331,12 +330,12 @@ def test_first_stage_fusion_does_not_mutate_inputs():
     items = [{"id": "a", "text": "a", "score": 0.0, "metadata": {"k": [1]}}, *FUSION_PASSAGES[1:]]
     before = copy.deepcopy(items)
     ranking = fusion_reranker(first_stage_weight=0.5).rerank("q", items)
-    assert items == before and [p.score for p in FUSION_PASSAGES] == [0.0, 2.0, 1.0, 3.0]
-    assert [j.original_score for j in sorted(ranking, key=lambda j: j.original_rank)] == [0.0, 2.0, 1.0, 3.0]
+    assert items == before and [p.first_stage_score for p in FUSION_PASSAGES] == [0.0, 2.0, 1.0, 3.0]
+    assert [j.first_stage_score for j in sorted(ranking, key=lambda j: j.input_rank)] == [0.0, 2.0, 1.0, 3.0]
 
 
 def test_first_stage_fusion_with_tiny_models(tiny_student, no_network):
-    passages = [Passage(p, id=str(i), score=float(len(PASSAGES) - i)) for i, p in enumerate(PASSAGES)]
+    passages = [Passage(p, id=str(i), first_stage_score=float(len(PASSAGES) - i)) for i, p in enumerate(PASSAGES)]
     plain = Reranker(tiny_student).rerank("how long do fleas live", passages, explain_top=0, compare_top=0)
     same = Reranker(tiny_student, first_stage_weight=0.0).rerank("how long do fleas live", passages, explain_top=0,
                                                                  compare_top=0)

@@ -29,10 +29,10 @@ from r2r_agent.traces import (
 
 QUERY = "how long do fleas live"
 PASSAGES = [
-    Passage("Flea collars release an insecticide.", id="d1", score=9.0),
-    Passage("Seasons happen because Earth's axis is tilted.", id="d2", score=8.0),
-    Passage("An adult flea usually lives two to three months.", id="d3", score=7.0),
-    Passage("The flea life cycle has four stages.", id="d4", score=6.0),
+    Passage("Flea collars release an insecticide.", id="d1", first_stage_score=9.0),
+    Passage("Seasons happen because Earth's axis is tilted.", id="d2", first_stage_score=8.0),
+    Passage("An adult flea usually lives two to three months.", id="d3", first_stage_score=7.0),
+    Passage("The flea life cycle has four stages.", id="d4", first_stage_score=6.0),
 ]
 
 
@@ -302,7 +302,7 @@ def test_diff_traces_matches_queries_and_measures_the_change():
 
 
 def test_diff_falls_back_to_input_ranks_when_ids_repeat():
-    passages = [Passage(p.text, id="same", score=p.score) for p in PASSAGES]
+    passages = [Passage(p.text, id="same", first_stage_score=p.first_stage_score) for p in PASSAGES]
     a, b = MemoryTraceSink(), MemoryTraceSink()
     make_reranker(TABLE, trace=a).rerank(QUERY, passages, top_n=2)
     make_reranker(TABLE_V2, trace=b).rerank(QUERY, passages, top_n=2)

@@ -10,9 +10,10 @@ from r2r_agent.types import to_passage, to_passages
 
 def test_passage_accepts_forms_and_copies_metadata():
     meta = {"source": "web"}
-    p = Passage("text", id=7, metadata=meta, score="1.5")
-    assert p.id == "7" and p.score == 1.5
+    p = Passage("text", id=7, metadata=meta, first_stage_score=1.5)
+    assert p.id == "7" and p.first_stage_score == 1.5
     assert p.metadata == meta and p.metadata is not meta
+    assert to_passage({"text": "t", "score": "1.5"}).first_stage_score == 1.5  # a JSON number written as a string
     assert to_passage("plain").text == "plain"
     assert to_passage({"docid": "d1", "contents": "x", "score": 2}).id == "d1"
     assert to_passage({"page_content": "y", "metadata": {"a": 1}}).metadata == {"a": 1}
@@ -22,6 +23,43 @@ def test_passage_accepts_forms_and_copies_metadata():
 def test_non_string_passage_is_a_clear_type_error(bad):
     with pytest.raises(TypeError, match="passage 0"):
         to_passages([bad])
+
+
+def test_the_old_score_spelling_still_works_for_one_release_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="first_stage_score"):
+        p = Passage("text", score=2.0)
+    assert p.first_stage_score == 2.0
+    with pytest.warns(DeprecationWarning):
+        assert p.score == 2.0
+    judgment = Judgment.from_dict({"id": "a", "text": "t", "score": 1.0, "rank": 1, "original_rank": 3,
+                                   "original_score": 7.0})
+    assert (judgment.input_rank, judgment.first_stage_score) == (3, 7.0)
+    with pytest.warns(DeprecationWarning):
+        assert judgment.original_rank == 3
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"text": "t", "score": "abc"}, "passage 0: Passage.first_stage_score must be a number"),
+    ({"text": "t", "metadata": [1, 2]}, "passage 0: Passage.metadata must be a mapping"),
+])
+def test_bad_fields_name_the_passage_position(item, message):
+    with pytest.raises(InvalidPassageError, match=message):
+        to_passages([item])
+
+
+def test_passages_none_is_a_clear_error():
+    with pytest.raises(InvalidPassageError, match="passages must be a list"):
+        to_passages(None)  # type: ignore[arg-type]
+
+
+def test_metadata_is_deep_copied_in_and_out():
+    nested = {"source": {"url": "u"}}
+    passage = Passage("t", metadata=nested)
+    passage.metadata["source"]["url"] = "changed"
+    assert nested == {"source": {"url": "u"}}
+    judgment = Judgment("a", "t", 1.0, 1, 1, metadata=passage.metadata)
+    judgment.metadata["source"]["url"] = "again"
+    assert passage.metadata["source"]["url"] == "changed"
 
 
 def test_single_string_instead_of_list_is_rejected():

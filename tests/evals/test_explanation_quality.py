@@ -30,7 +30,7 @@ from r2r_agent.types import Judgment, Ranking
 def _ranking(query: str, items: list[tuple[str | None, str, str | None]]) -> Ranking:
     """A ranking of ``(id, passage text, explanation)`` items, best first."""
     judgments = [
-        Judgment(id=pid, text=text, score=float(-i), rank=i + 1, original_rank=i + 1, explanation=explanation)
+        Judgment(id=pid, text=text, score=float(-i), rank=i + 1, input_rank=i + 1, explanation=explanation)
         for i, (pid, text, explanation) in enumerate(items)
     ]
     return Ranking(query=query, judgments=tuple(judgments))

@@ -66,7 +66,7 @@ def test_query_engine_with_r2r_over_chromadb(index, encoder_reranker):
     assert all(s.node.metadata["r2r_explanation"] for s in sources)
     assert sources[0].node.metadata["r2r_comparison"]
     # The first-stage (chroma similarity) score is kept next to the student's.
-    assert all(isinstance(s.node.metadata["retrieval_score"], float) for s in sources)
+    assert all(isinstance(s.node.metadata["r2r_first_stage_score"], float) for s in sources)
     assert isinstance(response.response, str)
     assert collection.count() == len(DOCS)
 

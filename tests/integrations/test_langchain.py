@@ -67,9 +67,9 @@ def test_compressor_matches_core_and_keeps_ids_and_metadata(reranker):
     before = copy.deepcopy([d.model_dump() for d in docs])
     out = R2RCompressor(top_n=3, reranker=reranker).compress_documents(docs, QUERY)
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES], top_n=3)
-    assert ids(out) == [PASSAGES[j.original_rank - 1][0] for j in expected]
+    assert ids(out) == [PASSAGES[j.input_rank - 1][0] for j in expected]
     for rank, (doc, j) in enumerate(zip(out, expected, strict=True), start=1):
-        assert doc.metadata["relevance_score"] == pytest.approx(j.score)
+        assert doc.metadata["r2r_score"] == pytest.approx(j.score)
         assert doc.metadata["r2r_rank"] == rank
         assert doc.metadata["r2r_explanation"] == j.explanation
         assert doc.metadata["source"] == f"{doc.id}.txt"
@@ -98,27 +98,28 @@ def test_compressor_none_and_empty_metadata_duplicate_ids(reranker):
     assert docs[-1].metadata is None  # the caller's document is untouched
 
 
-def test_compressor_textless_documents_pass_through_at_the_end(reranker):
+def test_compressor_textless_documents_come_after_the_ranked_ones_within_top_n(reranker):
     docs = [Document(page_content="", id="empty"), *make_docs()]
-    out = R2RCompressor(top_n=2, reranker=reranker).compress_documents(docs, QUERY)
-    assert len(out) == 3 and out[-1].id == "empty"
+    assert len(R2RCompressor(top_n=2, reranker=reranker).compress_documents(docs, QUERY)) == 2
+    out = R2RCompressor(top_n=None, reranker=reranker).compress_documents(docs, QUERY)
+    assert len(out) == len(docs) and out[-1].id == "empty"
     assert out[-1].metadata["r2r_note"].startswith("not reranked")
-    assert "relevance_score" not in out[-1].metadata
+    assert "r2r_score" not in out[-1].metadata
 
 
 @pytest.mark.parametrize("top_n", [0, -3])
 def test_top_n_must_be_positive(top_n, reranker):
-    with pytest.raises(ValueError, match="top_n must be >= 1"):
+    with pytest.raises(ValueError, match="top_n must be an int >= 1"):
         R2RCompressor(top_n=top_n, reranker=reranker)
-    with pytest.raises(ValueError, match="top_n must be >= 1"):
+    with pytest.raises(ValueError, match="top_n must be an int >= 1"):
         R2RRetriever(base_retriever=FixedRetriever(docs=make_docs()), top_n=top_n, reranker=reranker)
     retriever = R2RRetriever(base_retriever=FixedRetriever(docs=make_docs()), reranker=reranker)
-    with pytest.raises(ValueError, match="top_n must be >= 1"):
+    with pytest.raises(ValueError, match="top_n must be an int >= 1"):
         retriever.invoke(QUERY, top_n=top_n)
 
 
 def test_compressor_rejects_unknown_fields_and_non_documents(reranker):
-    with pytest.raises(ValueError, match="extra"):
+    with pytest.raises(ValueError, match="unexpected setting 'top_k' \\(did you mean 'top_n'\\?\\)"):
         R2RCompressor(reranker=reranker, top_k=3)
     with pytest.raises(TypeError, match="document 0 must be a langchain_core Document"):
         R2RCompressor(reranker=reranker).compress_documents(["text"], QUERY)  # type: ignore[list-item]
@@ -156,7 +157,7 @@ def test_retriever_fetches_k_reranks_and_passes_callbacks(reranker):
     out = retriever.invoke(QUERY, config={"callbacks": [handler]})
     assert base.calls[0]["k"] == 3 and base.calls[0]["parent"] is not None
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES[:3]], top_n=2)
-    assert ids(out) == [PASSAGES[j.original_rank - 1][0] for j in expected]
+    assert ids(out) == [PASSAGES[j.input_rank - 1][0] for j in expected]
     assert handler.retriever_starts == 2  # ours and the base retriever, as its child
     assert [name for name, _ in handler.custom] == [RERANK_EVENT]
 
@@ -291,10 +292,11 @@ def test_compressor_first_stage_weight_mixes_metadata_scores(reranker):
     docs = scored_docs()
     before = copy.deepcopy([d.model_dump() for d in docs])
     out = R2RCompressor(top_n=None, reranker=reranker, first_stage_weight=0.5).compress_documents(docs, QUERY)
-    expected = reranker.rerank(QUERY, [Passage(t, id=i, score=s) for i, t, s in PASSAGES], first_stage_weight=0.5)
+    expected = reranker.rerank(QUERY, [Passage(t, id=i, first_stage_score=s) for i, t, s in PASSAGES],
+                               first_stage_weight=0.5)
     assert ids(out) == [j.id for j in expected]
-    assert [d.metadata["relevance_score"] for d in out] == [j.score for j in expected]
-    assert [d.metadata["score"] for d in out] == [j.original_score for j in expected]  # the retriever's, kept
+    assert [d.metadata["r2r_score"] for d in out] == [j.score for j in expected]
+    assert [d.metadata["score"] for d in out] == [j.first_stage_score for j in expected]  # the retriever's, kept
     assert [d.model_dump() for d in docs] == before
     first = R2RCompressor(top_n=None, reranker=reranker, first_stage_weight=1.0).compress_documents(docs, QUERY)
     assert ids(first) == ["d1", "d2", "d3", "d4"]
@@ -314,7 +316,7 @@ def test_first_stage_weight_without_scores_keeps_the_student_order(reranker, cap
         out = R2RCompressor(top_n=None, reranker=reranker, first_stage_weight=1.0).compress_documents(
             make_docs(), QUERY)  # scores under another key: LangChain documents usually carry none
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES])
-    assert ids(out) == [PASSAGES[j.original_rank - 1][0] for j in expected]
+    assert ids(out) == [PASSAGES[j.input_rank - 1][0] for j in expected]
     assert "4 of 4 passages have no finite first-stage score" in caplog.text
 
 

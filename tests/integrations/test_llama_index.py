@@ -42,7 +42,7 @@ def test_ranks_like_the_core_and_writes_metadata_on_copies(reranker):
     out = R2R(top_n=3, reranker=reranker).postprocess_nodes(nodes, query_str=QUERY)
 
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES], top_n=3)
-    assert [n.node.node_id for n in out] == [PASSAGES[j.original_rank - 1][0] for j in expected]
+    assert [n.node.node_id for n in out] == [PASSAGES[j.input_rank - 1][0] for j in expected]
     assert [n.score for n in out] == pytest.approx([j.score for j in expected])
     for rank, (n, j) in enumerate(zip(out, expected, strict=True), start=1):
         assert n.node.metadata["r2r_rank"] == rank
@@ -50,7 +50,7 @@ def test_ranks_like_the_core_and_writes_metadata_on_copies(reranker):
         assert n.node.metadata["r2r_explanation"] == j.explanation
         assert n.node.metadata["source"] == f"{n.node.node_id}.txt"
         original = next(s for i, _, s in PASSAGES if i == n.node.node_id)
-        assert n.node.metadata["retrieval_score"] == original
+        assert n.node.metadata["r2r_first_stage_score"] == original
     assert out[0].node.metadata["r2r_comparison"] == expected.comparison
     assert all("r2r_comparison" not in n.node.metadata for n in out[1:])
     # The caller's nodes are untouched.
@@ -63,7 +63,7 @@ def test_explanation_keys_hidden_from_embedding_and_shown_to_llm(reranker):
     top = out[0].node
     embed_text = top.get_content(metadata_mode=MetadataMode.EMBED)
     llm_text = top.get_content(metadata_mode=MetadataMode.LLM)
-    assert "r2r_" not in embed_text and "retrieval_score" not in embed_text
+    assert "r2r_" not in embed_text and "r2r_first_stage_score" not in embed_text
     assert "source: " in embed_text
     assert f"r2r_explanation: {top.metadata['r2r_explanation']}" in llm_text
     assert "r2r_comparison" in llm_text
@@ -78,9 +78,9 @@ def test_llm_visibility_is_configurable(reranker):
     assert "r2r_score" in llm_text and "r2r_rank" in llm_text
 
 
-def test_keep_retrieval_score_off(reranker):
-    out = R2R(top_n=2, reranker=reranker, keep_retrieval_score=False).postprocess_nodes(make_nodes(), query_str=QUERY)
-    assert all("retrieval_score" not in n.node.metadata for n in out)
+def test_keep_first_stage_score_off(reranker):
+    out = R2R(top_n=2, reranker=reranker, keep_first_stage_score=False).postprocess_nodes(make_nodes(), query_str=QUERY)
+    assert all("r2r_first_stage_score" not in n.node.metadata for n in out)
 
 
 def test_reranking_twice_does_not_keep_stale_keys(reranker):
@@ -100,7 +100,7 @@ def test_missing_query_bundle_is_a_clear_error(reranker):
 
 @pytest.mark.parametrize("top_n", [0, -1])
 def test_top_n_must_be_positive(top_n, reranker):
-    with pytest.raises(ValueError, match="top_n must be >= 1"):
+    with pytest.raises(ValueError, match="top_n must be an int >= 1"):
         R2R(top_n=top_n, reranker=reranker)
 
 
@@ -108,17 +108,23 @@ def test_empty_list(reranker):
     assert R2R(reranker=reranker).postprocess_nodes([], query_str=QUERY) == []
 
 
-def test_textless_nodes_pass_through_at_the_end(reranker):
+def test_textless_nodes_come_after_the_ranked_ones_unscored_within_top_n(reranker):
     nodes = make_nodes()
     blank = NodeWithScore(node=TextNode(id_="blank", text="   "), score=5.0)
     image = NodeWithScore(node=ImageNode(id_="img", image="aGVsbG8="), score=4.0)
-    out = R2R(top_n=2, reranker=reranker).postprocess_nodes([blank, *nodes, image], query_str=QUERY)
-    assert len(out) == 4
-    assert [n.node.node_id for n in out[2:]] == ["blank", "img"]
-    assert all(n.node.metadata["r2r_note"].startswith("not reranked") for n in out[2:])
-    assert [n.score for n in out[2:]] == [5.0, 4.0]
-    assert all("r2r_rank" not in n.node.metadata for n in out[2:])
-    assert isinstance(out[3].node, ImageNode)
+    out = R2R(top_n=None, reranker=reranker).postprocess_nodes([blank, *nodes, image], query_str=QUERY)
+    assert len(out) == 6
+    assert [n.node.node_id for n in out[4:]] == ["blank", "img"]
+    assert all(n.node.metadata["r2r_note"].startswith("not reranked") for n in out[4:])
+    assert [n.score for n in out[4:]] == [None, None]  # never a retrieval score among the student's scores
+    assert all("r2r_rank" not in n.node.metadata for n in out[4:])
+    assert isinstance(out[5].node, ImageNode)
+    scores = [n.score for n in out[:4]]
+    assert scores == sorted(scores, reverse=True)
+    assert [n.node.node_id for n in R2R(top_n=5, reranker=reranker).postprocess_nodes(
+        [blank, *nodes, image], query_str=QUERY)][4:] == ["blank"]
+    two = R2R(top_n=2, reranker=reranker).postprocess_nodes([blank, *nodes, image], query_str=QUERY)
+    assert len(two) == 2 and all("r2r_rank" in n.node.metadata for n in two)
 
 
 def test_only_textless_nodes(reranker):
@@ -133,7 +139,7 @@ def test_none_and_empty_metadata_and_duplicate_ids(reranker):
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES])
     assert [n.node.text for n in out] == [j.text for j in expected]
     assert all(n.node.node_id == "same" for n in out)
-    assert all(n.node.metadata["retrieval_score"] is None for n in out)
+    assert all("r2r_first_stage_score" not in n.node.metadata for n in out)  # the nodes had no score
 
 
 def test_rejects_non_node_items(reranker):
@@ -154,7 +160,8 @@ def test_student_builds_a_reranker(reranker):
 def test_class_name_and_serialisation_skip_the_model(reranker):
     pp = R2R(top_n=3, reranker=reranker)
     data = pp.to_dict()
-    assert data["class_name"] == "R2R" and data["top_n"] == 3
+    assert data["class_name"] == "R2R" and data["config"]["top_n"] == 3
+    assert R2R.from_dict(data, reranker=reranker).config == pp.config
     assert "reranker" not in data and "_reranker" not in data
 
 
@@ -284,7 +291,7 @@ def test_retriever_reranks_the_base_results(reranker):
     retriever = R2RRetriever(base, top_n=2, fetch_k=3, reranker=reranker)
     out = retriever.retrieve(QUERY)
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES[:3]], top_n=2)
-    assert [n.node.node_id for n in out] == [PASSAGES[j.original_rank - 1][0] for j in expected]
+    assert [n.node.node_id for n in out] == [PASSAGES[j.input_rank - 1][0] for j in expected]
     assert base.queries == [QUERY]
     assert out[0].node.metadata["r2r_explanation"] == expected[0].explanation
 
@@ -298,11 +305,11 @@ async def test_retriever_async_equals_sync(reranker):
 
 
 def test_retriever_argument_errors(reranker):
-    with pytest.raises(ValueError, match="BaseRetriever"):
+    with pytest.raises(TypeError, match="BaseRetriever"):
         R2RRetriever(make_nodes())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="set them on it instead"):
         R2RRetriever(FixedRetriever([]), postprocessor=R2R(reranker=reranker), top_n=2)
-    with pytest.raises(ValueError, match="top_n must be >= 1"):
+    with pytest.raises(ValueError, match="top_n must be an int >= 1"):
         R2RRetriever(FixedRetriever([]), top_n=0, reranker=reranker)
     assert R2RRetriever(FixedRetriever([]), reranker=reranker).retrieve(QUERY) == []
 
@@ -355,10 +362,11 @@ def test_first_stage_weight_mixes_the_node_scores_in(reranker):
     nodes = make_nodes()
     before = snapshot(nodes)
     out = R2R(top_n=None, reranker=reranker, first_stage_weight=0.5).postprocess_nodes(nodes, query_str=QUERY)
-    expected = reranker.rerank(QUERY, [Passage(t, id=i, score=s) for i, t, s in PASSAGES], first_stage_weight=0.5)
+    expected = reranker.rerank(QUERY, [Passage(t, id=i, first_stage_score=s) for i, t, s in PASSAGES],
+                               first_stage_weight=0.5)
     assert [n.node.node_id for n in out] == [j.id for j in expected]
     assert [n.score for n in out] == [n.node.metadata["r2r_score"] for n in out] == [j.score for j in expected]
-    assert [n.node.metadata["retrieval_score"] for n in out] == [j.original_score for j in expected]
+    assert [n.node.metadata["r2r_first_stage_score"] for n in out] == [j.first_stage_score for j in expected]
     assert {j.stage for j in expected} == {"score+first_stage"}
     assert snapshot(nodes) == before
     # 1: the retriever's order; None: the reranker's own setting (0 here: the student's order)
@@ -375,7 +383,7 @@ async def test_first_stage_weight_async_and_through_the_retriever(reranker):
     assert [n.node.node_id for n in aout] == ["d1", "d2", "d3", "d4"]
     retriever = R2RRetriever(FixedRetriever(make_nodes()), top_n=2, reranker=reranker, first_stage_weight=1.0)
     assert [n.node.node_id for n in retriever.retrieve(QUERY)] == ["d1", "d2"]
-    assert retriever.postprocessor.first_stage_weight == 1.0
+    assert retriever.postprocessor.config.first_stage_weight == 1.0
 
 
 def test_first_stage_weight_without_node_scores_keeps_the_student_order(reranker, caplog):
@@ -383,7 +391,7 @@ def test_first_stage_weight_without_node_scores_keeps_the_student_order(reranker
     with caplog.at_level("WARNING", logger="r2r_agent.reranker"):
         out = R2R(top_n=None, reranker=reranker, first_stage_weight=1.0).postprocess_nodes(nodes, query_str=QUERY)
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES])
-    assert [n.node.node_id for n in out] == [PASSAGES[j.original_rank - 1][0] for j in expected]
+    assert [n.node.node_id for n in out] == [PASSAGES[j.input_rank - 1][0] for j in expected]
     assert "1 of 4 passages have no finite first-stage score" in caplog.text
 
 
@@ -391,3 +399,19 @@ def test_first_stage_weight_without_node_scores_keeps_the_student_order(reranker
 def test_first_stage_weight_must_be_in_0_1(weight, reranker):
     with pytest.raises(ValueError, match=r"first_stage_weight must be a number in \[0, 1\]"):
         R2R(reranker=reranker, first_stage_weight=weight)
+
+
+def test_unknown_settings_are_refused_with_the_closest_name(reranker):
+    with pytest.raises(ValueError, match="unexpected setting 'topn' \\(did you mean 'top_n'\\?\\)"):
+        R2R(topn=2, reranker=reranker)
+    with pytest.raises(ValueError, match="unexpected setting 'topn'"):
+        R2RRetriever(FixedRetriever([]), topn=2, reranker=reranker)
+
+
+def test_settings_come_from_one_config(reranker):
+    from r2r_agent import RerankConfig
+
+    pp = R2R(reranker=reranker, config=RerankConfig(top_n=2, explain_top=1), compare_top=0)
+    assert pp.config == RerankConfig(top_n=2, explain_top=1, compare_top=0)
+    shared = type(reranker)(reranker.student, explain_top=1)
+    assert R2R(reranker=shared).config == RerankConfig(top_n=5, explain_top=1)  # the reranker's, with R2R's top_n

@@ -244,7 +244,7 @@ def test_read_traces_errors_name_the_file_and_line(tmp_path):
 
 
 def test_traces_module_imports_nothing_heavy():
-    code = ("import sys, r2r_agent.traces, r2r_agent.traces_cli; "
+    code = ("import sys, r2r_agent.traces, r2r_agent.traces.cli; "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .traces import QueryDiff, TraceDiff, TraceRecord
+    from . import QueryDiff, TraceDiff, TraceRecord
 
 EPILOG = """\
 examples:
@@ -201,8 +201,8 @@ def format_diff(diff: TraceDiff, a: Sequence[TraceRecord], b: Sequence[TraceReco
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .errors import InvalidInputError
-    from .traces import read_traces
+    from ..errors import InvalidInputError
+    from . import read_traces
 
     if args.last is not None and args.last < 1:
         raise InvalidInputError(f"--last must be >= 1, got {args.last}")
@@ -224,8 +224,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from .errors import InvalidInputError
-    from .traces import diff_traces, read_traces
+    from ..errors import InvalidInputError
+    from . import diff_traces, read_traces
 
     if args.movers < 0:
         raise InvalidInputError(f"--movers must be >= 0, got {args.movers}")

@@ -1,0 +1,217 @@
+"""Comparing two runs of the same queries (e.g. two student versions): Kendall's tau, rank-biased overlap, and which
+documents moved, with both runs' explanations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..errors import InvalidInputError
+from .records import TraceRecord
+
+
+def kendall_tau(a: Sequence[Any], b: Sequence[Any]) -> float | None:
+    """Kendall's tau between two orders, over the items they share (``None`` when they share fewer than 2).
+
+    Example:
+        >>> kendall_tau(["x", "y", "z"], ["x", "y", "z"]), kendall_tau(["x", "y", "z"], ["z", "y", "x"])
+        (1.0, -1.0)
+    """
+    position_b = {item: i for i, item in enumerate(b)}
+    shared = [item for item in a if item in position_b]
+    n = len(shared)
+    if n < 2:
+        return None
+    concordant = discordant = 0
+    for i in range(n):
+        for j in range(i + 1, n):  # shared is in a's order, so a ranks shared[i] above shared[j]
+            if position_b[shared[i]] < position_b[shared[j]]:
+                concordant += 1
+            else:
+                discordant += 1
+    return (concordant - discordant) / (n * (n - 1) / 2)
+
+
+def rank_biased_overlap(a: Sequence[Any], b: Sequence[Any], p: float = 0.9) -> float:
+    """Extrapolated rank-biased overlap (Webber, Moffat and Zobel, 2010, eq. 32) of two top lists.
+
+    1.0 for identical lists, 0.0 for disjoint ones; agreement near the top weighs more (``p`` sets how much: the
+    top ``1 / (1 - p)`` places carry most of the weight). Lists may differ in length; items should be unique.
+
+    Example:
+        >>> rank_biased_overlap(["x", "y", "z"], ["x", "y", "z"]), rank_biased_overlap(["x"], ["y"])
+        (1.0, 0.0)
+    """
+    if not 0.0 < p < 1.0:
+        raise InvalidInputError(f"rank_biased_overlap: p must be in (0, 1), got {p}")
+    short, long = (list(a), list(b)) if len(a) <= len(b) else (list(b), list(a))
+    s, length = len(short), len(long)
+    if length == 0:
+        return 1.0
+    if s == 0:
+        return 0.0
+    seen_short: set[Any] = set()
+    seen_long: set[Any] = set()
+    overlap = 0
+    overlaps = [0] * (length + 1)  # overlaps[d]: items shared by short[:d] and long[:d] (short stops at s)
+    for d in range(1, length + 1):
+        x = long[d - 1]
+        if d <= s:
+            y = short[d - 1]
+            if x == y:
+                overlap += 1
+            else:
+                overlap += (x in seen_short) + (y in seen_long)
+            seen_short.add(y)
+        else:
+            overlap += x in seen_short
+        seen_long.add(x)
+        overlaps[d] = overlap
+    x_s, x_l = overlaps[s], overlaps[length]
+    total = sum(overlaps[d] / d * p**d for d in range(1, length + 1))
+    total += sum(x_s * (d - s) / (s * d) * p**d for d in range(s + 1, length + 1))
+    return (1 - p) / p * total + ((x_l - x_s) / length + x_s / s) * p**length
+
+
+def _keys(record: TraceRecord) -> dict[int, str]:
+    """A stable name for each input rank: the id when ids are unique, else ``#<input rank>``."""
+    ids = [c.id for c in record.candidates] or [r.id for r in record.results]
+    unique = all(i is not None for i in ids) and len(set(ids)) == len(ids)
+    names = {c.input_rank: (c.id if unique else f"#{c.input_rank}") for c in record.candidates}
+    for r in record.results:
+        names.setdefault(r.input_rank, r.id if unique and r.id is not None else f"#{r.input_rank}")
+    return {rank: str(name) for rank, name in names.items()}
+
+
+@dataclass(frozen=True)
+class DocumentShift:
+    """Where one document landed in each of two runs of the same query.
+
+    Attributes:
+        key: The document id (or ``#<input rank>`` when ids are missing or repeated).
+        input_rank: Its input rank (in run A, else B).
+        rank_a: Its output rank in run A (``None``: not returned).
+        rank_b: Its output rank in run B (``None``: not returned).
+        explanation_a: Run A's explanation, if any.
+        explanation_b: Run B's explanation, if any.
+    """
+
+    key: str
+    input_rank: int
+    rank_a: int | None
+    rank_b: int | None
+    explanation_a: str | None = None
+    explanation_b: str | None = None
+
+    @property
+    def shift(self) -> int | None:
+        """Places moved up from A to B (negative: down); ``None`` when one run did not return it."""
+        if self.rank_a is None or self.rank_b is None:
+            return None
+        return self.rank_a - self.rank_b
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "shift": self.shift}
+
+
+@dataclass(frozen=True)
+class QueryDiff:
+    """How two runs ranked the same query.
+
+    Attributes:
+        query: The query.
+        order_a: Run A's output order (document keys, best first).
+        order_b: Run B's output order.
+        kendall_tau: Kendall's tau over the documents both returned (``None``: fewer than 2 shared).
+        rbo: Extrapolated rank-biased overlap of the two orders (p = 0.9).
+        shifts: Every document either run returned, largest change first (left/entered the top first).
+        same_candidates: Whether both runs saw the same candidates in the same order.
+        comparison_a: Run A's comparison explanation.
+        comparison_b: Run B's comparison explanation.
+    """
+
+    query: str
+    order_a: tuple[str, ...]
+    order_b: tuple[str, ...]
+    kendall_tau: float | None
+    rbo: float
+    shifts: tuple[DocumentShift, ...]
+    same_candidates: bool = True
+    comparison_a: str | None = None
+    comparison_b: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the two output orders differ."""
+        return self.order_a != self.order_b
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["order_a"], data["order_b"] = list(self.order_a), list(self.order_b)
+        data["shifts"] = [s.to_dict() for s in self.shifts]
+        return data
+
+
+def diff_records(a: TraceRecord, b: TraceRecord) -> QueryDiff:
+    """Compare two records of the same query (e.g. from two student versions)."""
+    keys_a, keys_b = _keys(a), _keys(b)
+    order_a = tuple(keys_a[r.input_rank] for r in a.results)
+    order_b = tuple(keys_b[r.input_rank] for r in b.results)
+    result_a = {keys_a[r.input_rank]: r for r in a.results}
+    result_b = {keys_b[r.input_rank]: r for r in b.results}
+    shifts = []
+    for key in dict.fromkeys([*order_a, *order_b]):
+        ra, rb = result_a.get(key), result_b.get(key)
+        shifts.append(DocumentShift(key=key, input_rank=(ra or rb).input_rank,  # type: ignore[union-attr]
+                                    rank_a=ra.rank if ra else None, rank_b=rb.rank if rb else None,
+                                    explanation_a=ra.explanation if ra else None,
+                                    explanation_b=rb.explanation if rb else None))
+    big = 1 << 30
+    shifts.sort(key=lambda s: (-(big if s.shift is None else abs(s.shift)), s.rank_a or big, s.rank_b or big))
+    same = [keys_a[c.input_rank] for c in a.candidates] == [keys_b[c.input_rank] for c in b.candidates]
+    return QueryDiff(query=a.query, order_a=order_a, order_b=order_b, kendall_tau=kendall_tau(order_a, order_b),
+                     rbo=rank_biased_overlap(order_a, order_b), shifts=tuple(shifts), same_candidates=same,
+                     comparison_a=a.comparison, comparison_b=b.comparison)
+
+
+@dataclass(frozen=True)
+class TraceDiff:
+    """Two trace files compared query by query.
+
+    Attributes:
+        queries: One :class:`QueryDiff` per query traced in both (matched by query text and occurrence).
+        only_a: Queries traced only in A.
+        only_b: Queries traced only in B.
+    """
+
+    queries: tuple[QueryDiff, ...]
+    only_a: tuple[str, ...] = ()
+    only_b: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {"queries": [q.to_dict() for q in self.queries], "only_a": list(self.only_a),
+                "only_b": list(self.only_b)}
+
+
+def _by_query(records: Iterable[TraceRecord]) -> dict[tuple[str, int], TraceRecord]:
+    seen: dict[str, int] = {}
+    out = {}
+    for record in records:
+        n = seen.get(record.query, 0)
+        seen[record.query] = n + 1
+        out[(record.query, n)] = record
+    return out
+
+
+def diff_traces(a: Iterable[TraceRecord], b: Iterable[TraceRecord]) -> TraceDiff:
+    """Compare two runs: records are matched by query text (the n-th occurrence in A with the n-th in B)."""
+    by_a, by_b = _by_query(a), _by_query(b)
+    queries = tuple(diff_records(record, by_b[key]) for key, record in by_a.items() if key in by_b)
+    return TraceDiff(queries=queries, only_a=tuple(key[0] for key in by_a if key not in by_b),
+                     only_b=tuple(key[0] for key in by_b if key not in by_a))
+
+

@@ -1,0 +1,260 @@
+"""Trace records: what one rerank call saw (the candidates), did (the order, scores, stages) and said (the reasons).
+
+A :class:`TraceRecord` is built from a :class:`~r2r_agent.Ranking` and the passages that went in
+(:meth:`TraceRecord.from_ranking`), and round-trips through one JSON line (:meth:`TraceRecord.to_json`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..types import Passage, Ranking, StageCost
+
+#: Environment variable naming the JSONL file a default :class:`~r2r_agent.Reranker` appends traces to.
+TRACE_PATH_ENV = "R2R_TRACE_PATH"
+#: Environment variable with a run label stamped on those traces (e.g. the student version).
+TRACE_RUN_ENV = "R2R_TRACE_RUN"
+#: Version of the record layout written by :meth:`TraceRecord.to_dict`.
+TRACE_FORMAT = 1
+#: How many characters of each candidate's text a record keeps (enough to recognise it in ``r2r traces show``).
+PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True)
+class TraceCandidate:
+    """One passage as it came in.
+
+    Attributes:
+        input_rank: 1-based position in the input (the first-stage order).
+        id: The passage id, if any.
+        first_stage_score: The retriever's score, if one was passed in.
+        preview: The start of the passage text (at most :data:`PREVIEW_CHARS` characters, whitespace collapsed).
+        truncated: Whether a model cut the passage to its token budget; ``None`` when unknown (the passage was not
+            among the returned ones).
+    """
+
+    input_rank: int
+    id: str | None = None
+    first_stage_score: float | None = None
+    preview: str = ""
+    truncated: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TraceCandidate:
+        """Build from :meth:`to_dict` output (unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """One returned passage.
+
+    Attributes:
+        rank: 1-based position in the reranked order.
+        input_rank: 1-based position in the input (links to :class:`TraceCandidate`).
+        id: The passage id, if any.
+        score: The student's score (from ``stage``).
+        stage: The cascade stage that produced ``score``.
+        explanation: Why the passage is (or is not) relevant, or ``None`` when it was not explained.
+        truncated: Whether a model cut the passage to its token budget.
+    """
+
+    rank: int
+    input_rank: int
+    id: str | None
+    score: float
+    stage: str = "score"
+    explanation: str | None = None
+    truncated: bool = False
+
+    @property
+    def move(self) -> int:
+        """How many places the passage moved up (negative: down)."""
+        return self.input_rank - self.rank
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TraceResult:
+        """Build from :meth:`to_dict` output (unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _preview(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    """What one rerank call saw, did and said.
+
+    Attributes:
+        query: The query.
+        candidates: Every passage that came in, in input order.
+        results: The returned passages, best first.
+        comparison: Why the top passages are ordered as they are, or ``None``.
+        top_n: How many results were asked for (``None``: all).
+        model: The student that ranked (scorer and explainer).
+        adapter: The distilled adapter in use, if any.
+        prompt_version: The version of the prompts the student saw.
+        stages: What each cascade stage cost.
+        seconds: Wall-clock seconds of the whole call (``None`` when not measured).
+        timestamp: When the record was made (ISO 8601, UTC).
+        run: An optional label for the run (a student version, an experiment), set by the sink.
+    """
+
+    query: str
+    candidates: tuple[TraceCandidate, ...] = ()
+    results: tuple[TraceResult, ...] = ()
+    comparison: str | None = None
+    top_n: int | None = None
+    model: str = ""
+    adapter: str | None = None
+    prompt_version: str = ""
+    stages: tuple[StageCost, ...] = ()
+    seconds: float | None = None
+    timestamp: str = field(default_factory=_now)
+    run: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "candidates", tuple(self.candidates))
+        object.__setattr__(self, "results", tuple(self.results))
+        object.__setattr__(self, "stages", tuple(self.stages))
+
+    @classmethod
+    def from_ranking(cls, ranking: Ranking, passages: Sequence[Passage] | None = None, *, top_n: int | None = None,
+                     seconds: float | None = None, run: str | None = None,
+                     preview_chars: int = PREVIEW_CHARS) -> TraceRecord:
+        """Build a record from a :class:`~r2r_agent.Ranking` and the passages that went in.
+
+        Args:
+            ranking: The result of the call.
+            passages: The input passages in input order (as :class:`~r2r_agent.Passage`). Without them the candidates
+                are only those the ranking returned.
+            top_n: The ``top_n`` the call asked for.
+            seconds: Wall-clock seconds of the call.
+            run: A run label.
+            preview_chars: How many characters of each candidate's text to keep.
+
+        Raises:
+            InvalidInputError: when ``passages`` do not match the ranking (a different number of candidates).
+        """
+        truncated = {j.input_rank: j.truncated for j in ranking}
+        if passages is not None:
+            if ranking.num_candidates and len(passages) != ranking.num_candidates:
+                raise InvalidInputError(
+                    f"TraceRecord.from_ranking: the ranking was made from {ranking.num_candidates} passages but "
+                    f"{len(passages)} were given; pass the same passages that went into the rerank call")
+            candidates = tuple(
+                TraceCandidate(input_rank=i, id=p.id, first_stage_score=p.first_stage_score,
+                               preview=_preview(p.text, preview_chars), truncated=truncated.get(i))
+                for i, p in enumerate(passages, start=1))
+        else:
+            candidates = tuple(
+                TraceCandidate(input_rank=j.input_rank, id=j.id, first_stage_score=j.first_stage_score,
+                               preview=_preview(j.text, preview_chars), truncated=j.truncated)
+                for j in sorted(ranking, key=lambda j: j.input_rank))
+        results = tuple(TraceResult(rank=j.rank, input_rank=j.input_rank, id=j.id, score=j.score, stage=j.stage,
+                                    explanation=j.explanation, truncated=j.truncated) for j in ranking)
+        return cls(query=ranking.query, candidates=candidates, results=results, comparison=ranking.comparison,
+                   top_n=top_n, model=ranking.model, adapter=ranking.adapter, prompt_version=ranking.prompt_version,
+                   stages=ranking.stages, seconds=seconds, run=run)
+
+    @property
+    def num_candidates(self) -> int:
+        """How many passages came in."""
+        return len(self.candidates)
+
+    def candidate(self, input_rank: int) -> TraceCandidate | None:
+        """The candidate at ``input_rank`` (1-based), if recorded."""
+        for c in self.candidates:
+            if c.input_rank == input_rank:
+                return c
+        return None
+
+    def dropped(self) -> list[TraceCandidate]:
+        """Candidates that were in the input's first ``len(results)`` places but are not returned (pushed out)."""
+        returned = {r.input_rank for r in self.results}
+        return [c for c in self.candidates if c.input_rank <= len(self.results) and c.input_rank not in returned]
+
+    def moves(self) -> list[TraceResult]:
+        """The returned passages ordered by how far they moved (largest first; ties keep the output order)."""
+        return sorted(self.results, key=lambda r: (-abs(r.move), r.rank))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (with a ``format`` version)."""
+        return {
+            "format": TRACE_FORMAT,
+            "query": self.query,
+            "run": self.run,
+            "timestamp": self.timestamp,
+            "model": self.model,
+            "adapter": self.adapter,
+            "prompt_version": self.prompt_version,
+            "top_n": self.top_n,
+            "seconds": self.seconds,
+            "stages": [s.to_dict() for s in self.stages],
+            "candidates": [c.to_dict() for c in self.candidates],
+            "results": [r.to_dict() for r in self.results],
+            "comparison": self.comparison,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TraceRecord:
+        """Build from :meth:`to_dict` output.
+
+        Raises:
+            InvalidInputError: when ``data`` is not a trace record of a known format.
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("query"), str):
+            raise InvalidInputError(
+                "a trace record must be a JSON object with a string 'query' (as written by JsonlTraceSink), got "
+                f"{type(data).__name__}" + (f" with keys {sorted(map(str, data))[:8]}" if isinstance(data, Mapping)
+                                            else ""))
+        version = data.get("format", TRACE_FORMAT)
+        if version != TRACE_FORMAT:
+            raise InvalidInputError(f"trace record format {version!r} is not supported (this version reads format "
+                                    f"{TRACE_FORMAT}); upgrade r2r-agent to read it")
+        return cls(
+            query=data["query"],
+            candidates=tuple(TraceCandidate.from_dict(c) for c in data.get("candidates") or ()),
+            results=tuple(TraceResult.from_dict(r) for r in data.get("results") or ()),
+            comparison=data.get("comparison"),
+            top_n=data.get("top_n"),
+            model=data.get("model") or "",
+            adapter=data.get("adapter"),
+            prompt_version=data.get("prompt_version") or "",
+            stages=tuple(StageCost.from_dict(s) for s in data.get("stages") or ()),
+            seconds=data.get("seconds"),
+            timestamp=data.get("timestamp") or "",
+            run=data.get("run"),
+        )
+
+    def to_json(self) -> str:
+        """One line of JSON (no newline)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> TraceRecord:
+        """Parse :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+

@@ -1,0 +1,216 @@
+"""Where trace records go: the :class:`TraceSink` protocol, a memory sink, a JSON Lines file sink, the reader of such
+files, and the :class:`Tracer` a :class:`~r2r_agent.Reranker` calls (tracing never fails a query)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import InvalidInputError, R2RError
+from ..types import Passage, Ranking
+from .records import TRACE_PATH_ENV, TRACE_RUN_ENV, TraceRecord
+
+logger = logging.getLogger(__name__)
+
+
+# -- sinks ---------------------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class TraceSink(Protocol):
+    """Where trace records go: anything with ``write(record)``. It should be thread-safe."""
+
+    def write(self, record: TraceRecord) -> None:
+        """Store one record."""
+
+
+class MemoryTraceSink:
+    """Keeps records in a list (thread-safe), for tests and notebooks.
+
+    Args:
+        run: A label stamped on records that have none.
+
+    Example:
+        >>> sink = MemoryTraceSink(run="v1")
+        >>> sink.write(TraceRecord(query="q"))
+        >>> sink.records[0].run, len(sink)
+        ('v1', 1)
+    """
+
+    def __init__(self, *, run: str | None = None) -> None:
+        self.run = run
+        self._records: list[TraceRecord] = []
+        self._lock = threading.Lock()
+
+    def write(self, record: TraceRecord) -> None:
+        """Append ``record`` (stamped with this sink's run label when it has none)."""
+        if self.run is not None and record.run is None:
+            record = replace(record, run=self.run)
+        with self._lock:
+            self._records.append(record)
+
+    @property
+    def records(self) -> list[TraceRecord]:
+        """A copy of the records so far, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        """Forget every record."""
+        with self._lock:
+            self._records.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def __iter__(self) -> Iterator[TraceRecord]:
+        return iter(self.records)
+
+
+# One lock per file, shared by every sink of this process that writes to it, so lines never interleave.
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: Path) -> threading.Lock:
+    key = os.path.abspath(path)
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(key, threading.Lock())
+
+
+class JsonlTraceSink:
+    """Appends one JSON line per record to a file (created with its folder when missing); thread-safe.
+
+    A file that cannot be written (a folder, a read-only place, a full disk) never fails the query: the first failure
+    is logged as a warning, later ones at debug level, and :attr:`failed_writes` counts them.
+
+    Args:
+        path: The JSON Lines file.
+        run: A label stamped on records that have none (e.g. ``"student-v2"``), so ``r2r traces diff`` can name runs.
+
+    Example:
+        >>> sink = JsonlTraceSink("traces.jsonl", run="v1")   # doctest: +SKIP
+        >>> reranker = Reranker(trace=sink)                      # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, run: str | None = None) -> None:
+        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+            raise InvalidInputError(f"JsonlTraceSink: path must be a non-empty file path, got {path!r}")
+        self.path = Path(path).expanduser()
+        self.run = run
+        self.failed_writes = 0
+        self._warned = False
+        self._lock = _file_lock(self.path)
+
+    def write(self, record: TraceRecord) -> None:
+        """Append ``record`` as one line; never raises for an unwritable file (see the class docs)."""
+        if self.run is not None and record.run is None:
+            record = replace(record, run=self.run)
+        line = record.to_json() + "\n"
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(line)
+        except OSError as exc:
+            self.failed_writes += 1
+            if not self._warned:
+                self._warned = True
+                logger.warning("r2r traces: cannot write the trace file %s (%s: %s); reranking goes on without "
+                               "traces. Set another path (trace= or $%s).", self.path, type(exc).__name__, exc,
+                               TRACE_PATH_ENV)
+            else:
+                logger.debug("r2r traces: write to %s failed again: %s", self.path, exc)
+
+    def __repr__(self) -> str:
+        return f"JsonlTraceSink({str(self.path)!r}, run={self.run!r})"
+
+
+def read_traces(path: str | os.PathLike[str]) -> list[TraceRecord]:
+    """Read every record from a JSON Lines trace file (blank lines are skipped).
+
+    Raises:
+        R2RError: when the file is missing or a line is not a trace record (naming the line).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise R2RError(f"trace file {str(path)!r} not found (expected a JSON Lines file written by a Reranker with "
+                       f"trace=... or ${TRACE_PATH_ENV})")
+    records = []
+    with file.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(TraceRecord.from_dict(json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise R2RError(f"{path}, line {number}: not JSON ({exc.msg}); each line must be one trace record "
+                               "as written by JsonlTraceSink") from exc
+            except (InvalidInputError, TypeError, KeyError) as exc:
+                raise R2RError(f"{path}, line {number}: not a trace record: {exc}") from exc
+    return records
+
+
+# -- what the Reranker calls ---------------------------------------------------------------------------------------
+
+
+class Tracer:
+    """Builds a record for each rerank call and hands it to a sink, so tracing never fails a query.
+
+    Any error while building or writing a record is logged once per tracer as a warning (later ones at debug level).
+
+    Args:
+        sink: Where the records go.
+    """
+
+    def __init__(self, sink: TraceSink) -> None:
+        self.sink = sink
+        self._warned = False
+
+    @classmethod
+    def from_option(cls, trace: Any) -> Tracer | None:
+        """The tracer for a ``Reranker(trace=...)`` setting.
+
+        Args:
+            trace: A :class:`TraceSink`; a file path (``str`` or path-like) for a :class:`JsonlTraceSink`; ``None``
+                to follow ``$R2R_TRACE_PATH`` (no tracing when unset or empty); ``False`` for no tracing at all.
+
+        Raises:
+            InvalidInputError: for anything else.
+        """
+        if trace is False:
+            return None
+        run = os.environ.get(TRACE_RUN_ENV) or None
+        if trace is None:
+            path = os.environ.get(TRACE_PATH_ENV, "").strip()
+            return cls(JsonlTraceSink(path, run=run)) if path else None
+        if isinstance(trace, (str, os.PathLike)) and os.fspath(trace):
+            return cls(JsonlTraceSink(trace, run=run))
+        if isinstance(trace, TraceSink) and not isinstance(trace, type):
+            return cls(trace)
+        raise InvalidInputError(
+            f"trace must be a trace sink (an object with write(record), e.g. MemoryTraceSink()), a file path for a "
+            f"JSON Lines trace, None (follow ${TRACE_PATH_ENV}) or False (off); got {type(trace).__name__} "
+            f"{trace!r:.60}")
+
+    def record(self, ranking: Ranking, passages: Sequence[Passage], *, top_n: int | None,
+               seconds: float | None) -> None:
+        """Write the record of one call; never raises."""
+        try:
+            self.sink.write(TraceRecord.from_ranking(ranking, passages, top_n=top_n, seconds=seconds))
+        except Exception as exc:  # noqa: BLE001 - a trace must never fail the query it describes
+            if not self._warned:
+                self._warned = True
+                logger.warning("r2r traces: the trace sink %r failed (%s: %s); reranking goes on without traces",
+                               self.sink, type(exc).__name__, exc)
+            else:
+                logger.debug("r2r traces: the trace sink failed again: %s", exc)
+
+

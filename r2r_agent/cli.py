@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from .cli_flags import add_config_arguments, config_from_args
 from .config import RerankConfig
@@ -135,27 +135,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_passages(source: str, stdin: TextIO | None = None) -> list[Passage]:
-    """Read passages from a JSON Lines file (or ``-`` for standard input)."""
+def read_passages(source: str, stdin: TextIO | BinaryIO | None = None) -> list[Passage]:
+    """Read passages from a JSON Lines file (or ``-`` for standard input).
+
+    Each line is a JSON string or an object with a ``text`` (see :func:`r2r_agent.types.to_passage`); blank lines
+    are skipped.
+
+    Raises:
+        R2RError: for a missing file, or a line that is not UTF-8, not JSON, nested too deeply or not a passage,
+            naming the line.
+    """
     if source == "-":
-        lines = (stdin or sys.stdin).read().splitlines()
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        raw = stream.read()
         where = "standard input"
     else:
         path = Path(source)
         if not path.is_file():
             raise R2RError(f"passages file {source!r} not found")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        raw = path.read_bytes()
         where = source
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
     passages = []
-    for number, line in enumerate(lines, start=1):
+    for number, line_bytes in enumerate(data.splitlines(), start=1):
+        try:
+            line = line_bytes.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise R2RError(f"{where}, line {number}: not UTF-8 (byte {exc.start + 1}); save the file as UTF-8"
+                           ) from None
         if not line.strip():
             continue
         try:
             item: Any = json.loads(line)
         except json.JSONDecodeError as exc:
             raise R2RError(f"{where}, line {number}: not JSON ({exc.msg}); each line must be a JSON string or an "
-                           'object like {"id": "d1", "text": "..."}') from exc
-        passages.append(to_passage(item, number - 1))
+                           'object like {"id": "d1", "text": "..."}') from None
+        except RecursionError:
+            raise R2RError(f"{where}, line {number}: nested too deeply to be a passage") from None
+        try:
+            passages.append(to_passage(item, len(passages)))
+        except R2RError as exc:
+            raise R2RError(f"{where}, line {number}: {exc}") from None
     return passages
 
 
@@ -239,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    try:  # text with lone surrogates (from JSON escapes) prints as \udc80 instead of failing the command
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    except (AttributeError, ValueError):  # pragma: no cover - a replaced stdout without reconfigure
+        pass
     handlers = {"rerank": _cmd_rerank, "demo": _cmd_demo}
     try:
         if args.command in handlers:

@@ -16,6 +16,7 @@ from typing import Any
 from . import prompts
 from .errors import InvalidInputError
 from .modeling import fit_tokens, left_pad, load_causal_lm
+from .scorers import DEFAULT_MAX_QUERY_TOKENS
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,14 @@ class Generation:
         truncated: Whether each prompt's passage(s) had to be cut to the token budget.
         generated_tokens: Tokens generated in total (padding and tokens after end-of-text not counted).
         seconds: Wall-clock seconds.
+        query_truncated: Whether the query was cut to the query budget.
     """
 
     texts: list[str]
     truncated: list[bool] = field(default_factory=list)
     generated_tokens: int = 0
     seconds: float = 0.0
+    query_truncated: bool = False
 
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
@@ -62,14 +65,16 @@ class Explainer:
         max_new_tokens: Upper bound on each explanation's length, in tokens.
         max_passage_tokens: Token budget per passage in a direct-explanation prompt.
         max_comparison_passage_tokens: Token budget per passage in the comparison prompt.
+        max_query_tokens: Token budget of the query.
         batch_size: Prompts per ``generate`` call.
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "explainer", max_new_tokens: int = 48,
-                 max_passage_tokens: int = 160, max_comparison_passage_tokens: int = 96, batch_size: int = 8) -> None:
+                 max_passage_tokens: int = 160, max_comparison_passage_tokens: int = 96,
+                 max_query_tokens: int = DEFAULT_MAX_QUERY_TOKENS, batch_size: int = 8) -> None:
         for label, value in (("max_new_tokens", max_new_tokens), ("max_passage_tokens", max_passage_tokens),
                              ("max_comparison_passage_tokens", max_comparison_passage_tokens),
-                             ("batch_size", batch_size)):
+                             ("max_query_tokens", max_query_tokens), ("batch_size", batch_size)):
             if value < 1:
                 raise InvalidInputError(f"Explainer: {label} must be >= 1, got {value}")
         self.model = model
@@ -78,6 +83,7 @@ class Explainer:
         self.max_new_tokens = max_new_tokens
         self.max_passage_tokens = max_passage_tokens
         self.max_comparison_passage_tokens = max_comparison_passage_tokens
+        self.max_query_tokens = max_query_tokens
         self.batch_size = batch_size
 
     @classmethod
@@ -91,16 +97,18 @@ class Explainer:
 
     def explain(self, query: str, passages: Sequence[str]) -> Generation:
         """Direct explanations, one per passage, in one batched generation."""
+        query, query_cut = fit_tokens(self.tokenizer, query, self.max_query_tokens)
         rendered, flags = [], []
         for passage in passages:
             cut, truncated = fit_tokens(self.tokenizer, passage, self.max_passage_tokens)
             rendered.append(prompts.render(self.tokenizer, prompts.direct_explanation_messages(query, cut)))
             flags.append(truncated)
         result = self.generate(rendered)
-        return Generation(result.texts, flags, result.generated_tokens, result.seconds)
+        return Generation(result.texts, flags, result.generated_tokens, result.seconds, query_cut)
 
     def compare(self, query: str, passages: Sequence[str]) -> Generation:
         """One comparison explanation of why ``passages`` (best first) are ordered as they are."""
+        query, query_cut = fit_tokens(self.tokenizer, query, self.max_query_tokens)
         cut_passages, flags = [], []
         for passage in passages:
             cut, truncated = fit_tokens(self.tokenizer, passage, self.max_comparison_passage_tokens)
@@ -108,7 +116,7 @@ class Explainer:
             flags.append(truncated)
         prompt = prompts.render(self.tokenizer, prompts.comparison_messages(query, cut_passages))
         result = self.generate([prompt], max_new_tokens=self.max_new_tokens * 2)
-        return Generation(result.texts, flags, result.generated_tokens, result.seconds)
+        return Generation(result.texts, flags, result.generated_tokens, result.seconds, query_cut)
 
     def generate(self, rendered_prompts: Sequence[str], *, max_new_tokens: int | None = None) -> Generation:
         """Greedy generation for already-rendered prompts, batched with left padding."""

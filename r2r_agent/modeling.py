@@ -78,9 +78,14 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 def fit_tokens(tokenizer: Any, text: str, max_tokens: int) -> tuple[str, bool]:
     """Cut ``text`` to at most ``max_tokens`` tokens of ``tokenizer``.
 
+    Lone surrogates become U+FFFD first (:func:`r2r_agent.types.model_text`): tokenizers reject them.
+
     Returns:
         The (possibly shortened) text and whether it was shortened.
     """
+    from .types import model_text
+
+    text = model_text(text)
     limit = max_tokens * _MAX_CHARS_PER_TOKEN
     clipped = len(text) > limit
     candidate = text[:limit] if clipped else text

@@ -16,7 +16,7 @@ from .config import RerankConfig
 from .errors import InvalidInputError
 from .scorers import as_scores
 from .student import Student, shared_default_student
-from .types import Judgment, Passage, Ranking, StageCost, to_passages
+from .types import Judgment, Passage, Ranking, StageCost, model_text, to_passages
 
 logger = logging.getLogger(__name__)
 
@@ -202,15 +202,16 @@ class Reranker:
                                     "one (e.g. Student.default())")
         with student.lock:
             order = list(range(len(items)))
-            explanations, comparison, truncated, stages = self._explain_locked(
-                student, query, items, order, len(items), call.compare_top, [False] * len(items))
+            explanations, comparison, truncated, stages, query_cut = self._explain_locked(
+                student, model_text(query), [model_text(p.text) for p in items], order, len(items),
+                call.compare_top, [False] * len(items))
         judgments = tuple(Judgment(id=p.id, text=p.text, score=0.0, rank=i + 1, input_rank=i + 1,
                                    first_stage_score=p.first_stage_score, explanation=explanations.get(i),
                                    truncated=truncated[i], stage=GIVEN_STAGE, metadata=p.metadata)
                           for i, p in enumerate(items))
         ranking = Ranking(query=query, judgments=judgments, comparison=comparison, model=student.name,
                           adapter=student.adapter, num_candidates=len(items), stages=tuple(stages),
-                          prompt_version=prompts.PROMPT_VERSION)
+                          prompt_version=prompts.PROMPT_VERSION, query_truncated=query_cut)
         if self._tracer is not None:
             self._tracer.record(ranking, items, top_n=None, seconds=time.perf_counter() - start)
         return ranking
@@ -232,10 +233,12 @@ class Reranker:
         return mix_scores(scores, given, weight)
 
     def _rerank_locked(self, student: Student, query: str, items: list[Passage], call: RerankConfig) -> Ranking:
-        texts = [p.text for p in items]
+        texts = [model_text(p.text) for p in items]
+        model_query = model_text(query)
         stages: list[StageCost] = []
         start = time.perf_counter()
-        first = as_scores(student.scorer.score(query, texts), len(items), student.scorer.name)
+        first = as_scores(student.scorer.score(model_query, texts), len(items), student.scorer.name)
+        query_cut = first.query_truncated
         stages.append(StageCost("score", student.scorer.name, len(items), time.perf_counter() - start))
         scores = list(first.values)
         truncated = list(first.truncated)
@@ -253,7 +256,8 @@ class Reranker:
         if rescorer is not None and k > 0:
             head = order[:k]
             start = time.perf_counter()
-            second = as_scores(rescorer.score(query, [texts[i] for i in head]), k, rescorer.name)
+            second = as_scores(rescorer.score(model_query, [texts[i] for i in head]), k, rescorer.name)
+            query_cut = query_cut or second.query_truncated
             stages.append(StageCost("rescore", rescorer.name, k, time.perf_counter() - start))
             mixed = mix_scores([scores[i] for i in head], list(second.values), call.rescore_weight)
             for i, value, cut in zip(head, mixed, second.truncated):
@@ -264,8 +268,8 @@ class Reranker:
             order = sorted(head, key=lambda i: (-scores[i], first_stage_position[i])) + order[k:]
 
         n = len(items) if call.top_n is None else min(call.top_n, len(items))
-        explanations, comparison, truncated, explain_stages = self._explain_locked(
-            student, query, items, order, min(call.explain_top, n), min(call.compare_top, n), truncated)
+        explanations, comparison, truncated, explain_stages, explain_cut = self._explain_locked(
+            student, model_query, texts, order, min(call.explain_top, n), min(call.compare_top, n), truncated)
         stages.extend(explain_stages)
         judgments = tuple(
             Judgment(id=items[i].id, text=items[i].text, score=scores[i], rank=rank, input_rank=i + 1,
@@ -275,32 +279,36 @@ class Reranker:
         )
         return Ranking(query=query, judgments=judgments, comparison=comparison, model=student.name,
                        adapter=student.adapter, num_candidates=len(items), stages=tuple(stages),
-                       prompt_version=prompts.PROMPT_VERSION)
+                       prompt_version=prompts.PROMPT_VERSION, query_truncated=query_cut or explain_cut)
 
     @staticmethod
-    def _explain_locked(student: Student, query: str, items: Sequence[Passage], order: Sequence[int],
+    def _explain_locked(student: Student, query: str, texts: Sequence[str], order: Sequence[int],
                         n_explain: int, n_compare: int, truncated: list[bool]
-                        ) -> tuple[dict[int, str], str | None, list[bool], list[StageCost]]:
-        """Direct explanations of ``order[:n_explain]`` and the comparison of ``order[:n_compare]`` (if >= 2)."""
+                        ) -> tuple[dict[int, str], str | None, list[bool], list[StageCost], bool]:
+        """Direct explanations of ``order[:n_explain]`` and the comparison of ``order[:n_compare]`` (if >= 2), and
+        whether the explainer cut the query."""
         explainer = student.explainer
         explanations: dict[int, str] = {}
         comparison = None
         stages: list[StageCost] = []
         truncated = list(truncated)
+        query_cut = False
         if explainer is None:
-            return explanations, comparison, truncated, stages
+            return explanations, comparison, truncated, stages, query_cut
         if n_explain > 0:
             chosen = list(order[:n_explain])
-            result = explainer.explain(query, [items[i].text for i in chosen])
+            result = explainer.explain(query, [texts[i] for i in chosen])
             stages.append(StageCost("explain", explainer.name, n_explain, result.seconds, result.generated_tokens))
+            query_cut = bool(getattr(result, "query_truncated", False))
             for i, text, cut in zip(chosen, result.texts, result.truncated):
                 explanations[i] = text
                 truncated[i] = truncated[i] or cut
         if n_compare >= 2:
-            result = explainer.compare(query, [items[i].text for i in order[:n_compare]])
+            result = explainer.compare(query, [texts[i] for i in order[:n_compare]])
             stages.append(StageCost("compare", explainer.name, n_compare, result.seconds, result.generated_tokens))
+            query_cut = query_cut or bool(getattr(result, "query_truncated", False))
             comparison = result.texts[0] if result.texts else None
-        return explanations, comparison, truncated, stages
+        return explanations, comparison, truncated, stages, query_cut
 
 
 def _check_query(query: Any) -> None:

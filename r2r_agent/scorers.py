@@ -34,6 +34,10 @@ from .modeling import (
 
 logger = logging.getLogger(__name__)
 
+#: The LM components' default token budget for the query: whole for any real search query, bounded for a pasted
+#: document (a 100 kB query would otherwise make a prompt of ~30k tokens).
+DEFAULT_MAX_QUERY_TOKENS = 256
+
 
 @dataclass(frozen=True)
 class Scores:
@@ -42,10 +46,12 @@ class Scores:
     Attributes:
         values: One finite float per passage; higher is more relevant.
         truncated: Whether each passage was cut to fit the scorer's token budget.
+        query_truncated: Whether the query was cut to fit the scorer's query budget.
     """
 
     values: list[float]
     truncated: list[bool] = field(default_factory=list)
+    query_truncated: bool = False
 
     def __post_init__(self) -> None:
         if not self.truncated:
@@ -182,9 +188,10 @@ class EncoderScorer:
         """Cosine similarity between the query and each passage."""
         if not passages:
             return Scores(values=[])
-        query_vec, _ = self.embed([query])
+        query_vec, query_cut = self.embed([query])
         passage_vecs, truncated = self.embed(passages)
-        return Scores(values=(passage_vecs @ query_vec[0]).tolist(), truncated=truncated)
+        return Scores(values=(passage_vecs @ query_vec[0]).tolist(), truncated=truncated,
+                      query_truncated=query_cut[0])
 
 
 class LMScorer:
@@ -197,15 +204,19 @@ class LMScorer:
         model: A loaded ``transformers`` causal LM in eval mode.
         tokenizer: Its tokenizer.
         name: An identifier recorded in rankings.
-        max_passage_tokens: Token budget per passage (the query is always kept whole).
+        max_passage_tokens: Token budget per passage.
+        max_query_tokens: Token budget of the query (a pasted document as a query would otherwise fill the memory).
         batch_size: Prompts per forward pass (length-sorted).
         rank_head: Optional ``torch.nn.Linear(hidden_size, 1)`` trained by ``r2r distill``.
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "lm", max_passage_tokens: int = 256,
-                 batch_size: int = 8, rank_head: Any | None = None) -> None:
-        if max_passage_tokens < 1:
-            raise InvalidInputError(f"LMScorer: max_passage_tokens must be >= 1, got {max_passage_tokens}")
+                 max_query_tokens: int = DEFAULT_MAX_QUERY_TOKENS, batch_size: int = 8,
+                 rank_head: Any | None = None) -> None:
+        for label, value in (("max_passage_tokens", max_passage_tokens), ("max_query_tokens", max_query_tokens)):
+            if value < 1:
+                raise InvalidInputError(f"LMScorer: {label} must be >= 1, got {value}")
+        self.max_query_tokens = max_query_tokens
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -235,8 +246,13 @@ class LMScorer:
         return (torch.logsumexp(logprobs[:, self.yes_token_ids], dim=-1)
                 - torch.logsumexp(logprobs[:, self.no_token_ids], dim=-1))
 
+    def fit_query(self, query: str) -> tuple[str, bool]:
+        """The query cut to :attr:`max_query_tokens`, and whether it was cut."""
+        return fit_tokens(self.tokenizer, query, self.max_query_tokens)
+
     def prompts_for(self, query: str, passages: Sequence[str]) -> tuple[list[str], list[bool]]:
-        """The rendered scoring prompts and truncation flags."""
+        """The rendered scoring prompts (the query cut to its budget) and the passages' truncation flags."""
+        query, _ = self.fit_query(query)
         texts, flags = [], []
         for passage in passages:
             cut, truncated = fit_tokens(self.tokenizer, passage, self.max_passage_tokens)
@@ -266,7 +282,7 @@ class LMScorer:
                     batch_scores = self.relevance_from_logits(out.logits[:, -1])
                 for value, i in zip(batch_scores.float().tolist(), batch):
                     values[i] = value
-        return Scores(values=values, truncated=flags)
+        return Scores(values=values, truncated=flags, query_truncated=self.fit_query(query)[1])
 
 
 def _answer_token_ids(tokenizer: Any, word: str) -> list[int]:

@@ -17,6 +17,55 @@ from typing import Any
 from .errors import InvalidInputError, InvalidPassageError
 
 
+def model_text(text: str) -> str:
+    """``text`` as models may read it: lone surrogates (``"\\udc80"``, from broken JSON escapes or ``surrogateescape``
+    decoding) become U+FFFD, which every tokenizer accepts; valid text comes back unchanged (the same object).
+
+    Example:
+        >>> model_text("fleas \\ud800 live")
+        'fleas \ufffd live'
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+_CHECKS: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "bool": (bool,), "float": (int, float),
+    "Mapping[str, Any]": (Mapping,), "tuple[int, int]": (list, tuple), "tuple[str, ...]": (list, tuple),
+}
+
+
+def from_fields(cls: Any, data: Mapping[str, Any], *, renamed: Mapping[str, str] | None = None) -> Any:
+    """Build the dataclass ``cls`` from a mapping read back from JSON: unknown keys are ignored, ``renamed`` old keys
+    are read under their new names, and each value must have its field's type (``X | None`` allows ``None``).
+
+    Raises:
+        InvalidInputError: for a value of the wrong type or a missing required field, naming the field.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidInputError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    renamed = renamed or {}
+    values = {renamed.get(k, k): v for k, v in data.items()}
+    known = {f.name: f for f in fields(cls)}
+    kept = {k: v for k, v in values.items() if k in known}
+    for name, value in kept.items():
+        kind = str(known[name].type)
+        optional = kind.endswith(" | None")
+        expected = _CHECKS.get(kind.removesuffix(" | None"))
+        if expected is None or (value is None and optional):
+            continue
+        if not isinstance(value, expected) or (bool not in expected and isinstance(value, bool)):
+            raise InvalidInputError(f"{cls.__name__}.{name} must be {kind}, got {type(value).__name__} "
+                                    f"{_preview(value)}")
+    try:
+        return cls(**kept)
+    except TypeError as exc:  # a required field is missing
+        raise InvalidInputError(f"{cls.__name__}: {exc}") from None
+
+
 def _copy_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     """A deep copy, so that no nested dict is shared with the caller (a plain copy where an object cannot be copied)."""
     try:
@@ -33,7 +82,8 @@ class Passage:
         text: The passage content. Must be a string (it may be empty).
         id: An optional identifier (a document id); duplicates are allowed and kept apart.
         metadata: Optional metadata; deep-copied, never modified.
-        first_stage_score: The first-stage (retriever's) score, if any; higher means more relevant.
+        first_stage_score: The first-stage (retriever's) score, if any; higher means more relevant. NaN and
+            infinities are read as no score.
         score: Deprecated spelling of ``first_stage_score`` (read for one release, with a warning).
 
     Example:
@@ -90,7 +140,9 @@ def _as_score(value: Any, what: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidPassageError(f"{what} must be a number or None, got {type(value).__name__}: {_preview(value)}")
-    return float(value)
+    number = float(value)
+    # NaN and infinities order nothing: such a passage has no usable first-stage score (and JSON has no NaN).
+    return number if math.isfinite(number) else None
 
 
 _TEXT_KEYS = ("text", "content", "contents", "page_content")
@@ -220,9 +272,7 @@ class Judgment:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Judgment:
         """Build from :meth:`to_dict` output (also from the older keys ``original_rank``/``original_score``)."""
-        known = {f.name for f in fields(cls)}
-        values = {_RENAMED_JUDGMENT_KEYS.get(k, k): v for k, v in data.items()}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return from_fields(cls, data, renamed=_RENAMED_JUDGMENT_KEYS)
 
 
 @dataclass(frozen=True)
@@ -250,7 +300,7 @@ class StageCost:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StageCost:
         """Build from :meth:`to_dict` output."""
-        return cls(**data)
+        return from_fields(cls, data)
 
 
 @dataclass(frozen=True)
@@ -268,6 +318,7 @@ class Ranking:
         num_candidates: How many passages came in.
         stages: The cost of each cascade stage.
         prompt_version: The version of the prompts the student saw.
+        query_truncated: Whether a model cut the query to its token budget (a very long query).
     """
 
     query: str
@@ -278,6 +329,7 @@ class Ranking:
     num_candidates: int = 0
     stages: tuple[StageCost, ...] = ()
     prompt_version: str = ""
+    query_truncated: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "judgments", tuple(self.judgments))
@@ -308,6 +360,7 @@ class Ranking:
             "num_candidates": self.num_candidates,
             "stages": [s.to_dict() for s in self.stages],
             "prompt_version": self.prompt_version,
+            "query_truncated": self.query_truncated,
         }
 
     @classmethod
@@ -322,6 +375,7 @@ class Ranking:
             num_candidates=data.get("num_candidates", 0),
             stages=tuple(StageCost.from_dict(s) for s in data.get("stages", ())),
             prompt_version=data.get("prompt_version", ""),
+            query_truncated=bool(data.get("query_truncated", False)),
         )
 
     def to_json(self, **kwargs: Any) -> str:

@@ -17,6 +17,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ..render import terminal_text
+
 if TYPE_CHECKING:
     from . import QueryDiff, TraceDiff, TraceRecord
 
@@ -58,7 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON instead")
 
 
-def _emit(text: str) -> None:
+def _emit(text: str, *, raw: bool = False) -> None:
+    """Print ``text``; unless ``raw`` (JSON), each line made terminal-safe (retrieved text is untrusted)."""
+    if not raw:
+        text = "\n".join(terminal_text(line) for line in text.split("\n"))
     try:
         print(text)  # noqa: T201 - this module is a CLI command
     except BrokenPipeError:
@@ -206,14 +211,14 @@ def _show(args: argparse.Namespace) -> int:
 
     if args.last is not None and args.last < 1:
         raise InvalidInputError(f"--last must be >= 1, got {args.last}")
-    records = read_traces(args.file)
+    records = read_traces(args.file, skip_bad_lines=True)
     if args.query:
         records = [r for r in records if args.query.lower() in r.query.lower()]
     if args.last is not None:
         records = records[-args.last:]
     if args.json:
         for record in records:
-            _emit(record.to_json())
+            _emit(record.to_json(), raw=True)
         return 0
     if not records:
         _emit(f"No traces in {args.file}" + (f" with a query containing {args.query!r}" if args.query else ""))
@@ -229,10 +234,10 @@ def _diff(args: argparse.Namespace) -> int:
 
     if args.movers < 0:
         raise InvalidInputError(f"--movers must be >= 0, got {args.movers}")
-    a, b = read_traces(args.file_a), read_traces(args.file_b)
+    a, b = read_traces(args.file_a, skip_bad_lines=True), read_traces(args.file_b, skip_bad_lines=True)
     diff = diff_traces(a, b)
     if args.json:
-        _emit(json.dumps(diff.to_dict(), ensure_ascii=False, indent=2))
+        _emit(json.dumps(diff.to_dict(), ensure_ascii=False, indent=2), raw=True)
         return 0
     _emit(format_diff(diff, a, b, names=(args.file_a, args.file_b), movers=args.movers,
                       changed_only=args.changed_only, width=args.width))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidInputError
-from ..types import Passage, Ranking, StageCost
+from ..types import Passage, Ranking, StageCost, from_fields
 
 #: Environment variable naming the JSONL file a default :class:`~r2r_agent.Reranker` appends traces to.
 TRACE_PATH_ENV = "R2R_TRACE_PATH"
@@ -50,9 +50,8 @@ class TraceCandidate:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TraceCandidate:
-        """Build from :meth:`to_dict` output (unknown keys are ignored)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Build from :meth:`to_dict` output (unknown keys are ignored, types are checked)."""
+        return from_fields(cls, data)
 
 
 @dataclass(frozen=True)
@@ -88,9 +87,8 @@ class TraceResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TraceResult:
-        """Build from :meth:`to_dict` output (unknown keys are ignored)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Build from :meth:`to_dict` output (unknown keys are ignored, types are checked)."""
+        return from_fields(cls, data)
 
 
 def _preview(text: str, limit: int) -> str:
@@ -233,20 +231,18 @@ class TraceRecord:
         if version != TRACE_FORMAT:
             raise InvalidInputError(f"trace record format {version!r} is not supported (this version reads format "
                                     f"{TRACE_FORMAT}); upgrade r2r-agent to read it")
-        return cls(
-            query=data["query"],
-            candidates=tuple(TraceCandidate.from_dict(c) for c in data.get("candidates") or ()),
-            results=tuple(TraceResult.from_dict(r) for r in data.get("results") or ()),
-            comparison=data.get("comparison"),
-            top_n=data.get("top_n"),
-            model=data.get("model") or "",
-            adapter=data.get("adapter"),
-            prompt_version=data.get("prompt_version") or "",
-            stages=tuple(StageCost.from_dict(s) for s in data.get("stages") or ()),
-            seconds=data.get("seconds"),
-            timestamp=data.get("timestamp") or "",
-            run=data.get("run"),
-        )
+        def items(key: str) -> list[Any]:
+            value = data.get(key) or []
+            if not isinstance(value, list):
+                raise InvalidInputError(f"a trace record's {key!r} must be a list, got {type(value).__name__}")
+            return value
+
+        scalars = {k: v for k, v in data.items() if k not in ("candidates", "results", "stages")}
+        scalars.update({k: data.get(k) or "" for k in ("model", "prompt_version", "timestamp")})
+        return replace(from_fields(cls, scalars),
+                       candidates=tuple(TraceCandidate.from_dict(c) for c in items("candidates")),
+                       results=tuple(TraceResult.from_dict(r) for r in items("results")),
+                       stages=tuple(StageCost.from_dict(s) for s in items("stages")))
 
     def to_json(self) -> str:
         """One line of JSON (no newline)."""

@@ -133,29 +133,55 @@ class JsonlTraceSink:
         return f"JsonlTraceSink({str(self.path)!r}, run={self.run!r})"
 
 
-def read_traces(path: str | os.PathLike[str]) -> list[TraceRecord]:
+def read_traces(path: str | os.PathLike[str], *, skip_bad_lines: bool = False) -> list[TraceRecord]:
     """Read every record from a JSON Lines trace file (blank lines are skipped).
 
+    Args:
+        path: The file.
+        skip_bad_lines: Keep the good records of a damaged file (a line cut by a crash mid-write, a line that is not
+            UTF-8, not JSON, nested too deeply or not a trace record), logging a warning that names each bad line.
+            By default such a line is an error.
+
     Raises:
-        R2RError: when the file is missing or a line is not a trace record (naming the line).
+        R2RError: when the file is missing, or (unless ``skip_bad_lines``) a line is not a trace record, naming it.
     """
     file = Path(path)
     if not file.is_file():
         raise R2RError(f"trace file {str(path)!r} not found (expected a JSON Lines file written by a Reranker with "
                        f"trace=... or ${TRACE_PATH_ENV})")
     records = []
-    with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    with file.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             try:
-                records.append(TraceRecord.from_dict(json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise R2RError(f"{path}, line {number}: not JSON ({exc.msg}); each line must be one trace record "
-                               "as written by JsonlTraceSink") from exc
-            except (InvalidInputError, TypeError, KeyError) as exc:
-                raise R2RError(f"{path}, line {number}: not a trace record: {exc}") from exc
+                records.append(_parse_line(raw))
+            except ValueError as exc:
+                problem = f"{path}, line {number}: {exc}"
+                if not skip_bad_lines:
+                    raise R2RError(problem + "; each line must be one trace record as written by JsonlTraceSink "
+                                   "(r2r traces show skips bad lines)") from None
+                logger.warning("%s (line skipped)", problem)
     return records
+
+
+def _parse_line(raw: bytes) -> TraceRecord:
+    """One line as a record; :class:`ValueError` saying what is wrong with it."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 (byte {exc.start + 1})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        cut = "" if text.endswith("\n") else " (cut short: the writer probably stopped mid-line)"
+        raise ValueError(f"not JSON ({exc.msg}){cut}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to be a trace record") from None
+    try:
+        return TraceRecord.from_dict(data)
+    except (InvalidInputError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"not a trace record: {exc}") from None
 
 
 # -- what the Reranker calls ---------------------------------------------------------------------------------------

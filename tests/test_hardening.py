@@ -1,0 +1,142 @@
+"""Bad input and faults found by a hostile pass over the core: each has a defined result (issue: hardening)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from r2r_agent import Passage, Reranker, Student, cli
+from r2r_agent.reranker import mix_scores
+
+
+def test_huge_first_stage_scores_mix_without_overflow(tiny_student):
+    passages = [Passage("fleas live two months", first_stage_score=1e200), Passage("the sun", first_stage_score=-1e200)]
+    ranking = Reranker(tiny_student, first_stage_weight=0.5, explain_top=0, compare_top=0).rerank("fleas", passages)
+    assert len(ranking) == 2 and all(j.stage == "score+first_stage" for j in ranking)
+    assert mix_scores([1e300, -1e300, 0.0], [0.0, 0.0, 1.0], 0.0) == pytest.approx([1.2247, -1.2247, 0.0], abs=1e-4)
+
+
+def test_cli_with_huge_scores_exits_0_and_prints_valid_json(tmp_path, capsys, monkeypatch, tiny_student):
+    monkeypatch.setattr(cli, "_build_reranker", lambda args: Reranker(tiny_student, config=cli.rerank_config(args)))
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"text": "fleas", "score": 1e300}\n{"text": "sun", "score": -1e300}\n'
+                    '{"text": "x", "score": NaN}\n')
+    assert cli.main(["rerank", "-q", "fleas", "-p", str(path), "--json", "--first-stage-weight", "0.5",
+                     "--explain-top", "0", "--compare-top", "0"]) == 0
+    data = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    assert len(data["judgments"]) == 3
+    assert [j["first_stage_score"] for j in data["judgments"] if j["text"] == "x"] == [None]  # NaN: no score
+
+
+def test_lone_surrogates_reach_no_tokenizer_and_the_text_comes_back_as_given(tiny_student):
+    passages = ["fleas \ud800 live two months", "bad \udc80 text", "the sun"]
+    ranking = Reranker(tiny_student, explain_top=2, compare_top=2, rescore_top=2).rerank("fleas \udc80", passages)
+    assert sorted(j.text for j in ranking) == sorted(passages)  # exactly as given
+    assert all(isinstance(j.explanation, str) for j in ranking[:2])
+
+
+def test_a_100_kb_query_is_cut_to_the_query_budget_and_flagged(tiny_student):
+    query = "how long do fleas live " * 4500  # ~100 kB
+    ranking = Reranker(tiny_student, explain_top=1, compare_top=2, rescore_top=2).rerank(query, ["fleas", "sun"])
+    assert ranking.query_truncated and ranking.query == query
+    assert not Reranker(tiny_student, explain_top=0, compare_top=0).rerank("fleas", ["a"]).query_truncated
+
+
+def test_two_rerankers_sharing_one_student_never_run_it_at_once(tiny_student):
+    first, second = Reranker(tiny_student, explain_top=1), Reranker(tiny_student, explain_top=1)
+    passages = [f"fleas live {n} days in the summer season" for n in range(12)]
+    errors: list[BaseException] = []
+    active, most = [0], [0]
+    scorer = tiny_student.scorer
+    original = scorer.score
+
+    def watched(query, texts):  # counts concurrent entries into the student's models
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        try:
+            return original(query, texts)
+        finally:
+            active[0] -= 1
+
+    scorer.score = watched
+
+    def work(reranker: Reranker) -> None:
+        try:
+            for _ in range(2):
+                reranker.rerank("how long do fleas live", passages)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(first if i % 2 else second,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and most[0] == 1
+    assert Student(scorer=scorer).lock is not Student(scorer=scorer).lock  # each student has its own
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"text": "a"}\n\xff\xfe\n', "line 2: not UTF-8"),
+    (b'{"text": "a", "score": "abc"}\n', "line 1: .*first_stage_score must be a number"),
+    (b'{"text": "a", "metadata": [1, 2]}\n', "line 1: .*metadata must be a mapping"),
+    (b"[" * 100_000 + b"]" * 100_000 + b"\n", "line 1: nested too deeply"),
+    (b'{"id": "x"}\n', "line 1: .*must hold a string"),
+])
+def test_bad_passage_files_are_clear_errors_with_the_line(tmp_path, capsys, content, message):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(content)
+    assert cli.main(["rerank", "-q", "q", "-p", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert __import__("re").search(message, err), err
+
+
+def test_passages_none_is_a_clear_error(tiny_student):
+    with pytest.raises(TypeError, match="passages must be a list"):
+        Reranker(tiny_student).rerank("q", None)  # type: ignore[arg-type]
+
+
+# -- traces and terminals -------------------------------------------------------------------------------------------
+
+
+def _traced(tmp_path, tiny_student, query="fleas", passages=("fleas live two months", "the sun")):
+    from r2r_agent.traces import JsonlTraceSink
+
+    path = tmp_path / "t.jsonl"
+    Reranker(tiny_student, trace=JsonlTraceSink(path), explain_top=1, compare_top=0).rerank(query, list(passages))
+    return path
+
+
+def test_traces_show_keeps_the_good_records_of_a_damaged_file(tmp_path, capsys, caplog, tiny_student):
+    path = _traced(tmp_path, tiny_student)
+    good = path.read_bytes()
+    path.write_bytes(good + good + b"\xff\xfe not utf-8\n" + b'{"query": "q", "results": 5}\n'
+                     + b'{"query": "q", "results": [{"rank": "one"}]}\n' + b"[" * 50_000 + b"\n" + good[:40])
+    assert cli.main(["traces", "show", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("== trace") == 2
+    for line, reason in [(3, "not UTF-8"), (4, "'results' must be a list"), (5, "rank must be int"),
+                         (6, "nested too deeply"), (7, "cut short")]:
+        assert __import__("re").search(f"line {line}: [^\n]*{reason}[^\n]*line skipped", caplog.text), reason
+    assert "Traceback" not in captured.err
+    with pytest.raises(Exception, match="line 3: not UTF-8"):
+        __import__("r2r_agent.traces", fromlist=["read_traces"]).read_traces(path)  # strict by default
+
+
+def test_escape_sequences_in_retrieved_text_never_reach_the_terminal(tmp_path, capsys, monkeypatch, tiny_student):
+    evil = "fleas \x1b]0;pwned\x07 live \x1b[2J two months \u202e"
+    path = _traced(tmp_path, tiny_student, query="fleas \x1b[31m", passages=(evil, "the sun"))
+    assert cli.main(["traces", "show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out and "\\x1b]0;pwned" in out
+    assert cli.main(["traces", "show", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["query"] == "fleas \x1b[31m"  # JSON stays exact
+    monkeypatch.setattr(cli, "_build_reranker", lambda args: Reranker(tiny_student, config=cli.rerank_config(args)))
+    passages = tmp_path / "p.jsonl"
+    passages.write_text(json.dumps({"id": "d\x1b[1m", "text": evil}) + "\n")
+    assert cli.main(["rerank", "-q", "fleas", "-p", str(passages), "--explain-top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "d\\x1b[1m" in out

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..config import RerankConfig, split_settings
@@ -139,7 +139,7 @@ def has_text(content: object) -> bool:
     return isinstance(content, str) and bool(content.strip())
 
 
-def format_ranked(entries: list[tuple[Any, str | None, float | None, str, dict[str, Any]]], *,
+def format_ranked(entries: Sequence[tuple[Any, str | None, float | None, str, dict[str, Any]]], *,
                   max_chars: int = 600) -> str:
     """Render reranked items for an agent's context: ``[rank] id= score=``, the text, ``Why:``, and the comparison.
 

@@ -228,8 +228,8 @@ class R2R(BaseNodePostprocessor):
         """
         top_n = self.config.top_n if self.config.top_n is not None else len(nodes)
         dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=list(nodes), top_n=top_n, model_name=model_name))
-        payload = {EventPayload.NODES: list(nodes), EventPayload.MODEL_NAME: model_name,
-                   EventPayload.QUERY_STR: query, EventPayload.TOP_K: top_n}
+        payload: dict[str, Any] = {EventPayload.NODES: list(nodes), EventPayload.MODEL_NAME: model_name,
+                                   EventPayload.QUERY_STR: query, EventPayload.TOP_K: top_n}
         with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
 
             def finish(result: list[NodeWithScore], ranking: Ranking | None) -> list[NodeWithScore]:

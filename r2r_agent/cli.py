@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,7 +157,7 @@ def read_passages(source: str, stdin: TextIO | BinaryIO | None = None) -> list[P
         raw = path.read_bytes()
         where = source
     data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
-    passages = []
+    passages: list[Passage] = []
     for number, line_bytes in enumerate(data.splitlines(), start=1):
         try:
             line = line_bytes.decode("utf-8")
@@ -229,7 +230,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     queries, source = load_demo_queries(args.queries, args.data_dir)
     print(f"Demo on {len(queries)} queries from {source}\n")
     reranker = _build_reranker(args)
-    rows = []
+    rows: list[tuple[str, float, float, float]] = []
     for item in queries:
         passages = [Passage(c["text"], id=c["docid"], first_stage_score=c.get("score")) for c in item.candidates]
         ranking = reranker.rerank(item.query, passages)
@@ -244,7 +245,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for qid, base, ours, seconds in rows:
         print(f"{qid:>12} {base:>12.4f} {ours:>8.4f} {seconds:>8.2f}")
     if rows:
-        mean = [sum(r[i] for r in rows) / len(rows) for i in (1, 2, 3)]
+        mean = [math.fsum(column) / len(rows) for column in list(zip(*rows))[1:]]
         print(f"{'mean':>12} {mean[0]:>12.4f} {mean[1]:>8.4f} {mean[2]:>8.2f}")
     print("\nA few queries make a noisy estimate; `r2r eval` (evals extra) measures all of DL19/DL20.")
     return 0

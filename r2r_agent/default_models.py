@@ -101,7 +101,7 @@ def _convert(gguf: Path, target: Path, progress: bool) -> None:
                                                      local_files_only=True)
         bar.update(1)
         # Saving a dequantised model: it must not look quantised any more, or the copy would not reload.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(str(target))

@@ -156,6 +156,7 @@ def load_causal_lm(
     check_quantize(quantize)
     tokenizer = load_tokenizer(adapter if adapter and (Path(adapter) / "tokenizer_config.json").exists() else path,
                                local_files_only=local_files_only)
+    model: Any
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, local_files_only=local_files_only)
     except (OSError, ValueError) as exc:

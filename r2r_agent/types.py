@@ -180,7 +180,7 @@ def to_passage(item: Any, index: int = 0) -> Passage:
             )
         id_key = next((k for k in _ID_KEYS if item.get(k) is not None), None)
         score_key = next((k for k in _SCORE_KEYS if item.get(k) is not None), None)
-        score = item[score_key] if score_key else None
+        score: Any = item[score_key] if score_key else None
         if isinstance(score, str):  # a number written as a string in JSON ("12.5") is still that number
             try:
                 score = float(score)

@@ -60,7 +60,7 @@ def test_rerank_reports_bad_input_without_traceback(tmp_path, capsys, tiny_cli):
     path = tmp_path / "p.jsonl"
     path.write_text('{"text": 5}\n')
     assert cli.main(["rerank", "-q", "q", "-p", str(path)]) == 2
-    assert "error: passage 0" in capsys.readouterr().err
+    assert "line 1: passage 0" in capsys.readouterr().err
     path.write_text('"a"\n')
     assert cli.main(["rerank", "-q", "  ", "-p", str(path)]) == 2
     assert "query is empty" in capsys.readouterr().err

@@ -52,6 +52,30 @@ def _unit(*, optional: bool = False) -> Any:
     return check
 
 
+def _flag() -> Any:
+    """A check for a bool."""
+
+    def check(name: str, value: Any) -> str | None:
+        return None if isinstance(value, bool) else "True or False"
+
+    return check
+
+
+def _choice(options: tuple[str, ...]) -> Any:
+    """A check for one of ``options``."""
+
+    def check(name: str, value: Any) -> str | None:
+        return None if value in options else f"one of {', '.join(map(repr, options))}"
+
+    return check
+
+
+#: ``RerankConfig.explain``: how explanations are made.
+EXPLAIN_MODES = ("evidence", "full")
+#: ``RerankConfig.comparison``: how the comparison is made.
+COMPARISON_MODES = ("grounded", "lm")
+
+
 def setting(default: Any, help: str, check: Any, metavar: str = "N") -> Any:
     """A :class:`RerankConfig` field: its default, its help text and metavar (the CLI flag's) and its check."""
     return field(default=default, metadata={"help": help, "check": check, "metavar": metavar})
@@ -71,6 +95,15 @@ class RerankConfig:
         first_stage_weight: Weight of each passage's first-stage (retriever) score,
             :attr:`Passage.first_stage_score`, mixed with the scorer's over all passages: 0 orders by the scorer
             alone, 1 keeps the retriever's order (see :class:`~r2r_agent.Reranker`).
+        judge: Give each returned passage its evidence, relevance and verdict (scores its sentences with the scorer:
+            cheap for a few returned passages, more for a hundred). Off: scores and order only, and explanations
+            without a verdict.
+        explain: ``"evidence"``: each explained passage gets its verdict and its best sentence, no LM (fast);
+            ``"full"``: plus a reason written by the explainer LM from the verdict and the evidence.
+        min_relevance: Passages whose relevance is below this are not returned (``None``: keep all; needs a
+            calibrator, see :mod:`r2r_agent.calibration`).
+        comparison: ``"grounded"``: the comparison is built from the verdicts, relevance and evidence (no LM);
+            ``"lm"``: written by the explainer LM and checked by the grounding guard.
     """
 
     top_n: int | None = setting(None, "how many judgments to return, best first (default: all)",
@@ -85,6 +118,19 @@ class RerankConfig:
         0.0, "weight of the passages' first-stage score (higher = more relevant) mixed with the scorer's over all "
         "passages (standardised); 0: the scorer alone, 1: the first-stage order; needs a score on every passage, "
         "else the scorer alone with a warning", _unit(), "W")
+
+    judge: bool = setting(
+        True, "judge the returned passages: evidence (each sentence scored by the scorer), relevance and verdict; "
+        "off: the order and scores only (faster with many returned passages)", _flag(), "")
+    explain: str = setting(
+        "full", "how the top passages are explained: 'evidence' (verdict, relevance and the best sentence, no LM) "
+        "or 'full' (plus a reason the LM writes from the verdict and the evidence)", _choice(EXPLAIN_MODES), "MODE")
+    min_relevance: float | None = setting(
+        None, "drop returned passages whose relevance (probability of answering) is below this (default: keep all)",
+        _unit(optional=True), "P")
+    comparison: str = setting(
+        "grounded", "how the comparison is written: 'grounded' (from the verdicts and evidence, no LM) or 'lm' "
+        "(the explainer LM, checked by the grounding guard)", _choice(COMPARISON_MODES), "MODE")
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -148,4 +194,4 @@ def split_settings(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     return ({k: v for k, v in kwargs.items() if k in names}, {k: v for k, v in kwargs.items() if k not in names})
 
 
-__all__ = ["RerankConfig", "setting", "split_settings"]
+__all__ = ["COMPARISON_MODES", "EXPLAIN_MODES", "RerankConfig", "setting", "split_settings"]

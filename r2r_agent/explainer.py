@@ -95,13 +95,24 @@ class Explainer:
                                           local_files_only=local_files_only)
         return cls(model, tokenizer, name=str(path), **kwargs)
 
-    def explain(self, query: str, passages: Sequence[str]) -> Generation:
-        """Direct explanations, one per passage, in one batched generation."""
+    def explain(self, query: str, passages: Sequence[str], *, verdicts: Sequence[str | None] | None = None,
+                evidence: Sequence[str | None] | None = None) -> Generation:
+        """Direct explanations, one per passage, in one batched generation.
+
+        Args:
+            query: The query.
+            passages: The passages to explain.
+            verdicts: Each passage's verdict, given to the LM (it then writes only the reason); ``None``: it judges.
+            evidence: Each passage's best sentence, given with the verdict.
+        """
         query, query_cut = fit_tokens(self.tokenizer, query, self.max_query_tokens)
+        verdicts = list(verdicts) if verdicts is not None else [None] * len(passages)
+        evidence = list(evidence) if evidence is not None else [None] * len(passages)
         rendered, flags = [], []
-        for passage in passages:
+        for passage, verdict, sentence in zip(passages, verdicts, evidence):
             cut, truncated = fit_tokens(self.tokenizer, passage, self.max_passage_tokens)
-            rendered.append(prompts.render(self.tokenizer, prompts.direct_explanation_messages(query, cut)))
+            messages = prompts.direct_explanation_messages(query, cut, verdict, sentence)
+            rendered.append(prompts.render(self.tokenizer, messages))
             flags.append(truncated)
         result = self.generate(rendered)
         return Generation(result.texts, flags, result.generated_tokens, result.seconds, query_cut)
@@ -117,6 +128,15 @@ class Explainer:
         prompt = prompts.render(self.tokenizer, prompts.comparison_messages(query, cut_passages))
         result = self.generate([prompt], max_new_tokens=self.max_new_tokens * 2)
         return Generation(result.texts, flags, result.generated_tokens, result.seconds, query_cut)
+
+    def compare_grounded(self, query: str, evidences: Sequence[str | None],
+                         verdicts: Sequence[str | None]) -> Generation:
+        """One comparison of passages (best first) written from their verdicts and best sentences only."""
+        query, query_cut = fit_tokens(self.tokenizer, query, self.max_query_tokens)
+        cut = [fit_tokens(self.tokenizer, e, self.max_comparison_passage_tokens)[0] if e else None for e in evidences]
+        prompt = prompts.render(self.tokenizer, prompts.grounded_comparison_messages(query, cut, verdicts))
+        result = self.generate([prompt], max_new_tokens=self.max_new_tokens * 2)
+        return Generation(result.texts, [False] * len(evidences), result.generated_tokens, result.seconds, query_cut)
 
     def generate(self, rendered_prompts: Sequence[str], *, max_new_tokens: int | None = None) -> Generation:
         """Greedy generation for already-rendered prompts, batched with left padding."""

@@ -95,6 +95,27 @@ def fit_tokens(tokenizer: Any, text: str, max_tokens: int) -> tuple[str, bool]:
     return tokenizer.decode(ids[:max_tokens], skip_special_tokens=True), True
 
 
+def visible_chars(tokenizer: Any, text: str, max_tokens: int) -> int:
+    """How many leading characters of ``text`` its first ``max_tokens`` tokens cover (``len(text)`` when it fits).
+
+    Uses the tokenizer's character offsets where it has them (fast tokenizers); otherwise the length of the decoded
+    cut text, an estimate.
+    """
+    from .types import model_text
+
+    cleaned = model_text(text)
+    candidate = cleaned[: max_tokens * _MAX_CHARS_PER_TOKEN]
+    try:
+        encoded = tokenizer(candidate, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = encoded["offset_mapping"]
+    except (NotImplementedError, TypeError, ValueError, KeyError):
+        cut, truncated = fit_tokens(tokenizer, text, max_tokens)
+        return len(cut) if truncated else len(text)
+    if len(offsets) <= max_tokens and len(candidate) == len(cleaned):
+        return len(text)
+    return int(offsets[max_tokens - 1][1]) if offsets[:max_tokens] else 0
+
+
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token id lists as one left-padded batch: ``(input_ids, attention_mask)``, both ``[len, longest]`` longs.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-PROMPT_VERSION = "r2r-prompts-1"
+PROMPT_VERSION = "r2r-prompts-2"
 
 SYSTEM_PROMPT = (
     "You are a search relevance judge. You read a search query and retrieved passages and explain, briefly and "
@@ -27,6 +27,20 @@ RELEVANCE_ANSWERS: tuple[str, str] = ("yes", "no")
 DIRECT_INSTRUCTION = (
     "In one or two sentences, say whether the passage is relevant to the query and why, naming the specific "
     "facts in the passage that answer it or that are missing."
+)
+
+#: How a verdict is shown to the explainer (the same words open the explanation: r2r_agent.explanations).
+VERDICT_LABELS = {"relevant": "Relevant", "partial": "Partly relevant", "not_relevant": "Not relevant"}
+
+JUDGED_INSTRUCTION = (
+    "In one sentence, explain this judgment: name the specific facts in the passage that answer the query, or what "
+    "the passage is missing. Do not repeat the judgment word."
+)
+
+GROUNDED_COMPARISON_INSTRUCTION = (
+    "The passages are listed from most to least relevant, each with its judgment and its best sentence. In two "
+    "sentences, explain why they are ordered this way, citing them as [1], [2]... and naming the fact in their "
+    "sentences that separates them. Use only what the sentences say."
 )
 
 COMPARISON_INSTRUCTION = (
@@ -51,11 +65,22 @@ def relevance_messages(query: str, passage: str) -> list[dict[str, str]]:
     ]
 
 
-def direct_explanation_messages(query: str, passage: str) -> list[dict[str, str]]:
-    """Messages asking for a direct explanation of one passage's relevance."""
+def direct_explanation_messages(query: str, passage: str, verdict: str | None = None,
+                                evidence: str | None = None) -> list[dict[str, str]]:
+    """Messages asking for a direct explanation of one passage's relevance.
+
+    With a ``verdict`` (``"relevant"``, ``"partial"``, ``"not_relevant"``) and the passage's best sentence
+    (``evidence``), the explainer is told the judgment and asked only why: the reason it writes follows the verdict
+    words in the explanation. Without a verdict it is asked to judge and explain (the zero-shot form).
+    """
+    if verdict is None:
+        task = DIRECT_INSTRUCTION
+    else:
+        best = f'\nBest sentence: "{evidence}"' if evidence else ""
+        task = f"Judgment: {VERDICT_LABELS[verdict]}.{best}\n\n{JUDGED_INSTRUCTION}"
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"Query: {query}\n\nPassage: {passage}\n\n{DIRECT_INSTRUCTION}"},
+        {"role": "user", "content": f"Query: {query}\n\nPassage: {passage}\n\n{task}"},
     ]
 
 
@@ -69,6 +94,17 @@ def comparison_messages(query: str, passages: Sequence[str]) -> list[dict[str, s
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user",
          "content": f"Query: {query}\n\nPassages:\n\n{_numbered(passages)}\n\n{COMPARISON_INSTRUCTION}"},
+    ]
+
+
+def grounded_comparison_messages(query: str, evidences: Sequence[str | None],
+                                 verdicts: Sequence[str | None]) -> list[dict[str, str]]:
+    """Messages asking why passages (best first) are ordered as they are, from their judgments and best sentences."""
+    lines = "\n".join(f"[{i}] {VERDICT_LABELS.get(v or '', 'Unjudged')}: \"{e or ''}\""
+                      for i, (e, v) in enumerate(zip(evidences, verdicts), start=1))
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"Query: {query}\n\nPassages:\n{lines}\n\n{GROUNDED_COMPARISON_INSTRUCTION}"},
     ]
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import prompts, traces
+from . import stages as stage
 from .config import RerankConfig
 from .errors import InvalidInputError
 from .scorers import as_scores
@@ -169,7 +170,8 @@ class Reranker:
             with student.lock:
                 ranking = self._rerank_locked(student, query, items, call)
         if self._tracer is not None:
-            self._tracer.record(ranking, items, top_n=call.top_n, seconds=time.perf_counter() - start)
+            self._tracer.record(ranking, items, top_n=call.top_n, seconds=time.perf_counter() - start,
+                                config=call.to_dict())
         return ranking
 
     async def arerank(self, query: str, passages: Sequence[Any], top_n: int | None = _UNSET, *,
@@ -179,14 +181,14 @@ class Reranker:
 
     def explain(self, query: str, passages: Sequence[Any], *, config: RerankConfig | None = None,
                 **settings: Any) -> Ranking:
-        """Explain ``passages`` in the order given, without scoring them.
+        """Judge and explain ``passages`` in the order given (they are scored, for their verdicts, but not reordered).
 
-        Every passage gets a direct explanation (``explain_top`` does not apply: the caller chose them) and the first
-        ``compare_top`` are compared (as in :meth:`rerank`). Use it to explain an order made elsewhere (a teacher's,
-        another reranker's) or to compare students' explanations of the same passages.
+        Every passage gets a direct explanation (``explain_top`` and ``min_relevance`` do not apply: the caller chose
+        them) and the first ``compare_top`` are compared (as in :meth:`rerank`). Use it to explain an order made
+        elsewhere (a teacher's, another reranker's) or to compare students' explanations of the same passages.
 
         Returns:
-            A :class:`Ranking` in input order (``rank == input_rank``), each judgment with ``score`` 0.0 and
+            A :class:`Ranking` in input order (``rank == input_rank``), each judgment with its scorer score and
             ``stage == "given"``.
 
         Raises:
@@ -201,19 +203,19 @@ class Reranker:
             raise InvalidInputError(f"Reranker.explain: the student {student.name!r} has no explainer; build it with "
                                     "one (e.g. Student.default())")
         with student.lock:
-            order = list(range(len(items)))
-            explanations, comparison, truncated, stages, query_cut = self._explain_locked(
-                student, model_text(query), [model_text(p.text) for p in items], order, len(items),
-                call.compare_top, [False] * len(items))
-        judgments = tuple(Judgment(id=p.id, text=p.text, score=0.0, rank=i + 1, input_rank=i + 1,
-                                   first_stage_score=p.first_stage_score, explanation=explanations.get(i),
-                                   truncated=truncated[i], stage=GIVEN_STAGE, metadata=p.metadata)
-                          for i, p in enumerate(items))
-        ranking = Ranking(query=query, judgments=judgments, comparison=comparison, model=student.name,
-                          adapter=student.adapter, num_candidates=len(items), stages=tuple(stages),
-                          prompt_version=prompts.PROMPT_VERSION, query_truncated=query_cut)
+            texts = [model_text(p.text) for p in items]
+            model_query = model_text(query)
+            begin = time.perf_counter()
+            scored = as_scores(student.scorer.score(model_query, texts), len(items), student.scorer.name)
+            stages = [StageCost("score", student.scorer.name, len(items), time.perf_counter() - begin)]
+            everything = list(range(len(items)))
+            ranking = self._judged_ranking(student, call.replace(explain_top=len(items), min_relevance=None),
+                                           query, model_query, items, texts, everything, scored.values,
+                                           scored.values, [GIVEN_STAGE] * len(items), scored.truncated, stages,
+                                           scored.query_truncated)
         if self._tracer is not None:
-            self._tracer.record(ranking, items, top_n=None, seconds=time.perf_counter() - start)
+            self._tracer.record(ranking, items, top_n=None, seconds=time.perf_counter() - start,
+                                config=call.to_dict())
         return ranking
 
     def _fuse(self, scores: list[float], items: Sequence[Passage], weight: float) -> list[float] | None:
@@ -268,47 +270,44 @@ class Reranker:
             order = sorted(head, key=lambda i: (-scores[i], first_stage_position[i])) + order[k:]
 
         n = len(items) if call.top_n is None else min(call.top_n, len(items))
-        explanations, comparison, truncated, explain_stages, explain_cut = self._explain_locked(
-            student, model_query, texts, order, min(call.explain_top, n), min(call.compare_top, n), truncated)
-        stages.extend(explain_stages)
+        return self._judged_ranking(student, call, query, model_query, items, texts, order[:n], first.values,
+                                    scores, stage_of, truncated, stages, query_cut)
+
+    def _judged_ranking(self, student: Student, call: RerankConfig, query: str, model_query: str,
+                        items: Sequence[Passage], texts: Sequence[str], head: Sequence[int],
+                        raw_scores: Sequence[float], scores: Sequence[float], stage_of: Sequence[str],
+                        truncated: Sequence[bool], stages: list[StageCost], query_cut: bool) -> Ranking:
+        """Judge ``head`` (the passages to return, in order), drop those under ``min_relevance``, explain and compare
+        the top ones, and build the ranking."""
+        originals = [p.text for p in items]
+        judged: dict[int, stage.Judged] = {i: stage.Judged() for i in head}
+        answerable = None
+        if call.judge:
+            judged, cost = stage.judge(student, model_query, texts, originals, head, raw_scores)
+            stages.extend([cost] if cost else [])
+            if stage.usable_calibrator(student) is not None:
+                answerable = any(judged[i].verdict == "relevant" for i in head)
+        if call.min_relevance is not None:
+            head = [i for i in head if judged[i].relevance is None or judged[i].relevance >= call.min_relevance]
+        explained, cost, explain_cut = stage.explain(student, call.explain, model_query, texts, originals,
+                                                     head[: call.explain_top], judged)
+        stages.extend([cost] if cost else [])
         judgments = tuple(
             Judgment(id=items[i].id, text=items[i].text, score=scores[i], rank=rank, input_rank=i + 1,
-                     first_stage_score=items[i].first_stage_score, explanation=explanations.get(i),
-                     truncated=truncated[i], stage=stage_of[i], metadata=items[i].metadata)
-            for rank, i in enumerate(order[:n], start=1)
+                     first_stage_score=items[i].first_stage_score,
+                     explanation=explained[i].text if i in explained else None,
+                     truncated=truncated[i] or (i in explained and explained[i].truncated), stage=stage_of[i],
+                     metadata=items[i].metadata, relevance=judged[i].relevance, verdict=judged[i].verdict,
+                     evidence=judged[i].evidence, evidence_span=judged[i].evidence_span,
+                     unsupported=explained[i].unsupported if i in explained else ())
+            for rank, i in enumerate(head, start=1)
         )
+        comparison, cost = stage.compare(student, call.comparison, model_query, judgments[: call.compare_top])
+        stages.extend([cost] if cost else [])
         return Ranking(query=query, judgments=judgments, comparison=comparison, model=student.name,
                        adapter=student.adapter, num_candidates=len(items), stages=tuple(stages),
-                       prompt_version=prompts.PROMPT_VERSION, query_truncated=query_cut or explain_cut)
-
-    @staticmethod
-    def _explain_locked(student: Student, query: str, texts: Sequence[str], order: Sequence[int],
-                        n_explain: int, n_compare: int, truncated: list[bool]
-                        ) -> tuple[dict[int, str], str | None, list[bool], list[StageCost], bool]:
-        """Direct explanations of ``order[:n_explain]`` and the comparison of ``order[:n_compare]`` (if >= 2), and
-        whether the explainer cut the query."""
-        explainer = student.explainer
-        explanations: dict[int, str] = {}
-        comparison = None
-        stages: list[StageCost] = []
-        truncated = list(truncated)
-        query_cut = False
-        if explainer is None:
-            return explanations, comparison, truncated, stages, query_cut
-        if n_explain > 0:
-            chosen = list(order[:n_explain])
-            result = explainer.explain(query, [texts[i] for i in chosen])
-            stages.append(StageCost("explain", explainer.name, n_explain, result.seconds, result.generated_tokens))
-            query_cut = bool(getattr(result, "query_truncated", False))
-            for i, text, cut in zip(chosen, result.texts, result.truncated):
-                explanations[i] = text
-                truncated[i] = truncated[i] or cut
-        if n_compare >= 2:
-            result = explainer.compare(query, [texts[i] for i in order[:n_compare]])
-            stages.append(StageCost("compare", explainer.name, n_compare, result.seconds, result.generated_tokens))
-            query_cut = query_cut or bool(getattr(result, "query_truncated", False))
-            comparison = result.texts[0] if result.texts else None
-        return explanations, comparison, truncated, stages, query_cut
+                       prompt_version=prompts.PROMPT_VERSION, query_truncated=query_cut or explain_cut,
+                       answerable=answerable)
 
 
 def _check_query(query: Any) -> None:

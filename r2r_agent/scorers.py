@@ -30,6 +30,7 @@ from .modeling import (
     load_tokenizer,
     quantize_int8,
     resolve_dtype,
+    visible_chars,
 )
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,10 @@ class EncoderScorer:
 
         return cls.from_pretrained(minilm_path(), quantize=quantize, dtype=dtype, name="all-MiniLM-L6-v2")
 
+    def visible_chars(self, text: str) -> int:
+        """How many leading characters of ``text`` fit the token budget (all of it when it is not cut)."""
+        return visible_chars(self.tokenizer, text, self.max_tokens - 2)
+
     def fit(self, texts: Sequence[str]) -> tuple[list[str], list[bool]]:
         """The texts cut to the token budget (room left for the two special tokens) and whether each was cut."""
         fitted = [fit_tokens(self.tokenizer, text, self.max_tokens - 2) for text in texts]
@@ -245,6 +250,10 @@ class LMScorer:
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         return (torch.logsumexp(logprobs[:, self.yes_token_ids], dim=-1)
                 - torch.logsumexp(logprobs[:, self.no_token_ids], dim=-1))
+
+    def visible_chars(self, text: str) -> int:
+        """How many leading characters of a passage fit the passage token budget."""
+        return visible_chars(self.tokenizer, text, self.max_passage_tokens)
 
     def fit_query(self, query: str) -> tuple[str, bool]:
         """The query cut to :attr:`max_query_tokens`, and whether it was cut."""

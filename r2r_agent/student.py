@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .calibration import Calibrator, shipped_calibrator
 from .errors import ModelPreparationError
 from .explainer import Explainer
 from .modeling import RANK_HEAD_FILE, check_quantize, load_causal_lm, load_rank_head
@@ -44,6 +45,8 @@ class Student:
         rescorer: An optional reason-aware LM scorer for the top of the list (see ``Reranker(rescore_top=...)``).
         name: Identifies the student in rankings and traces.
         adapter: The distilled adapter in use, if any.
+        calibrator: Turns the scorer's scores into relevance and verdicts (:mod:`r2r_agent.calibration`); ``None``:
+            judgments get no relevance or verdict. It must have been fitted for this scorer.
         lock: Held while the student's models run. It belongs to the student, so every reranker sharing one
             student (two adapters given the same one) runs its tokenizers and models one call at a time: torch
             already uses every core, and Hugging Face tokenizers are not safe to call from two threads at once.
@@ -54,6 +57,7 @@ class Student:
     rescorer: Scorer | None = None
     name: str = "student"
     adapter: str | None = None
+    calibrator: Calibrator | None = None
     lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @classmethod
@@ -98,7 +102,8 @@ class Student:
         weights = "int8" if quantize == "int8" else str(resolve_dtype(dtype)).removeprefix("torch.")
         return cls(scorer=scorer, explainer=explainer, rescorer=rescorer,
                    name=f"{scorer.name} ({weights}) + {lm_name} ({str(model.dtype).removeprefix('torch.')})",
-                   adapter=str(adapter_dir) if adapter_dir is not None else None)
+                   adapter=str(adapter_dir) if adapter_dir is not None else None,
+                   calibrator=shipped_calibrator(scorer.name))
 
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike[str], *, adapter: str | os.PathLike[str] | None = None,

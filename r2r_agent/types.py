@@ -234,6 +234,15 @@ class Judgment:
             ``"score+first_stage"`` (the scorer mixed with ``first_stage_score``, see ``first_stage_weight``),
             ``"rescore"``, or ``"given"`` (explained in the given order, not scored: :meth:`Reranker.explain`).
         metadata: The passage's metadata (a deep copy: changing it changes nothing of the caller's).
+        relevance: The probability that the passage answers the query (TREC DL: label >= 2), from the student's
+            calibrator; ``None`` when the student has none for its scorer (see :mod:`r2r_agent.calibration`).
+        verdict: ``"relevant"``, ``"partial"`` or ``"not_relevant"``, from ``relevance`` and the calibrator's
+            thresholds; ``None`` without a calibrator.
+        evidence: The sentence of ``text`` that best answers the query (an exact substring of ``text``, from the
+            part the scorer read), or ``None`` for a passage without any.
+        evidence_span: ``(start, end)`` character offsets of ``evidence`` in ``text``.
+        unsupported: Claims (numbers, quantities, dates, quoted phrases) that the explainer wrote but neither the
+            query nor the passage states; the sentences holding them were dropped from ``explanation``.
     """
 
     id: str | None
@@ -246,9 +255,17 @@ class Judgment:
     truncated: bool = False
     stage: str = "score"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    relevance: float | None = None
+    verdict: str | None = None
+    evidence: str | None = None
+    evidence_span: tuple[int, int] | None = None
+    unsupported: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", _copy_metadata(self.metadata))
+        if self.evidence_span is not None:
+            object.__setattr__(self, "evidence_span", tuple(self.evidence_span))
+        object.__setattr__(self, "unsupported", tuple(self.unsupported))
 
     @property
     def original_rank(self) -> int:
@@ -267,6 +284,8 @@ class Judgment:
         """A JSON-serialisable dict."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["metadata"] = _copy_metadata(self.metadata)
+        data["evidence_span"] = list(self.evidence_span) if self.evidence_span is not None else None
+        data["unsupported"] = list(self.unsupported)
         return data
 
     @classmethod
@@ -319,6 +338,9 @@ class Ranking:
         stages: The cost of each cascade stage.
         prompt_version: The version of the prompts the student saw.
         query_truncated: Whether a model cut the query to its token budget (a very long query).
+        answerable: Whether some judged passage answers the query (a ``"relevant"`` verdict among the top
+            ``top_n`` considered, before ``min_relevance`` drops any); ``None`` when the student has no calibrator.
+            ``False`` tells an agent that none of these passages answers: search again or say so.
     """
 
     query: str
@@ -330,6 +352,7 @@ class Ranking:
     stages: tuple[StageCost, ...] = ()
     prompt_version: str = ""
     query_truncated: bool = False
+    answerable: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "judgments", tuple(self.judgments))
@@ -361,6 +384,7 @@ class Ranking:
             "stages": [s.to_dict() for s in self.stages],
             "prompt_version": self.prompt_version,
             "query_truncated": self.query_truncated,
+            "answerable": self.answerable,
         }
 
     @classmethod
@@ -376,6 +400,7 @@ class Ranking:
             stages=tuple(StageCost.from_dict(s) for s in data.get("stages", ())),
             prompt_version=data.get("prompt_version", ""),
             query_truncated=bool(data.get("query_truncated", False)),
+            answerable=data.get("answerable"),
         )
 
     def to_json(self, **kwargs: Any) -> str:

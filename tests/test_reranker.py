@@ -56,8 +56,10 @@ def test_orders_by_score_and_reports_original_positions():
     assert [j.input_rank for j in ranking] == [3, 1, 2]
     assert [j.rank for j in ranking] == [1, 2, 3]
     assert [j.explanation for j in ranking] == ["about The flea l", "about An adult f", None]
-    assert ranking.comparison == "2 ordered"
-    assert [s.stage for s in ranking.stages] == ["score", "explain", "compare"]
+    # the comparison is built from the judgments (no LM): it cites the top two by rank with their best sentences
+    assert ranking.comparison.startswith('[1] scores 3.000: "The flea life cycle has four stages')
+    assert "[2] scores 2.000" in ranking.comparison and ("compare", [PASSAGES[2], PASSAGES[0]]) not in explainer.calls
+    assert [s.stage for s in ranking.stages] == ["score", "judge", "explain", "compare"]
     assert ranking.num_candidates == 4 and ranking.model == "fake"
 
 
@@ -148,7 +150,7 @@ def test_rescorer_reorders_only_the_head():
     ranking = Reranker(student, rescore_top=2).rerank("q", ["a", "b", "c", "d"])
     assert [j.text for j in ranking] == ["b", "a", "c", "d"]
     assert [j.stage for j in ranking] == ["rescore", "rescore", "score", "score"]
-    assert [s.stage for s in ranking.stages] == ["score", "rescore"]
+    assert [s.stage for s in ranking.stages][:2] == ["score", "rescore"]
 
 
 def test_rescore_weight_mixes_standardised_scores_in_the_head():
@@ -178,10 +180,13 @@ def test_mix_scores_of_constant_lists_are_zero():
     assert mix_scores([1.0, 2.0], [5.0, 7.0], 1.0) == [5.0, 7.0]
 
 
-def test_student_without_explainer_scores_only():
+def test_student_without_explainer_explains_with_its_evidence_only():
     ranking = Reranker(Student(scorer=TableScorer({"b": 1.0}))).rerank("q", ["a", "b"])
-    assert [j.text for j in ranking] == ["b", "a"] and ranking.comparison is None
-    assert all(j.explanation is None for j in ranking)
+    assert [j.text for j in ranking] == ["b", "a"]
+    assert [j.explanation for j in ranking] == ['The passage says "b"', 'The passage says "a"']
+    assert ranking.comparison.startswith("[1] scores 1.000")
+    plain = Reranker(Student(scorer=TableScorer({"b": 1.0})), judge=False).rerank("q", ["a", "b"])
+    assert all(j.evidence is None and j.verdict is None for j in plain)
 
 
 def test_default_student_is_loaded_lazily():
@@ -228,7 +233,7 @@ def test_tiny_models_end_to_end(tiny_student, no_network):
     again = reranker.rerank("how long do fleas live", passages, top_n=5, explain_top=5, compare_top=3)
     assert [(j.id, j.score, j.explanation) for j in again] == [(j.id, j.score, j.explanation) for j in ranking]
     stages = {s.stage: s for s in ranking.stages}
-    assert set(stages) == {"score", "rescore", "explain", "compare"}
+    assert set(stages) == {"score", "rescore", "judge", "explain", "compare"}
     assert stages["score"].items == 5 and stages["rescore"].items == 3 and stages["explain"].items == 5
 
 
@@ -273,7 +278,7 @@ def test_first_stage_weight_mixes_standardised_scores():
     assert [j.score for j in ranking] == [expected[i] for i in (1, 3, 0, 2)]
     assert [j.input_rank for j in ranking] == [2, 4, 1, 3]
     assert {j.stage for j in ranking} == {"score+first_stage"}
-    assert [s.stage for s in ranking.stages] == ["score"]  # no extra model run, so no extra cost entry
+    assert [s.stage for s in ranking.stages] == ["score", "judge"]  # fusion runs no model, so it costs no entry
     # a small weight keeps the scorer's order, a large one the retriever's
     assert [j.text for j in fusion_reranker(first_stage_weight=0.1).rerank("q", FUSION_PASSAGES)] == \
         ["a", "b", "c", "d"]
@@ -317,7 +322,7 @@ def test_rescore_works_on_the_fused_order():
     # fused order b, d, a, c; the re-scorer sees the fused top 2 (b, d) and prefers b
     assert [j.text for j in ranking] == ["b", "d", "a", "c"]
     assert [j.stage for j in ranking] == ["rescore", "rescore", "score+first_stage", "score+first_stage"]
-    assert [s.stage for s in ranking.stages] == ["score", "rescore"]
+    assert [s.stage for s in ranking.stages][:2] == ["score", "rescore"]
 
 
 async def test_arerank_passes_the_first_stage_weight():

@@ -89,9 +89,9 @@ def test_record_from_ranking_has_candidates_order_and_reasons():
     assert [(r.id, r.input_rank, r.rank, r.move) for r in record.results] == [("d3", 3, 1, 2), ("d4", 4, 2, 2)]
     assert [r.score for r in record.results] == [j.score for j in ranking]
     assert record.results[0].explanation == "mentions adult"
-    assert record.comparison == "2 passages, most specific first"
+    assert record.comparison == ranking.comparison and record.comparison.startswith("[1] scores 3.000")
     assert record.top_n == 2 and record.model == "fake-student" and record.prompt_version == ranking.prompt_version
-    assert [s.stage for s in record.stages] == ["score", "explain", "compare"]
+    assert [s.stage for s in record.stages] == ["score", "judge", "explain", "compare"]
     assert record.seconds is not None and record.seconds >= 0
     assert record.timestamp.endswith("+00:00")
     assert [c.id for c in record.dropped()] == ["d1", "d2"]
@@ -331,7 +331,7 @@ def test_cli_show_renders_moves_and_reasons(tmp_path, capsys):
     assert "why: mentions adult" in out
     assert "Pushed out of the top 3: d2 (in 2)" in out
     assert "Moved most: d3 up 2 (3 -> 1)" in out
-    assert "Why this order: 3 passages, most specific first" in out
+    assert "Why this order: [1] scores" in out
 
 
 def test_cli_show_filters_and_json(tmp_path, capsys):

@@ -66,6 +66,11 @@ class TraceResult:
         stage: The cascade stage that produced ``score``.
         explanation: Why the passage is (or is not) relevant, or ``None`` when it was not explained.
         truncated: Whether a model cut the passage to its token budget.
+        relevance: The probability that it answers the query (``None``: not judged).
+        verdict: ``"relevant"``, ``"partial"`` or ``"not_relevant"`` (``None``: not judged).
+        evidence: Its best-answering sentence.
+        evidence_span: The evidence's character offsets in the passage.
+        unsupported: Claims the guard removed from the explanation.
     """
 
     rank: int
@@ -75,6 +80,16 @@ class TraceResult:
     stage: str = "score"
     explanation: str | None = None
     truncated: bool = False
+    relevance: float | None = None
+    verdict: str | None = None
+    evidence: str | None = None
+    evidence_span: tuple[int, int] | None = None
+    unsupported: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.evidence_span is not None:
+            object.__setattr__(self, "evidence_span", tuple(self.evidence_span))
+        object.__setattr__(self, "unsupported", tuple(self.unsupported))
 
     @property
     def move(self) -> int:
@@ -117,6 +132,9 @@ class TraceRecord:
         seconds: Wall-clock seconds of the whole call (``None`` when not measured).
         timestamp: When the record was made (ISO 8601, UTC).
         run: An optional label for the run (a student version, an experiment), set by the sink.
+        answerable: Whether some returned passage was judged to answer the query (``None``: not judged).
+        query_truncated: Whether a model cut the query.
+        config: The call's settings (:class:`~r2r_agent.RerankConfig` as a dict), when recorded.
     """
 
     query: str
@@ -131,6 +149,9 @@ class TraceRecord:
     seconds: float | None = None
     timestamp: str = field(default_factory=_now)
     run: str | None = None
+    answerable: bool | None = None
+    query_truncated: bool = False
+    config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "candidates", tuple(self.candidates))
@@ -140,7 +161,7 @@ class TraceRecord:
     @classmethod
     def from_ranking(cls, ranking: Ranking, passages: Sequence[Passage] | None = None, *, top_n: int | None = None,
                      seconds: float | None = None, run: str | None = None,
-                     preview_chars: int = PREVIEW_CHARS) -> TraceRecord:
+                     preview_chars: int = PREVIEW_CHARS, config: Mapping[str, Any] | None = None) -> TraceRecord:
         """Build a record from a :class:`~r2r_agent.Ranking` and the passages that went in.
 
         Args:
@@ -151,6 +172,7 @@ class TraceRecord:
             seconds: Wall-clock seconds of the call.
             run: A run label.
             preview_chars: How many characters of each candidate's text to keep.
+            config: The call's settings, to record.
 
         Raises:
             InvalidInputError: when ``passages`` do not match the ranking (a different number of candidates).
@@ -171,10 +193,13 @@ class TraceRecord:
                                preview=_preview(j.text, preview_chars), truncated=j.truncated)
                 for j in sorted(ranking, key=lambda j: j.input_rank))
         results = tuple(TraceResult(rank=j.rank, input_rank=j.input_rank, id=j.id, score=j.score, stage=j.stage,
-                                    explanation=j.explanation, truncated=j.truncated) for j in ranking)
+                                    explanation=j.explanation, truncated=j.truncated, relevance=j.relevance,
+                                    verdict=j.verdict, evidence=j.evidence, evidence_span=j.evidence_span,
+                                    unsupported=j.unsupported) for j in ranking)
         return cls(query=ranking.query, candidates=candidates, results=results, comparison=ranking.comparison,
                    top_n=top_n, model=ranking.model, adapter=ranking.adapter, prompt_version=ranking.prompt_version,
-                   stages=ranking.stages, seconds=seconds, run=run)
+                   stages=ranking.stages, seconds=seconds, run=run, answerable=ranking.answerable,
+                   query_truncated=ranking.query_truncated, config=dict(config or {}))
 
     @property
     def num_candidates(self) -> int:
@@ -213,6 +238,9 @@ class TraceRecord:
             "candidates": [c.to_dict() for c in self.candidates],
             "results": [r.to_dict() for r in self.results],
             "comparison": self.comparison,
+            "answerable": self.answerable,
+            "query_truncated": self.query_truncated,
+            "config": dict(self.config),
         }
 
     @classmethod

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -227,10 +227,11 @@ class Tracer:
             f"{trace!r:.60}")
 
     def record(self, ranking: Ranking, passages: Sequence[Passage], *, top_n: int | None,
-               seconds: float | None) -> None:
+               seconds: float | None, config: Mapping[str, Any] | None = None) -> None:
         """Write the record of one call; never raises."""
         try:
-            self.sink.write(TraceRecord.from_ranking(ranking, passages, top_n=top_n, seconds=seconds))
+            self.sink.write(TraceRecord.from_ranking(ranking, passages, top_n=top_n, seconds=seconds,
+                                                     config=config))
         except Exception as exc:  # noqa: BLE001 - a trace must never fail the query it describes
             if not self._warned:
                 self._warned = True

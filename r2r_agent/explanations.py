@@ -1,0 +1,116 @@
+"""Explanations anchored on the verdict and the evidence, and the comparison of the top passages.
+
+Every explanation opens with its verdict in words (:data:`VERDICT_WORDS`), so what it says agrees with
+:attr:`Judgment.verdict` by construction. What follows is either built from the evidence (``explain="evidence"``, no
+LM: :func:`evidence_reason`) or written by the explainer LM, which was given the verdict and the evidence
+(``explain="full"``), then checked by the grounding guard (:mod:`r2r_agent.grounding`): a reason left empty by the
+guard, or one that contradicts the verdict, falls back to the evidence reason.
+
+The comparison (:func:`grounded_comparison`) cites the top passages by rank and separates them by their verdicts,
+relevance and evidence; it uses no LM, so it costs nothing and states nothing the passages do not.
+
+Example:
+    >>> evidence_reason("relevant", "Adult fleas live two to three months.")
+    'the passage says "Adult fleas live two to three months."'
+    >>> compose("relevant", "It gives the lifespan of an adult flea.")
+    'Relevant: It gives the lifespan of an adult flea.'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+#: How each verdict opens an explanation.
+VERDICT_WORDS = {"relevant": "Relevant", "partial": "Partly relevant", "not_relevant": "Not relevant"}
+#: The longest evidence quoted in full in an explanation, in words (longer quotes end with "...").
+QUOTE_WORDS = 30
+
+# A reason that says the opposite of its verdict ("Not relevant: it directly answers...") is not shown.
+_SAYS_NOT = re.compile(r"\b(not\s+(?:\w+\s+)?relevant|irrelevant|unrelated|does\s+not\s+(?:\w+\s+)?(?:answer|address)|"
+                       r"doesn['’]t\s+(?:\w+\s+)?(?:answer|address))\b", re.IGNORECASE)
+_SAYS_YES = re.compile(r"\b(directly\s+(?:answers|addresses|states)|answers\s+the\s+(?:query|question)|"
+                       r"is\s+(?:highly\s+|very\s+)?relevant)\b", re.IGNORECASE)
+
+
+def quote(evidence: str, words: int = QUOTE_WORDS) -> str:
+    """``evidence`` in quotation marks, cut to its first ``words`` words (with "...")."""
+    parts = evidence.split()
+    shown = " ".join(parts[:words]) + ("..." if len(parts) > words else "")
+    return f'"{shown}"'
+
+
+def evidence_reason(verdict: str | None, evidence: str | None) -> str:
+    """The reason built from the verdict and the evidence alone (no LM)."""
+    if not evidence:
+        return {"relevant": "the passage answers the query.",
+                "partial": "the passage is about the query's topic but does not answer it.",
+                "not_relevant": "nothing in the passage answers the query."}.get(verdict or "", "no sentence to show.")
+    if verdict == "relevant" or verdict is None:
+        return f"the passage says {quote(evidence)}"
+    if verdict == "partial":
+        return f"the closest it comes to an answer is {quote(evidence)}"
+    return f"nothing in it answers the query; its closest sentence is {quote(evidence)}"
+
+
+def compose(verdict: str | None, reason: str) -> str:
+    """``"<Verdict words>: <reason>"``; the reason alone when there is no verdict."""
+    reason = reason.strip()
+    return reason if verdict is None else f"{VERDICT_WORDS[verdict]}: {reason}"
+
+
+def evidence_explanation(verdict: str | None, evidence: str | None) -> str:
+    """The whole explanation built from the verdict and the evidence (``explain="evidence"``, or a fallback).
+
+    Example:
+        >>> evidence_explanation("not_relevant", None)
+        'Not relevant: nothing in the passage answers the query.'
+        >>> evidence_explanation(None, "Fleas jump.")
+        'The passage says "Fleas jump."'
+    """
+    reason = evidence_reason(verdict, evidence)
+    return compose(verdict, reason) if verdict else reason[:1].upper() + reason[1:]
+
+
+def contradicts(reason: str, verdict: str | None) -> bool:
+    """Whether ``reason`` says the opposite of ``verdict`` (a relevant passage "does not answer", or the reverse)."""
+    if verdict == "relevant":
+        return bool(_SAYS_NOT.search(reason))
+    if verdict == "not_relevant":
+        return bool(_SAYS_YES.search(reason)) and not _SAYS_NOT.search(reason)
+    return False
+
+
+def grounded_comparison(judgments: Sequence[Any]) -> str | None:
+    """Why the top judgments (best first, at least two) are ordered as they are, from their verdicts, relevance and
+    evidence: each is cited by rank (``[1]``, ``[2]``...) with what separates it from the one above.
+
+    Returns ``None`` for fewer than two judgments.
+    """
+    if len(judgments) < 2:
+        return None
+    parts = []
+    for j in judgments:
+        tag = f"[{j.rank}]"
+        shown = quote(j.evidence, 16) if j.evidence else "no sentence of it"
+        if j.verdict == "relevant":
+            parts.append(f"{tag} answers the query: {shown}")
+        elif j.verdict == "partial":
+            parts.append(f"{tag} is on the topic but only comes close: {shown}")
+        elif j.verdict == "not_relevant":
+            parts.append(f"{tag} does not answer it")
+        else:
+            parts.append(f"{tag} scores {j.score:.3f}: {shown}")
+    verdicts = [j.verdict for j in judgments]
+    if verdicts[0] is not None and len(set(verdicts)) == 1 and all(j.relevance is not None for j in judgments):
+        relevance = ", ".join(f"{j.relevance:.2f}" for j in judgments)
+        order = f"All {len(judgments)} share the verdict; they are ordered by the student's score (relevance " \
+                f"{relevance})."
+    else:
+        order = "Passages that answer come before those that only touch the topic, and those before the rest."
+    return " ".join([*(p if p.endswith(('."', '!"', '?"', ".")) else p + "." for p in parts), order])
+
+
+__all__ = ["QUOTE_WORDS", "VERDICT_WORDS", "compose", "contradicts", "evidence_explanation", "evidence_reason",
+           "grounded_comparison", "quote"]

@@ -27,8 +27,8 @@ MAX_SENTENCE_WORDS = 45
 _WORD = re.compile(r"\S+")
 #: Words after which a full stop does not end a sentence ("approx. 3 weeks", "Dr. Smith"); initials such as "U.S."
 #: are recognised by their shape.
-ABBREVIATIONS = frozenset("approx apr aug cf co corp dec dept dr e.g eg est etc feb fig gen gov i.e ie inc jan jr jul jun "
-                          "lt ltd mar mr mrs ms mt no nov oct prof rev sen sep sept sgt sr st vol vs".split())
+ABBREVIATIONS = frozenset("""approx apr aug cf co corp dec dept dr e.g eg est etc feb fig gen gov i.e ie inc jan jr jul
+                           jun lt ltd mar mr mrs ms mt no nov oct prof rev sen sep sept sgt sr st vol vs""".split())
 _INITIALS = re.compile(r"^(?:[A-Za-z]\.)+$")
 
 

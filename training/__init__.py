@@ -27,12 +27,15 @@ from .dataset import (
     build_dataset,
     split_query_ids,
 )
-from .distill import DistillConfig, Distiller, DistillError, DistillResult, distill
-from .encoder_distill import EncoderDistillConfig, EncoderDistiller, EncoderDistillResult, distill_encoder
-from .errors import AnnotationFormatError, CacheError, ParseError, SplitLeakageError, TeacherError
+from .distill import Distiller, DistillResult, distill
+from .distill_config import DistillConfig
+from .encoder_config import EncoderDistillConfig
+from .encoder_distill import EncoderDistiller, EncoderDistillResult, distill_encoder
+from .errors import AnnotationFormatError, CacheError, DistillError, ParseError, SplitLeakageError, TeacherError
 from .framework_teachers import LangChainTeacher, LlamaIndexTeacher
 from .http_teacher import OpenAIChatTeacher
 from .local_teacher import TransformersTeacher
+from .loop_config import LoopConfig
 from .losses import listnet_loss, ranking_targets, ranknet_loss
 from .parsing import parse_teacher_answer
 from .r2r_import import load_r2r_annotations, r2r_row_to_annotation
@@ -61,6 +64,7 @@ __all__ = [
     "ExplanationExample",
     "LangChainTeacher",
     "LlamaIndexTeacher",
+    "LoopConfig",
     "OpenAIChatTeacher",
     "ParseError",
     "QueryAnnotation",

@@ -159,9 +159,9 @@ def _dataset(args: argparse.Namespace) -> Any:
 
 def encoder_config(args: argparse.Namespace) -> Any:
     """The :class:`EncoderDistillConfig` from the flags given; an LM-only flag is an error naming it."""
+    from r2r_agent.cli_flags import flag_name
     from r2r_agent.errors import R2RError
 
-    from r2r_agent.cli_flags import flag_name
     from .distill import DistillConfig
     from .encoder_distill import EncoderDistillConfig
 
@@ -209,7 +209,7 @@ def run_encoder(args: argparse.Namespace) -> int:
 
 def _reporter() -> Any:
     """``print``, or a no-op in the non-first processes of ``accelerate launch`` / ``torchrun`` (one report per run)."""
-    from .trainer_loop import is_main_launched_process
+    from .runtime import is_main_launched_process
 
     return print if is_main_launched_process() else (lambda *args, **kwargs: None)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from r2r_agent.cli_flags import DefaultsHelpFormatter, add_config_arguments, config_from_args
+
 from .teacher_choice import add_teacher_arguments, teacher_settings_from_args
 
 # The flags `r2r teach` had before teachers other than OpenAI-compatible endpoints existed keep working.

@@ -22,9 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from r2r_agent.errors import InvalidInputError
-
 from r2r_agent.cli_flags import add_config_arguments, config_from_args
+from r2r_agent.errors import InvalidInputError
 
 
 @dataclass(frozen=True)

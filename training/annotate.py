@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from r2r_agent import prompts
@@ -58,10 +58,10 @@ def annotate_window(teacher: Teacher, query: str, passages: Sequence[str], *, ma
     if len(positions) != len(texts):
         raise InvalidInputError(f"{len(positions)} positions for {len(texts)} passages")
     key = window_hash(query, texts)
-    base = {"positions": positions, "window_hash": key, "teacher": teacher.name,
-            "prompt_version": prompts.PROMPT_VERSION}
+    shown = WindowAnnotation(positions=positions, window_hash=key, teacher=teacher.name,
+                             prompt_version=prompts.PROMPT_VERSION)
     if not texts:
-        return WindowAnnotation(**base, answer=TeacherAnswer.empty())
+        return replace(shown, answer=TeacherAnswer.empty())
     messages = prompts.teacher_listwise_messages(query, texts)
     start = time.perf_counter()
     response: str | None = None
@@ -84,10 +84,9 @@ def annotate_window(teacher: Teacher, query: str, passages: Sequence[str], *, ma
             continue
         if answer.repairs:
             logger.debug("repaired teacher answer on window %s: %s", key[:12], "; ".join(answer.repairs))
-        return WindowAnnotation(**base, answer=answer, response=response, attempts=attempt,
-                                seconds=time.perf_counter() - start)
-    return WindowAnnotation(**base, response=response, error=error, attempts=max_attempts,
-                            seconds=time.perf_counter() - start)
+        return replace(shown, answer=answer, response=response, attempts=attempt,
+                       seconds=time.perf_counter() - start)
+    return replace(shown, response=response, error=error, attempts=max_attempts, seconds=time.perf_counter() - start)
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,7 @@ def annotate_query(teacher: Teacher, query: str, candidates: Sequence[Any], *, q
         window = cache.get(teacher.name, prompts.PROMPT_VERSION, query_id, key) if cache is not None else None
         cached = window is not None and (window.ok or not config.retry_failed)
         if cached and window is not None:
-            window = WindowAnnotation.from_dict({**window.to_dict(), "positions": positions})
+            window = replace(window, positions=positions)
         else:
             window = annotate_window(teacher, query, texts, max_attempts=config.max_attempts, positions=positions,
                                      require_reasons=config.require_reasons,

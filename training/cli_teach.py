@@ -16,14 +16,15 @@ The annotations file feeds ``r2r distill --annotations``. Imports nothing heavy 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from r2r_agent.cli_flags import DefaultsHelpFormatter, add_config_arguments, config_from_args
 
 from .teacher_choice import add_teacher_arguments, teacher_settings_from_args
+
+if TYPE_CHECKING:
+    from .annotate import AnnotationRequest
 
 # The flags `r2r teach` had before teachers other than OpenAI-compatible endpoints existed keep working.
 _TEACHER_ALIASES = {"teacher_url": ["--base-url"], "teacher_temperature": ["--temperature"],
@@ -57,43 +58,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
 
 
-def read_candidates(path: Path, max_queries: int | None = None) -> list[Any]:
+def read_candidates(path: Path, max_queries: int | None = None) -> list[AnnotationRequest]:
     """Annotation requests from a candidate-list file (the shared ``trec-dl/*.jsonl.gz`` format)."""
     from r2r_agent.errors import R2RError
-    from r2r_agent.types import Passage
 
-    from .annotate import AnnotationRequest
-    from .errors import AnnotationFormatError
+    from .jsonl import read_json_lines
 
     if not path.is_file():
         raise R2RError(f"candidates file {str(path)!r} not found")
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    requests = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if max_queries is not None and len(requests) >= max_queries:
-                break
-            try:
-                row = json.loads(line)
-                candidates = [Passage(text=c["text"], id=str(c["docid"]) if c.get("docid") is not None else None,
-                                      score=c.get("score")) for c in row["candidates"]]
-                requests.append(AnnotationRequest(str(row["qid"]), row["query"], candidates))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise AnnotationFormatError(
-                    f"{path}:{number}: not a candidate list ({type(exc).__name__}: {exc}); expected "
-                    '{"qid": "...", "query": "...", "candidates": [{"docid": "...", "text": "...", "score": 1.0}]}'
-                ) from exc
-    return requests
+    return read_json_lines(path, _candidate_list, what="a candidate list", limit=max_queries, expected=(
+        '{"qid": "...", "query": "...", "candidates": [{"docid": "...", "text": "...", "score": 1.0}]}'))
 
 
-def r2r_requests(path: Path, max_queries: int | None = None) -> list[Any]:
+def _candidate_list(row: Any) -> AnnotationRequest:
+    from r2r_agent.types import Passage
+
+    from .annotate import AnnotationRequest
+
+    candidates = [Passage(text=c["text"], id=str(c["docid"]) if c.get("docid") is not None else None,
+                          score=c.get("score")) for c in row["candidates"]]
+    return AnnotationRequest(str(row["qid"]), row["query"], candidates)
+
+
+def r2r_requests(path: Path, max_queries: int | None = None) -> list[AnnotationRequest]:
     """Annotation requests from the R2R rows: each row's passages (teacher's input order) and MS MARCO labels."""
     from .annotate import AnnotationRequest
     from .r2r_import import iter_r2r_annotations
 
-    requests = []
+    requests: list[AnnotationRequest] = []
     for annotation in iter_r2r_annotations(path):
         if max_queries is not None and len(requests) >= max_queries:
             break
@@ -121,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     """Annotate, write the annotations file, and print the counts."""
     from .annotate import AnnotationConfig, annotate
     from .cache import AnnotationCache
+    from .jsonl import write_json_lines
 
     config = config_from_args(AnnotationConfig, args)
     if args.candidates is not None:
@@ -139,13 +132,7 @@ def run(args: argparse.Namespace) -> int:
         close = getattr(teacher, "close", None)
         if callable(close):
             close()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(output.name + ".tmp")
-    opener: Any = gzip.open if output.suffix == ".gz" else open
-    with opener(temporary, "wt", encoding="utf-8") as handle:
-        for annotation in result.annotations:
-            handle.write(json.dumps(annotation.to_dict(), ensure_ascii=False) + "\n")
-    temporary.replace(output)
+    write_json_lines(output, (annotation.to_dict() for annotation in result.annotations))
     print(f"annotated {len(result.annotations)} queries with {teacher.name}: {result.windows} windows "
           f"({result.cached} from the cache, {result.failed} failed) in {result.seconds:.1f}s")
     print(f"annotations written to {output}; train with `r2r distill --annotations {output} -o ADAPTER_DIR`")

@@ -31,7 +31,17 @@ from .distill import Distiller, DistillResult, distill
 from .distill_config import DistillConfig
 from .encoder_config import EncoderDistillConfig
 from .encoder_distill import EncoderDistiller, EncoderDistillResult, distill_encoder
-from .errors import AnnotationFormatError, CacheError, DistillError, ParseError, SplitLeakageError, TeacherError
+from .errors import (
+    AnnotationFormatError,
+    CacheError,
+    CheckpointError,
+    DamagedCheckpointError,
+    DistillError,
+    ParseError,
+    SplitLeakageError,
+    TeacherError,
+    UnsafeCheckpointError,
+)
 from .framework_teachers import LangChainTeacher, LlamaIndexTeacher
 from .http_teacher import OpenAIChatTeacher
 from .local_teacher import TransformersTeacher
@@ -51,6 +61,8 @@ __all__ = [
     "AnnotationRequest",
     "AnnotationRun",
     "CacheError",
+    "CheckpointError",
+    "DamagedCheckpointError",
     "DatasetConfig",
     "DistillConfig",
     "DistillError",
@@ -76,6 +88,7 @@ __all__ = [
     "TeacherError",
     "TeacherSettings",
     "TransformersTeacher",
+    "UnsafeCheckpointError",
     "WindowAnnotation",
     "annotate",
     "annotate_query",

@@ -25,9 +25,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from .checkpoints import (
     CHECKPOINTS_DIR,
-    checkpoint_to_resume,
     load_trainer_state,
     restore_trainer_state,
+    resume_checkpoint,
     save_trainer_checkpoint,
 )
 from .dataset import DistillationDataset, RankingExample
@@ -97,6 +97,8 @@ class TrainerLoop(Generic[ResultT]):
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.validation: list[dict[str, float | None]] = []
+        #: Checkpoint folders found damaged when resuming (moved aside, never deleted, if this run rewrites them).
+        self.damaged_checkpoints: set[Path] = set()
         self._prepared: tuple[Any, ...] = ()
 
     # ---- hooks --------------------------------------------------------------------------------------------------
@@ -135,7 +137,7 @@ class TrainerLoop(Generic[ResultT]):
         raise NotImplementedError
 
     def _read_weights(self, folder: Path) -> Any:
-        """Read a checkpoint's weights without touching the model."""
+        """Read a checkpoint's weights without touching the model (a damaged file raises, naming it)."""
         raise NotImplementedError
 
     def _apply_weights(self, folder: Path, weights: Any, state: dict[str, Any]) -> None:
@@ -219,8 +221,9 @@ class TrainerLoop(Generic[ResultT]):
         """Run (or continue) training to ``total_steps`` and write the output folder.
 
         Args:
-            resume: ``True``: continue from the latest checkpoint in ``output_dir/checkpoints`` (start fresh if there
-                is none); a path: continue from that checkpoint folder; ``False``: start fresh.
+            resume: ``True``: continue from the latest usable checkpoint in ``output_dir/checkpoints`` (start fresh if
+                there is none; a damaged one is skipped with a warning); a path: continue from that checkpoint
+                folder; ``False``: start fresh.
             progress: Show a tqdm bar.
             callback: Called as ``callback(step, record)`` after every optimizer step (e.g. to stop early by raising).
         """
@@ -236,9 +239,9 @@ class TrainerLoop(Generic[ResultT]):
         c = self.config
         self._setup()
         resumed_from = None
-        checkpoint = checkpoint_to_resume(self.output_dir, resume)
+        checkpoint, damaged = resume_checkpoint(self.output_dir, resume, self.load_checkpoint)
+        self.damaged_checkpoints.update(damaged)
         if checkpoint is not None:
-            self.load_checkpoint(checkpoint)
             resumed_from = self.step
             logger.info("resumed from %s at step %d", checkpoint, self.step)
         total = self.total_steps
@@ -313,10 +316,12 @@ class TrainerLoop(Generic[ResultT]):
     def load_checkpoint(self, folder: str | os.PathLike[str]) -> None:
         """Restore the weights, optimizer, scheduler, RNG states and history from a checkpoint folder.
 
-        Every file is read before anything is restored.
+        Every file is read before anything is restored, so a damaged checkpoint leaves the trainer as it was.
 
         Raises:
             DistillError: when ``folder`` is not a checkpoint of this trainer, or was written with other settings.
+            DamagedCheckpointError: when one of its files cannot be read (the message names it).
+            UnsafeCheckpointError: when its state file holds objects beyond tensors and plain data.
         """
         folder = Path(folder)
         state = load_trainer_state(folder, self.checkpoint_kind, f"pass a folder under "

@@ -9,14 +9,8 @@ is used.
 
 from __future__ import annotations
 
-from .annotate import (
-    AnnotationConfig,
-    AnnotationRequest,
-    AnnotationRun,
-    annotate,
-    annotate_query,
-    annotate_window,
-)
+from .annotate import AnnotationConfig, AnnotationRequest, annotate_query, annotate_window
+from .annotation_run import AnnotationInterrupted, AnnotationRun, AnnotationStop, annotate
 from .cache import AnnotationCache
 from .dataset import (
     DatasetConfig,
@@ -58,8 +52,10 @@ __all__ = [
     "AnnotationCache",
     "AnnotationConfig",
     "AnnotationFormatError",
+    "AnnotationInterrupted",
     "AnnotationRequest",
     "AnnotationRun",
+    "AnnotationStop",
     "CacheError",
     "CheckpointError",
     "DamagedCheckpointError",

@@ -126,7 +126,8 @@ def load_trainer_state(folder: Path, kind: str, hint: str, required: Sequence[st
         raise UnsafeCheckpointError(
             f"{path} holds Python objects other than tensors, numbers, strings, lists and dicts ({detail}); it was "
             "not loaded, because unpickling them could run code. r2r-agent's checkpoints hold none: if you did not "
-            f"write this file, delete {folder}; otherwise start without --resume (resume=False)") from None
+            f"write this file, delete {folder}; otherwise start without --resume (resume=False) in another output "
+            "folder") from None
     except Exception as exc:  # truncated or corrupt: torch raises RuntimeError, EOFError, ... depending on where
         raise DamagedCheckpointError(f"{path} cannot be read ({type(exc).__name__}: {str(exc)[:160]})", path) from exc
     if not isinstance(state, dict) or any(key not in state for key in _STATE_KEYS):
@@ -199,8 +200,9 @@ def resume_checkpoint(output_dir: Path, resume: bool | str | os.PathLike[str],
     named = "; ".join(str(exc) for exc in damaged)
     raise DamagedCheckpointError(
         f"cannot resume from {output_dir / CHECKPOINTS_DIR}: every checkpoint is damaged ({named}). Start afresh "
-        "without --resume (resume=False), or delete the damaged checkpoint folders (or restore their files from a "
-        "backup) and resume again", damaged[0].path)
+        "without --resume (resume=False) in another output folder (a fresh run here would replace these "
+        "checkpoints), or restore the damaged files from a backup (or delete those checkpoint folders) and resume "
+        "again", damaged[0].path)
 
 
 __all__ = ["CHECKPOINTS_DIR", "STATE_FILE", "checkpoint_folders", "find_latest_checkpoint", "load_trainer_state",

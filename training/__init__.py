@@ -9,14 +9,8 @@ is used.
 
 from __future__ import annotations
 
-from .annotate import (
-    AnnotationConfig,
-    AnnotationRequest,
-    AnnotationRun,
-    annotate,
-    annotate_query,
-    annotate_window,
-)
+from .annotate import AnnotationConfig, AnnotationRequest, annotate_query, annotate_window
+from .annotation_run import AnnotationInterrupted, AnnotationRun, AnnotationStop, annotate
 from .cache import AnnotationCache
 from .dataset import (
     DatasetConfig,
@@ -27,12 +21,25 @@ from .dataset import (
     build_dataset,
     split_query_ids,
 )
-from .distill import DistillConfig, Distiller, DistillError, DistillResult, distill
-from .encoder_distill import EncoderDistillConfig, EncoderDistiller, EncoderDistillResult, distill_encoder
-from .errors import AnnotationFormatError, CacheError, ParseError, SplitLeakageError, TeacherError
+from .distill import Distiller, DistillResult, distill
+from .distill_config import DistillConfig
+from .encoder_config import EncoderDistillConfig
+from .encoder_distill import EncoderDistiller, EncoderDistillResult, distill_encoder
+from .errors import (
+    AnnotationFormatError,
+    CacheError,
+    CheckpointError,
+    DamagedCheckpointError,
+    DistillError,
+    ParseError,
+    SplitLeakageError,
+    TeacherError,
+    UnsafeCheckpointError,
+)
 from .framework_teachers import LangChainTeacher, LlamaIndexTeacher
 from .http_teacher import OpenAIChatTeacher
 from .local_teacher import TransformersTeacher
+from .loop_config import LoopConfig
 from .losses import listnet_loss, ranking_targets, ranknet_loss
 from .parsing import parse_teacher_answer
 from .r2r_import import load_r2r_annotations, r2r_row_to_annotation
@@ -45,9 +52,13 @@ __all__ = [
     "AnnotationCache",
     "AnnotationConfig",
     "AnnotationFormatError",
+    "AnnotationInterrupted",
     "AnnotationRequest",
     "AnnotationRun",
+    "AnnotationStop",
     "CacheError",
+    "CheckpointError",
+    "DamagedCheckpointError",
     "DatasetConfig",
     "DistillConfig",
     "DistillError",
@@ -61,6 +72,7 @@ __all__ = [
     "ExplanationExample",
     "LangChainTeacher",
     "LlamaIndexTeacher",
+    "LoopConfig",
     "OpenAIChatTeacher",
     "ParseError",
     "QueryAnnotation",
@@ -72,6 +84,7 @@ __all__ = [
     "TeacherError",
     "TeacherSettings",
     "TransformersTeacher",
+    "UnsafeCheckpointError",
     "WindowAnnotation",
     "annotate",
     "annotate_query",

@@ -1,4 +1,5 @@
-"""Annotating candidates with a teacher: one window, one query (sliding windows), or a whole resumable run.
+"""Annotating candidates with a teacher: one window, or one query with sliding windows (a whole resumable run of
+many queries: :mod:`~r2r_agent.training.annotation_run`).
 
 The teacher always sees :func:`r2r_agent.prompts.teacher_listwise_messages`; its reply is parsed with
 :func:`~r2r_agent.training.parsing.parse_teacher_answer`. A window whose reply cannot be parsed is asked again (up
@@ -9,16 +10,13 @@ current order, so one bad reply never stops a run.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from r2r_agent import prompts
 from r2r_agent.errors import InvalidInputError
-from r2r_agent.progress import maybe_progress
 from r2r_agent.types import Passage, to_passages
 
 from .errors import ParseError
@@ -58,10 +56,10 @@ def annotate_window(teacher: Teacher, query: str, passages: Sequence[str], *, ma
     if len(positions) != len(texts):
         raise InvalidInputError(f"{len(positions)} positions for {len(texts)} passages")
     key = window_hash(query, texts)
-    base = {"positions": positions, "window_hash": key, "teacher": teacher.name,
-            "prompt_version": prompts.PROMPT_VERSION}
+    shown = WindowAnnotation(positions=positions, window_hash=key, teacher=teacher.name,
+                             prompt_version=prompts.PROMPT_VERSION)
     if not texts:
-        return WindowAnnotation(**base, answer=TeacherAnswer.empty())
+        return replace(shown, answer=TeacherAnswer.empty())
     messages = prompts.teacher_listwise_messages(query, texts)
     start = time.perf_counter()
     response: str | None = None
@@ -84,10 +82,9 @@ def annotate_window(teacher: Teacher, query: str, passages: Sequence[str], *, ma
             continue
         if answer.repairs:
             logger.debug("repaired teacher answer on window %s: %s", key[:12], "; ".join(answer.repairs))
-        return WindowAnnotation(**base, answer=answer, response=response, attempts=attempt,
-                                seconds=time.perf_counter() - start)
-    return WindowAnnotation(**base, response=response, error=error, attempts=max_attempts,
-                            seconds=time.perf_counter() - start)
+        return replace(shown, answer=answer, response=response, attempts=attempt,
+                       seconds=time.perf_counter() - start)
+    return replace(shown, response=response, error=error, attempts=max_attempts, seconds=time.perf_counter() - start)
 
 
 @dataclass(frozen=True)
@@ -103,6 +100,10 @@ class AnnotationConfig:
         retry_failed: Whether a re-run asks the teacher again for windows that failed in an earlier run.
         require_reasons: Reject answers without any direct reason.
         min_ranked_fraction: Reject rankings that name fewer than this fraction of a window's passages.
+        min_success_share: ``r2r teach`` fails (exit status 1, no annotations file) when fewer than this share of the
+            windows succeeded, or none did; :class:`~r2r_agent.training.AnnotationRun` reports the share.
+        interrupt_wait: Seconds Ctrl-C waits for the windows in flight (their answers are cached) before leaving
+            them; a second Ctrl-C stops at once.
     """
 
     window_size: int = field(default=20, metadata={"help": "passages per teacher call"})
@@ -113,6 +114,11 @@ class AnnotationConfig:
     retry_failed: bool = field(default=True, metadata={"help": "ask again for windows that failed before"})
     require_reasons: bool = field(default=True, metadata={"help": "reject answers without direct reasons"})
     min_ranked_fraction: float = field(default=0.5, metadata={"help": "minimum fraction of a window ranked"})
+    min_success_share: float = field(default=0.5, metadata={
+        "help": "fail (exit status 1, no annotations file) when fewer than this share of the windows succeeded, or "
+                "none did"})
+    interrupt_wait: float = field(default=2.0, metadata={
+        "help": "seconds Ctrl-C waits for the windows in flight (their answers are cached) before leaving them"})
 
     def __post_init__(self) -> None:
         sliding_windows(1, self.window_size, self.stride)  # validates size and stride, naming them
@@ -121,9 +127,11 @@ class AnnotationConfig:
                 raise InvalidInputError(f"AnnotationConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_candidates is not None and self.max_candidates < 1:
             raise InvalidInputError(f"AnnotationConfig.max_candidates must be >= 1 or None, got {self.max_candidates}")
-        if not 0.0 <= self.min_ranked_fraction <= 1.0:
-            raise InvalidInputError(
-                f"AnnotationConfig.min_ranked_fraction must be in [0, 1], got {self.min_ranked_fraction}")
+        for name in ("min_ranked_fraction", "min_success_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InvalidInputError(f"AnnotationConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.interrupt_wait < 0:
+            raise InvalidInputError(f"AnnotationConfig.interrupt_wait must be >= 0 seconds, got {self.interrupt_wait}")
 
 
 @dataclass(frozen=True)
@@ -172,7 +180,7 @@ def annotate_query(teacher: Teacher, query: str, candidates: Sequence[Any], *, q
         window = cache.get(teacher.name, prompts.PROMPT_VERSION, query_id, key) if cache is not None else None
         cached = window is not None and (window.ok or not config.retry_failed)
         if cached and window is not None:
-            window = WindowAnnotation.from_dict({**window.to_dict(), "positions": positions})
+            window = replace(window, positions=positions)
         else:
             window = annotate_window(teacher, query, texts, max_attempts=config.max_attempts, positions=positions,
                                      require_reasons=config.require_reasons,
@@ -187,76 +195,13 @@ def annotate_query(teacher: Teacher, query: str, candidates: Sequence[Any], *, q
                            order=tuple(order), labels=tuple(labels), source="teacher")
 
 
-@dataclass
-class AnnotationRun:
-    """The result of :func:`annotate`: the annotations and counts.
+def __getattr__(name: str) -> Any:
+    # The whole-run API moved to annotation_run; its old import path keeps working.
+    if name in ("AnnotationRun", "annotate"):
+        from . import annotation_run
 
-    Attributes:
-        annotations: One per query, in input order.
-        windows: Windows processed (cached ones included).
-        cached: Windows answered from the cache.
-        failed: Windows that failed.
-        seconds: Wall-clock seconds.
-    """
-
-    annotations: list[QueryAnnotation]
-    windows: int = 0
-    cached: int = 0
-    failed: int = 0
-    seconds: float = 0.0
+        return getattr(annotation_run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def annotate(teacher: Teacher, requests: Iterable[AnnotationRequest], *, config: AnnotationConfig | None = None,
-             cache: AnnotationCache | None = None, progress: bool = False) -> AnnotationRun:
-    """Annotate many queries, resumably when a ``cache`` is given.
-
-    Every finished window is committed to the cache at once, so a crash or Ctrl-C loses at most the windows in
-    flight, and running again with the same teacher, prompt version and cache continues where it stopped.
-
-    Args:
-        teacher: The teacher. With ``config.workers > 1`` it is called from several threads.
-        requests: The queries and their candidates.
-        config: Window, retry and concurrency settings.
-        cache: The resumable cache (``None``: nothing is stored).
-        progress: Show a tqdm bar of windows with throughput, cache hits and failures.
-
-    Returns:
-        The annotations (in input order) and counts.
-    """
-    config = config or AnnotationConfig()
-    requests = list(requests)
-    total = 0
-    for request in requests:
-        n = len(request.candidates)
-        if config.max_candidates is not None:
-            n = min(n, config.max_candidates)
-        total += len(sliding_windows(n, config.window_size, config.stride))
-    run = AnnotationRun(annotations=[])
-    lock = threading.Lock()
-    start = time.perf_counter()
-    with maybe_progress(progress, total=total, unit="window", desc=f"teach {teacher.name}") as bar:
-
-        def on_window(window: WindowAnnotation, cached: bool) -> None:
-            with lock:
-                run.windows += 1
-                run.cached += int(cached)
-                run.failed += int(not window.ok)
-                bar.update(1)
-                bar.set_postfix_str(f"cached={run.cached} failed={run.failed}")
-
-        def one(request: AnnotationRequest) -> QueryAnnotation:
-            return annotate_query(teacher, request.query, request.candidates, query_id=str(request.query_id),
-                                  config=config, cache=cache, labels=request.labels, on_window=on_window)
-
-        if config.workers == 1:
-            run.annotations = [one(r) for r in requests]
-        else:
-            with ThreadPoolExecutor(max_workers=config.workers) as pool:
-                run.annotations = list(pool.map(one, requests))
-    run.seconds = time.perf_counter() - start
-    logger.info("annotated %d queries: %d windows (%d cached, %d failed) in %.1fs", len(requests), run.windows,
-                run.cached, run.failed, run.seconds)
-    return run
-
-
-__all__ = ["AnnotationConfig", "AnnotationRequest", "AnnotationRun", "annotate", "annotate_query", "annotate_window"]
+__all__ = ["AnnotationConfig", "AnnotationRequest", "annotate_query", "annotate_window"]

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
-import json
 import logging
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from r2r_agent.cli_flags import DefaultsHelpFormatter, add_config_arguments, config_from_args
+
+if TYPE_CHECKING:
+    from .records import QueryAnnotation
 
 logger = logging.getLogger(__name__)
 
@@ -67,30 +69,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
 
 
-def read_annotations(path: Path) -> list[Any]:
+def read_annotations(path: Path) -> list[QueryAnnotation]:
     """Query annotations from a ``.jsonl`` / ``.jsonl.gz`` file of :meth:`QueryAnnotation.to_dict` lines."""
     from r2r_agent.errors import R2RError
 
-    from .errors import AnnotationFormatError
+    from .jsonl import read_json_lines
     from .records import QueryAnnotation
 
     if not path.is_file():
         raise R2RError(f"annotations file {str(path)!r} not found; write one with `r2r teach --output FILE`")
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    out = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append(QueryAnnotation.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise AnnotationFormatError(f"{path}:{number}: not a query annotation ({exc}); expected the lines "
-                                            "`r2r teach --output` writes") from exc
-    return out
+    return read_json_lines(path, QueryAnnotation.from_dict, what="a query annotation",
+                           expected="the lines `r2r teach --output` writes")
 
 
-def load_training_annotations(args: argparse.Namespace) -> list[Any]:
+def load_training_annotations(args: argparse.Namespace) -> list[QueryAnnotation]:
     """Every annotation named by ``--r2r-data`` and ``--annotations`` (first ``--max-queries`` only)."""
     from r2r_agent.errors import R2RError
 
@@ -99,7 +91,7 @@ def load_training_annotations(args: argparse.Namespace) -> list[Any]:
     if not args.r2r_data and not args.annotations:
         raise R2RError("no training data: pass --r2r-data FILE (the R2R annotations) and/or --annotations FILE "
                        "(from `r2r teach`)")
-    annotations: list[Any] = []
+    annotations: list[QueryAnnotation] = []
     for path in args.r2r_data:
         if not Path(path).is_file():
             raise R2RError(f"R2R data file {str(path)!r} not found (expected e.g. "
@@ -107,8 +99,7 @@ def load_training_annotations(args: argparse.Namespace) -> list[Any]:
         annotations.extend(load_r2r_annotations(path))
     for path in args.annotations:
         annotations.extend(read_annotations(Path(path)))
-    seen: set[str] = set()
-    duplicates = sorted({a.query_id for a in annotations if a.query_id in seen or seen.add(a.query_id)})
+    duplicates = sorted(qid for qid, count in Counter(a.query_id for a in annotations).items() if count > 1)
     if duplicates:
         logger.warning("%d query ids appear more than once across the data files (e.g. %s); all are kept, and the "
                        "split by query keeps each id on one side", len(duplicates), duplicates[:3])
@@ -159,9 +150,9 @@ def _dataset(args: argparse.Namespace) -> Any:
 
 def encoder_config(args: argparse.Namespace) -> Any:
     """The :class:`EncoderDistillConfig` from the flags given; an LM-only flag is an error naming it."""
+    from r2r_agent.cli_flags import flag_name
     from r2r_agent.errors import R2RError
 
-    from r2r_agent.cli_flags import flag_name
     from .distill import DistillConfig
     from .encoder_distill import EncoderDistillConfig
 
@@ -209,7 +200,7 @@ def run_encoder(args: argparse.Namespace) -> int:
 
 def _reporter() -> Any:
     """``print``, or a no-op in the non-first processes of ``accelerate launch`` / ``torchrun`` (one report per run)."""
-    from .trainer_loop import is_main_launched_process
+    from .runtime import is_main_launched_process
 
     return print if is_main_launched_process() else (lambda *args, **kwargs: None)
 

@@ -9,20 +9,29 @@
 
 The teacher is any OpenAI-compatible chat-completions endpoint (``--teacher openai:MODEL``, or the older
 ``--base-url URL --model MODEL``) or a local causal-LM folder run in-process (``--teacher transformers:PATH``).
-Re-running the same command continues where an interrupted run stopped (finished windows are read from ``--cache``).
-The annotations file feeds ``r2r distill --annotations``. Imports nothing heavy at module level.
+Re-running the same command continues where an interrupted run stopped (finished windows are read from ``--cache``):
+Ctrl-C stops a run within ``--interrupt-wait`` seconds (exit status 130). A run where fewer than
+``--min-success-share`` of the windows succeeded exits with status 1 and writes no annotations file. The annotations
+file feeds ``r2r distill --annotations``. Imports nothing heavy at module level.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from r2r_agent.cli_flags import DefaultsHelpFormatter, add_config_arguments, config_from_args
+
 from .teacher_choice import add_teacher_arguments, teacher_settings_from_args
+
+if TYPE_CHECKING:
+    from .annotate import AnnotationRequest
 
 # The flags `r2r teach` had before teachers other than OpenAI-compatible endpoints existed keep working.
 _TEACHER_ALIASES = {"teacher_url": ["--base-url"], "teacher_temperature": ["--temperature"],
@@ -56,43 +65,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
 
 
-def read_candidates(path: Path, max_queries: int | None = None) -> list[Any]:
+def read_candidates(path: Path, max_queries: int | None = None) -> list[AnnotationRequest]:
     """Annotation requests from a candidate-list file (the shared ``trec-dl/*.jsonl.gz`` format)."""
     from r2r_agent.errors import R2RError
-    from r2r_agent.types import Passage
 
-    from .annotate import AnnotationRequest
-    from .errors import AnnotationFormatError
+    from .jsonl import read_json_lines
 
     if not path.is_file():
         raise R2RError(f"candidates file {str(path)!r} not found")
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    requests = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if max_queries is not None and len(requests) >= max_queries:
-                break
-            try:
-                row = json.loads(line)
-                candidates = [Passage(text=c["text"], id=str(c["docid"]) if c.get("docid") is not None else None,
-                                      score=c.get("score")) for c in row["candidates"]]
-                requests.append(AnnotationRequest(str(row["qid"]), row["query"], candidates))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise AnnotationFormatError(
-                    f"{path}:{number}: not a candidate list ({type(exc).__name__}: {exc}); expected "
-                    '{"qid": "...", "query": "...", "candidates": [{"docid": "...", "text": "...", "score": 1.0}]}'
-                ) from exc
-    return requests
+    return read_json_lines(path, _candidate_list, what="a candidate list", limit=max_queries, expected=(
+        '{"qid": "...", "query": "...", "candidates": [{"docid": "...", "text": "...", "score": 1.0}]}'))
 
 
-def r2r_requests(path: Path, max_queries: int | None = None) -> list[Any]:
+def _candidate_list(row: Any) -> AnnotationRequest:
+    from r2r_agent.types import Passage
+
+    from .annotate import AnnotationRequest
+
+    candidates = [Passage(text=c["text"], id=str(c["docid"]) if c.get("docid") is not None else None,
+                          score=c.get("score")) for c in row["candidates"]]
+    return AnnotationRequest(str(row["qid"]), row["query"], candidates)
+
+
+def r2r_requests(path: Path, max_queries: int | None = None) -> list[AnnotationRequest]:
     """Annotation requests from the R2R rows: each row's passages (teacher's input order) and MS MARCO labels."""
     from .annotate import AnnotationRequest
     from .r2r_import import iter_r2r_annotations
 
-    requests = []
+    requests: list[AnnotationRequest] = []
     for annotation in iter_r2r_annotations(path):
         if max_queries is not None and len(requests) >= max_queries:
             break
@@ -117,9 +117,16 @@ def default_output(cache: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Annotate, write the annotations file, and print the counts."""
-    from .annotate import AnnotationConfig, annotate
+    """Annotate, write the annotations file, and print the counts.
+
+    Returns:
+        0; 1 when fewer than ``--min-success-share`` of the windows succeeded (or none did): the summary goes to
+        stderr and no annotations file is written; 130 after Ctrl-C: finished windows are in the cache.
+    """
+    from .annotate import AnnotationConfig
+    from .annotation_run import AnnotationInterrupted, AnnotationStop, annotate
     from .cache import AnnotationCache
+    from .jsonl import write_json_lines
 
     config = config_from_args(AnnotationConfig, args)
     if args.candidates is not None:
@@ -128,29 +135,64 @@ def run(args: argparse.Namespace) -> int:
         requests = r2r_requests(args.r2r_data, args.max_queries)
     teacher = build_teacher(args)
     output = args.output or default_output(args.cache)
+    stop = AnnotationStop()
+    left_in_flight = False
     try:
         load = getattr(teacher, "load", None)
         if callable(load):  # a local model that cannot load should fail now, not once per window
             load()
-        with AnnotationCache(args.cache) as cache:
-            result = annotate(teacher, requests, config=config, cache=cache, progress=args.progress)
+        # While annotating, Ctrl-C asks the run to stop instead of raising wherever the program is (tracebacks, a
+        # cache or a connection closed under running threads), up to the interruption summary.
+        with _ctrl_c_requests(stop):
+            try:
+                with AnnotationCache(args.cache) as cache:
+                    result = annotate(teacher, requests, config=config, cache=cache, progress=args.progress,
+                                      stop=stop)
+            except AnnotationInterrupted as interrupted:
+                left_in_flight = interrupted.abandoned > 0
+                done = interrupted.run
+                print(f"r2r teach: interrupted: {len(done.annotations)} of {interrupted.queries} queries finished "
+                      f"({done.windows} windows, all saved in the cache {args.cache}); {interrupted.abandoned} "
+                      "queries left in flight. Run the same command again to continue: finished windows are read "
+                      f"from the cache. No annotations file was written ({output} is written when a run finishes).",
+                      file=sys.stderr)
+                return 130
+    except KeyboardInterrupt:  # while a local teacher loaded: nothing was asked yet
+        print("r2r teach: interrupted before the first request; nothing was annotated", file=sys.stderr)
+        return 130
     finally:
         close = getattr(teacher, "close", None)
-        if callable(close):
+        if callable(close) and not left_in_flight:  # threads left in flight may still use it; the process ends
             close()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(output.name + ".tmp")
-    opener: Any = gzip.open if output.suffix == ".gz" else open
-    with opener(temporary, "wt", encoding="utf-8") as handle:
-        for annotation in result.annotations:
-            handle.write(json.dumps(annotation.to_dict(), ensure_ascii=False) + "\n")
-    temporary.replace(output)
     print(f"annotated {len(result.annotations)} queries with {teacher.name}: {result.windows} windows "
           f"({result.cached} from the cache, {result.failed} failed) in {result.seconds:.1f}s")
+    if result.windows and (result.failed == result.windows or result.success_share < config.min_success_share):
+        print(f"r2r teach: error: {result.failed} of {result.windows} windows failed ({result.failed_queries} of "
+              f"{len(result.annotations)} queries have a failed window); the first error: {result.first_error}. "
+              f"That is fewer than {config.min_success_share:.0%} succeeding (--min-success-share), so no "
+              "annotations file was written. Check the teacher (an endpoint: is the server up, are the model name "
+              "and API key right?) and run the same command again: windows that succeeded are read from the cache, "
+              "failed ones are asked again.", file=sys.stderr)
+        return 1
+    write_json_lines(output, (annotation.to_dict() for annotation in result.annotations))
     print(f"annotations written to {output}; train with `r2r distill --annotations {output} -o ADAPTER_DIR`")
     if result.failed:
         print(f"{result.failed} windows failed (recorded in the cache); run the same command again to retry them")
     return 0
+
+
+@contextlib.contextmanager
+def _ctrl_c_requests(stop: Any) -> Iterator[None]:
+    """While annotating, SIGINT (Ctrl-C) calls ``stop.request()`` instead of raising ``KeyboardInterrupt`` at a random
+    place: the first stops the run, the second stops waiting for the requests in flight, later ones do nothing."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.request())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 __all__ = ["add_arguments", "build_teacher", "default_output", "r2r_requests", "read_candidates", "run"]

@@ -22,177 +22,36 @@ Runs on CPU for small models. On one GPU set ``device="cuda"``; for several GPUs
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import json
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from r2r_agent import prompts
-from r2r_agent.errors import InvalidInputError
 
+from .checkpoints import CHECKPOINTS_DIR, find_latest_checkpoint, read_safetensors
 from .dataset import DistillationDataset, ExplanationExample, RankingExample
+from .distill_config import DistillConfig
 from .errors import DistillError
-from .losses import RANKING_LOSSES, ndcg_from_scores, ranking_targets
-from .trainer_loop import (
-    CHECKPOINTS_DIR,
-    RUNTIME_FIELDS,
-    TrainerLoop,
-    check_loop_settings,
-    check_resumable_settings,
-    config_from_dict,
-    device_field,
-    find_latest_checkpoint,
-    load_trainer_state,
-    mixed_precision_field,
-    restore_trainer_state,
-    save_trainer_checkpoint,
-    stream_indices,
-    use_accelerate_field,
-)
+from .losses import example_ranking_loss, validation_ndcgs
+from .rng import stream_indices
+from .trainer_loop import TRAINING_FILE, Callback, TrainerLoop, TrainResult
 
 logger = logging.getLogger(__name__)
 
-#: Training metadata written next to the adapter.
-TRAINING_FILE = "r2r_training.json"
+_ADAPTER_FILE = "adapter_model.safetensors"
 
 
-def _default_of(cls: Any, parameter: str) -> int:
-    # The passage budgets follow the inference classes' defaults so the student trains on what it will see.
-    return int(inspect.signature(cls.__init__).parameters[parameter].default)
+class DistillResult(TrainResult):
+    """What a distillation run produced: :class:`~r2r_agent.training.trainer_loop.TrainResult` with ``output_dir``
+    the adapter folder (loads with ``Student.from_pretrained(base, adapter=output_dir)``), ``history`` records
+    ``step``, ``loss``, ``lm_loss``, ``rank_loss``, ``lr`` and ``validation`` records ``step``, ``lm_loss``,
+    ``ndcg_teacher``, ``ndcg_labels``."""
 
 
-def _explainer_default(parameter: str) -> int:
-    from r2r_agent.explainer import Explainer
-
-    return _default_of(Explainer, parameter)
-
-
-def _scorer_default(parameter: str) -> int:
-    from r2r_agent.scorers import LMScorer
-
-    return _default_of(LMScorer, parameter)
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """How the student is fine-tuned. Every field has a ``help`` text (the CLI shows it).
-
-    Example:
-        >>> DistillConfig(max_steps=100, lora_r=8, rank_weight=0.5).rank_weight
-        0.5
-    """
-
-    max_steps: int | None = field(default=None, metadata={
-        "help": "optimizer steps to train (default: derived from epochs)"})
-    epochs: float = field(default=1.0, metadata={"help": "passes over the larger task's data when max_steps is unset"})
-    batch_size: int = field(default=4, metadata={"help": "explanation examples per micro-batch"})
-    ranking_batch_size: int = field(default=1, metadata={"help": "ranking queries per micro-batch"})
-    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step (gradient accumulation)"})
-    learning_rate: float = field(default=2e-4, metadata={"help": "peak AdamW learning rate"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps"})
-    scheduler: str = field(default="linear", metadata={"help": "learning-rate schedule after warm-up: linear or "
-                                                                "constant"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0: off)"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
-    target_modules: tuple[str, ...] = field(default=(), metadata={
-        "help": "module names to adapt (default: every linear layer but the output head)"})
-    lm_weight: float = field(default=1.0, metadata={"help": "weight of the explanation language-model loss"})
-    rank_weight: float = field(default=1.0, metadata={"help": "weight of the ranking loss"})
-    ranking_loss: str = field(default="listnet", metadata={"help": f"ranking loss: {' or '.join(RANKING_LOSSES)}"})
-    rank_score: str = field(default="yes_no", metadata={
-        "help": "score the ranking loss trains: yes_no (log-odds, no extra weights) or head (linear rank head)"})
-    target_temperature: float = field(default=0.2, metadata={"help": "ListNet target softmax temperature"})
-    label_weight: float = field(default=1.0, metadata={"help": "how much a relevance label adds to the teacher "
-                                                                  "order's target"})
-    max_passage_tokens: int = field(default_factory=lambda: _explainer_default("max_passage_tokens"), metadata={
-        "help": "passage token budget in direct-explanation prompts (the Explainer's default)"})
-    max_comparison_passage_tokens: int = field(
-        default_factory=lambda: _explainer_default("max_comparison_passage_tokens"),
-        metadata={"help": "per-passage token budget in comparison prompts (the Explainer's default)"})
-    max_rank_passage_tokens: int = field(default_factory=lambda: _scorer_default("max_passage_tokens"), metadata={
-        "help": "passage token budget in relevance prompts (the LMScorer's default)"})
-    max_target_tokens: int = field(default=128, metadata={"help": "explanation target tokens kept at most"})
-    max_rank_passages: int = field(default=20, metadata={
-        "help": "candidates per ranking example at most (the first ones in input order)"})
-    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order and dropout"})
-    checkpoint_every: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0: off)"})
-    keep_checkpoints: int = field(default=2, metadata={"help": "most recent checkpoints kept (0: keep all)"})
-    eval_every: int = field(default=0, metadata={"help": "validate every N steps (0: only at the end)"})
-    eval_at_start: bool = field(default=True, metadata={"help": "validate the untrained student first (baseline)"})
-    max_eval_explanations: int = field(default=64, metadata={"help": "validation explanations scored at most"})
-    max_eval_queries: int = field(default=50, metadata={"help": "validation ranking queries scored at most"})
-    eval_k: int = field(default=5, metadata={"help": "cut-off of the validation nDCG"})
-    log_every: int = field(default=10, metadata={"help": "log the losses every N steps"})
-    device: str = device_field()
-    use_accelerate: bool = use_accelerate_field()
-    mixed_precision: str = mixed_precision_field()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
-        check_loop_settings(self)
-        for name in ("batch_size", "lora_r", "lora_alpha", "max_passage_tokens", "max_comparison_passage_tokens",
-                     "max_rank_passage_tokens", "max_target_tokens"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"DistillConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lm_weight", "rank_weight", "max_eval_explanations", "max_eval_queries"):
-            if getattr(self, name) < 0:
-                raise InvalidInputError(f"DistillConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise InvalidInputError(f"DistillConfig.lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.lm_weight == 0 and self.rank_weight == 0:
-            raise InvalidInputError("DistillConfig.lm_weight and DistillConfig.rank_weight are both 0: nothing to "
-                                    "train; give at least one a positive weight")
-        if self.rank_score not in ("yes_no", "head"):
-            raise InvalidInputError(f"DistillConfig.rank_score must be 'yes_no' or 'head', got {self.rank_score!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        data = dataclasses.asdict(self)
-        data["target_modules"] = list(self.target_modules)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DistillConfig:
-        """Build from :meth:`to_dict` output (unknown keys are rejected, naming them)."""
-        return config_from_dict(cls, data)  # __post_init__ turns the JSON list back into a tuple
-
-
-@dataclass
-class DistillResult:
-    """What a distillation run produced.
-
-    Attributes:
-        output_dir: The adapter folder (loads with ``Student.from_pretrained(base, adapter=output_dir)``).
-        steps: Optimizer steps done in total (including those before a resume).
-        history: One record per step: ``step``, ``loss``, ``lm_loss``, ``rank_loss``, ``lr``.
-        validation: One record per validation: ``step``, ``lm_loss``, ``ndcg_teacher``, ``ndcg_labels``.
-        seconds: Wall-clock seconds of this call (not counting earlier runs before a resume).
-        resumed_from: The step of the checkpoint the run resumed from (``None``: started fresh).
-    """
-
-    output_dir: Path
-    steps: int
-    history: list[dict[str, float]]
-    validation: list[dict[str, float | None]]
-    seconds: float
-    resumed_from: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        return {"output_dir": str(self.output_dir), "steps": self.steps, "history": self.history,
-                "validation": self.validation, "seconds": self.seconds, "resumed_from": self.resumed_from}
-
-
-class Distiller(TrainerLoop):
+class Distiller(TrainerLoop[DistillResult]):
     """Fine-tunes one causal LM with LoRA on a :class:`~r2r_agent.training.DistillationDataset`.
 
     Most callers use :func:`distill`; the class exposes the pieces tests and custom loops need.
@@ -207,15 +66,14 @@ class Distiller(TrainerLoop):
     """
 
     progress_desc = "distill"
+    checkpoint_kind = "a distillation"
+    config: DistillConfig
 
     def __init__(self, base_model: str | os.PathLike[str], dataset: DistillationDataset,
                  output_dir: str | os.PathLike[str], config: DistillConfig | None = None, *,
                  base_model_id: str | None = None) -> None:
-        self.base_model = str(base_model)
+        super().__init__(base_model, dataset, output_dir, config or DistillConfig())
         self.base_model_id = base_model_id
-        self.dataset = dataset
-        self.output_dir = Path(output_dir)
-        self.config = config or DistillConfig()
         self.train_explanations = list(dataset.train.explanations) if self.config.lm_weight > 0 else []
         self.train_rankings = list(dataset.train.rankings) if self.config.rank_weight > 0 else []
         if not self.train_explanations and not self.train_rankings:
@@ -229,7 +87,6 @@ class Distiller(TrainerLoop):
         # What forward passes run through: the plain modules, or accelerate's wrappers during a training step.
         self._forward_model: Any = None
         self._forward_head: Any = None
-        self._init_loop()
 
     # ---- set-up -------------------------------------------------------------------------------------------------
     def _micro_batches_per_epoch(self) -> int:
@@ -347,28 +204,13 @@ class Distiller(TrainerLoop):
 
     def rank_loss(self, example: RankingExample) -> Any:
         """The configured ranking loss of one query (candidates capped at ``max_rank_passages``)."""
-        import torch
-
-        keep = list(range(min(len(example.passages), self.config.max_rank_passages)))
-        targets = ranking_targets(example, label_weight=self.config.label_weight)
-        scores = self.lm_scores(example.query, [example.passages[i] for i in keep])
-        target = torch.tensor([targets[i] for i in keep], dtype=torch.float32, device=scores.device)
-        if self.config.ranking_loss == "listnet":
-            return RANKING_LOSSES["listnet"](scores, target, temperature=self.config.target_temperature)
-        return RANKING_LOSSES[self.config.ranking_loss](scores, target)
+        c = self.config
+        scores = self.lm_scores(example.query, example.passages[: c.max_rank_passages])
+        return example_ranking_loss(c.ranking_loss, scores, example, label_weight=c.label_weight,
+                                    temperature=c.target_temperature)
 
     # ---- training -----------------------------------------------------------------------------------------------
-    def train(self, *, resume: bool | str | os.PathLike[str] = False, progress: bool = False,
-              callback: Callable[[int, dict[str, float]], None] | None = None) -> DistillResult:
-        """Run (or continue) training and write the adapter folder.
-
-        Args:
-            resume: ``True``: continue from the latest checkpoint in ``output_dir/checkpoints`` (start fresh if there
-                is none); a path: continue from that checkpoint folder; ``False``: start fresh.
-            progress: Show a tqdm bar.
-            callback: Called as ``callback(step, record)`` after every optimizer step (e.g. to stop early by raising).
-        """
-        seconds, resumed_from = self._run(resume, progress, callback)
+    def _result(self, seconds: float, resumed_from: int | None) -> DistillResult:
         return DistillResult(self.output_dir, self.step, self.history, self.validation, seconds, resumed_from)
 
     def _validate_at_start(self) -> bool:
@@ -386,9 +228,8 @@ class Distiller(TrainerLoop):
             loss = loss + c.lm_weight * lm
             lm_value = float(lm.detach())
         if self.train_rankings:
-            picks = stream_indices(len(self.train_rankings), position * c.ranking_batch_size, c.ranking_batch_size,
-                                   c.seed, 2)
-            rank = torch.stack([self.rank_loss(self.train_rankings[i]) for i in picks]).mean()
+            examples = self._ranking_micro_batch(self.train_rankings, position)
+            rank = torch.stack([self.rank_loss(example) for example in examples]).mean()
             loss = loss + c.rank_weight * rank
             rank_value = float(rank.detach())
         return loss, {"loss": c.lm_weight * lm_value + c.rank_weight * rank_value, "lm_loss": lm_value,
@@ -417,15 +258,15 @@ class Distiller(TrainerLoop):
                     weighted += float(loss) * count
                     tokens += count
                 result["lm_loss"] = weighted / max(tokens, 1)
-            teacher, labelled = [], []
+            teacher: list[float] = []
+            labelled: list[float] = []
             for example in validation.rankings[: c.max_eval_queries]:
                 n = min(len(example.passages), c.max_rank_passages)
                 scores = self.lm_scores(example.query, example.passages[:n]).float().tolist()
-                ranks = example.teacher_ranks()[:n]
-                teacher.append(ndcg_from_scores(scores, [float(len(ranks) - r) for r in ranks], c.eval_k))
-                labels = [float(label or 0) for label in example.labels[:n]]
-                if any(label > 0 for label in labels):
-                    labelled.append(ndcg_from_scores(scores, labels, c.eval_k))
+                by_teacher, by_labels = validation_ndcgs(scores, example, c.eval_k)
+                teacher.append(by_teacher)
+                if by_labels is not None:
+                    labelled.append(by_labels)
             if teacher:
                 result["ndcg_teacher"] = sum(teacher) / len(teacher)
             if labelled:
@@ -434,6 +275,11 @@ class Distiller(TrainerLoop):
         return result
 
     # ---- checkpoints and output ---------------------------------------------------------------------------------
+    def _weight_files(self) -> tuple[str, ...]:
+        from r2r_agent.student import RANK_HEAD_FILE
+
+        return (_ADAPTER_FILE,) if self.rank_head is None else (_ADAPTER_FILE, RANK_HEAD_FILE)
+
     def _write_weights(self, folder: Path) -> None:
         from safetensors.torch import save_file
 
@@ -444,44 +290,28 @@ class Distiller(TrainerLoop):
             state = {k: v.detach().cpu().contiguous() for k, v in self.rank_head.state_dict().items()}
             save_file(state, str(folder / RANK_HEAD_FILE))
 
-    def save_checkpoint(self) -> Path:
-        """Write ``checkpoints/checkpoint-<step>`` atomically (temporary folder, then rename) and prune old ones."""
-        return save_trainer_checkpoint(self, self._write_weights)
+    def _read_weights(self, folder: Path) -> list[dict[str, Any]]:
+        return [read_safetensors(folder / name) for name in self._weight_files()]
 
-    def load_checkpoint(self, folder: str | os.PathLike[str]) -> None:
-        """Restore the adapter, rank head, optimizer, scheduler, RNG states and history from a checkpoint folder."""
+    def _apply_weights(self, folder: Path, weights: Any, state: dict[str, Any]) -> None:
         from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
 
-        from r2r_agent.student import RANK_HEAD_FILE
-
-        folder = Path(folder)
-        state = load_trainer_state(folder, "a distillation", f"pass a folder under {self.output_dir / CHECKPOINTS_DIR}"
-                                   " or resume=True to find the latest")
-        free = RUNTIME_FIELDS | {"eval_at_start", "max_eval_explanations", "max_eval_queries", "eval_k"}
-        check_resumable_settings(DistillConfig.from_dict(state["config"]), self.config, free, folder)
-        weights = load_file(str(folder / "adapter_model.safetensors"))
-        result = set_peft_model_state_dict(self.model, weights)
+        result = set_peft_model_state_dict(self.model, weights[0])
         unexpected = getattr(result, "unexpected_keys", [])
         if unexpected:
             raise DistillError(f"checkpoint {folder} does not match the model {self.base_model}: unexpected adapter "
                                f"keys {unexpected[:3]}")
         if self.rank_head is not None:
-            self.rank_head.load_state_dict(load_file(str(folder / RANK_HEAD_FILE)))
-        restore_trainer_state(self, state)
+            self.rank_head.load_state_dict(weights[1])
 
-    def save_final(self) -> Path:
-        """Write the adapter folder: adapter, rank head, tokenizer, ``r2r_training.json`` and ``README.md``."""
-        out = self.output_dir
-        out.mkdir(parents=True, exist_ok=True)
-        self._write_weights(out)
-        self.tokenizer.save_pretrained(str(out))
-        info = self.training_info()
-        (out / TRAINING_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    def _write_model(self, folder: Path) -> None:
+        self._write_weights(folder)
+        self.tokenizer.save_pretrained(str(folder))
+
+    def _model_card(self, info: dict[str, Any]) -> str:
         from .model_card import render_model_card
 
-        (out / "README.md").write_text(render_model_card(info), encoding="utf-8")
-        return out
+        return render_model_card(info)
 
     def training_info(self) -> dict[str, Any]:
         """The metadata written to ``r2r_training.json``."""
@@ -490,7 +320,7 @@ class Distiller(TrainerLoop):
         import transformers
 
         train, validation = self.dataset.train, self.dataset.validation
-        sources = sorted({e.source for e in (*train.explanations, *train.rankings) if e.source})
+        sources = {e.source for e in train.explanations} | {e.source for e in train.rankings}
         return {
             "format": "r2r-agent-adapter", "format_version": 1,
             "prompt_version": prompts.PROMPT_VERSION,
@@ -498,16 +328,12 @@ class Distiller(TrainerLoop):
             "base_model_name": (self.base_model_id or self.base_model).rstrip("/").split("/")[-1],
             "rank_score": self.config.rank_score,
             "has_rank_head": self.rank_head is not None,
-            "config": self.config.to_dict(),
-            "steps": self.step,
-            "runtime": self.runtime_info(),
-            "data": {"sources": sources, "train_queries": len(train.query_ids),
+            **self._run_info(),
+            "data": {"sources": sorted(s for s in sources if s), "train_queries": len(train.query_ids),
                      "validation_queries": len(validation.query_ids),
                      "train_explanations": len(train.explanations), "train_rankings": len(train.rankings),
                      "validation_explanations": len(validation.explanations),
                      "validation_rankings": len(validation.rankings)},
-            "loss_curve": self.history,
-            "validation": self.validation,
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                          "peft": peft.__version__},
         }
@@ -515,7 +341,7 @@ class Distiller(TrainerLoop):
 
 def distill(base_model: str | os.PathLike[str], dataset: DistillationDataset, output_dir: str | os.PathLike[str],
             config: DistillConfig | None = None, *, resume: bool | str | os.PathLike[str] = False,
-            progress: bool = False, callback: Callable[[int, dict[str, float]], None] | None = None,
+            progress: bool = False, callback: Callback | None = None,
             base_model_id: str | None = None) -> DistillResult:
     """Fine-tune ``base_model`` with LoRA on ``dataset`` and write an adapter folder to ``output_dir``.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from r2r_agent.errors import InvalidInputError, R2RError
 
 
@@ -25,8 +27,29 @@ class DistillError(R2RError, RuntimeError):
     """Distillation cannot run as configured (nothing to train on, a checkpoint that does not match, ...)."""
 
 
+class CheckpointError(DistillError):
+    """A checkpoint cannot be resumed from: a file in it is damaged, or holds objects that loading could run."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A file of a checkpoint cannot be read (truncated, corrupt or missing).
+
+    Attributes:
+        path: The damaged file.
+    """
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint's ``trainer_state.pt`` holds Python objects beyond tensors and plain data; it is not loaded."""
+
+
 class SplitLeakageError(InvalidInputError):
     """A validation split contains a query that also appears in the training split."""
 
 
-__all__ = ["AnnotationFormatError", "CacheError", "DistillError", "ParseError", "SplitLeakageError", "TeacherError"]
+__all__ = ["AnnotationFormatError", "CacheError", "CheckpointError", "DamagedCheckpointError", "DistillError",
+           "ParseError", "SplitLeakageError", "TeacherError", "UnsafeCheckpointError"]

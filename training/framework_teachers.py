@@ -32,6 +32,12 @@ def _text_of(content: Any) -> str:
     raise TeacherError(f"chat model returned content of type {type(content).__name__}, expected text")
 
 
+def _framework(module: str, extra: str, owner: str, model: Any, name: str, prefix: str) -> tuple[Any, str]:
+    """The framework's module (a missing extra names its ``pip install``) and the teacher's name (given, or
+    ``prefix:`` and the model's name)."""
+    return require(module, extra, owner), name or f"{prefix}:{_model_name(model, type(model).__name__)}"
+
+
 @dataclass
 class LangChainTeacher:
     """A teacher backed by any LangChain chat model (``BaseChatModel``), e.g. ``ChatOpenAI`` or ``ChatOllama``.
@@ -46,8 +52,8 @@ class LangChainTeacher:
     _messages: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._messages = require("langchain_core.messages", "langchain", "LangChainTeacher")
-        self.name = self.name or f"langchain:{_model_name(self.chat_model, type(self.chat_model).__name__)}"
+        self._messages, self.name = _framework("langchain_core.messages", "langchain", "LangChainTeacher",
+                                               self.chat_model, self.name, "langchain")
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         """Send ``messages`` through the chat model and return the reply text."""
@@ -71,8 +77,8 @@ class LlamaIndexTeacher:
     _llms: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._llms = require("llama_index.core.llms", "llama-index", "LlamaIndexTeacher")
-        self.name = self.name or f"llama-index:{_model_name(self.llm, type(self.llm).__name__)}"
+        self._llms, self.name = _framework("llama_index.core.llms", "llama-index", "LlamaIndexTeacher", self.llm,
+                                           self.name, "llama-index")
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         """Send ``messages`` through the LLM's ``chat`` and return the reply text."""

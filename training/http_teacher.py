@@ -1,8 +1,9 @@
 """A teacher behind any OpenAI-compatible chat-completions endpoint (vLLM, Ollama, llama.cpp server, hosted APIs).
 
 Uses ``httpx`` (the ``training`` extra): timeouts, retries with exponential backoff on timeouts, connection errors,
-HTTP 429 and 5xx (honouring ``Retry-After``), and a limit on concurrent requests shared by all threads using the
-teacher.
+HTTP 429 and 5xx (honouring ``Retry-After``) and malformed or truncated response bodies, and a limit on concurrent
+requests shared by all threads using the teacher. :meth:`OpenAIChatTeacher.close` ends the calls in flight in other
+threads quietly: they send no further request (no retry) and raise :class:`~r2r_agent.training.TeacherError`.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class OpenAIChatTeacher:
         temperature: Sampling temperature (0 for reproducible annotations).
         max_tokens: Upper bound on the answer's length.
         timeout: Seconds per request (connect, read and write).
-        max_retries: Retries after the first attempt on timeouts, connection errors, 408/409/425/429 and 5xx.
+        max_retries: Retries after the first attempt on timeouts, connection errors, 408/409/425/429, 5xx and
+            malformed response bodies.
         backoff: First retry delay in seconds; doubled at each retry, capped at ``max_backoff``.
         max_backoff: Longest delay between retries (a longer ``Retry-After`` is honoured up to ``max_retry_after``).
         max_retry_after: Longest ``Retry-After`` honoured, in seconds.
@@ -113,6 +115,7 @@ class OpenAIChatTeacher:
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
         self._client: Any = None
         self._client_lock = threading.Lock()
+        self._closes = 0  # how many times close() ran: a call started before a close sends nothing more
 
     @property
     def url(self) -> str:
@@ -131,8 +134,12 @@ class OpenAIChatTeacher:
             return self._client
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connection pool; calls in flight in other threads stop (no retry) with a TeacherError.
+
+        A later :meth:`complete` opens a new pool.
+        """
         with self._client_lock:
+            self._closes += 1
             if self._client is not None:
                 self._client.close()
                 self._client = None
@@ -153,10 +160,12 @@ class OpenAIChatTeacher:
         """Send ``messages`` and return the reply text.
 
         Raises:
-            TeacherError: on a non-retryable HTTP status (e.g. 400, 401, 404), a malformed response, or when every
-                retry failed; the message names the URL, the attempts and the last failure.
+            TeacherError: on a non-retryable HTTP status (e.g. 400, 401, 404), when every retry failed, or when
+                :meth:`close` ran meanwhile; the message names the URL, the attempts and the last failure.
         """
         httpx = require("httpx", "training", "OpenAIChatTeacher")
+        with self._client_lock:
+            closes = self._closes
         client = self._http()
         payload = {"model": self.model, "messages": [dict(m) for m in messages], "temperature": self.temperature,
                    "max_tokens": self.max_tokens, **dict(self.extra_body)}
@@ -164,22 +173,28 @@ class OpenAIChatTeacher:
         with self._slots:
             for attempt in range(self.max_retries + 1):
                 retry_after = None
+                self._check_open(closes)
                 try:
                     response = client.post(self.url, json=payload)
                 except httpx.TimeoutException as exc:
                     last = f"timeout after {self.timeout:g}s ({type(exc).__name__})"
-                except httpx.TransportError as exc:
+                except (httpx.TransportError, RuntimeError) as exc:  # RuntimeError: the client was closed
                     last = f"connection error: {type(exc).__name__}: {exc}"
                 else:
                     status = response.status_code
                     if status < 300:
-                        return self._content(response)
-                    body = " ".join(response.text.split())[:200]
-                    if status not in _RETRY_STATUS and status < 500:
+                        try:
+                            return self._content(response)
+                        except _MalformedBody as exc:  # a truncated or garbled body: the next try usually is fine
+                            last = str(exc)
+                    elif status not in _RETRY_STATUS and status < 500:
+                        body = " ".join(response.text.split())[:200]
                         raise TeacherError(f"teacher {self.name!r}: {self.url} answered HTTP {status}: {body!r}; "
                                            "this is not retried: check the model name, the API key and the request")
-                    last = f"HTTP {status}: {body!r}"
-                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    else:
+                        last = f"HTTP {status}: {' '.join(response.text.split())[:200]!r}"
+                        retry_after = parse_retry_after(response.headers.get("retry-after"))
+                self._check_open(closes)
                 if attempt == self.max_retries:
                     break
                 delay = self._delay(attempt, retry_after)
@@ -189,15 +204,24 @@ class OpenAIChatTeacher:
         raise TeacherError(f"teacher {self.name!r}: {self.url} failed after {self.max_retries + 1} attempts; last "
                            f"failure: {last}. Check that the server is up, or raise max_retries/timeout.")
 
+    def _check_open(self, closes: int) -> None:
+        if self._closes != closes:
+            raise TeacherError(f"teacher {self.name!r}: closed while a request to {self.url} was in flight; not "
+                               "retried")
+
     def _content(self, response: Any) -> str:
         try:
             content = response.json()["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise TeacherError(f"teacher {self.name!r}: {self.url} returned a response without "
-                               f"choices[0].message.content: {response.text[:200]!r}") from exc
+            raise _MalformedBody(f"a response without choices[0].message.content ({type(exc).__name__}): "
+                                 f"{response.text[:200]!r}") from exc
         if not isinstance(content, str):
             raise TeacherError(f"teacher {self.name!r}: message content is {type(content).__name__}, expected text")
         return content
+
+
+class _MalformedBody(Exception):
+    """A 2xx response whose body is not the expected JSON (truncated, garbled, or another shape): retried."""
 
 
 __all__ = ["OpenAIChatTeacher", "parse_retry_after"]

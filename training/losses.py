@@ -6,8 +6,8 @@ One loss per function, each citing its paper. Scores and targets are 1-D tensors
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from r2r_agent.errors import InvalidInputError
 
@@ -100,8 +100,35 @@ def ranknet_loss(scores: torch.Tensor, targets: torch.Tensor, *, sigma: float = 
     return torch.nn.functional.softplus(-sigma * differences[better]).mean()
 
 
-#: The ranking losses by the name used in :class:`~r2r_agent.training.distill.DistillConfig` (explicit registry).
-RANKING_LOSSES = {"listnet": listnet_loss, "ranknet": ranknet_loss}
+class RankingLoss(Protocol):
+    """A ranking loss: ``loss(scores, targets)`` over one query's candidates (its own options keep their defaults)."""
+
+    def __call__(self, scores: torch.Tensor, targets: torch.Tensor, /) -> torch.Tensor: ...
+
+
+#: The ranking losses by the name the trainer configs use (``ranking_loss``; explicit registry).
+RANKING_LOSSES: Mapping[str, RankingLoss] = {"listnet": listnet_loss, "ranknet": ranknet_loss}
+
+
+def example_ranking_loss(name: str, scores: torch.Tensor, example: RankingExample, *, label_weight: float = 1.0,
+                         temperature: float = 0.2) -> torch.Tensor:
+    """The ranking loss ``name`` of one query's ``scores`` (its first ``len(scores)`` candidates) against
+    :func:`ranking_targets`; ``temperature`` is ListNet's target temperature.
+
+    Example:
+        >>> import torch
+        >>> from r2r_agent.training.dataset import RankingExample
+        >>> example = RankingExample("q", "query", ("a", "b"), (0, 1))
+        >>> bool(example_ranking_loss("ranknet", torch.tensor([1.0, 0.0]), example) < 0.5)
+        True
+    """
+    import torch
+
+    targets = ranking_targets(example, label_weight=label_weight)[: len(scores)]
+    target = torch.tensor(targets, dtype=torch.float32, device=scores.device)
+    if name == "listnet":
+        return listnet_loss(scores, target, temperature=temperature)
+    return RANKING_LOSSES[name](scores, target)
 
 
 def ndcg_from_scores(scores: Sequence[float], gains: Sequence[float], k: int = 5) -> float:
@@ -120,4 +147,21 @@ def ndcg_from_scores(scores: Sequence[float], gains: Sequence[float], k: int = 5
     return dcg / idcg if idcg > 0 else 0.0
 
 
-__all__ = ["RANKING_LOSSES", "listnet_loss", "ndcg_from_scores", "ranking_targets", "ranknet_loss"]
+def validation_ndcgs(scores: Sequence[float], example: RankingExample, k: int) -> tuple[float, float | None]:
+    """nDCG@k of ``scores`` (the first ``len(scores)`` candidates) against the teacher's order and against the labels
+    (``None`` when no scored candidate has a positive label).
+
+    Example:
+        >>> from r2r_agent.training.dataset import RankingExample
+        >>> validation_ndcgs([0.9, 0.1], RankingExample("q", "query", ("a", "b"), (0, 1), labels=(0, 1)), 5)
+        (1.0, 0.6309297535714575)
+    """
+    n = len(scores)
+    ranks = example.teacher_ranks()[:n]
+    teacher = ndcg_from_scores(scores, [float(len(ranks) - r) for r in ranks], k)
+    labels = [float(label or 0) for label in example.labels[:n]]
+    return teacher, (ndcg_from_scores(scores, labels, k) if any(label > 0 for label in labels) else None)
+
+
+__all__ = ["RANKING_LOSSES", "RankingLoss", "example_ranking_loss", "listnet_loss", "ndcg_from_scores",
+           "ranking_targets", "ranknet_loss", "validation_ndcgs"]

@@ -230,17 +230,17 @@ def answer_from_data(data: Mapping[str, Any], num_passages: int, *, require_reas
     dropped_reasons: list[Any] = []
     repeated_reasons: list[int] = []
     for item in reason_items:
-        number = _as_number(_first(item, _PASSAGE_KEYS))
-        index = None if number is None else number - offset
-        if index is None or not 0 <= index < n:
+        named = _as_number(_first(item, _PASSAGE_KEYS))
+        slot = None if named is None else named - offset
+        if slot is None or not 0 <= slot < n:
             dropped_reasons.append(_first(item, _PASSAGE_KEYS))
             continue
-        if index in seen:
-            repeated_reasons.append(index + 1)
+        if slot in seen:
+            repeated_reasons.append(slot + 1)
             continue
-        seen.add(index)
-        direct[index] = _text(_first(item, _DIRECT_KEYS))
-        comparison[index] = _text(_first(item, _COMPARISON_KEYS))
+        seen.add(slot)
+        direct[slot] = _text(_first(item, _DIRECT_KEYS))
+        comparison[slot] = _text(_first(item, _COMPARISON_KEYS))
     if dropped_reasons:
         repairs.append(f"dropped reasons with a missing or invalid passage number: {dropped_reasons[:5]}")
     if repeated_reasons:

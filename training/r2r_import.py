@@ -10,7 +10,6 @@ The data has no license: research or internal use only, not for redistribution.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -20,6 +19,7 @@ from typing import Any
 from r2r_agent.types import Passage
 
 from .errors import AnnotationFormatError
+from .jsonl import open_text
 from .records import QueryAnnotation, WindowAnnotation
 from .teacher import TeacherAnswer
 from .windows import window_hash
@@ -106,8 +106,7 @@ def iter_r2r_annotations(path: str | os.PathLike[str]) -> Iterator[QueryAnnotati
         AnnotationFormatError: naming the file and line of the first bad row.
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -6,7 +6,7 @@ produce the same records, so the dataset builder does not care where the annotat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,22 +127,18 @@ class QueryAnnotation:
 
     def direct_reasons(self) -> dict[int, str]:
         """One direct reason per candidate index that has one; later windows (nearer the top) win."""
-        reasons: dict[int, str] = {}
-        for window in self.windows:
-            if window.answer is None:
-                continue
-            for slot, reason in enumerate(window.answer.direct_reasons):
-                if reason is not None:
-                    reasons[window.positions[slot]] = reason
-        return reasons
+        return self._reasons(lambda answer: answer.direct_reasons)
 
     def comparison_reasons(self) -> dict[int, str]:
         """One comparison (listwise) reason per candidate index that has one; later windows win."""
+        return self._reasons(lambda answer: answer.comparison_reasons)
+
+    def _reasons(self, kind: Callable[[TeacherAnswer], tuple[str | None, ...]]) -> dict[int, str]:
         reasons: dict[int, str] = {}
         for window in self.windows:
             if window.answer is None:
                 continue
-            for slot, reason in enumerate(window.answer.comparison_reasons):
+            for slot, reason in enumerate(kind(window.answer)):
                 if reason is not None:
                     reasons[window.positions[slot]] = reason
         return reasons

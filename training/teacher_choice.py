@@ -1,6 +1,7 @@
 """Choosing a teacher by name and settings: ``--teacher KIND:ARG``, shared by ``r2r teach`` and ``r2r eval``.
 
-The kinds are an explicit registry (:data:`TEACHER_KINDS`), looked up by exact name:
+The kinds are an explicit registry (:data:`TEACHER_KINDS`, a core :class:`~r2r_agent.registry.Registry`), looked up
+by exact name:
 
 - ``openai:MODEL``: :class:`~r2r_agent.training.OpenAIChatTeacher`, any OpenAI-compatible endpoint at
   ``--teacher-url`` (vLLM, Ollama, llama.cpp server, hosted APIs);
@@ -22,9 +23,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from r2r_agent.errors import InvalidInputError
-
 from r2r_agent.cli_flags import add_config_arguments, config_from_args
+from r2r_agent.errors import InvalidInputError
+from r2r_agent.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -79,26 +80,15 @@ class TeacherSettings:
         if self.teacher is None:
             raise InvalidInputError(f"no teacher given: pass --teacher KIND:ARG ({', '.join(teacher_usages())})")
         kind, arg = parse_teacher_spec(self.teacher)
-        return TEACHER_KINDS[kind].builder(arg, self)
+        return TEACHER_KINDS.get(kind).value(arg, self)
 
     def describe(self) -> dict[str, Any]:
         """The settings that matter for reproducing a run (no secrets: the key's variable name, not the key)."""
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-@dataclass(frozen=True)
-class TeacherKind:
-    """One registry entry: the kind's exact name, what its argument is, and how to build it."""
-
-    name: str
-    argument: str
-    description: str
-    builder: Callable[[str, TeacherSettings], Any]
-
-    @property
-    def usage(self) -> str:
-        """How to write it: ``openai:MODEL``."""
-        return f"{self.name}:{self.argument}"
+#: Builds a teacher from the argument after ``KIND:`` and the settings.
+TeacherBuilder = Callable[[str, TeacherSettings], Any]
 
 
 def _openai(model: str, settings: TeacherSettings) -> Any:
@@ -124,17 +114,18 @@ def _transformers(path: str, settings: TeacherSettings) -> Any:
 
 
 #: The teacher kinds ``--teacher KIND:ARG`` accepts, by exact name.
-TEACHER_KINDS: Mapping[str, TeacherKind] = {
-    kind.name: kind for kind in (
-        TeacherKind("openai", "MODEL", "an OpenAI-compatible chat-completions endpoint at --teacher-url", _openai),
-        TeacherKind("transformers", "PATH", "a local Hugging Face causal-LM folder, run in-process", _transformers),
-    )
-}
+TEACHER_KINDS: Registry[TeacherBuilder] = Registry(
+    "teacher", hint="Other teachers (a LangChain or LlamaIndex model, your own) plug in through the Python API: any "
+                    "object with a name and complete(messages).")
+TEACHER_KINDS.register("openai", _openai, argument="MODEL",
+                       description="an OpenAI-compatible chat-completions endpoint at --teacher-url")
+TEACHER_KINDS.register("transformers", _transformers, argument="PATH",
+                       description="a local Hugging Face causal-LM folder, run in-process")
 
 
 def teacher_usages() -> list[str]:
     """The accepted forms, e.g. ``["openai:MODEL", "transformers:PATH"]``."""
-    return [kind.usage for kind in TEACHER_KINDS.values()]
+    return TEACHER_KINDS.usages()
 
 
 def parse_teacher_spec(text: str) -> tuple[str, str]:
@@ -147,10 +138,15 @@ def parse_teacher_spec(text: str) -> tuple[str, str]:
         >>> parse_teacher_spec("transformers:/models/qwen:7b")
         ('transformers', '/models/qwen:7b')
     """
-    kind, sep, arg = text.strip().partition(":")
-    if kind not in TEACHER_KINDS or not sep or not arg.strip():
-        raise InvalidInputError(f"--teacher must be one of {', '.join(teacher_usages())}, got {text!r}")
-    return kind, arg.strip()
+    try:
+        entry, arg = TEACHER_KINDS.parse(text)
+    except InvalidInputError as exc:
+        usages = ", ".join(teacher_usages())
+        reason = str(exc) if usages in str(exc) else f"{exc} Accepted: {usages}."
+        raise InvalidInputError(f"--teacher {text!r}: {reason}") from exc
+    if arg is None:  # pragma: no cover - every kind takes an argument, so parse() already refused
+        raise InvalidInputError(f"--teacher {text!r}: write {entry.usage}")
+    return entry.name, arg
 
 
 def add_teacher_arguments(group: Any, *, aliases: Mapping[str, Iterable[str]] | None = None) -> None:
@@ -177,5 +173,5 @@ def teacher_settings_from_args(args: argparse.Namespace, *, legacy_model: str | 
     return settings
 
 
-__all__ = ["TEACHER_KINDS", "TeacherKind", "TeacherSettings", "add_teacher_arguments", "parse_teacher_spec",
+__all__ = ["TEACHER_KINDS", "TeacherBuilder", "TeacherSettings", "add_teacher_arguments", "parse_teacher_spec",
            "teacher_settings_from_args", "teacher_usages"]

@@ -60,3 +60,31 @@ def encoder_dir(tmp_path_factory):
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def train_interrupted_and_resumed(train, root):
+    """Run ``train(folder, **kwargs)`` (4 steps, a checkpoint every 2) straight, and interrupted after step 3 then
+    resumed from its step-2 checkpoint; returns ``(straight, resumed)``."""
+    from r2r_agent.training.checkpoints import find_latest_checkpoint
+
+    straight = train(root / "straight")
+
+    def interrupt(step, record):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(root / "resumed", callback=interrupt)
+    assert find_latest_checkpoint(root / "resumed").name == "checkpoint-0000002"
+    resumed = train(root / "resumed", resume=True)
+    assert resumed.resumed_from == 2 and resumed.steps == straight.steps == 4
+    return straight, resumed
+
+
+def assert_same_tensors(a, b):
+    """Two state dicts hold the same names and bit-identical tensors."""
+    import torch
+
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import math
@@ -19,11 +20,12 @@ from safetensors.torch import load_file
 from r2r_agent import Student
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.training import DistillConfig, DistillError, EncoderDistillConfig, distill, distill_encoder
-from r2r_agent.training.trainer_loop import LocalRuntime, make_runtime
+from r2r_agent.training.runtime import LocalRuntime, make_runtime
 
 WORKER = Path(__file__).with_name("accelerate_worker.py")
 sys.path.insert(0, str(WORKER.parent))
 from accelerate_worker import tiny_dataset  # noqa: E402
+from conftest import assert_same_tensors, train_interrupted_and_resumed  # noqa: E402
 
 LM = {"max_steps": 3, "batch_size": 2, "lora_dropout": 0.0, "learning_rate": 5e-3, "eval_at_start": False,
       "max_eval_queries": 2, "max_eval_explanations": 4}
@@ -95,20 +97,13 @@ def test_one_accelerate_process_trains_the_encoder_exactly_like_the_plain_loop(e
 
 def test_a_plain_checkpoint_resumes_under_accelerate_to_the_same_weights(tiny_lm_dir, tmp_path, dataset):
     config = DistillConfig(**{**LM, "max_steps": 4}, checkpoint_every=2)
-    distill(tiny_lm_dir, dataset, tmp_path / "straight", config)
 
-    def interrupt(step, record):
-        if step == 3:
-            raise KeyboardInterrupt
+    def train(folder, **kwargs):  # the resumed part runs under accelerate
+        chosen = dataclasses.replace(config, use_accelerate=True) if kwargs.get("resume") else config
+        return distill(tiny_lm_dir, dataset, folder, chosen, **kwargs)
 
-    with pytest.raises(KeyboardInterrupt):
-        distill(tiny_lm_dir, dataset, tmp_path / "resumed", config, callback=interrupt)
-    resumed = distill(tiny_lm_dir, dataset, tmp_path / "resumed", DistillConfig(**{**config.to_dict(),
-                                                                                   "use_accelerate": True}),
-                      resume=True)
-    assert resumed.resumed_from == 2
-    a, b = _adapter(tmp_path / "straight"), _adapter(tmp_path / "resumed")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    train_interrupted_and_resumed(train, tmp_path)
+    assert_same_tensors(_adapter(tmp_path / "straight"), _adapter(tmp_path / "resumed"))
 
 
 def test_bf16_mixed_precision_trains_and_the_adapter_loads(tiny_lm_dir, tmp_path, dataset):

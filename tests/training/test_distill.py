@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import pytest
 import torch
-from conftest import keyword_reply
+from conftest import assert_same_tensors, keyword_reply, train_interrupted_and_resumed
 from safetensors.torch import load_file
 
 from r2r_agent import Explainer, Reranker, Student, prompts
@@ -28,7 +29,7 @@ from r2r_agent.training import (
     ranknet_loss,
 )
 from r2r_agent.training.dataset import DatasetSplit, DistillationDataset, ExplanationExample, RankingExample
-from r2r_agent.training.distill import find_latest_checkpoint, stream_indices
+from r2r_agent.training.distill import stream_indices
 
 FAST = {"eval_at_start": False, "max_eval_queries": 4, "max_eval_explanations": 8}
 
@@ -42,6 +43,18 @@ def dataset():
                 for q in range(12)]
     run = annotate(teacher, requests)
     return build_dataset(run.annotations, DatasetConfig(validation_fraction=0.25, explain_top=2))
+
+
+HEAD = DistillConfig(max_steps=2, rank_score="head", learning_rate=5e-3, **FAST)
+
+
+@pytest.fixture(scope="module")
+def head_run(tiny_lm_dir, dataset, tmp_path_factory):
+    """One trained adapter with a rank head (``HEAD``), shared by the tests that only read it: its Distiller (after
+    training) and its folder."""
+    distiller = Distiller(tiny_lm_dir, dataset, tmp_path_factory.mktemp("head-adapter"), HEAD)
+    distiller.train()
+    return distiller, distiller.output_dir
 
 
 # ---- losses and targets ----------------------------------------------------------------------------------------
@@ -154,15 +167,18 @@ def test_batched_lm_loss_equals_the_models_own_loss_on_each_example_alone(tiny_l
 
 
 @pytest.mark.parametrize("rank_score", ["yes_no", "head"])
-def test_trained_scores_equal_the_loaded_students_scores(tiny_lm_dir, tmp_path, dataset, rank_score):
-    config = DistillConfig(max_steps=2, rank_score=rank_score, learning_rate=5e-3, **FAST)
-    distiller = Distiller(tiny_lm_dir, dataset, tmp_path / "adapter", config)
-    distiller.train()
+def test_trained_scores_equal_the_loaded_students_scores(tiny_lm_dir, tmp_path, dataset, rank_score, head_run):
+    if rank_score == "head":
+        distiller, folder = head_run
+    else:
+        folder = tmp_path / "adapter"
+        distiller = Distiller(tiny_lm_dir, dataset, folder, dataclasses.replace(HEAD, rank_score=rank_score))
+        distiller.train()
     example = dataset.validation.rankings[0]
     distiller.model.eval()
     with torch.no_grad():
         trained = distiller.lm_scores(example.query, example.passages).tolist()
-    student = Student.from_pretrained(tiny_lm_dir, adapter=tmp_path / "adapter")
+    student = Student.from_pretrained(tiny_lm_dir, adapter=folder)
     assert (student.scorer.rank_head is not None) == (rank_score == "head")
     loaded = student.scorer.score(example.query, example.passages).values
     assert loaded == pytest.approx(trained, abs=1e-4)
@@ -203,22 +219,11 @@ def _weights(folder):
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tiny_lm_dir, tmp_path, dataset):
     config = DistillConfig(max_steps=4, grad_accum=2, batch_size=2, checkpoint_every=2, eval_every=2,
                            lora_dropout=0.2, rank_score="head", learning_rate=5e-3, warmup_steps=1, seed=7, **FAST)
-    straight = distill(tiny_lm_dir, dataset, tmp_path / "straight", config)
-
-    def interrupt(step, record):
-        if step == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        distill(tiny_lm_dir, dataset, tmp_path / "resumed", config, callback=interrupt)
-    assert find_latest_checkpoint(tmp_path / "resumed").name == "checkpoint-0000002"
-    resumed = distill(tiny_lm_dir, dataset, tmp_path / "resumed", config, resume=True)
-
-    assert resumed.resumed_from == 2 and resumed.steps == straight.steps == 4
+    straight, resumed = train_interrupted_and_resumed(
+        lambda folder, **kwargs: distill(tiny_lm_dir, dataset, folder, config, **kwargs), tmp_path)
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
-    assert a.keys() == b.keys() and any(k.startswith("head.") for k in a)
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    assert any(k.startswith("head.") for k in a)
+    assert_same_tensors(a, b)
     assert resumed.history == straight.history
     assert resumed.validation == straight.validation
 
@@ -248,20 +253,19 @@ def test_checkpoints_are_pruned(tiny_lm_dir, tmp_path, dataset):
     assert names == ["checkpoint-0000003", "checkpoint-0000004"]
 
 
-def test_output_folder_has_adapter_tokenizer_metadata_and_card(tiny_lm_dir, tmp_path, dataset):
-    config = DistillConfig(max_steps=2, rank_score="head", **FAST)
-    distill(tiny_lm_dir, dataset, tmp_path, config)
+def test_output_folder_has_adapter_tokenizer_metadata_and_card(tiny_lm_dir, head_run):
+    folder = head_run[1]
     for name in ("adapter_config.json", "adapter_model.safetensors", "rank_head.safetensors", "tokenizer_config.json",
                  "r2r_training.json", "README.md"):
-        assert (tmp_path / name).is_file(), name
-    assert set(load_file(str(tmp_path / "rank_head.safetensors"))) == {"weight", "bias"}
-    info = json.loads((tmp_path / "r2r_training.json").read_text())
+        assert (folder / name).is_file(), name
+    assert set(load_file(str(folder / "rank_head.safetensors"))) == {"weight", "bias"}
+    info = json.loads((folder / "r2r_training.json").read_text())
     assert info["prompt_version"] == prompts.PROMPT_VERSION
     assert info["base_model"] == str(tiny_lm_dir) and info["steps"] == 2
-    assert DistillConfig.from_dict(info["config"]) == config
+    assert DistillConfig.from_dict(info["config"]) == HEAD
     assert [r["step"] for r in info["loss_curve"]] == [1, 2] and info["validation"][-1]["step"] == 2
     assert info["data"]["sources"] == ["teacher"]
-    card = (tmp_path / "README.md").read_text()
+    card = (folder / "README.md").read_text()
     assert "Research use only" in card and "| 2 |" in card and "r2r teach" in card
 
 
@@ -281,12 +285,12 @@ def test_card_states_the_r2r_provenance(tiny_lm_dir, tmp_path):
     assert "GPT-4" in card and "MS MARCO" in card and "no license" in card and "Research use only" in card
 
 
-def test_teach_distill_load_rerank_end_to_end(tiny_lm_dir, tmp_path, dataset):
-    distill(tiny_lm_dir, dataset, tmp_path, DistillConfig(max_steps=2, rank_score="head", **FAST))
-    student = Student.from_pretrained(tiny_lm_dir, adapter=tmp_path, max_new_tokens=6)
-    assert student.adapter == str(tmp_path)
+def test_teach_distill_load_rerank_end_to_end(tiny_lm_dir, head_run):
+    folder = head_run[1]
+    student = Student.from_pretrained(tiny_lm_dir, adapter=folder, max_new_tokens=6)
+    assert student.adapter == str(folder)
     passages = ["fleas live score 9 days on a cat", "the earth orbit and the sun", "fleas live score 1 days"]
     ranking = Reranker(student, explain_top=2, compare_top=2).rerank("how long do fleas live", passages)
     assert sorted(j.text for j in ranking) == sorted(passages)
     assert all(isinstance(j.explanation, str) for j in ranking.judgments[:2])
-    assert ranking.adapter == str(tmp_path)
+    assert ranking.adapter == str(folder)

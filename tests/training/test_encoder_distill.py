@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from conftest import keyword_reply
+from conftest import assert_same_tensors, keyword_reply, train_interrupted_and_resumed
 from safetensors.torch import load_file
 from test_distill_cli import r2r_row
 
@@ -27,7 +27,6 @@ from r2r_agent.training import (
     distill_encoder,
 )
 from r2r_agent.training.dataset import DatasetSplit, DistillationDataset
-from r2r_agent.training.distill import find_latest_checkpoint
 from r2r_agent.training.encoder_distill import BaseComparison, compare_to_base, selection_value
 from r2r_agent.training.model_card import render_encoder_model_card
 
@@ -127,22 +126,9 @@ def test_the_output_loads_with_the_encoder_scorer_and_scores_as_trained(encoder_
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(encoder_dir, tmp_path, dataset):
     config = EncoderDistillConfig(max_steps=4, grad_accum=2, checkpoint_every=2, eval_every=2, learning_rate=1e-3,
                                   warmup_steps=1, seed=7, **FAST)
-    straight = distill_encoder(encoder_dir, dataset, tmp_path / "straight", config)
-
-    def interrupt(step, record):
-        if step == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        distill_encoder(encoder_dir, dataset, tmp_path / "resumed", config, callback=interrupt)
-    assert find_latest_checkpoint(tmp_path / "resumed").name == "checkpoint-0000002"
-    resumed = distill_encoder(encoder_dir, dataset, tmp_path / "resumed", config, resume=True)
-
-    assert resumed.resumed_from == 2 and resumed.steps == straight.steps == 4
-    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    straight, resumed = train_interrupted_and_resumed(
+        lambda folder, **kwargs: distill_encoder(encoder_dir, dataset, folder, config, **kwargs), tmp_path)
+    assert_same_tensors(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"))
     assert resumed.history == straight.history
     assert resumed.validation == straight.validation
     assert resumed.comparison == straight.comparison

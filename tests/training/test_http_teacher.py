@@ -153,3 +153,39 @@ def test_long_retry_after_is_capped():
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(InvalidInputError, match=field):
         OpenAIChatTeacher("m", **{field: value})
+
+
+def test_a_truncated_or_garbled_body_is_retried():
+    replies = iter([httpx.Response(200, text='{"choices": [{"message": {"content": "tru'),
+                    httpx.Response(200, text="<html>bad gateway</html>"), ok("whole")])
+    teacher, slept = make(lambda request: next(replies), max_retries=2, backoff=0.5)
+    assert teacher.complete(MESSAGES) == "whole"
+    assert slept == [0.5, 1.0]
+    window = annotate_window(make(lambda request: httpx.Response(200, text="{"), max_retries=1)[0], "q", ["a"],
+                             max_attempts=1)
+    assert not window.ok and "choices[0].message.content" in window.error and "2 attempts" in window.error
+
+
+def test_close_stops_a_call_in_flight_without_further_requests():
+    calls, closing = [], threading.Event()
+
+    def handler(request):
+        calls.append(1)
+        if len(calls) > 1:
+            return ok("again")
+        closing.wait(5)
+        raise httpx.ReadError("connection closed", request=request)
+
+    teacher, slept = make(handler, max_retries=3)
+    errors = []
+    caller = threading.Thread(target=lambda: errors.append(pytest.raises(TeacherError, teacher.complete, MESSAGES)))
+    caller.start()
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    teacher.close()
+    closing.set()
+    caller.join(5)
+    assert not caller.is_alive() and len(calls) == 1 and slept == []  # no retry after close
+    assert "closed while a request" in str(errors[0].value)
+    assert teacher.complete(MESSAGES) == "again"  # a later call opens a new pool

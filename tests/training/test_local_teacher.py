@@ -148,10 +148,12 @@ def test_r2r_teach_with_a_local_model(tmp_path, tiny_lm_dir, capsys, no_network)
     argv = ["teach", "--candidates", str(candidates), "--teacher", f"transformers:{tiny_lm_dir}",
             "--teacher-max-tokens", "4", "--cache", str(tmp_path / "t.sqlite"), "--max-attempts", "1",
             "--no-progress"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert f"annotated 2 queries with transformers:{Path(tiny_lm_dir).name}[greedy,max_new_tokens=4" in out
-    assert "2 windows (0 from the cache, 2 failed)" in out
+    assert main(argv) == 1  # a random LM writes no JSON ranking: every window fails, so the run fails
+    captured = capsys.readouterr()
+    assert f"annotated 2 queries with transformers:{Path(tiny_lm_dir).name}[greedy,max_new_tokens=4" in captured.out
+    assert "2 windows (0 from the cache, 2 failed)" in captured.out
+    assert "2 of 2 windows failed" in captured.err and "ParseError" in captured.err
+    assert not (tmp_path / "t.annotations.jsonl.gz").exists()
     assert main(["teach", "--candidates", str(candidates), "--teacher", "transformers:/no/such/folder",
                  "--cache", str(tmp_path / "t.sqlite")]) == 2
     assert "local model folder with a config.json" in capsys.readouterr().err

@@ -83,7 +83,7 @@ def _candidate_list(row: Any) -> AnnotationRequest:
     from .annotate import AnnotationRequest
 
     candidates = [Passage(text=c["text"], id=str(c["docid"]) if c.get("docid") is not None else None,
-                          score=c.get("score")) for c in row["candidates"]]
+                          first_stage_score=c.get("score")) for c in row["candidates"]]
     return AnnotationRequest(str(row["qid"]), row["query"], candidates)
 
 

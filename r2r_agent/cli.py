@@ -212,13 +212,20 @@ def rerank_config(args: argparse.Namespace) -> RerankConfig:
     return config_from_args(RerankConfig, args)
 
 
+def _color() -> bool:
+    """Colour and bold on a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    import os
+
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
 def _cmd_rerank(args: argparse.Namespace) -> int:
     from .render import format_ranking
 
     passages = read_passages(args.passages)
     reranker = _build_reranker(args)
     ranking = reranker.rerank(args.query, passages)
-    print(ranking.to_json(indent=2) if args.json else format_ranking(ranking))
+    print(ranking.to_json(indent=2) if args.json else format_ranking(ranking, color=_color()))
     return 0
 
 
@@ -235,7 +242,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         passages = [Passage(c["text"], id=c["docid"], first_stage_score=c.get("score")) for c in item.candidates]
         ranking = reranker.rerank(item.query, passages)
         shown = dataclasses.replace(ranking, judgments=ranking.judgments[: args.shown])
-        print(format_ranking(shown))
+        print(format_ranking(shown, color=_color()))
         print()
         first_stage = [p.id or "" for p in passages]
         student = [j.id or "" for j in ranking]

@@ -104,28 +104,35 @@ def candidate_spans(text: str, visible_chars: int | None = None) -> list[tuple[i
 
 
 def choose_evidence(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
-                    sentence_scores: Sequence[float]) -> list[Evidence | None]:
-    """The best-scoring span of each text.
+                    sentence_scores: Sequence[float],
+                    preference: Sequence[float] | None = None) -> list[Evidence | None]:
+    """The best span of each text.
 
     Args:
         texts: The passages.
         spans: Each passage's candidate spans (:func:`candidate_spans`).
-        sentence_scores: The scores of every span, flattened in the same order (passage by passage).
+        sentence_scores: The scorer's score of every span, flattened in the same order (passage by passage).
+        preference: What picks the best span, in the same order (default: ``sentence_scores``), e.g. each
+            sentence's calibrated relevance, which also weighs the query words it holds.
 
     Returns:
-        One :class:`Evidence` per passage (``None`` for a passage without any span). Ties keep the earlier sentence.
+        One :class:`Evidence` per passage (``None`` for a passage without any span), with its scorer score. Ties keep
+        the earlier sentence.
     """
-    if sum(len(s) for s in spans) != len(sentence_scores):
-        raise ValueError(f"choose_evidence: {sum(len(s) for s in spans)} spans but {len(sentence_scores)} scores")
+    preference = sentence_scores if preference is None else preference
+    if not sum(len(s) for s in spans) == len(sentence_scores) == len(preference):
+        raise ValueError(f"choose_evidence: {sum(len(s) for s in spans)} spans but {len(sentence_scores)} scores "
+                         f"and {len(preference)} preferences")
     out: list[Evidence | None] = []
     position = 0
     for text, own in zip(texts, spans):
+        rank = preference[position : position + len(own)]
         scores = sentence_scores[position : position + len(own)]
         position += len(own)
         if not own:
             out.append(None)
             continue
-        best = max(range(len(own)), key=lambda k: (scores[k], -k))
+        best = max(range(len(own)), key=lambda k: (rank[k], -k))
         start, end = own[best]
         out.append(Evidence(span=(start, end), text=text[start:end], score=float(scores[best])))
     return out

@@ -34,22 +34,61 @@ def one_line(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def format_ranking(ranking: Ranking, *, width: int = 100, snippet: int = 90) -> str:
-    """A readable table: rank, input rank, score, id, passage snippet, and the explanation under each row.
+#: ANSI styles used when the output is a terminal (``color=True``): the evidence in bold, verdicts in colour.
+_STYLES = {"evidence": "\x1b[1m", "relevant": "\x1b[32m", "partial": "\x1b[33m", "not_relevant": "\x1b[31m"}
+_RESET = "\x1b[0m"
+_VERDICT_TEXT = {"relevant": "relevant", "partial": "partial", "not_relevant": "not relevant"}
+
+
+def _styled(text: str, style: str, color: bool) -> str:
+    return f"{_STYLES[style]}{text}{_RESET}" if color and style in _STYLES else text
+
+
+def answerable_line(ranking: Ranking) -> str | None:
+    """One line on whether any passage answers the query (``None`` when the student gives no verdicts)."""
+    if ranking.answerable is None:
+        return None
+    judged = [j for j in ranking if j.relevance is not None]
+    if ranking.answerable:
+        relevant = sum(j.verdict == "relevant" for j in judged)
+        return f"Answerable: yes ({relevant} of {len(judged)} returned passages judged relevant)"
+    best = max((j.relevance for j in judged if j.relevance is not None), default=None)
+    shown = f" (best relevance {best:.2f})" if best is not None else ""
+    return f"Answerable: no passage here answers the query{shown}"
+
+
+def format_ranking(ranking: Ranking, *, width: int = 100, snippet: int = 70, color: bool = False) -> str:
+    """A readable table: rank, input rank, score, verdict, relevance, id and passage snippet; under each row the
+    evidence (in bold on a terminal) and the explanation; then whether the query is answerable and the comparison.
 
     Example:
         >>> from r2r_agent.types import Judgment, Ranking
         >>> print(format_ranking(Ranking("q", (Judgment("d1", "text", 0.5, 1, 2),))).splitlines()[2])
-           1      2    0.5000  d1  text
+           1     2    0.5000  -               -  d1  text
     """
-    lines = [f"Query: {one_line(ranking.query, width)}", f"{'rank':>4} {'input':>6} {'score':>9}  id / passage"]
+    lines = [f"Query: {one_line(ranking.query, width)}",
+             f"{'rank':>4} {'input':>5} {'score':>9}  {'verdict':<12} {'rel':>4}  id / passage"]
+    indent = " " * 22
     for j in ranking:
         ident = one_line(j.id, 40) if j.id is not None else "-"
         flag = " [truncated]" if j.truncated else ""
-        lines.append(f"{j.rank:>4} {j.input_rank:>6} {j.score:>9.4f}  {ident}  {one_line(j.text, snippet)}{flag}")
+        verdict = _VERDICT_TEXT.get(j.verdict or "", "-")
+        relevance = f"{j.relevance:.2f}" if j.relevance is not None else "-"
+        shown = _styled(f"{verdict:<12}", j.verdict or "", color)
+        lines.append(f"{j.rank:>4} {j.input_rank:>5} {j.score:>9.4f}  {shown} {relevance:>4}  {ident}  "
+                     f"{one_line(j.text, snippet)}{flag}")
+        if j.evidence:
+            wrapped = textwrap.wrap(one_line(j.evidence, 10_000), width=width, initial_indent=indent + "evidence: ",
+                                    subsequent_indent=indent + " " * 10)
+            lines.extend(_styled(line, "evidence", color) for line in wrapped)
         if j.explanation is not None:
             why = terminal_text(j.explanation) or "(the explainer wrote nothing)"
-            lines.extend(textwrap.wrap(why, width=width, initial_indent=" " * 22 + "why: ", subsequent_indent=" " * 27))
+            lines.extend(textwrap.wrap(why, width=width, initial_indent=indent + "why: ",
+                                       subsequent_indent=indent + " " * 5))
+    answerable = answerable_line(ranking)
+    if answerable:
+        lines.append("")
+        lines.append(answerable)
     if ranking.comparison:
         lines.append("")
         lines.extend(textwrap.wrap(terminal_text(ranking.comparison), width=width, initial_indent="Order: ",

@@ -29,7 +29,7 @@ class Judged:
     verdict: str | None = None
     evidence: str | None = None
     evidence_span: tuple[int, int] | None = None
-    evidence_score: float | None = None
+    evidence_score: float | None = None  # the highest score of any of its sentences (a calibrator feature)
 
 
 _warned_calibrators: set[tuple[str, str]] = set()
@@ -48,6 +48,17 @@ def usable_calibrator(student: Student) -> object | None:
                            "with `r2r calibrate`)", calibrator.scorer, student.scorer.name)
         return None
     return calibrator
+
+
+def _best_per_passage(spans: Sequence[Sequence[tuple[int, int]]], scores: Sequence[float]) -> list[float | None]:
+    """The highest sentence score of each passage (``None`` for one without sentences)."""
+    out: list[float | None] = []
+    position = 0
+    for own in spans:
+        chunk = scores[position : position + len(own)]
+        position += len(own)
+        out.append(max(chunk) if chunk else None)
+    return out
 
 
 def judge(student: Student, query: str, texts: Sequence[str], originals: Sequence[str], indices: Sequence[int],
@@ -71,17 +82,21 @@ def judge(student: Student, query: str, texts: Sequence[str], originals: Sequenc
     sentences = [texts[i][s:e] for i, own in zip(indices, spans) for s, e in own]
     sentence_scores = as_scores(scorer.score(query, sentences), len(sentences), scorer.name).values if sentences \
         else []
-    evidence = choose_evidence([originals[i] for i in indices], spans, sentence_scores)
     calibrator = usable_calibrator(student)
+    # With a calibrator, the evidence is the sentence most likely to answer on its own (its score and the query
+    # words it holds); without one, the sentence the scorer scores highest.
+    preference = None if calibrator is None else [
+        calibrator.relevance(calibrator.feature_values(query, sentence, score, score))
+        for sentence, score in zip(sentences, sentence_scores)]
+    evidence = choose_evidence([originals[i] for i in indices], spans, sentence_scores, preference)
+    best_scores = _best_per_passage(spans, sentence_scores)
     judged = {}
-    for i, found in zip(indices, evidence):
+    for i, found, best in zip(indices, evidence, best_scores):
         relevance = verdict = None
         if calibrator is not None:
-            values = calibrator.feature_values(query, texts[i], scores[i], found.score if found else None)
-            relevance = calibrator.relevance(values)
+            relevance = calibrator.relevance(calibrator.feature_values(query, texts[i], scores[i], best))
             verdict = calibrator.verdict(relevance)
-        judged[i] = Judged(relevance, verdict, found.text if found else None, found.span if found else None,
-                           found.score if found else None)
+        judged[i] = Judged(relevance, verdict, found.text if found else None, found.span if found else None, best)
     return judged, StageCost("judge", scorer.name, len(sentences), time.perf_counter() - start)
 
 

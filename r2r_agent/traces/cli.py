@@ -110,8 +110,8 @@ def format_record(record: TraceRecord, *, index: int | None = None, total: int |
         lines.append("(no candidates came in: nothing was ranked)" if not record.candidates else "(nothing returned)")
         return "\n".join(lines)
     lines.append("")
-    lines.append(f"{'out':>4} {'in':>4} {'move':>5} {'score':>9}  id / passage")
-    snippet = max(width - 27, 30)
+    lines.append(f"{'out':>4} {'in':>4} {'move':>5} {'score':>9}  {'verdict':<12} {'rel':>4}  id / passage")
+    snippet = max(width - 46, 30)
     for r in record.results:
         candidate = record.candidate(r.input_rank)
         ident = r.id if r.id is not None else "-"
@@ -119,10 +119,17 @@ def format_record(record: TraceRecord, *, index: int | None = None, total: int |
         text = f"{ident}  {preview}"
         text = text if len(text) <= snippet else text[: snippet - 1] + "…"
         flag = " [truncated]" if r.truncated else ""
-        lines.append(f"{r.rank:>4} {r.input_rank:>4} {_move(r.move):>5} {r.score:>9.4f}  {text}{flag}")
+        verdict = (r.verdict or "-").replace("_", " ")
+        relevance = f"{r.relevance:.2f}" if r.relevance is not None else "-"
+        lines.append(f"{r.rank:>4} {r.input_rank:>4} {_move(r.move):>5} {r.score:>9.4f}  {verdict:<12} "
+                     f"{relevance:>4}  {text}{flag}")
+        if r.evidence:
+            lines.extend(_wrap(r.evidence, width, " " * 27 + "evidence: ", " " * 37))
         if r.explanation is not None:
             lines.extend(_wrap(r.explanation or "(the explainer wrote nothing)", width, " " * 27 + "why: ",
                                " " * 32))
+        if r.unsupported:
+            lines.extend(_wrap(", ".join(r.unsupported), width, " " * 27 + "removed unsupported: ", " " * 32))
     dropped = record.dropped()
     if dropped:
         names = ", ".join(f"{c.id if c.id is not None else '-'} (in {c.input_rank})" for c in dropped)
@@ -134,6 +141,8 @@ def format_record(record: TraceRecord, *, index: int | None = None, total: int |
         lines.extend(_wrap(moved, width, "Moved most: ", " " * 4))
     else:
         lines.append("Order unchanged from the input.")
+    if record.answerable is not None:
+        lines.append("Answerable: " + ("yes" if record.answerable else "no: no returned passage answers the query"))
     if record.comparison:
         lines.extend(_wrap(record.comparison, width, "Why this order: ", " " * 4))
     return "\n".join(lines)

@@ -49,11 +49,13 @@ COMPARISON_INSTRUCTION = (
 )
 
 TEACHER_INSTRUCTION = (
-    "Rank the passages by how well they answer the query, best first. For each passage give a direct reason "
-    "(why it is or is not relevant, citing what it says) and a comparison reason (why it is above or below the "
-    "others). Answer with JSON only, in this form:\n"
-    '{"ranking": [2, 1, 3], "reasons": [{"passage": 2, "direct": "...", "comparison": "..."}, ...], '
-    '"comparison": "why the top passages are ordered as they are"}'
+    "Rank the passages by how well they answer the query, best first. For each passage give a verdict "
+    '("relevant": it answers the query; "partial": it is on the topic but does not answer it; "not_relevant"), '
+    "the sentence of the passage that best answers the query (copied exactly), a direct reason (why it is or is "
+    "not relevant, citing what it says) and a comparison reason (why it is above or below the others). Answer "
+    "with JSON only, in this form:\n"
+    '{"ranking": [2, 1, 3], "reasons": [{"passage": 2, "verdict": "relevant", "evidence": "...", "direct": "...", '
+    '"comparison": "..."}, ...], "comparison": "why the top passages are ordered as they are"}'
 )
 
 

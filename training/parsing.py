@@ -32,6 +32,12 @@ _REASONS_KEYS = ("reasons", "ranked_passages", "passages")
 _PASSAGE_KEYS = ("passage", "identifier", "id", "index")
 _DIRECT_KEYS = ("direct", "direct_reason")
 _COMPARISON_KEYS = ("comparison", "listwise_reason", "comparison_reason", "listwise")
+_VERDICT_KEYS = ("verdict", "judgment", "label")
+_EVIDENCE_KEYS = ("evidence", "direct_answer_sentence", "answer_sentence")
+#: Verdict words a teacher may use, read as the three verdicts.
+_VERDICT_WORDS = {"relevant": "relevant", "highly relevant": "relevant", "partial": "partial",
+                  "partially relevant": "partial", "partly relevant": "partial", "not_relevant": "not_relevant",
+                  "not relevant": "not_relevant", "irrelevant": "not_relevant"}
 
 
 def _preview(text: str, limit: int = 120) -> str:
@@ -226,6 +232,8 @@ def answer_from_data(data: Mapping[str, Any], num_passages: int, *, require_reas
 
     direct: list[str | None] = [None] * n
     comparison: list[str | None] = [None] * n
+    verdicts: list[str | None] = [None] * n
+    evidence: list[str | None] = [None] * n
     seen: set[int] = set()
     dropped_reasons: list[Any] = []
     repeated_reasons: list[int] = []
@@ -241,6 +249,9 @@ def answer_from_data(data: Mapping[str, Any], num_passages: int, *, require_reas
         seen.add(slot)
         direct[slot] = _text(_first(item, _DIRECT_KEYS))
         comparison[slot] = _text(_first(item, _COMPARISON_KEYS))
+        word = _text(_first(item, _VERDICT_KEYS))
+        verdicts[slot] = _VERDICT_WORDS.get(word.lower().replace("-", " ").strip(". ")) if word else None
+        evidence[slot] = _text(_first(item, _EVIDENCE_KEYS))
     if dropped_reasons:
         repairs.append(f"dropped reasons with a missing or invalid passage number: {dropped_reasons[:5]}")
     if repeated_reasons:
@@ -257,7 +268,8 @@ def answer_from_data(data: Mapping[str, Any], num_passages: int, *, require_reas
     overall = _text(data.get("comparison"))
     if overall is None:
         repairs.append("no overall 'comparison'")
-    return TeacherAnswer(tuple(ranking), tuple(direct), tuple(comparison), overall, tuple(repairs))
+    return TeacherAnswer(tuple(ranking), tuple(direct), tuple(comparison), overall, tuple(repairs),
+                         tuple(verdicts) if any(verdicts) else (), tuple(evidence) if any(evidence) else ())
 
 
 def parse_teacher_answer(text: str, num_passages: int, *, require_reasons: bool = True,

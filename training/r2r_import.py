@@ -22,6 +22,7 @@ from .errors import AnnotationFormatError
 from .jsonl import open_text
 from .records import QueryAnnotation, WindowAnnotation
 from .teacher import TeacherAnswer
+from .teacher_verdicts import teacher_verdict
 from .windows import window_hash
 
 #: The teacher name recorded on imported windows.
@@ -67,6 +68,7 @@ def r2r_row_to_annotation(row: Mapping[str, Any], *, where: str = "row") -> Quer
         raise _fail(where, "'reason.ranked_passages' must be a list")
     direct: list[str | None] = [None] * n
     listwise: list[str | None] = [None] * n
+    evidence: list[str | None] = [None] * n
     for rank, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise _fail(where, f"reason.ranked_passages[{rank}] must be an object")
@@ -75,6 +77,7 @@ def r2r_row_to_annotation(row: Mapping[str, Any], *, where: str = "row") -> Quer
             raise _fail(where, f"reason.ranked_passages[{rank}].identifier must be in 1..{n}, got {identifier!r}")
         direct[identifier - 1] = _text(entry.get("direct_reason"))
         listwise[identifier - 1] = _text(entry.get("listwise_reason"))
+        evidence[identifier - 1] = _text(entry.get("direct_answer_sentence"))
     labels: tuple[int | None, ...] = ()
     if "scores" in row:
         try:
@@ -91,7 +94,10 @@ def r2r_row_to_annotation(row: Mapping[str, Any], *, where: str = "row") -> Quer
     query = row["query"]
     if not isinstance(query, str):
         raise _fail(where, "'query' must be a string")
-    answer = TeacherAnswer(ranking=ranking, direct_reasons=tuple(direct), comparison_reasons=tuple(listwise))
+    # The R2R teacher states no verdict: it is read from its direct reason (teacher_verdicts), the teacher's own words.
+    verdicts = tuple(teacher_verdict(reason) if reason else None for reason in direct)
+    answer = TeacherAnswer(ranking=ranking, direct_reasons=tuple(direct), comparison_reasons=tuple(listwise),
+                           verdicts=verdicts, evidence=tuple(evidence))
     window = WindowAnnotation(positions=tuple(range(n)), window_hash=window_hash(query, docs), teacher=R2R_TEACHER,
                               prompt_version=R2R_PROMPT_VERSION, answer=answer)
     return QueryAnnotation(query_id=str(row["qid"]), query=query,

@@ -133,6 +133,14 @@ class QueryAnnotation:
         """One comparison (listwise) reason per candidate index that has one; later windows win."""
         return self._reasons(lambda answer: answer.comparison_reasons)
 
+    def verdicts(self) -> dict[int, str]:
+        """The teacher's verdict per candidate index that has one; later windows win."""
+        return self._reasons(lambda answer: answer.verdicts or (None,) * len(answer))
+
+    def evidence(self) -> dict[int, str]:
+        """The teacher's best-answering sentence per candidate index that has one; later windows win."""
+        return self._reasons(lambda answer: answer.evidence or (None,) * len(answer))
+
     def _reasons(self, kind: Callable[[TeacherAnswer], tuple[str | None, ...]]) -> dict[int, str]:
         reasons: dict[int, str] = {}
         for window in self.windows:

@@ -49,6 +49,10 @@ class TeacherAnswer:
         comparison_reasons: For each window passage, why it is above or below the others, or ``None``.
         comparison: The teacher's overall comparison of the top passages, or ``None``.
         repairs: What the parser had to fix to accept the answer (empty when the answer was clean).
+        verdicts: For each window passage, the teacher's verdict (``"relevant"``, ``"partial"``,
+            ``"not_relevant"``) or ``None``; empty when the answer has none at all.
+        evidence: For each window passage, the sentence the teacher says best answers the query, or ``None``;
+            empty when the answer has none at all.
 
     Example:
         >>> answer = TeacherAnswer(ranking=(1, 0), direct_reasons=("off topic", "gives the lifespan"),
@@ -62,14 +66,18 @@ class TeacherAnswer:
     comparison_reasons: tuple[str | None, ...]
     comparison: str | None = None
     repairs: tuple[str, ...] = ()
+    verdicts: tuple[str | None, ...] = ()
+    evidence: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("ranking", "direct_reasons", "comparison_reasons", "repairs"):
+        for name in ("ranking", "direct_reasons", "comparison_reasons", "repairs", "verdicts", "evidence"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         n = len(self.ranking)
         if sorted(self.ranking) != list(range(n)):
             raise ValueError(f"TeacherAnswer.ranking must be a permutation of 0..{n - 1} (0-based), got {self.ranking}")
-        for name in ("direct_reasons", "comparison_reasons"):
+        for name in ("direct_reasons", "comparison_reasons", "verdicts", "evidence"):
+            if name in ("verdicts", "evidence") and not getattr(self, name):
+                continue
             if len(getattr(self, name)) != n:
                 raise ValueError(
                     f"TeacherAnswer.{name} must have one entry per passage ({n}), got {len(getattr(self, name))}"
@@ -94,6 +102,8 @@ class TeacherAnswer:
             "comparison_reasons": list(self.comparison_reasons),
             "comparison": self.comparison,
             "repairs": list(self.repairs),
+            "verdicts": list(self.verdicts),
+            "evidence": list(self.evidence),
         }
 
     @classmethod
@@ -105,6 +115,8 @@ class TeacherAnswer:
             comparison_reasons=tuple(data["comparison_reasons"]),
             comparison=data.get("comparison"),
             repairs=tuple(data.get("repairs", ())),
+            verdicts=tuple(data.get("verdicts", ())),
+            evidence=tuple(data.get("evidence", ())),
         )
 
     @classmethod

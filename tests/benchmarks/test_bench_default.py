@@ -82,18 +82,31 @@ def test_explain5_sequential(benchmark, dl19, student):
     benchmark.extra_info["generated_tokens"] = sum(r.generated_tokens for r in result)
 
 
-def test_cascade_score100_explain5(benchmark, dl19, student):
+def _cascade(benchmark, dl19, student, **settings):
     query, passages = dl19
-    reranker = Reranker(student, explain_top=5, compare_top=0)
+    reranker = Reranker(student, **settings)
     ranking = _run(benchmark, lambda: reranker.rerank(query, passages, top_n=5))
     benchmark.extra_info["stages"] = {s.stage: round(s.seconds, 3) for s in ranking.stages}
+    benchmark.extra_info["generated_tokens"] = sum(s.generated_tokens for s in ranking.stages)
 
 
-def test_cascade_score100_explain5_compare3(benchmark, dl19, student):
-    query, passages = dl19
-    reranker = Reranker(student, explain_top=5, compare_top=3)
-    ranking = _run(benchmark, lambda: reranker.rerank(query, passages, top_n=5))
-    benchmark.extra_info["stages"] = {s.stage: round(s.seconds, 3) for s in ranking.stages}
+def test_cascade_score100_explain5_evidence(benchmark, dl19, student):
+    """explain="evidence": verdict, relevance and the best sentence of the top 5; no LM (target <= 1.2 s)."""
+    _cascade(benchmark, dl19, student, explain="evidence", explain_top=5, compare_top=3)
+
+
+def test_cascade_score100_explain5_full(benchmark, dl19, student):
+    _cascade(benchmark, dl19, student, explain="full", explain_top=5, compare_top=0)
+
+
+def test_cascade_score100_explain5_full_compare3(benchmark, dl19, student):
+    """explain="full" with the grounded comparison of the top 3 (target <= 2.5 s)."""
+    _cascade(benchmark, dl19, student, explain="full", explain_top=5, compare_top=3)
+
+
+def test_cascade_score100_explain5_full_compare3_lm(benchmark, dl19, student):
+    """The same with the comparison written by the LM (comparison="lm"), for the record."""
+    _cascade(benchmark, dl19, student, explain="full", explain_top=5, compare_top=3, comparison="lm")
 
 
 PEAK_RSS_SCRIPT = textwrap.dedent("""
@@ -101,17 +114,18 @@ PEAK_RSS_SCRIPT = textwrap.dedent("""
     from r2r_agent import Reranker, Student
     row = json.loads(gzip.open(sys.argv[1], "rt", encoding="utf-8").readline())
     reranker = Reranker(Student.default(quantize=sys.argv[2]), explain_top=5, compare_top=3)
-    reranker.rerank(row["query"], [c["text"] for c in row["candidates"]], top_n=5)
+    query = row["query"] if sys.argv[3] == "dl19" else ("how long do fleas live " * 4500)  # a 100 kB query
+    reranker.rerank(query, [c["text"] for c in row["candidates"]], top_n=5)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """)
 
 
-@pytest.mark.parametrize("quantize", ["int8", "none"])
-def test_peak_rss_default_cascade(benchmark, quantize, dl19_candidates):
+@pytest.mark.parametrize("quantize, query", [("int8", "dl19"), ("none", "dl19"), ("none", "100kB")])
+def test_peak_rss_default_cascade(benchmark, quantize, query, dl19_candidates):
     path = str(dl19_candidates)
 
     def measure():
-        out = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, path, quantize], check=True,
+        out = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, path, quantize, query], check=True,
                              capture_output=True, text=True).stdout
         return int(out.strip().splitlines()[-1])
 

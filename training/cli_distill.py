@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--compare-top", type=int, default=3, metavar="N", help="passages in each comparison target")
     data.add_argument("--comparison-target", choices=("listwise", "teacher"), default="listwise",
                       help="comparison targets from per-passage listwise reasons or the teacher's overall comparison")
+    from .dataset import DatasetConfig
+
+    add_config_arguments(data, DatasetConfig, skip=("explain_top", "compare_top", "comparison_target",
+                                                    "validation_fraction", "seed"))
     train = parser.add_argument_group("training (see DistillConfig)")
     add_config_arguments(train, DistillConfig, aliases=_ALIASES)
     encoder = parser.add_argument_group(
@@ -142,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
 def _dataset(args: argparse.Namespace) -> Any:
     from .dataset import DatasetConfig, build_dataset
 
-    dataset_config = DatasetConfig(explain_top=args.explain_top, compare_top=args.compare_top,
-                                   comparison_target=args.comparison_target,
-                                   validation_fraction=args.validation_fraction, seed=args.split_seed)
+    dataset_config = config_from_args(DatasetConfig, args, explain_top=args.explain_top, compare_top=args.compare_top,
+                                      comparison_target=args.comparison_target,
+                                      validation_fraction=args.validation_fraction, seed=args.split_seed)
     return build_dataset(load_training_annotations(args), dataset_config)
 
 

@@ -43,6 +43,10 @@ class ExplanationExample:
         target: The text the student should write.
         passage_ids: The passages' ids (``None`` where unknown).
         source: Where the target came from (the annotation's source).
+        verdicts: The teacher's verdict of each passage, shown to the student (it then learns to explain a given
+            verdict, as at inference: the judged prompts of r2r-prompts-2); empty: the zero-shot form.
+        evidence: The teacher's best-answering sentence of each passage, shown with the verdicts (a comparison
+            shows only these sentences, as ``RerankConfig(comparison="lm")`` does).
     """
 
     kind: str
@@ -52,10 +56,14 @@ class ExplanationExample:
     target: str
     passage_ids: tuple[str | None, ...] = ()
     source: str = ""
+    verdicts: tuple[str | None, ...] = ()
+    evidence: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "passages", tuple(self.passages))
-        object.__setattr__(self, "passage_ids", tuple(self.passage_ids))
+        for name in ("passages", "passage_ids", "verdicts", "evidence"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.verdicts and (len(self.verdicts) != len(self.passages) or len(self.evidence) != len(self.passages)):
+            raise InvalidInputError("an ExplanationExample's verdicts and evidence need one entry per passage")
         if self.kind not in _KINDS:
             raise InvalidInputError(f"ExplanationExample.kind must be one of {_KINDS}, got {self.kind!r}")
         if self.kind == "direct" and len(self.passages) != 1:
@@ -65,8 +73,17 @@ class ExplanationExample:
         """The prompt messages (from :mod:`r2r_agent.prompts`), optionally with other (e.g. cut) passage texts."""
         texts = self.passages if passages is None else tuple(passages)
         if self.kind == "direct":
+            if self.verdicts:
+                return prompts.direct_explanation_messages(self.query, texts[0], self.verdicts[0], self.evidence[0])
             return prompts.direct_explanation_messages(self.query, texts[0])
+        if self.verdicts:
+            return prompts.grounded_comparison_messages(self.query, self.evidence, self.verdicts)
         return prompts.comparison_messages(self.query, texts)
+
+    @property
+    def verdict(self) -> str | None:
+        """The verdict of a direct target's passage (``None`` without one)."""
+        return self.verdicts[0] if self.kind == "direct" and self.verdicts else None
 
     def to_chat_example(self) -> dict[str, Any]:
         """``{"messages": prompt messages, "target": text}``, ready for a supervised fine-tuning collator."""
@@ -75,13 +92,15 @@ class ExplanationExample:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
         return {"kind": self.kind, "query_id": self.query_id, "query": self.query, "passages": list(self.passages),
-                "target": self.target, "passage_ids": list(self.passage_ids), "source": self.source}
+                "target": self.target, "passage_ids": list(self.passage_ids), "source": self.source,
+                "verdicts": list(self.verdicts), "evidence": list(self.evidence)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExplanationExample:
         """Build from :meth:`to_dict` output."""
         return cls(kind=data["kind"], query_id=data["query_id"], query=data["query"], passages=data["passages"],
-                   target=data["target"], passage_ids=data.get("passage_ids", ()), source=data.get("source", ""))
+                   target=data["target"], passage_ids=data.get("passage_ids", ()), source=data.get("source", ""),
+                   verdicts=data.get("verdicts", ()), evidence=data.get("evidence", ()))
 
 
 @dataclass(frozen=True)
@@ -210,6 +229,11 @@ class DatasetConfig:
             numbering), falling back to ``"listwise"``.
         validation_fraction: Share of queries held out for validation.
         seed: Seed of the (deterministic) split by query.
+        judged: Show the teacher's verdict and best sentence in each direct target's prompt (the student then
+            learns to explain a given verdict, as :class:`~r2r_agent.Reranker` asks it to); off: the zero-shot form.
+        balance_verdicts: Give the training split as many ``not_relevant`` and ``partial`` direct targets as
+            ``relevant`` ones (the rarer repeated, the commoner thinned, deterministically by the seed), so the
+            student does not learn one verdict's wording as its default.
     """
 
     explain_top: int | None = field(default=None, metadata={"help": "direct targets for the teacher's top N only"})
@@ -217,6 +241,10 @@ class DatasetConfig:
     comparison_target: str = field(default="listwise", metadata={"help": "listwise or teacher"})
     validation_fraction: float = field(default=0.1, metadata={"help": "share of queries held out"})
     seed: int = field(default=0, metadata={"help": "seed of the split by query"})
+    judged: bool = field(default=True, metadata={"help": "show the teacher's verdict and best sentence in direct "
+                                                         "prompts (r2r-prompts-2)"})
+    balance_verdicts: bool = field(default=True, metadata={"help": "as many not_relevant and partial direct targets "
+                                                                   "as relevant ones in training"})
 
     def __post_init__(self) -> None:
         if self.explain_top is not None and self.explain_top < 0:
@@ -278,18 +306,26 @@ def examples_from_annotation(annotation: QueryAnnotation,
     answered = any(w.ok and len(w.positions) > 0 for w in annotation.windows)
     explanations: list[ExplanationExample] = []
     direct = annotation.direct_reasons()
+    verdicts = annotation.verdicts()
+    evidence = annotation.evidence()
     chosen = annotation.order if config.explain_top is None else annotation.order[: config.explain_top]
+    def judged(indices: Sequence[int]) -> tuple[tuple[str | None, ...], tuple[str | None, ...]]:
+        if not config.judged or any(i not in verdicts for i in indices):
+            return (), ()  # a teacher that stated no verdict: the zero-shot form
+        return tuple(verdicts[i] for i in indices), tuple(evidence.get(i) for i in indices)
+
     for index in chosen:
         if index in direct:
             explanations.append(ExplanationExample("direct", annotation.query_id, annotation.query, (texts[index],),
-                                                   direct[index], (ids[index],), annotation.source))
+                                                   direct[index], (ids[index],), annotation.source,
+                                                   *judged([index])))
     if config.compare_top >= 2 and answered and len(texts) >= 2:
         top = list(annotation.order[: config.compare_top])
         target = _comparison_text(annotation, top, config.comparison_target)
         if target:
             explanations.append(ExplanationExample("comparison", annotation.query_id, annotation.query,
                                                    tuple(texts[i] for i in top), target, tuple(ids[i] for i in top),
-                                                   annotation.source))
+                                                   annotation.source, *judged(top)))
     ranking = None
     if answered and len(texts) >= 2:
         ranking = RankingExample(annotation.query_id, annotation.query, tuple(texts), annotation.order,
@@ -326,7 +362,7 @@ def build_dataset(annotations: Iterable[QueryAnnotation], config: DatasetConfig 
         train_annotations, validation_annotations = annotations, list(validation)
         check_disjoint((a.query_id for a in train_annotations), (a.query_id for a in validation_annotations))
 
-    def split(items: list[QueryAnnotation]) -> DatasetSplit:
+    def split(items: list[QueryAnnotation], balance: bool) -> DatasetSplit:
         explanations: list[ExplanationExample] = []
         rankings: list[RankingExample] = []
         for annotation in items:
@@ -334,9 +370,43 @@ def build_dataset(annotations: Iterable[QueryAnnotation], config: DatasetConfig 
             explanations.extend(more)
             if ranking is not None:
                 rankings.append(ranking)
+        if balance:
+            explanations = balance_verdicts(explanations, config.seed)
         return DatasetSplit(tuple(explanations), tuple(rankings))
 
-    return DistillationDataset(train=split(train_annotations), validation=split(validation_annotations))
+    return DistillationDataset(train=split(train_annotations, config.balance_verdicts and config.judged),
+                               validation=split(validation_annotations, False))
+
+
+def balance_verdicts(examples: Sequence[ExplanationExample], seed: int = 0) -> list[ExplanationExample]:
+    """Direct targets with as many ``partial`` and ``not_relevant`` verdicts as ``relevant`` ones: a rarer verdict's
+    targets are repeated (all of them, then the first ones again), a commoner one's are thinned by a seeded hash.
+    Comparison targets and direct targets without a verdict are kept as they are. The order is stable.
+
+    Example:
+        >>> e = [ExplanationExample("direct", str(i), "q", ("p",), "t", verdicts=(v,), evidence=(None,))
+        ...      for i, v in enumerate(["relevant", "relevant", "partial", "partial", "partial", "not_relevant"])]
+        >>> sorted(x.verdict for x in balance_verdicts(e))
+        ['not_relevant', 'not_relevant', 'partial', 'partial', 'relevant', 'relevant']
+    """
+    groups: dict[str, list[ExplanationExample]] = {}
+    kept: list[ExplanationExample] = []
+    for example in examples:
+        if example.kind == "direct" and example.verdict is not None:
+            groups.setdefault(example.verdict, []).append(example)
+        else:
+            kept.append(example)
+    target = len(groups.get("relevant", ())) or max((len(g) for g in groups.values()), default=0)
+
+    def key(example: ExplanationExample) -> str:
+        return hashlib.sha256(f"{seed}\x00{example.query_id}\x00{example.target}".encode()).hexdigest()
+
+    for group in groups.values():
+        if len(group) >= target:
+            kept.extend(sorted(group, key=key)[:target])
+        else:
+            kept.extend(group[i % len(group)] for i in range(target))
+    return kept
 
 
 __all__ = ["DatasetConfig", "DatasetSplit", "DistillationDataset", "ExplanationExample", "RankingExample",

@@ -75,7 +75,8 @@ def test_bad_json_line_names_file_and_line(tmp_path):
 
 
 def test_dataset_targets_use_the_core_prompts():
-    data = build_dataset([r2r_row_to_annotation(row("1"))], DatasetConfig(validation_fraction=0.0, compare_top=2))
+    data = build_dataset([r2r_row_to_annotation(row("1"))], DatasetConfig(validation_fraction=0.0, compare_top=2,
+                                                                          judged=False))
     direct = [e for e in data.train.explanations if e.kind == "direct"]
     assert [e.target for e in direct] == ["direct 3", "direct 2", "direct 1"]  # teacher order
     assert direct[0].messages() == prompts.direct_explanation_messages("query 1", "doc 3 of 1")
@@ -88,6 +89,23 @@ def test_dataset_targets_use_the_core_prompts():
     ranking = data.train.rankings[0]
     assert ranking.teacher_order == (2, 1, 0) and ranking.labels == (0, 0, 1)
     assert ranking.teacher_ranks() == (2, 1, 0)
+
+
+def test_judged_targets_show_the_teachers_verdict_and_sentence_and_are_balanced():
+    annotation = r2r_row_to_annotation(row("1"))
+    data = build_dataset([annotation], DatasetConfig(validation_fraction=0.0, compare_top=2, balance_verdicts=False))
+    direct = [e for e in data.train.explanations if e.kind == "direct"]
+    verdicts = annotation.verdicts()
+    assert [e.verdict for e in direct] == [verdicts[2], verdicts[1], verdicts[0]]
+    assert direct[0].messages() == prompts.direct_explanation_messages("query 1", "doc 3 of 1", verdicts[2],
+                                                                       annotation.evidence().get(2))
+    comparison = [e for e in data.train.explanations if e.kind == "comparison"][0]
+    assert comparison.messages() == prompts.grounded_comparison_messages(
+        "query 1", [annotation.evidence().get(i) for i in (2, 1)], [verdicts[i] for i in (2, 1)])
+    from r2r_agent.training.dataset import balance_verdicts
+
+    examples = [e for e in data.train.explanations if e.kind == "direct"]
+    assert len(balance_verdicts(examples)) == len(examples) or {e.verdict for e in examples} != {"partial"}
 
 
 def test_explain_top_and_disabled_comparison():
@@ -173,4 +191,8 @@ def test_shared_r2r_file_imports():
     assert len(data.train.rankings) + len(data.validation.rankings) == 500
     assert len(data.validation.rankings) == 50
     direct = [e for e in data.train.explanations + data.validation.explanations if e.kind == "direct"]
-    assert len(direct) == sum(len(a.direct_reasons()) for a in annotations)
+    held = {e.query_id for e in data.validation.explanations}
+    assert len([e for e in direct if e.query_id in held]) == sum(len(a.direct_reasons()) for a in annotations
+                                                                   if a.query_id in held)  # validation: unbalanced
+    train_verdicts = [e.verdict for e in direct if e.query_id not in held]
+    assert train_verdicts.count("relevant") == train_verdicts.count("partial") == train_verdicts.count("not_relevant")

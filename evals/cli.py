@@ -179,7 +179,7 @@ def _teacher(args: argparse.Namespace, names: list[str]) -> object | None:
 
 
 def _training(args: argparse.Namespace, data_dir: Path | None) -> Any | None:
-    from .runner import load_training_queries
+    from r2r_agent.training.splits import load_training_queries
 
     if args.train_data is not None:
         if not args.train_data.exists():
@@ -198,9 +198,10 @@ def _training(args: argparse.Namespace, data_dir: Path | None) -> Any | None:
 
 def _retrieve(args: argparse.Namespace, names: list[str], pool: Any) -> tuple[list[Any], Any, dict[str, Any]]:
     """``--first-stage``: load each dataset with its corpus, check it holds no training query, retrieve (cached)."""
+    from r2r_agent.training.splits import check_not_training
+
     from .registry import load_corpus_dataset, resolve_data_dir
     from .retrieval import FirstStageOptions, retrieve_dataset
-    from .runner import check_not_training
 
     given_options = {"depth": args.depth, "reasoning_tokens": args.reasoning_tokens, "reasoner": args.reasoner,
                      "index_dir": str(args.index_dir) if args.index_dir is not None else None}

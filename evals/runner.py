@@ -7,8 +7,8 @@ unchanged. Each system's run is then scored with :meth:`Dataset.evaluate` and co
 with MiniLM by paired significance tests.
 
 Before anything runs, each dataset's queries are checked against the R2R training queries
-(:func:`load_training_queries`, :func:`check_not_training`): evaluating on a query the student was trained on would
-inflate every figure.
+(:mod:`r2r_agent.training.splits`, shared with ``r2r distill``'s split): evaluating on a query the student was
+trained on would inflate every figure.
 
 Example:
     >>> from r2r_agent.evals import load_dataset                                       # doctest: +SKIP
@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,6 +33,14 @@ from typing import Any
 
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.progress import maybe_progress
+from r2r_agent.training.splits import (
+    TrainingQueries,
+    TrainingQueryError,
+    check_not_training,
+    find_training_queries,
+    load_training_queries,
+    normalize_query,
+)
 from r2r_agent.types import Ranking
 
 from .explanation_quality import ExplanationQuality, explanation_quality
@@ -52,104 +59,6 @@ PathLike = str | os.PathLike[str]
 BASELINES: tuple[str, ...] = ("first-stage", "minilm")
 #: The measure the paired tests are run on.
 HEADLINE = "nDCG@10"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Never evaluate on training queries
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class TrainingQueryError(InvalidInputError):
-    """A dataset to evaluate on contains queries of the training data."""
-
-
-def normalize_query(text: str) -> str:
-    """Lower-case, punctuation-free, single-spaced text: the form queries are compared in.
-
-    Example:
-        >>> normalize_query(" What IS  a flea? ")
-        'what is a flea'
-    """
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-
-
-@dataclass(frozen=True)
-class TrainingQueries:
-    """The queries a student may have been trained on.
-
-    Attributes:
-        queries: ``{qid: query text}`` of the training split.
-        source: Where they came from (for messages).
-    """
-
-    queries: Mapping[str, str]
-    source: str = ""
-
-    def __len__(self) -> int:
-        return len(self.queries)
-
-
-def load_training_queries(path: PathLike, *, validation_fraction: float | None = None,
-                          seed: int | None = None) -> TrainingQueries:
-    """The training-split queries of the R2R training data (``r2r-train/*.jsonl[.gz]``, or one such file).
-
-    The split is the training layer's (:func:`r2r_agent.training.split_query_ids` with
-    :class:`r2r_agent.training.DatasetConfig`'s defaults unless given): queries it holds out for validation are not
-    training queries.
-
-    Raises:
-        InvalidInputError: when ``path`` holds no R2R file.
-    """
-    from r2r_agent.training.dataset import DatasetConfig, split_query_ids
-    from r2r_agent.training.r2r_import import iter_r2r_annotations
-
-    root = Path(path)
-    files = [root] if root.is_file() else sorted(p for p in root.glob("*.jsonl*") if p.suffix in (".jsonl", ".gz"))
-    if not files:
-        raise InvalidInputError(
-            f"No R2R training file found at {root}; expected msmarco_*.jsonl(.gz) files (the shared r2r-train/ "
-            "folder) or one such file."
-        )
-    texts: dict[str, str] = {}
-    for file in files:
-        for annotation in iter_r2r_annotations(file):
-            texts[annotation.query_id] = annotation.query
-    defaults = DatasetConfig()
-    train, _ = split_query_ids(texts, defaults.validation_fraction if validation_fraction is None
-                               else validation_fraction, defaults.seed if seed is None else seed)
-    return TrainingQueries({q: texts[q] for q in train}, source=str(root))
-
-
-def find_training_queries(queries: Mapping[str, str], training: TrainingQueries) -> list[str]:
-    """The qids of ``queries`` that are training queries.
-
-    A query counts as a training query when its text equals a training query's (after :func:`normalize_query`),
-    whatever its id. A shared id with a different text is a different query from another id space (BRIGHT numbers
-    its queries from 0): it is logged, not counted.
-    """
-    by_text = {normalize_query(t) for t in training.queries.values()}
-    hits = []
-    for qid, text in queries.items():
-        if normalize_query(text) in by_text:
-            hits.append(qid)
-        elif qid in training.queries:
-            logger.info("query id %s is also a training id, but with another text; not a training query", qid)
-    return hits
-
-
-def check_not_training(dataset_name: str, queries: Mapping[str, str], training: TrainingQueries) -> None:
-    """Refuse to evaluate on training queries.
-
-    Raises:
-        TrainingQueryError: listing the overlapping query ids.
-    """
-    hits = find_training_queries(queries, training)
-    if hits:
-        raise TrainingQueryError(
-            f"Dataset {dataset_name!r} has {len(hits)} queries from the training data ({training.source}), e.g. "
-            f"{hits[:5]}; figures on them would be inflated. Evaluate on held-out queries only (remove these "
-            "queries, or hold them out of training)."
-        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -799,3 +708,8 @@ def _check_result(name: str, qid: str, candidates: Iterable[Candidate], result: 
 def now() -> str:
     """The local time as ``YYYY-MM-DD HH:MM`` (for reports)."""
     return time.strftime("%Y-%m-%d %H:%M")
+
+
+#: Moved to :mod:`r2r_agent.training.splits` (one place for the split and the guard); importable here as before.
+__all__ = ["AGREEMENT_DATASET", "BASELINES", "HEADLINE", "TrainingQueries", "TrainingQueryError", "check_not_training",
+           "find_training_queries", "load_training_queries", "normalize_query", "run_eval"]

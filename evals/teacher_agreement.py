@@ -137,7 +137,8 @@ def validation_split(annotations: Iterable[Any], *, validation_fraction: float =
             range.
         SplitLeakageError: if a chosen query is also a training query (it never should be).
     """
-    from r2r_agent.training.dataset import DatasetConfig, build_dataset, check_disjoint
+    from r2r_agent.training.dataset import DatasetConfig, build_dataset
+    from r2r_agent.training.splits import check_disjoint
 
     if max_queries is not None and max_queries < 1:
         raise InvalidInputError(f"max_queries must be >= 1 or None, got {max_queries}.")

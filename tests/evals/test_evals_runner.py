@@ -13,17 +13,7 @@ import pytest
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.evals.records import Candidate
 from r2r_agent.evals.registry import Dataset
-from r2r_agent.evals.runner import (
-    ResultCache,
-    TrainingQueries,
-    TrainingQueryError,
-    check_not_training,
-    find_training_queries,
-    input_hash,
-    limit_dataset,
-    load_training_queries,
-    run_eval,
-)
+from r2r_agent.evals.runner import ResultCache, input_hash, limit_dataset, run_eval
 from r2r_agent.evals.systems import (
     FirstStageSystem,
     ModelPool,
@@ -35,6 +25,13 @@ from r2r_agent.evals.systems import (
     known_systems,
     parse_system,
     system_key,
+)
+from r2r_agent.training.splits import (
+    TrainingQueries,
+    TrainingQueryError,
+    check_not_training,
+    find_training_queries,
+    load_training_queries,
 )
 
 

@@ -36,10 +36,9 @@ from typing import Any
 
 from r2r_agent.errors import InvalidInputError
 
-from .explanation_quality import Verdict, extract_verdict, rouge_l_f1, unigram_f1
-
-PathLike = str | os.PathLike[str]
-
+from .records import PathLike, PerQueryMeans
+from .text_measures import rouge_l_f1, unigram_f1
+from .verdicts import Verdict, extract_verdict
 
 # ---------------------------------------------------------------------------------------------------------------
 # The validation split
@@ -328,7 +327,7 @@ def agreement_quality(pairs: Iterable[AgreementPair], *, worst_k: int = 5) -> Ag
 
 
 @dataclass(frozen=True)
-class AgreementRun:
+class AgreementRun(PerQueryMeans):
     """One system's explanations of the validation passages and their agreement with the teacher.
 
     Attributes:
@@ -352,11 +351,6 @@ class AgreementRun:
     quality: AgreementQuality
     note: str = ""
     pairs: tuple[AgreementPair, ...] = field(default=(), repr=False)
-
-    @property
-    def seconds_per_query(self) -> float:
-        """Mean seconds per explained query."""
-        return self.seconds / self.queries if self.queries else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (without the pairs)."""

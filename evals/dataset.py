@@ -42,6 +42,11 @@ class Dataset:
     missing_texts: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
+        # Copies: a frozen dataset never shares a mapping the caller may change afterwards.
+        object.__setattr__(self, "queries", dict(self.queries))
+        object.__setattr__(self, "candidates", {q: tuple(c) for q, c in self.candidates.items()})
+        object.__setattr__(self, "qrels", {q: dict(d) for q, d in self.qrels.items()})
+        object.__setattr__(self, "excluded", {q: frozenset(e) for q, e in self.excluded.items()})
         object.__setattr__(self, "missing_texts", frozenset(self.missing_texts))
 
     @property

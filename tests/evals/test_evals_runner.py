@@ -367,3 +367,10 @@ def test_minilm_with_first_stage_weight_feeds_the_candidate_scores() -> None:
     # equal standardised weights on exactly opposite scores: every mixed score is 0, ties keep the input order
     half = build_system("minilm", SystemOptions(rerank=RerankConfig(first_stage_weight=0.5)), pool).rank("q", cands)
     assert half.doc_ids == tuple(c.id for c in cands) and half.scores == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_a_dataset_keeps_its_own_copies() -> None:
+    queries, qrels = {"q1": "fleas"}, {"q1": {"a": 1}}
+    ds = Dataset("d", queries, {"q1": [candidate("a", 1.0, "x")]}, qrels)  # type: ignore[dict-item]
+    queries["q2"], qrels["q1"]["b"] = "cats", 2
+    assert ds.queries == {"q1": "fleas"} and ds.qrels == {"q1": {"a": 1}} and isinstance(ds.candidates["q1"], tuple)

@@ -45,6 +45,7 @@ from r2r_agent.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from r2r_agent import RerankConfig
+    from r2r_agent.training.splits import TrainingQueries
 
     from .systems import SystemOptions
 
@@ -197,7 +198,7 @@ def _teacher(args: argparse.Namespace, names: list[str]) -> object | None:
     return teacher_settings_from_args(args).build()
 
 
-def _training(args: argparse.Namespace, data_dir: Path | None) -> Any | None:
+def _training(args: argparse.Namespace, data_dir: Path | None) -> TrainingQueries | None:
     from r2r_agent.training.splits import load_training_queries
 
     if args.train_data is not None:
@@ -215,7 +216,8 @@ def _training(args: argparse.Namespace, data_dir: Path | None) -> Any | None:
     return load_training_queries(default)
 
 
-def _retrieve(args: argparse.Namespace, names: list[str], pool: Any) -> tuple[list[Any], Any, dict[str, Any]]:
+def _retrieve(args: argparse.Namespace, names: list[str], pool: Any
+              ) -> tuple[list[Any], TrainingQueries | None, dict[str, Any]]:
     """``--first-stage``: load each dataset with its corpus, check it holds no training query, retrieve (cached)."""
     from r2r_agent.training.splits import check_not_training
 
@@ -337,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         datasets, training, settings["first_stage"] = _retrieve(args, names, pool)
     results = run_eval(datasets, systems, cache_path=args.report / "cache.jsonl", limit_queries=args.limit_queries,
-                       training=training, progress=not args.no_progress, settings=settings,  # type: ignore[arg-type]
+                       training=training, progress=not args.no_progress, settings=settings,
                        explain_queries=args.explain_queries, explain_top=args.explain_top, agreement=agreement)
     files = write_report(results, args.report, plots=not args.no_plots, command=command)
     lines = []

@@ -274,6 +274,9 @@ def test_find_training_queries_matches_text_not_bare_ids() -> None:
     with pytest.raises(TrainingQueryError, match=r"1 queries from the training data \(train\), e.g. \['q1'\]"):
         check_not_training("tiny", queries, training)
     check_not_training("tiny", {"q2": "what is phototaxis"}, training)
+    from r2r_agent.training import SplitLeakageError
+
+    assert issubclass(TrainingQueryError, SplitLeakageError)  # one kind of leakage, one place (training.splits)
 
 
 def test_run_eval_refuses_training_queries_before_running() -> None:

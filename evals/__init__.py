@@ -1,12 +1,26 @@
 """Evaluation data and metrics for r2r-agent: TREC DL, BRIGHT and BEIR-format data, trec_eval-exact metrics.
 
-Modules: :mod:`.records` (typed records), :mod:`.trec` (TREC run/qrels files), :mod:`.candidates` (the shared
-candidate-list format), :mod:`.bright` (BRIGHT, including a local ``xlangai/BRIGHT`` copy), :mod:`.beir` (BEIR
-folders), :mod:`.metrics` (nDCG@10, RR@10, R@k, significance tests), :mod:`.registry` (named datasets, their
-corpora), :mod:`.first_stage` and :mod:`.retrieval` (retrieve candidates from a corpus: BM25, dense,
-reason-then-retrieve), :mod:`.memory` (the RSS a system needs), :mod:`.explanation_quality` and
-:mod:`.teacher_agreement` (explanations against qrels and against the teacher's reasons on held-out training
-queries).
+Data: :mod:`.records` (typed records; candidates are :class:`r2r_agent.Passage` objects), :mod:`.trec` (TREC
+run/qrels files), :mod:`.candidates` (the shared candidate-list format), :mod:`.bright` (BRIGHT, including a local
+``xlangai/BRIGHT`` copy), :mod:`.beir` (BEIR folders), :mod:`.dataset` (a loaded dataset, a corpus),
+:mod:`.registry` (datasets by name).
+
+Metrics: :mod:`.measures` (nDCG@10 from the core, RR@10, R@k), :mod:`.metrics` (trec_eval-exact evaluation),
+:mod:`.significance` (paired tests).
+
+First stages: :mod:`.first_stage` (BM25, dense, reason-then-retrieve), :mod:`.first_stage_options` (which one, how
+built) and :mod:`.retrieval` (a dataset's candidates retrieved from its corpus, cached).
+
+Systems and runs: :mod:`.protocol` (what a system is), :mod:`.reranker_system` and :mod:`.teacher_system` (the
+systems), :mod:`.systems` (systems by name and their options), :mod:`.results` (what a run measures),
+:mod:`.tasks` and :mod:`.cache` (the one cached loop), :mod:`.runner` (``run_eval``), :mod:`.memory` (the RSS a
+system needs), :mod:`.report` and :mod:`.plots` (markdown, JSON, PNG).
+
+Explanations: :mod:`.explanation_quality` (against qrels; its measures in :mod:`.verdicts` and
+:mod:`.text_measures`) and :mod:`.teacher_agreement` (against the teacher's reasons on held-out training queries).
+
+The training queries are kept out of every evaluation by :mod:`r2r_agent.training.splits`, shared with
+``r2r distill``.
 
 Importing this package needs only the standard library; ``ir_measures``, ``scipy`` and ``pyarrow`` (the ``evals``
 extra) are used when installed.
@@ -32,11 +46,12 @@ from .bright import (
     remove_excluded,
 )
 from .candidates import read_candidates, write_candidates
+from .dataset import Corpus, Dataset
 from .metrics import DEFAULT_MEASURES, Evaluation, Measure, PairedTest, RunIssues, evaluate, paired_test, rank_order
-from .records import Candidate, CandidateList, Qrel, Qrels, Run, ScoredDoc
+from .records import Candidate, CandidateList, Qrel, Qrels, Run, ScoredDoc, candidate
 from .registry import (
-    Corpus,
-    Dataset,
+    DATASETS,
+    DatasetLoaders,
     DatasetSpec,
     corpus_datasets,
     known_datasets,
@@ -48,6 +63,7 @@ from .trec import read_trec_qrels, read_trec_run, write_trec_qrels, write_trec_r
 
 __all__ = [
     "BRIGHT_SUBSETS",
+    "DATASETS",
     "DEFAULT_MEASURES",
     "BeirData",
     "BeirDocument",
@@ -59,6 +75,7 @@ __all__ = [
     "CandidateList",
     "Corpus",
     "Dataset",
+    "DatasetLoaders",
     "DatasetSpec",
     "Evaluation",
     "Measure",
@@ -68,6 +85,7 @@ __all__ = [
     "Run",
     "RunIssues",
     "ScoredDoc",
+    "candidate",
     "corpus_datasets",
     "evaluate",
     "known_datasets",

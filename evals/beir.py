@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,7 @@ from typing import Any
 
 from r2r_agent.errors import InvalidInputError
 
-from .records import Qrels
-
-PathLike = str | os.PathLike[str]
+from .records import PathLike, Qrels
 
 
 class BeirLayoutError(InvalidInputError, FileNotFoundError):

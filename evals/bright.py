@@ -26,7 +26,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import os
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +34,9 @@ from typing import Any, overload
 from r2r_agent._optional import is_available, missing_extra_error
 from r2r_agent.errors import InvalidInputError
 
-from .records import Qrels, Run, ScoredDoc
+from .records import PathLike, Qrels, Run, ScoredDoc
 
 logger = logging.getLogger(__name__)
-
-PathLike = str | os.PathLike[str]
 
 #: The 12 BRIGHT subsets, in the order of the BRIGHT paper.
 SUBSETS: tuple[str, ...] = (

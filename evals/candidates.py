@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
 from r2r_agent.errors import InvalidInputError
 
-from .records import CandidateList
-
-PathLike = str | os.PathLike[str]
+from .records import CandidateList, PathLike
 
 
 def _open(path: Path, mode: str) -> IO[str]:

@@ -44,6 +44,9 @@ from typing import TYPE_CHECKING, Any
 from r2r_agent.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from r2r_agent import RerankConfig
+    from r2r_agent.training.splits import TrainingQueries
+
     from .systems import SystemOptions
 
 logger = logging.getLogger(__name__)
@@ -101,19 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a local copy of xlangai/BRIGHT (the document texts needed to rerank BRIGHT)")
     parser.add_argument("--limit-queries", type=int, default=None, metavar="N",
                         help="only the first N queries of each dataset (quick runs)")
-    parser.add_argument("--rescore-top", type=int, default=defaults.student_rescore_top, metavar="K",
-                        help=f"student: SmolLM2 re-scores the top K (default {defaults.student_rescore_top}, "
-                        "the library default)")
-    parser.add_argument("--rescore-weight", type=float, default=defaults.rescore_weight, metavar="W",
-                        help="weight of the LM score in the re-scored top, mixed with MiniLM's (default "
-                             f"{defaults.rescore_weight}: the LM score alone)")
-    parser.add_argument("--first-stage-weight", type=float, default=defaults.first_stage_weight, metavar="W",
-                        help="minilm, student, zero-shot-student, zero-shot-lm, adapter:PATH: weight of the "
-                        "candidates' first-stage score mixed with MiniLM's (standardised; see "
-                        f"Reranker.first_stage_weight); default {defaults.first_stage_weight:g}: MiniLM alone. With "
-                        "W > 0 those systems are reported as NAME+first-stage@W")
-    parser.add_argument("--lm-top", type=int, default=defaults.lm_top, metavar="K",
-                        help=f"zero-shot-lm and adapter:PATH re-score the MiniLM top K (default {defaults.lm_top})")
+    _add_rerank_arguments(parser, defaults)
     parser.add_argument("--base-model", default=None, metavar="DIR",
                         help="adapter:PATH: the base model folder (default: the embedded SmolLM2 copy)")
     parser.add_argument("--train-data", type=Path, default=None, metavar="PATH",
@@ -148,6 +139,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
+#: The :class:`r2r_agent.RerankConfig` settings ``r2r eval`` takes as flags; the others do not apply to a ranking run
+#: (every candidate is ranked, explanations off; ``--explain-top`` is the explanation runs' own).
+RERANK_FLAGS: tuple[str, ...] = ("rescore_top", "rescore_weight", "first_stage_weight")
+
+
+def _add_rerank_arguments(parser: argparse.ArgumentParser, defaults: SystemOptions) -> None:
+    # The flags, their help and their defaults come from RerankConfig, the one declaration of rerank settings.
+    from r2r_agent import RerankConfig
+    from r2r_agent.cli_flags import add_config_arguments
+
+    group = parser.add_argument_group(
+        "rerank settings (r2r_agent.RerankConfig) of the systems that run a Reranker: minilm, student, "
+        "zero-shot-student, zero-shot-lm, adapter:PATH",
+        "--rescore-top is the student's and zero-shot-student's (zero-shot-lm and adapter:PATH re-score the top "
+        "--lm-top); --rescore-weight applies to every re-scored top; --first-stage-weight W to all of them, which are "
+        "then reported as NAME+first-stage@W (W > 0)")
+    add_config_arguments(group, RerankConfig, skip=set(RerankConfig.names()) - set(RERANK_FLAGS))
+    group.add_argument("--lm-top", type=int, default=defaults.lm_top, metavar="K",
+                       help=f"zero-shot-lm and adapter:PATH re-score the MiniLM top K (default {defaults.lm_top})")
+
+
+def rerank_config(args: argparse.Namespace) -> RerankConfig:
+    """The :class:`r2r_agent.RerankConfig` of the rerank flags given (the others keep its defaults)."""
+    from r2r_agent import RerankConfig
+
+    return RerankConfig().replace(**{name: getattr(args, name) for name in RERANK_FLAGS
+                                     if getattr(args, name, None) is not None})
+
+
 def _add_teacher_arguments(parser: argparse.ArgumentParser, defaults: SystemOptions) -> None:
     # The teacher flags are r2r teach's (one parser of --teacher KIND:ARG for both commands); training is imported
     # here, when the parser is built, never when r2r_agent.evals is imported.
@@ -178,8 +198,8 @@ def _teacher(args: argparse.Namespace, names: list[str]) -> object | None:
     return teacher_settings_from_args(args).build()
 
 
-def _training(args: argparse.Namespace, data_dir: Path | None) -> Any | None:
-    from .runner import load_training_queries
+def _training(args: argparse.Namespace, data_dir: Path | None) -> TrainingQueries | None:
+    from r2r_agent.training.splits import load_training_queries
 
     if args.train_data is not None:
         if not args.train_data.exists():
@@ -196,11 +216,13 @@ def _training(args: argparse.Namespace, data_dir: Path | None) -> Any | None:
     return load_training_queries(default)
 
 
-def _retrieve(args: argparse.Namespace, names: list[str], pool: Any) -> tuple[list[Any], Any, dict[str, Any]]:
+def _retrieve(args: argparse.Namespace, names: list[str], pool: Any
+              ) -> tuple[list[Any], TrainingQueries | None, dict[str, Any]]:
     """``--first-stage``: load each dataset with its corpus, check it holds no training query, retrieve (cached)."""
+    from r2r_agent.training.splits import check_not_training
+
     from .registry import load_corpus_dataset, resolve_data_dir
     from .retrieval import FirstStageOptions, retrieve_dataset
-    from .runner import check_not_training
 
     given_options = {"depth": args.depth, "reasoning_tokens": args.reasoning_tokens, "reasoner": args.reasoner,
                      "index_dir": str(args.index_dir) if args.index_dir is not None else None}
@@ -224,8 +246,8 @@ def _retrieve(args: argparse.Namespace, names: list[str], pool: Any) -> tuple[li
     return [got.dataset for got in runs], training, info
 
 
-def _command(args: argparse.Namespace) -> str:
-    """The command line that reproduces this run (recorded in the report)."""
+def _command(args: argparse.Namespace, options: SystemOptions) -> str:
+    """The command line that reproduces this run (recorded in the report), with the rerank settings in effect."""
     parts = ["r2r", "eval"]
     for name in dict.fromkeys(args.dataset):
         parts += ["--dataset", name]
@@ -233,9 +255,9 @@ def _command(args: argparse.Namespace) -> str:
     first = args.first_stage
     for flag, value in (("--first-stage", first), ("--depth", args.depth), ("--index-dir", args.index_dir),
                         ("--reasoner", args.reasoner), ("--reasoning-tokens", args.reasoning_tokens),
-                        ("--limit-queries", args.limit_queries), ("--rescore-top", args.rescore_top),
-                        ("--lm-top", args.lm_top), ("--rescore-weight", args.rescore_weight),
-                        ("--first-stage-weight", args.first_stage_weight),
+                        ("--limit-queries", args.limit_queries), ("--rescore-top", options.rerank.rescore_top),
+                        ("--lm-top", options.lm_top), ("--rescore-weight", options.rerank.rescore_weight),
+                        ("--first-stage-weight", options.rerank.first_stage_weight),
                         ("--base-model", args.base_model),
                         ("--bright-dir", args.bright_dir),
                         ("--explain-queries", args.explain_queries or None),
@@ -289,9 +311,7 @@ def run(args: argparse.Namespace) -> int:
     if args.teacher_agreement_queries < 1:
         raise InvalidInputError(f"--teacher-agreement-queries must be >= 1, got {args.teacher_agreement_queries}.")
     system_names = [n.strip() for n in args.systems.split(",") if n.strip()]
-    options = SystemOptions(student_rescore_top=args.rescore_top, lm_top=args.lm_top,
-                            rescore_weight=args.rescore_weight, first_stage_weight=args.first_stage_weight,
-                            base_model=args.base_model,
+    options = SystemOptions(rerank=rerank_config(args), lm_top=args.lm_top, base_model=args.base_model,
                             teacher=_teacher(args, system_names), teacher_top=args.teacher_top,
                             teacher_queries=args.teacher_queries, teacher_window_size=args.teacher_window,
                             teacher_stride=args.teacher_stride)
@@ -305,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
                                           seed=args.split_seed, max_queries=args.teacher_agreement_queries,
                                           top=args.teacher_agreement_top)
     names = list(dict.fromkeys(args.dataset))
-    command = _command(args)
+    command = _command(args, options)
     settings: dict[str, Any] = {"systems": [s.name for s in systems],
                                 "system_config": {s.name: dict(s.config) for s in systems}, "datasets": names}
     if args.first_stage is None:
@@ -319,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         datasets, training, settings["first_stage"] = _retrieve(args, names, pool)
     results = run_eval(datasets, systems, cache_path=args.report / "cache.jsonl", limit_queries=args.limit_queries,
-                       training=training, progress=not args.no_progress, settings=settings,  # type: ignore[arg-type]
+                       training=training, progress=not args.no_progress, settings=settings,
                        explain_queries=args.explain_queries, explain_top=args.explain_top, agreement=agreement)
     files = write_report(results, args.report, plots=not args.no_plots, command=command)
     lines = []
@@ -349,12 +369,12 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"\nteacher agreement ({len(agreement.queries)} of {agreement.validation_queries} validation "
                      f"queries, {agreement.n_passages} passages):")
         for a in results.agreements:
-            q = a.quality
-            va = "–" if q.verdict_agreement is None else f"{q.verdict_agreement:.3f}"
-            rl = "–" if q.rouge_l_f1 is None else f"{q.rouge_l_f1:.3f}"
-            uf = "–" if q.unigram_f1 is None else f"{q.unigram_f1:.3f}"
-            lines.append(f"{a.system}: verdict agreement {va} ({q.n_verdict_agree}/{q.n_both_known}), ROUGE-L F1 "
-                         f"{rl}, unigram F1 {uf}, {q.n} pairs, {a.seconds_per_query:.2f} s/query")
+            agreed = a.quality
+            va = "–" if agreed.verdict_agreement is None else f"{agreed.verdict_agreement:.3f}"
+            rl = "–" if agreed.rouge_l_f1 is None else f"{agreed.rouge_l_f1:.3f}"
+            uf = "–" if agreed.unigram_f1 is None else f"{agreed.unigram_f1:.3f}"
+            lines.append(f"{a.system}: verdict agreement {va} ({agreed.n_verdict_agree}/{agreed.n_both_known}), "
+                         f"ROUGE-L F1 {rl}, unigram F1 {uf}, {agreed.n} pairs, {a.seconds_per_query:.2f} s/query")
             if a.note:
                 lines.append(f"  caution: {a.note}")
         if results.agreement_skipped:

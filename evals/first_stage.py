@@ -12,7 +12,7 @@
 Example:
     >>> corpus = {"d1": "Adult fleas live two to three months.", "d2": "Cats sleep a lot."}
     >>> bm25 = BM25FirstStage(corpus)                                     # doctest: +SKIP
-    >>> [c.docid for c in bm25.retrieve("how long do fleas live", k=10)]  # doctest: +SKIP
+    >>> [c.id for c in bm25.retrieve("how long do fleas live", k=10)]     # doctest: +SKIP
     ['d1']
 """
 
@@ -24,10 +24,12 @@ import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from r2r_agent import Passage
 from r2r_agent._optional import require
 from r2r_agent.errors import InvalidInputError
 
-from .records import Candidate, CandidateList
+from .checks import check_count
+from .records import CandidateList, candidate
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +45,9 @@ REASONING_INSTRUCTION = (
 
 @runtime_checkable
 class FirstStage(Protocol):
-    """Anything that retrieves candidates for a query: ``retrieve(query, k) -> list[Candidate]``, best first."""
+    """Anything that retrieves candidates for a query: ``retrieve(query, k) -> list[Passage]``, best first."""
 
-    def retrieve(self, query: str, k: int) -> list[Candidate]:
+    def retrieve(self, query: str, k: int) -> list[Passage]:
         """The top ``k`` candidates of ``query`` (fewer when fewer documents match), best first, with texts."""
         ...
 
@@ -66,8 +68,30 @@ def _check_query(owner: str, query: str, k: int) -> None:
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError(f"{owner}.retrieve: query must be a non-empty str, got {query!r}; "
                                 "skip queries without text before retrieving.")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidInputError(f"{owner}.retrieve: k must be an int >= 1 (candidates per query), got {k!r}.")
+    check_count(f"{owner}.retrieve: k", k, hint=" (candidates per query)")
+
+
+class CorpusFirstStage:
+    """A first stage over an in-memory corpus ``{docid: text}``: :meth:`retrieve` checks the query and ``k``, asks
+    :meth:`search` for the best ``(docid, score)`` pairs and returns them as candidates with their texts."""
+
+    _corpus: dict[str, str]
+
+    def __len__(self) -> int:
+        return len(self._corpus)
+
+    def retrieve(self, query: str, k: int) -> list[Passage]:
+        """The top ``k`` documents of ``query`` (fewer when fewer match), best first (see the class for the score).
+
+        Raises:
+            InvalidInputError: for an empty query or ``k < 1``.
+        """
+        _check_query(type(self).__name__, query, k)
+        return [candidate(d, s, self._corpus[d]) for d, s in self.search(query, k)]
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """The best ``(docid, score)`` pairs of a checked query, best first."""
+        raise NotImplementedError
 
 
 def _top_k(scores: Any, docids: list[str], k: int) -> list[tuple[str, float]]:
@@ -85,7 +109,7 @@ def _top_k(scores: Any, docids: list[str], k: int) -> list[tuple[str, float]]:
     return [(docids[i], float(scores[i])) for i in order]
 
 
-class BM25FirstStage:
+class BM25FirstStage(CorpusFirstStage):
     """BM25 over an in-memory corpus with ``bm25s``.
 
     Documents are tokenized with ``bm25s.tokenize`` (lowercase, ``\\w\\w+`` tokens, English stopwords removed;
@@ -124,26 +148,17 @@ class BM25FirstStage:
         return self._bm25s.tokenize(texts, return_ids=False, stopwords=self._stopwords, stemmer=self._stemmer,
                                     show_progress=False)
 
-    def __len__(self) -> int:
-        return len(self._docids)
-
-    def retrieve(self, query: str, k: int) -> list[Candidate]:
-        """The top ``k`` documents by BM25 score (only those sharing a term with the query), best first.
-
-        Raises:
-            InvalidInputError: for an empty query or ``k < 1``.
-        """
-        _check_query("BM25FirstStage", query, k)
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """The top ``k`` documents by BM25 score (only those sharing a term with the query)."""
         vocab = self._retriever.vocab_dict
         terms = [t for t in self._tokenize([query])[0] if t and t in vocab]
         if not terms:
             logger.warning("BM25FirstStage: no term of query %r is in the corpus vocabulary; no candidates", query)
             return []
-        scores = self._retriever.get_scores(terms)
-        return [Candidate(d, s, self._corpus[d]) for d, s in _top_k(scores, self._docids, k)]
+        return _top_k(self._retriever.get_scores(terms), self._docids, k)
 
 
-class DenseFirstStage:
+class DenseFirstStage(CorpusFirstStage):
     """Dense retrieval from a persistent chromadb collection (cosine space) embedded with the bundled MiniLM.
 
     The collection is built (or reused) with :func:`r2r_agent.integrations.chroma.persistent_collection`: on a
@@ -180,22 +195,14 @@ class DenseFirstStage:
         # A reused collection may hold ids outside this corpus; ask for that many more results and drop them.
         self._extra = max(0, self.collection.count() - len(self._corpus))
 
-    def __len__(self) -> int:
-        return len(self._corpus)
-
-    def retrieve(self, query: str, k: int) -> list[Candidate]:
-        """The top ``k`` documents by cosine similarity to the query embedding, best first.
-
-        Raises:
-            InvalidInputError: for an empty query or ``k < 1``.
-        """
-        _check_query("DenseFirstStage", query, k)
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """The top ``k`` documents by cosine similarity to the query embedding."""
         n = min(k + self._extra, self.collection.count())
         found = self.collection.query(query_texts=[query], n_results=n, include=["distances"])
         pairs = [(d, 1.0 - float(dist)) for d, dist in zip(found["ids"][0], found["distances"][0], strict=True)
                  if d in self._corpus]
         pairs.sort(key=lambda p: (-p[1], p[0]))
-        return [Candidate(d, s, self._corpus[d]) for d, s in pairs[:k]]
+        return pairs[:k]
 
 
 class ReasonThenRetrieve:
@@ -234,7 +241,7 @@ class ReasonThenRetrieve:
         reasoning = self.reasonings[query]
         return f"{query}\n{reasoning}" if reasoning else query
 
-    def retrieve(self, query: str, k: int) -> list[Candidate]:
+    def retrieve(self, query: str, k: int) -> list[Passage]:
         """The first stage's top ``k`` for the expanded query.
 
         Raises:
@@ -262,8 +269,7 @@ def explainer_writer(explainer: Any, max_new_tokens: int = 128) -> Writer:
     Returns:
         ``writer(query) -> reasoning text`` (greedy, one prompt per call).
     """
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise InvalidInputError(f"explainer_writer: max_new_tokens must be an int >= 1, got {max_new_tokens!r}.")
+    check_count("explainer_writer: max_new_tokens", max_new_tokens)
     if not callable(getattr(explainer, "generate", None)) or not hasattr(explainer, "tokenizer"):
         raise InvalidInputError(f"explainer_writer: expected an r2r_agent.explainer.Explainer (with tokenizer and "
                                 f"generate), got {type(explainer).__name__}; e.g. Student.default().explainer.")
@@ -287,8 +293,7 @@ def candidate_lists(first_stage: FirstStage, queries: Mapping[str, str], k: int)
     Raises:
         InvalidInputError: for ``k < 1`` or a query without text (naming its id).
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidInputError(f"candidate_lists: k must be an int >= 1 (candidates per query), got {k!r}.")
+    check_count("candidate_lists: k", k, hint=" (candidates per query)")
     empty = [q for q, text in queries.items() if not isinstance(text, str) or not text.strip()]
     if empty:
         raise InvalidInputError(f"candidate_lists: {len(empty)} queries have no text (e.g. qid {empty[0]!r}); "

@@ -11,101 +11,34 @@ Semantics (those of ``trec_eval`` and of the published anchors):
   ``missing="zero"`` scores judged queries absent from the run as 0 (``trec_eval -c``).
 
 Two backends give the same numbers: ``ir_measures`` (pytrec_eval, from the ``evals`` extra) and a pure-Python one
-built on :func:`r2r_agent.metrics.ndcg_at_k`. Bad input is reported in :class:`RunIssues`, never a crash: judged
-queries missing from the run and the reverse, duplicate doc ids in a run (the highest-scored copy is kept), queries
-with no documents and an empty run.
+built on :func:`r2r_agent.metrics.ndcg_at_k` (:func:`~r2r_agent.evals.measures.query_values`). Bad input is reported
+in :class:`RunIssues`, never a crash: judged queries missing from the run and the reverse, duplicate doc ids in a run
+(the highest-scored copy is kept), queries with no documents and an empty run.
+
+The measures themselves live in :mod:`.measures` and the paired tests in :mod:`.significance`; both are importable
+from here too.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from r2r_agent._optional import is_available, require
 from r2r_agent.errors import InvalidInputError
-from r2r_agent.metrics import ndcg_at_k
 
 from .bright import remove_excluded
+from .measures import DEFAULT_MEASURES, Measure, parse_measure, query_values, rank_order
 from .records import Qrel, Qrels, Run, ScoredDoc, qrels_from_records
+from .significance import PairedTest, paired_test
 
 logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "ir_measures", "python"]
 Missing = Literal["skip", "zero"]
-
-#: The measures reported by default: the headline first.
-DEFAULT_MEASURES: tuple[str, ...] = ("nDCG@10", "RR@10", "R@100")
-
-_MEASURE_RE = re.compile(r"^(nDCG|RR|MRR|R)(?:\(rel=(\d+)\))?@(\d+)$")
-_ACCEPTED = "nDCG@k, RR@k (alias MRR@k), RR(rel=r)@k, R@k, R(rel=r)@k, with integers k >= 1 and r >= 1"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Measures
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Measure:
-    """One supported measure, parsed from ``ir_measures`` syntax (see :func:`parse_measure`).
-
-    Args:
-        kind: ``"nDCG"``, ``"RR"`` or ``"R"``.
-        cutoff: The rank cut-off k.
-        rel: Minimum label counted as relevant by RR and R (ignored by nDCG, which uses graded gains).
-    """
-
-    kind: str
-    cutoff: int
-    rel: int = 1
-
-    @property
-    def name(self) -> str:
-        """The canonical ``ir_measures`` name, e.g. ``"RR(rel=2)@10"``."""
-        rel = f"(rel={self.rel})" if self.rel != 1 and self.kind != "nDCG" else ""
-        return f"{self.kind}{rel}@{self.cutoff}"
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def parse_measure(text: str | Measure) -> Measure:
-    """Parse a measure name.
-
-    Raises:
-        InvalidInputError: for anything else, listing the accepted forms.
-
-    Example:
-        >>> parse_measure("MRR@10").name
-        'RR@10'
-    """
-    if isinstance(text, Measure):
-        return text
-    match = _MEASURE_RE.match(str(text).strip())
-    if not match:
-        raise InvalidInputError(f"Unsupported measure {text!r}. Accepted: {_ACCEPTED}.")
-    kind, rel, cutoff = match.group(1), int(match.group(2) or 1), int(match.group(3))
-    kind = "RR" if kind == "MRR" else kind
-    if cutoff < 1 or rel < 1:
-        raise InvalidInputError(f"Unsupported measure {text!r}: k and rel must be >= 1. Accepted: {_ACCEPTED}.")
-    if kind == "nDCG" and match.group(2):
-        raise InvalidInputError(f"nDCG uses graded gains and takes no rel parameter, got {text!r}.")
-    return Measure(kind, cutoff, rel)
-
-
-def rank_order(docs: Mapping[str, float]) -> list[str]:
-    """Doc ids in trec_eval order: score descending, ties by doc id descending.
-
-    Example:
-        >>> rank_order({"a": 1.0, "b": 1.0, "c": 2.0})
-        ['c', 'b', 'a']
-    """
-    return [d for d, _ in sorted(docs.items(), key=lambda item: (item[1], item[0]), reverse=True)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -366,7 +299,7 @@ def evaluate(
     if chosen == "ir_measures":
         per_query = _ir_measures_per_query(judged, ranked, parsed, evaluated)
     else:
-        per_query = {q: _python_query(judged[q], ranked.get(q, {}), parsed) for q in evaluated}
+        per_query = {q: query_values(judged[q], ranked.get(q, {}), parsed) for q in evaluated}
 
     names = tuple(m.name for m in parsed)
     aggregates = {
@@ -384,23 +317,6 @@ def _choose_backend(backend: str) -> str:
     if backend == "auto":
         return "ir_measures" if is_available("ir_measures") and is_available("pytrec_eval") else "python"
     raise InvalidInputError(f"backend must be 'auto', 'ir_measures' or 'python', got {backend!r}.")
-
-
-def _python_query(rels: Mapping[str, int], docs: Mapping[str, float], measures: Sequence[Measure]) -> dict[str, float]:
-    order = rank_order(docs)
-    out = {}
-    for m in measures:
-        top = order[: m.cutoff]
-        if m.kind == "nDCG":
-            value = ndcg_at_k(top, rels, m.cutoff) if top else 0.0
-        elif m.kind == "RR":
-            value = next((1.0 / (i + 1) for i, d in enumerate(top) if rels.get(d, 0) >= m.rel), 0.0)
-        else:
-            relevant = sum(1 for r in rels.values() if r >= m.rel)
-            value = sum(1 for d in top if rels.get(d, 0) >= m.rel) / relevant if relevant else 0.0
-        out[m.name] = value
-    return out
-
 
 def _ir_measures_per_query(
     qrels: Qrels, run: Run, measures: Sequence[Measure], evaluated: Sequence[str]
@@ -434,164 +350,5 @@ def _ir_measures_per_query(
     return {q: {m.name: per_query[q][m.name] for m in measures} for q in evaluated}
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Paired significance tests
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PairedTest:
-    """The result of :func:`paired_test` (two-sided).
-
-    Attributes:
-        method: ``"t"`` (paired t-test) or ``"randomization"`` (paired sign-flip permutation test).
-        n: Number of paired queries.
-        mean_a: Mean of system A over the paired queries.
-        mean_b: Mean of system B.
-        delta: ``mean_b - mean_a``.
-        statistic: The t statistic (``"t"``) or the observed mean difference (``"randomization"``).
-        p_value: Two-sided p-value.
-        exact: Randomization test only: all ``2**n`` sign flips were enumerated.
-        n_unpaired: Queries present in only one of the two systems (left out).
-    """
-
-    method: str
-    n: int
-    mean_a: float
-    mean_b: float
-    delta: float
-    statistic: float
-    p_value: float
-    exact: bool = False
-    n_unpaired: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PairedTest:
-        """Build from :meth:`to_dict` output."""
-        return cls(**dict(data))
-
-
-def paired_test(
-    a: Mapping[str, float],
-    b: Mapping[str, float],
-    *,
-    method: Literal["t", "randomization"] = "randomization",
-    n_resamples: int = 10_000,
-    seed: int = 0,
-) -> PairedTest:
-    """Two-sided paired significance test between two systems' per-query values (e.g. :meth:`Evaluation.values`).
-
-    ``"randomization"`` flips the sign of each per-query difference at random (Fisher's paired randomization test,
-    Smucker et al., CIKM 2007); it enumerates all ``2**n`` flips when that is at most ``n_resamples``, else samples
-    ``n_resamples`` with ``p = (hits + 1) / (n_resamples + 1)``. ``"t"`` is the paired Student t-test (scipy when
-    installed, else an equivalent pure-Python computation).
-
-    Args:
-        a: ``{qid: value}`` of system A.
-        b: ``{qid: value}`` of system B; only queries in both are paired (the rest are counted in ``n_unpaired``).
-        method: ``"randomization"`` or ``"t"``.
-        n_resamples: Random sign flips when the test is not exact.
-        seed: Seed of the random flips (results are reproducible).
-
-    Raises:
-        InvalidInputError: with fewer than 2 paired queries, or an unknown method.
-    """
-    common = [q for q in a if q in b]
-    unpaired = len(set(a) ^ set(b))
-    if unpaired:
-        logger.warning("paired_test: %d queries are in only one system and are left out", unpaired)
-    n = len(common)
-    if n < 2:
-        raise InvalidInputError(
-            f"paired_test needs at least 2 queries scored by both systems, got {n} "
-            f"({len(a)} in A, {len(b)} in B). Evaluate both systems on the same queries."
-        )
-    diffs = [float(b[q]) - float(a[q]) for q in common]
-    mean_a = math.fsum(float(a[q]) for q in common) / n
-    mean_b = math.fsum(float(b[q]) for q in common) / n
-    delta = math.fsum(diffs) / n
-    if method == "t":
-        t, p = _paired_t(diffs)
-        return PairedTest("t", n, mean_a, mean_b, delta, t, p, n_unpaired=unpaired)
-    if method == "randomization":
-        if n_resamples < 1:
-            raise InvalidInputError(f"n_resamples must be >= 1, got {n_resamples}.")
-        p, exact = _randomization_p(diffs, n_resamples, seed)
-        return PairedTest("randomization", n, mean_a, mean_b, delta, delta, p, exact, unpaired)
-    raise InvalidInputError(f"method must be 't' or 'randomization', got {method!r}.")
-
-
-def _randomization_p(diffs: Sequence[float], n_resamples: int, seed: int) -> tuple[float, bool]:
-    n = len(diffs)
-    observed = abs(math.fsum(diffs))
-    tol = 1e-12 * max(1.0, observed)  # equal sums must count as "as extreme" despite float rounding
-    if 2**n <= n_resamples:
-        hits = 0
-        for mask in range(2**n):
-            total = math.fsum(-d if mask >> i & 1 else d for i, d in enumerate(diffs))
-            hits += abs(total) >= observed - tol
-        return hits / 2**n, True
-    rng = random.Random(seed)
-    hits = 0
-    for _ in range(n_resamples):
-        total = math.fsum(d if rng.random() < 0.5 else -d for d in diffs)
-        hits += abs(total) >= observed - tol
-    return (hits + 1) / (n_resamples + 1), False
-
-
-def _paired_t(diffs: Sequence[float]) -> tuple[float, float]:
-    n = len(diffs)
-    mean = math.fsum(diffs) / n
-    var = math.fsum((d - mean) ** 2 for d in diffs) / (n - 1)
-    if var == 0.0:
-        # Identical differences: no variance. Same values -> no evidence; a constant shift -> certain.
-        return (0.0, 1.0) if mean == 0.0 else (math.copysign(math.inf, mean), 0.0)
-    t = mean / math.sqrt(var / n)
-    if is_available("scipy"):
-        from scipy import stats
-
-        return t, float(stats.t.sf(abs(t), n - 1) * 2)
-    df = n - 1
-    return t, _betainc(df / 2, 0.5, df / (df + t * t))
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b) (continued fraction, Numerical Recipes 6.4)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1) / (a + b + 2):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    tiny, eps = 1e-300, 3e-16
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 1000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            break
-    return h
+__all__ = ["DEFAULT_MEASURES", "Backend", "Evaluation", "Measure", "Missing", "PairedTest", "RunIssues", "evaluate",
+           "paired_test", "parse_measure", "rank_order", "to_qrels", "to_run"]

@@ -1,4 +1,4 @@
-"""Named evaluation datasets: an explicit registry, one entry per name (no pattern matching on names).
+"""Named evaluation datasets: one :class:`r2r_agent.registry.Registry` entry per name (no pattern matching on names).
 
 Built-in names (files from the shared data folder, see its README):
 
@@ -22,15 +22,15 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property, partial
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from r2r_agent.errors import InvalidInputError
+from r2r_agent.registry import Entry, Registry
 
 from .beir import load_beir_folder
 from .bright import (
@@ -43,95 +43,15 @@ from .bright import (
     read_bright_queries,
 )
 from .candidates import read_candidates
-from .metrics import DEFAULT_MEASURES, Evaluation, Measure, evaluate
-from .records import Candidate, CandidateList, Qrels, Run, qrels_from_records
+from .dataset import Corpus, Dataset
+from .records import PathLike, candidate, qrels_from_records
 from .trec import read_trec_qrels, read_trec_run
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
-
 DATA_DIR_ENV = "R2R_DATA_DIR"
 
-
-@dataclass(frozen=True)
-class Dataset:
-    """A loaded evaluation dataset: what a runner reranks and what it is scored against.
-
-    Attributes:
-        name: The registry name.
-        queries: ``{qid: query text}``.
-        candidates: ``{qid: first-stage candidates in rank order}``; ``Candidate.text`` is ``None`` where the
-            texts are not available.
-        qrels: ``{qid: {docid: label}}``.
-        excluded: ``{qid: doc ids to drop before scoring}`` (BRIGHT); pass to :func:`evaluate`.
-        description: One line for reports.
-    """
-
-    name: str
-    queries: Mapping[str, str]
-    candidates: Mapping[str, tuple[Candidate, ...]]
-    qrels: Qrels
-    excluded: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    description: str = ""
-
-    @property
-    def has_texts(self) -> bool:
-        """Whether every candidate has its text (needed to rerank)."""
-        return all(c.text is not None for cands in self.candidates.values() for c in cands)
-
-    def first_stage_run(self) -> Run:
-        """The first-stage run ``{qid: {docid: score}}``."""
-        return {q: {c.docid: c.score for c in cands} for q, cands in self.candidates.items()}
-
-    def candidate_lists(self) -> list[CandidateList]:
-        """The candidates in the shared candidate-list form, one per query."""
-        return [CandidateList(q, self.queries[q], cands) for q, cands in self.candidates.items()]
-
-    def evaluate(
-        self,
-        run: Mapping[str, Mapping[str, float]] | Mapping[str, Sequence[str]],
-        measures: Sequence[str | Measure] = DEFAULT_MEASURES,
-        **kwargs: object,
-    ) -> Evaluation:
-        """Score ``run`` against this dataset's qrels, removing its excluded ids first."""
-        return evaluate(self.qrels, run, measures, excluded=self.excluded or None, **kwargs)  # type: ignore[arg-type]
-
-    def evaluate_first_stage(
-        self, measures: Sequence[str | Measure] = DEFAULT_MEASURES, **kwargs: object
-    ) -> Evaluation:
-        """Score the first-stage order itself (the baseline every reranker is compared with)."""
-        return self.evaluate(self.first_stage_run(), measures, **kwargs)
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """A dataset's documents, for a first stage to retrieve from.
-
-    Attributes:
-        documents: ``{docid: text}`` (for BEIR: the title and the text, see
-            :attr:`~r2r_agent.evals.beir.BeirDocument.full_text`).
-        source: Where they came from (for reports and messages).
-    """
-
-    documents: Mapping[str, str]
-    source: str = ""
-
-    def __len__(self) -> int:
-        return len(self.documents)
-
-    @cached_property
-    def fingerprint(self) -> str:
-        """A digest of every (docid, text), in docid order: equal fingerprints mean the same corpus.
-
-        Cached runs and dense indexes are keyed by it, so an edited corpus is never served stale results.
-        """
-        digest = hashlib.sha256()
-        for docid in sorted(self.documents):
-            digest.update(docid.encode("utf-8") + b"\x00" + self.documents[docid].encode("utf-8") + b"\x01")
-        return digest.hexdigest()[:24]
-
-
+#: ``loader(data_dir, bright_dir) -> Dataset`` with candidates.
 Loader = Callable[[Path, "Path | None"], Dataset]
 #: ``corpus_loader(argument, data_dir, bright_dir) -> (dataset without candidates, corpus)``; ``data_dir`` is
 #: ``None`` when no shared data folder was given.
@@ -139,29 +59,31 @@ CorpusLoader = Callable[["str | None", "Path | None", "Path | None"], "tuple[Dat
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    """One registry entry.
+class DatasetLoaders:
+    """What a dataset name stands for in :data:`DATASETS`.
 
     Attributes:
-        name: The dataset name users pass (before ``:`` for a spec with an argument).
-        description: One line shown in listings and reports.
-        loader: ``loader(data_dir, bright_dir) -> Dataset`` with candidates; ``None`` for a dataset that has only a
+        loader: Loads the dataset with its candidates (see :data:`Loader`); ``None`` for a dataset that has only a
             corpus (its candidates come from a first stage).
         corpus_loader: Loads the dataset without candidates and its corpus (see :data:`CorpusLoader`); ``None``
             when the dataset has no corpus (candidates only, as TREC DL here).
-        argument: The name of the argument after ``name:`` (``"PATH"`` for ``beir:PATH``), or ``None``.
     """
 
-    name: str
-    description: str
-    loader: Loader | None
+    loader: Loader | None = None
     corpus_loader: CorpusLoader | None = None
-    argument: str | None = None
 
-    @property
-    def usage(self) -> str:
-        """How to name it (``"beir:PATH"``)."""
-        return f"{self.name}:{self.argument}" if self.argument else self.name
+    def __post_init__(self) -> None:
+        if self.loader is None and self.corpus_loader is None:
+            raise InvalidInputError("A dataset needs a loader, a corpus_loader or both; got neither.")
+
+
+#: One registry entry: the name, its argument (``PATH`` for ``beir:PATH``), a description and the loaders.
+DatasetSpec = Entry[DatasetLoaders]
+
+#: Every dataset by exact name.
+DATASETS: Registry[DatasetLoaders] = Registry(
+    "dataset", hint="For your own data, pass a BEIR folder as beir:PATH (r2r_agent.evals.beir.load_beir_folder "
+    "reads one).")
 
 
 class NoCorpusError(InvalidInputError):
@@ -172,37 +94,35 @@ class NoCandidatesError(InvalidInputError):
     """A dataset with a corpus but no candidates was loaded for reranking without a first stage."""
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
+def register_dataset(name: str, loader: Loader | None = None, *, corpus_loader: CorpusLoader | None = None,
+                     argument: str | None = None, description: str = "") -> DatasetSpec:
+    """Add a dataset to :data:`DATASETS`.
 
-
-def register_dataset(spec: DatasetSpec) -> None:
-    """Add a dataset to the registry.
+    Args:
+        name: The exact name users pass (before ``:`` when it takes an argument).
+        loader: Loads it with candidates (see :class:`DatasetLoaders`).
+        corpus_loader: Loads it without candidates, with its corpus.
+        argument: The name of the argument after ``name:`` (``"PATH"``), or ``None``.
+        description: One line for listings and reports.
 
     Raises:
-        InvalidInputError: if the name is already registered.
+        InvalidInputError: if the name is taken or contains ``':'``, or neither loader is given.
     """
-    if spec.name in _REGISTRY:
-        raise InvalidInputError(f"Dataset {spec.name!r} is already registered; pick another name.")
-    if not spec.name or ":" in spec.name:
-        raise InvalidInputError(f"A dataset name must be non-empty without ':' (it separates the argument), got "
-                                f"{spec.name!r}.")
-    if spec.loader is None and spec.corpus_loader is None:
-        raise InvalidInputError(f"Dataset {spec.name!r} needs a loader, a corpus_loader or both.")
-    _REGISTRY[spec.name] = spec
+    return DATASETS.register(name, DatasetLoaders(loader, corpus_loader), argument=argument, description=description)
 
 
 def known_datasets() -> list[str]:
     """The registered dataset names as users write them (``"beir:PATH"`` for those taking an argument)."""
-    return [spec.usage for spec in _REGISTRY.values()]
+    return DATASETS.usages()
 
 
 def corpus_datasets() -> list[str]:
     """The registered datasets that have a corpus (a first stage can retrieve for them)."""
-    return [spec.usage for spec in _REGISTRY.values() if spec.corpus_loader is not None]
+    return [spec.usage for spec in DATASETS if spec.value.corpus_loader is not None]
 
 
 def parse_dataset(name: str) -> tuple[DatasetSpec, str | None]:
-    """Split ``"name"`` or ``"name:ARG"`` and look the name up (exactly).
+    """Split ``"name"`` or ``"name:ARG"`` and look the name up exactly (:meth:`Registry.parse`).
 
     Raises:
         InvalidInputError: for an unknown name (listing the known ones), a missing or unexpected argument.
@@ -212,26 +132,11 @@ def parse_dataset(name: str) -> tuple[DatasetSpec, str | None]:
         >>> spec.name, arg
         ('beir', 'data/scifact')
     """
-    base, sep, arg = name.partition(":")
-    spec = _REGISTRY.get(base)
-    if spec is None:
-        raise InvalidInputError(
-            f"Unknown dataset {name!r}. Known datasets: {', '.join(known_datasets())}. "
-            "For your own data, pass a BEIR folder as beir:PATH (r2r_agent.evals.beir.load_beir_folder reads one)."
-        )
-    if spec.argument and not arg:
-        raise InvalidInputError(f"Dataset {base!r} needs an argument: write {spec.usage}, got {name!r}.")
-    if not spec.argument and sep:
-        raise InvalidInputError(f"Dataset {base!r} takes no argument; write {base!r}, got {name!r}.")
-    return spec, (arg or None)
+    return DATASETS.parse(name)
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    """The registry entry of ``name`` (``"dl19"``, ``"beir:PATH"``).
-
-    Raises:
-        InvalidInputError: for an unknown name, listing the known ones.
-    """
+    """The registry entry of ``name`` (``"dl19"``, ``"beir:PATH"``); see :func:`parse_dataset`."""
     return parse_dataset(name)[0]
 
 
@@ -252,6 +157,10 @@ def resolve_data_dir(data_dir: PathLike | None = None) -> Path:
     return path
 
 
+def _optional_path(path: PathLike | None) -> Path | None:
+    return Path(path) if path is not None else None
+
+
 def load_dataset(name: str, data_dir: PathLike | None = None, *, bright_dir: PathLike | None = None) -> Dataset:
     """Load a registered dataset.
 
@@ -265,14 +174,14 @@ def load_dataset(name: str, data_dir: PathLike | None = None, *, bright_dir: Pat
         NoCandidatesError: for a dataset that has a corpus but no candidates (``beir:PATH``): load it with
             :func:`load_corpus_dataset` and retrieve its candidates with a first stage.
     """
-    spec, _ = parse_dataset(name)
-    if spec.loader is None:
+    loader = dataset_spec(name).value.loader
+    if loader is None:
         raise NoCandidatesError(
             f"Dataset {name!r} has a corpus but no candidates to rerank; retrieve them with a first stage: "
             f"`r2r eval --dataset {name} --first-stage bm25` (or dense, reason-then-retrieve), or in Python "
             "load_corpus_dataset() then r2r_agent.evals.retrieval.retrieve_dataset()."
         )
-    return spec.loader(resolve_data_dir(data_dir), Path(bright_dir) if bright_dir is not None else None)
+    return loader(resolve_data_dir(data_dir), _optional_path(bright_dir))
 
 
 def load_corpus_dataset(name: str, data_dir: PathLike | None = None, *,
@@ -292,15 +201,15 @@ def load_corpus_dataset(name: str, data_dir: PathLike | None = None, *,
     Raises:
         NoCorpusError: for a dataset without a corpus (TREC DL here), naming those that have one.
     """
-    spec, arg = parse_dataset(name)
-    if spec.corpus_loader is None:
+    spec, argument = parse_dataset(name)
+    corpus_loader = spec.value.corpus_loader
+    if corpus_loader is None:
         raise NoCorpusError(
             f"Dataset {name!r} has no corpus (its files hold first-stage candidates only), so a first stage cannot "
             f"retrieve for it. Datasets with a corpus: {_corpus_help()}. To rerank {name!r}'s own candidates, "
             "drop the first stage (--first-stage)."
         )
-    return spec.corpus_loader(arg, Path(data_dir) if data_dir is not None else None,
-                              Path(bright_dir) if bright_dir is not None else None)
+    return corpus_loader(argument, _optional_path(data_dir), _optional_path(bright_dir))
 
 
 def _corpus_help() -> str:
@@ -334,6 +243,7 @@ def _load_trec_dl(data_dir: Path, bright_dir: Path | None, *, name: str, year: s
         candidates={r.qid: r.candidates for r in rows},
         qrels=qrels,
         description=f"TREC DL{year[2:]} passage, {first_stage.upper()} top-100",
+        missing_texts=frozenset().union(*(r.missing_texts for r in rows)),
     )
 
 
@@ -350,17 +260,16 @@ def _load_bright(data_dir: Path, bright_dir: Path | None, *, name: str, subset: 
         run.setdefault(sd.query_id, []).append((sd.doc_id, sd.score))
     if dropped:
         logger.info("%s: removed %d excluded ids from the first-stage run", name, dropped)
+    wanted = {d for docs in run.values() for d, _ in docs}
     texts: Mapping[str, str] = {}
     if bright_dir is not None:
-        wanted = {d for docs in run.values() for d, _ in docs}
         texts = load_bright_documents(bright_dir, subset, ids=wanted)
         absent = len(wanted - set(texts))
         if absent:
-            logger.warning(
-                "%s: %d run doc ids are missing from the corpus in %s (their text is None)", name, absent, bright_dir
-            )
+            logger.warning("%s: %d run doc ids are missing from the corpus in %s (no text: systems that read texts "
+                           "refuse their queries)", name, absent, bright_dir)
     candidates = {
-        q: tuple(Candidate(d, s, texts.get(d)) for d, s in sorted(docs, key=lambda x: (x[1], x[0]), reverse=True))
+        q: tuple(candidate(d, s, texts.get(d, "")) for d, s in sorted(docs, key=lambda x: (x[1], x[0]), reverse=True))
         for q, docs in run.items()
     }
     return Dataset(
@@ -370,6 +279,7 @@ def _load_bright(data_dir: Path, bright_dir: Path | None, *, name: str, subset: 
         qrels=qrels_from_records(read_trec_qrels(paths.qrels)),
         excluded=excluded,
         description=f"BRIGHT {subset}, ReasonIR top-100" + ("" if bright_dir else " (no texts)"),
+        missing_texts=frozenset(wanted - set(texts)),
     )
 
 
@@ -408,28 +318,25 @@ def _load_beir_corpus(argument: str | None, data_dir: Path | None, bright_dir: P
     return dataset, Corpus(documents, source=str(folder))
 
 
-def _builtin_specs() -> Iterable[DatasetSpec]:
+def _register_builtins() -> None:
     for year in ("dl19", "dl20"):
-        yield DatasetSpec(
-            year,
-            f"TREC DL{year[2:]} passage, BM25 top-100 with texts",
-            partial(_load_trec_dl, name=year, year=year, first_stage="bm25"),
-        )
-        yield DatasetSpec(
-            f"{year}-splade",
-            f"TREC DL{year[2:]} passage, SPLADE++ ED top-100 with texts",
-            partial(_load_trec_dl, name=f"{year}-splade", year=year, first_stage="splade"),
-        )
+        register_dataset(year, partial(_load_trec_dl, name=year, year=year, first_stage="bm25"),
+                         description=f"TREC DL{year[2:]} passage, BM25 top-100 with texts")
+        register_dataset(f"{year}-splade", partial(_load_trec_dl, name=f"{year}-splade", year=year,
+                                                   first_stage="splade"),
+                         description=f"TREC DL{year[2:]} passage, SPLADE++ ED top-100 with texts")
     for subset in SUBSETS:
-        yield DatasetSpec(
-            f"bright-{subset}",
-            f"BRIGHT {subset}, ReasonIR top-100 (texts from a local xlangai/BRIGHT copy)",
-            partial(_load_bright, name=f"bright-{subset}", subset=subset),
-            corpus_loader=partial(_load_bright_corpus, name=f"bright-{subset}", subset=subset),
-        )
-    yield DatasetSpec("beir", "a BEIR-format folder (corpus, queries, qrels/test.tsv); candidates from a first stage",
-                      None, corpus_loader=_load_beir_corpus, argument="PATH")
+        name = f"bright-{subset}"
+        register_dataset(name, partial(_load_bright, name=name, subset=subset),
+                         corpus_loader=partial(_load_bright_corpus, name=name, subset=subset),
+                         description=f"BRIGHT {subset}, ReasonIR top-100 (texts from a local xlangai/BRIGHT copy)")
+    register_dataset("beir", corpus_loader=_load_beir_corpus, argument="PATH",
+                     description="a BEIR-format folder (corpus, queries, qrels/test.tsv); candidates from a first "
+                     "stage")
 
 
-for _spec in _builtin_specs():
-    register_dataset(_spec)
+_register_builtins()
+
+__all__ = ["DATASETS", "DATA_DIR_ENV", "Corpus", "CorpusLoader", "Dataset", "DatasetLoaders", "DatasetSpec", "Loader",
+           "NoCandidatesError", "NoCorpusError", "corpus_datasets", "dataset_spec", "known_datasets",
+           "load_corpus_dataset", "load_dataset", "parse_dataset", "register_dataset", "resolve_data_dir"]

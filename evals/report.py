@@ -15,28 +15,24 @@
   query), ``deltas_<dataset>.png`` (per-query nDCG@10 differences from the first stage);
 - when the candidates were retrieved (``r2r eval --first-stage``), a paragraph naming the first stage and its runs.
 
-Plots use matplotlib's ``Agg`` backend (no display needed), imported only when plots are written (``evals`` extra).
+The plots are drawn by :mod:`.plots` (matplotlib, the ``evals`` extra, imported only when plots are written).
 """
-
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from r2r_agent._optional import require
-
-from .runner import BASELINES, EvalResults, SystemRun, now
+from .plots import plot_name, write_plots
+from .records import PathLike
+from .results import EvalResults, SystemRun
+from .runner import BASELINES, now
 
 logger = logging.getLogger(__name__)
-
-PathLike = str | os.PathLike[str]
 
 #: How measures are labelled in reports (``RR@10`` is the usual MRR@10).
 LABELS: Mapping[str, str] = {"nDCG@10": "nDCG@10", "RR@10": "MRR@10", "R@100": "Recall@100"}
@@ -97,6 +93,18 @@ def _cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
 
 
+def table(head: Sequence[str], rows: Iterable[Sequence[str]], *, left: int = 1) -> list[str]:
+    """A markdown table: the header, its rule (the first ``left`` columns left-aligned, the rest right-aligned) and
+    one line per row of cells.
+
+    Example:
+        >>> table(["system", "nDCG@10"], [["`minilm`", "0.6454"]])
+        ['| system | nDCG@10 |', '|---|---:|', '| `minilm` | 0.6454 |']
+    """
+    rule = "|" + "|".join(["---"] * left + ["---:"] * (len(head) - left)) + "|"
+    return ["| " + " | ".join(head) + " |", rule, *("| " + " | ".join(row) + " |" for row in rows)]
+
+
 def _delta_cell(results: EvalResults, run: SystemRun, baseline: str) -> str:
     test = results.comparisons_for(run.dataset, baseline).get(run.system)
     if test is None:
@@ -111,7 +119,7 @@ def system_table(results: EvalResults, dataset: str) -> list[str]:
     head = ["system", *(label(m) for m in results.measures)]
     head += [f"Δ nDCG@10 vs {b}" for b in baselines]
     head += ["s/query", "passages/s", "tokens/query", "peak RSS MiB", "+RSS MiB", "queries"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    rows = []
     for system in results.systems:
         run = results.run_for(dataset, system)
         cost = run.cost
@@ -120,8 +128,8 @@ def system_table(results: EvalResults, dataset: str) -> list[str]:
         row += [f"{cost.seconds_per_query:.3f}", _fmt(cost.passages_per_second, 1),
                 f"{cost.generated_tokens_per_query:.1f}", _fmt(cost.rss_peak_mb, 0), _fmt(cost.rss_increase_mb, 0),
                 str(run.evaluation.n_queries)]
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
+        rows.append(row)
+    return table(head, rows)
 
 
 def limited_notes(results: EvalResults, dataset: str, measure: str = "nDCG@10") -> list[str]:
@@ -157,13 +165,20 @@ def per_query_table(results: EvalResults, dataset: str, measure: str = "nDCG@10"
     """The markdown table of per-query values of ``measure``, one column per system."""
     runs = [results.run_for(dataset, s) for s in results.systems]
     qids = list(dict.fromkeys(q for r in runs for q in r.evaluation.per_query))
-    head = ["qid", *(f"`{s}`" for s in results.systems)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(results.systems)) + "|"]
-    for qid in qids:
-        cells = [_fmt(r.evaluation.per_query[qid].get(measure)) if qid in r.evaluation.per_query else "–"
-                 for r in runs]
-        lines.append("| " + " | ".join([_cell(qid), *cells]) + " |")
-    return lines
+    return table(["qid", *(f"`{s}`" for s in results.systems)],
+                 [[_cell(qid), *(_fmt(r.evaluation.per_query[qid].get(measure)) if qid in r.evaluation.per_query
+                                 else "–" for r in runs)] for qid in qids])
+
+
+def cost_table(results: EvalResults) -> list[str]:
+    """The "Cost" section's table: every run's time, passages, tokens, load time and memory."""
+    head = ["dataset", "system", "queries", "computed now", "total s", "s/query", "passages", "passages/s", "tokens",
+            "tokens/query", "load s", "peak RSS MiB", "+RSS MiB", "process peak MiB"]
+    rows = [[run.dataset, f"`{run.system}`", str(c.queries), str(c.computed), f"{c.seconds:.1f}",
+             f"{c.seconds_per_query:.3f}", str(c.passages), _fmt(c.passages_per_second, 1), str(c.generated_tokens),
+             f"{c.generated_tokens_per_query:.1f}", _fmt(c.load_seconds, 1), _fmt(c.rss_peak_mb, 0),
+             _fmt(c.rss_increase_mb, 0), _fmt(c.peak_rss_mb, 0)] for run in results.runs for c in [run.cost]]
+    return table(head, rows, left=2)
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -177,26 +192,23 @@ def explanation_section(results: EvalResults) -> list[str]:
     if not n_queries:
         return []
     top = results.settings.get("explain_top")
-    lines = ["", "## Explanation quality", "",
-             f"The first {n_queries} queries of each dataset reranked with direct explanations of the top {top} "
+    intro = (f"The first {n_queries} queries of each dataset reranked with direct explanations of the top {top} "
              "passages (no comparison), measured by `r2r_agent.evals.explanation_quality`: verdict accuracy is the "
              "explanation's stated verdict against the qrels (grade >= 1 is relevant) over explanations with a known "
              "verdict and a graded passage; coverage is the fraction with a known verdict; groundedness is the mean "
              "fraction of claim words found in the passage (query-only: found only in the query); specificity is "
-             "1 - mean pairwise Jaccard similarity of a query's explanations."]
-    lines += _explainers_run(results.explanation_skipped, results.explanations)
+             "1 - mean pairwise Jaccard similarity of a query's explanations.")
+    lines = _explainers_section("Explanation quality", results.explanation_skipped, results.explanations, intro)
     if not results.explanations:
         return lines
-    lines += ["", "| dataset | system | queries | explained | verdict accuracy | coverage | groundedness | "
-              "query-only | specificity | s/query | tokens | tokens/query |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for run in results.explanations:
-        q = run.quality
-        lines.append(f"| {run.dataset} | `{run.system}` | {run.queries} | {q.n_explained} | "
-                     f"{_fmt(q.verdict.accuracy, 3)} ({q.verdict.n_correct}/{q.verdict.n_judged}) | "
-                     f"{_fmt(q.verdict.coverage, 3)} | {_fmt(q.groundedness, 3)} | {_fmt(q.query_only, 3)} | "
-                     f"{_fmt(q.specificity, 3)} | {run.seconds_per_query:.2f} | {run.generated_tokens} | "
-                     f"{run.generated_tokens_per_query:.1f} |")
+    head = ["dataset", "system", "queries", "explained", "verdict accuracy", "coverage", "groundedness", "query-only",
+            "specificity", "s/query", "tokens", "tokens/query"]
+    rows = [[run.dataset, f"`{run.system}`", str(run.queries), str(q.n_explained),
+             f"{_fmt(q.verdict.accuracy, 3)} ({q.verdict.n_correct}/{q.verdict.n_judged})", _fmt(q.verdict.coverage, 3),
+             _fmt(q.groundedness, 3), _fmt(q.query_only, 3), _fmt(q.specificity, 3), f"{run.seconds_per_query:.2f}",
+             str(run.generated_tokens), f"{run.generated_tokens_per_query:.1f}"]
+            for run in results.explanations for q in [run.quality]]
+    lines += ["", *table(head, rows, left=2)]
     for run in results.explanations:
         q = run.quality
         cases = [f"- wrong verdict ({_cell(c.note)}), {c.qid} / {c.passage_id}: {_short(c.explanation)}"
@@ -211,9 +223,10 @@ def explanation_section(results: EvalResults) -> list[str]:
     return lines
 
 
-def _explainers_run(skipped: Sequence[str], runs: Sequence[Any]) -> list[str]:
-    """The lines an explanation section gives before its table: the systems skipped, or that none could explain."""
-    lines: list[str] = []
+def _explainers_section(title: str, skipped: Sequence[str], runs: Sequence[Any], intro: str) -> list[str]:
+    """The lines an explanation section starts with: its title, what it measures, the systems skipped (no explainer),
+    or that none could explain."""
+    lines = ["", f"## {title}", "", intro]
     if skipped:
         lines += ["", f"Skipped (no explainer): {', '.join(f'`{n}`' for n in skipped)}."]
     if not runs:
@@ -238,16 +251,6 @@ def first_stage_section(results: EvalResults) -> list[str]:
     return lines
 
 
-def plot_name(prefix: str, dataset: str) -> str:
-    """The PNG file name of a per-dataset plot (``beir:PATH`` names hold characters file names should not).
-
-    Example:
-        >>> plot_name("deltas", "beir:data/sci fact")
-        'deltas_beir_data_sci_fact.png'
-    """
-    return f"{prefix}_{re.sub(r'[^A-Za-z0-9._-]+', '_', dataset)}.png"
-
-
 def agreement_section(results: EvalResults) -> list[str]:
     """The "Teacher agreement" markdown section (empty when it was not measured)."""
     split = results.settings.get("teacher_agreement")
@@ -255,26 +258,25 @@ def agreement_section(results: EvalResults) -> list[str]:
         return []
     top = "every passage with a teacher reason" if split.get("top") is None else f"the teacher's top {split['top']}"
     sources = ", ".join(f"`{s}`" for s in split.get("sources", ())) or "the given annotations"
-    lines = ["", "## Teacher agreement (held-out training queries)", "",
-             f"{split['queries']} of the {split['validation_queries']} validation queries of {sources} (split as "
+    intro = (f"{split['queries']} of the {split['validation_queries']} validation queries of {sources} (split as "
              f"`r2r distill` splits it: validation fraction {split['validation_fraction']}, seed {split['seed']}; "
              f"the {split['train_queries']} training queries are never used), {split['passages']} passages "
              f"({top} per query). Each system explains each passage with the direct-explanation prompt; its "
              "explanation is compared with the teacher's direct reason. Verdict agreement: the verdicts both state "
              "(`extract_verdict`) agree, over pairs where both are known; coverage: share of pairs with a known "
              "verdict. ROUGE-L F1: longest common token subsequence. Unigram F1: overlap of content-word bags (stop "
-             "words dropped, plurals folded). A blank explanation scores 0."]
-    lines += _explainers_run(results.agreement_skipped, results.agreements)
+             "words dropped, plurals folded). A blank explanation scores 0.")
+    lines = _explainers_section("Teacher agreement (held-out training queries)", results.agreement_skipped,
+                                results.agreements, intro)
     if not results.agreements:
         return lines
-    lines += ["", "| system | queries | pairs | verdict agreement | student coverage | teacher coverage | ROUGE-L F1 | "
-              "unigram F1 | blank | s/query | tokens |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for run in results.agreements:
-        q = run.quality
-        lines.append(f"| `{run.system}` | {run.queries} | {q.n} | {_fmt(q.verdict_agreement, 3)} "
-                     f"({q.n_verdict_agree}/{q.n_both_known}) | {_fmt(q.student_coverage, 3)} | "
-                     f"{_fmt(q.teacher_coverage, 3)} | {_fmt(q.rouge_l_f1, 3)} | {_fmt(q.unigram_f1, 3)} | "
-                     f"{q.n_empty} | {run.seconds_per_query:.2f} | {run.generated_tokens} |")
+    head = ["system", "queries", "pairs", "verdict agreement", "student coverage", "teacher coverage", "ROUGE-L F1",
+            "unigram F1", "blank", "s/query", "tokens"]
+    rows = [[f"`{run.system}`", str(run.queries), str(q.n), f"{_fmt(q.verdict_agreement, 3)} "
+             f"({q.n_verdict_agree}/{q.n_both_known})", _fmt(q.student_coverage, 3), _fmt(q.teacher_coverage, 3),
+             _fmt(q.rouge_l_f1, 3), _fmt(q.unigram_f1, 3), str(q.n_empty), f"{run.seconds_per_query:.2f}",
+             str(run.generated_tokens)] for run in results.agreements for q in [run.quality]]
+    lines += ["", *table(head, rows)]
     for run in results.agreements:
         if run.note:
             lines += ["", f"**Caution, `{run.system}`:** {_cell(run.note)}."]
@@ -331,15 +333,7 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
         if "quality_vs_latency.png" in plots:
             lines.append("![nDCG@10 against seconds per query](quality_vs_latency.png)")
     if results.runs:
-        lines += ["", "## Cost", "", "| dataset | system | queries | computed now | total s | s/query | passages | "
-                  "passages/s | tokens | tokens/query | load s | peak RSS MiB | +RSS MiB | process peak MiB |",
-                  "|---|---|" + "---:|" * 12]
-    for run in results.runs:
-        c = run.cost
-        lines.append(f"| {run.dataset} | `{run.system}` | {c.queries} | {c.computed} | {c.seconds:.1f} | "
-                     f"{c.seconds_per_query:.3f} | {c.passages} | {_fmt(c.passages_per_second, 1)} | "
-                     f"{c.generated_tokens} | {c.generated_tokens_per_query:.1f} | {_fmt(c.load_seconds, 1)} | "
-                     f"{_fmt(c.rss_peak_mb, 0)} | {_fmt(c.rss_increase_mb, 0)} | {_fmt(c.peak_rss_mb, 0)} |")
+        lines += ["", "## Cost", "", *cost_table(results)]
     lines += explanation_section(results)
     lines += agreement_section(results)
     issues = [(run, msg) for run in results.runs for msg in run.evaluation.issues.messages()]
@@ -354,97 +348,6 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
     return "\n".join(lines) + "\n"
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Plots
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _pyplot() -> Any:
-    matplotlib = require("matplotlib", "evals", "Report plots")
-    matplotlib.use("Agg")  # files only: no display, works on servers and in CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def write_plots(results: EvalResults, directory: PathLike) -> list[Path]:
-    """Write the PNG plots; returns their paths."""
-    plt = _pyplot()
-    out = Path(directory)
-    paths = [_plot_ndcg(plt, results, out / "ndcg10.png"), _plot_latency(plt, results, out / "quality_vs_latency.png")]
-    if "first-stage" in results.systems:
-        for info in results.datasets:
-            paths.append(_plot_deltas(plt, results, info.name, out / plot_name("deltas", info.name)))
-    return paths
-
-
-def _plot_ndcg(plt: Any, results: EvalResults, path: Path) -> Path:
-    datasets = [d.name for d in results.datasets]
-    n = len(results.systems)
-    width = 0.8 / max(n, 1)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 1.6 * len(datasets) * max(n, 2) / 2), 4.0))
-    for i, system in enumerate(results.systems):
-        values = [results.run_for(d, system).evaluation.aggregates.get("nDCG@10", 0.0) for d in datasets]
-        xs = [j + (i - (n - 1) / 2) * width for j in range(len(datasets))]
-        bars = ax.bar(xs, values, width, label=system)
-        for bar, value in zip(bars, values):
-            ax.annotate(f"{value:.3f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
-                        fontsize=7)
-    ax.set_xticks(range(len(datasets)))
-    ax.set_xticklabels(datasets)
-    ax.set_ylabel("nDCG@10")
-    ax.set_ylim(0, 1)
-    ax.set_title("nDCG@10 per system")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _plot_latency(plt: Any, results: EvalResults, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    markers = "osD^v<>P*X"
-    datasets = [d.name for d in results.datasets]
-    for i, system in enumerate(results.systems):
-        xs, ys = [], []
-        for d in datasets:
-            run = results.run_for(d, system)
-            xs.append(max(run.cost.seconds_per_query, 1e-4))  # the first stage costs ~0: keep it on a log axis
-            ys.append(run.evaluation.aggregates.get("nDCG@10", 0.0))
-        ax.scatter(xs, ys, marker=markers[i % len(markers)], label=system, s=40)
-        for x, y, d in zip(xs, ys, datasets):
-            ax.annotate(d, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("seconds per query (log; model loading excluded)")
-    ax.set_ylabel("nDCG@10")
-    ax.set_title("Quality vs latency")
-    ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _plot_deltas(plt: Any, results: EvalResults, dataset: str, path: Path) -> Path:
-    base = results.run_for(dataset, "first-stage").evaluation.values("nDCG@10")
-    others = [s for s in results.systems if s != "first-stage"]
-    rows = max(len(others), 1)
-    fig, axes = plt.subplots(rows, 1, figsize=(7.0, 2.2 * rows), squeeze=False)
-    for ax, system in zip(axes[:, 0], others):
-        values = results.run_for(dataset, system).evaluation.values("nDCG@10")
-        deltas = sorted((values[q] - base[q] for q in values if q in base), reverse=True)
-        colors = ["tab:green" if d > 0 else "tab:red" if d < 0 else "tab:gray" for d in deltas]
-        ax.bar(range(len(deltas)), deltas, color=colors)
-        ax.axhline(0, color="black", linewidth=0.6)
-        wins, losses = sum(d > 0 for d in deltas), sum(d < 0 for d in deltas)
-        ax.set_title(f"{system} − first-stage on {dataset}: {wins} better, {losses} worse", fontsize=9)
-        ax.set_ylabel("Δ nDCG@10")
-        ax.set_xticks([])
-    if not others:
-        axes[0, 0].set_title(f"{dataset}: only the first stage was run")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+__all__ = ["LABELS", "ReportFiles", "agreement_section", "cost_table", "explanation_section", "first_stage_section",
+           "label", "limited_notes", "per_query_table", "plot_name", "render_markdown", "system_table", "table",
+           "write_plots", "write_report"]

@@ -36,10 +36,9 @@ from typing import Any
 
 from r2r_agent.errors import InvalidInputError
 
-from .explanation_quality import Verdict, extract_verdict, rouge_l_f1, unigram_f1
-
-PathLike = str | os.PathLike[str]
-
+from .records import PathLike, PerQueryMeans
+from .text_measures import rouge_l_f1, unigram_f1
+from .verdicts import Verdict, extract_verdict
 
 # ---------------------------------------------------------------------------------------------------------------
 # The validation split
@@ -137,7 +136,8 @@ def validation_split(annotations: Iterable[Any], *, validation_fraction: float =
             range.
         SplitLeakageError: if a chosen query is also a training query (it never should be).
     """
-    from r2r_agent.training.dataset import DatasetConfig, build_dataset, check_disjoint
+    from r2r_agent.training.dataset import DatasetConfig, build_dataset
+    from r2r_agent.training.splits import check_disjoint
 
     if max_queries is not None and max_queries < 1:
         raise InvalidInputError(f"max_queries must be >= 1 or None, got {max_queries}.")
@@ -327,7 +327,7 @@ def agreement_quality(pairs: Iterable[AgreementPair], *, worst_k: int = 5) -> Ag
 
 
 @dataclass(frozen=True)
-class AgreementRun:
+class AgreementRun(PerQueryMeans):
     """One system's explanations of the validation passages and their agreement with the teacher.
 
     Attributes:
@@ -351,11 +351,6 @@ class AgreementRun:
     quality: AgreementQuality
     note: str = ""
     pairs: tuple[AgreementPair, ...] = field(default=(), repr=False)
-
-    @property
-    def seconds_per_query(self) -> float:
-        """Mean seconds per explained query."""
-        return self.seconds / self.queries if self.queries else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (without the pairs)."""

@@ -22,13 +22,11 @@ from pathlib import Path
 
 from r2r_agent.errors import InvalidInputError
 
-from .records import Qrel, ScoredDoc
+from .records import PathLike, Qrel, ScoredDoc
 
 logger = logging.getLogger(__name__)
 
 SPACE_ESCAPE = "%20"
-
-PathLike = str | os.PathLike[str]
 
 
 def encode_doc_id(doc_id: str) -> str:

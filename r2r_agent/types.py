@@ -411,3 +411,54 @@ class Ranking:
     def from_json(cls, text: str) -> Ranking:
         """Parse :meth:`to_json` output."""
         return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_order(cls, query: str, passages: Sequence[Any], order: Sequence[int] | None = None,
+                   scores: Sequence[float] | None = None, *, stage: str = "given", stages: Sequence[StageCost] = (),
+                   model: str = "") -> Ranking:
+        """A ranking of ``passages`` in an order made outside a :class:`~r2r_agent.Reranker`.
+
+        For orders that come from elsewhere (a first stage, a teacher LLM, a cache of earlier rankings), so that
+        whatever reads rankings reads these too: each judgment gets the passage's id, text, first-stage score,
+        metadata and input rank, as the reranker's judgments do. No explanations.
+
+        Args:
+            query: The query.
+            passages: The passages in input order (anything :func:`to_passages` accepts).
+            order: 0-based indices into ``passages``, best first, each exactly once (default: the input order).
+            scores: Each passage's score, in input order (default: ``n`` for the first in ``order`` down to 1).
+            stage: The :attr:`Judgment.stage` of every judgment (what produced the order, e.g. ``"teacher"``).
+            stages: What producing the order cost.
+            model: What produced the order.
+
+        Raises:
+            InvalidInputError: when ``order`` is not a permutation of the passages' indices or ``scores`` does not
+                have one number per passage.
+
+        Example:
+            >>> ranking = Ranking.from_order("q", ["a", "b", "c"], order=[2, 0, 1])
+            >>> [(j.text, j.rank, j.input_rank, j.score) for j in ranking]
+            [('c', 1, 3, 3.0), ('a', 2, 1, 2.0), ('b', 3, 2, 1.0)]
+        """
+        items = to_passages(passages)
+        n = len(items)
+        chosen = list(range(n)) if order is None else list(order)
+        if sorted(chosen) != list(range(n)) or any(isinstance(i, bool) or not isinstance(i, int) for i in chosen):
+            raise InvalidInputError(f"Ranking.from_order: order must hold each index 0..{n - 1} exactly once (one "
+                                    f"per passage), got {_preview(chosen)}")
+        values: list[float | None] = [0.0] * n
+        if scores is None:
+            for place, i in enumerate(chosen):
+                values[i] = float(n - place)
+        else:
+            values = [_as_score(s, "Ranking.from_order: a score") for s in scores]
+            if len(values) != n or any(v is None for v in values):
+                raise InvalidInputError(f"Ranking.from_order: scores must hold one number per passage ({n}), got "
+                                        f"{_preview(list(scores))}")
+        judgments = tuple(
+            Judgment(id=items[i].id, text=items[i].text, score=float(values[i] or 0.0), rank=place + 1,
+                     input_rank=i + 1, first_stage_score=items[i].first_stage_score, stage=stage,
+                     metadata=items[i].metadata)
+            for place, i in enumerate(chosen)
+        )
+        return cls(query=query, judgments=judgments, model=model, num_candidates=n, stages=tuple(stages))

@@ -13,7 +13,6 @@ The student is trained on exactly the messages it sees at inference. Train and v
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,8 +23,8 @@ from typing import Any
 from r2r_agent import prompts
 from r2r_agent.errors import InvalidInputError
 
-from .errors import SplitLeakageError
 from .records import QueryAnnotation
+from .splits import check_disjoint, split_query_ids
 
 _KINDS = ("direct", "comparison")
 
@@ -170,15 +169,6 @@ class DatasetSplit:
         return frozenset(e.query_id for e in self.explanations) | frozenset(r.query_id for r in self.rankings)
 
 
-def check_disjoint(train_ids: Iterable[str], validation_ids: Iterable[str]) -> None:
-    """Raise :class:`SplitLeakageError` if any query id is in both splits."""
-    shared = sorted(set(map(str, train_ids)) & set(map(str, validation_ids)))
-    if shared:
-        raise SplitLeakageError(f"{len(shared)} queries are in both the training and the validation split (e.g. "
-                                f"{shared[:5]}); validation must hold out whole queries. Split by query id with "
-                                "split_query_ids() or remove them from one side.")
-
-
 @dataclass(frozen=True)
 class DistillationDataset:
     """Training and validation examples; construction rejects a query present in both splits."""
@@ -257,30 +247,6 @@ class DatasetConfig:
         if not 0.0 <= self.validation_fraction < 1.0:
             raise InvalidInputError(
                 f"DatasetConfig.validation_fraction must be in [0, 1), got {self.validation_fraction}")
-
-
-def split_query_ids(query_ids: Iterable[str], validation_fraction: float = 0.1,
-                    seed: int = 0) -> tuple[list[str], list[str]]:
-    """Split query ids into (train, validation), deterministically for a seed.
-
-    Each id's place comes from a hash of ``seed`` and the id, so the split of a query does not depend on which other
-    queries are present or on their order. At least one query is held out when the fraction is positive and there
-    are two or more queries.
-
-    Example:
-        >>> train, validation = split_query_ids([str(i) for i in range(10)], 0.2, seed=1)
-        >>> len(train), len(validation), set(train) & set(validation)
-        (8, 2, set())
-    """
-    if not 0.0 <= validation_fraction < 1.0:
-        raise InvalidInputError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    unique = sorted(set(map(str, query_ids)))
-    ranked = sorted(unique, key=lambda q: hashlib.sha256(f"{seed}\x00{q}".encode()).hexdigest())
-    count = round(validation_fraction * len(ranked))
-    if validation_fraction > 0 and len(ranked) >= 2:
-        count = min(max(count, 1), len(ranked) - 1)
-    held = set(ranked[:count])
-    return [q for q in unique if q not in held], [q for q in unique if q in held]
 
 
 def _comparison_text(annotation: QueryAnnotation, top: Sequence[int], mode: str) -> str | None:

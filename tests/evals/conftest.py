@@ -102,3 +102,17 @@ def bright_content() -> dict[str, list[dict[str, Any]]]:
         "documents": [dict(r) for r in DOCUMENTS],
         "long_documents": [dict(r) for r in LONG_DOCUMENTS],
     }
+
+
+@pytest.fixture
+def add_system(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """``add_system(name, builder)`` registers a system for one test, in a copy of the system registry (so no test
+    sees another's systems)."""
+    from r2r_agent.evals import systems
+    from r2r_agent.registry import Registry
+
+    registry: Registry[Any] = Registry("system", forbidden=",")
+    for entry in systems.SYSTEMS:
+        registry.register(entry.name, entry.value, argument=entry.argument, description=entry.description)
+    monkeypatch.setattr(systems, "SYSTEMS", registry)
+    return lambda name, builder: registry.register(name, builder, description="registered by a test")

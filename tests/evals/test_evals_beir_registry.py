@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from r2r_agent.errors import InvalidInputError
-from r2r_agent.evals import BeirLayoutError, DatasetSpec, known_datasets, load_beir_folder, load_dataset
+from r2r_agent.evals import BeirLayoutError, known_datasets, load_beir_folder, load_dataset
 from r2r_agent.evals import registry as registry_module
 from r2r_agent.evals.candidates import write_candidates
-from r2r_agent.evals.records import Candidate, CandidateList
+from r2r_agent.evals.records import CandidateList, candidate
 
 
 def _beir(root: Path) -> Path:
@@ -80,7 +80,7 @@ def test_known_datasets_and_duplicate_registration():
     assert names[:4] == ["dl19", "dl19-splade", "dl20", "dl20-splade"]
     assert len([n for n in names if n.startswith("bright-")]) == 12
     with pytest.raises(InvalidInputError, match="already registered"):
-        registry_module.register_dataset(DatasetSpec("dl19", "again", lambda d, b: None))  # type: ignore[arg-type,return-value]
+        registry_module.register_dataset("dl19", lambda d, b: None)  # type: ignore[arg-type,return-value]
 
 
 def test_data_dir_resolution(tmp_path, monkeypatch):
@@ -98,7 +98,7 @@ def test_trec_dl_loader_on_a_tiny_folder(tmp_path, monkeypatch):
     dl.mkdir()
     write_candidates(
         dl / "dl20.bm25.top100.jsonl.gz",
-        [CandidateList("q1", "flea lifespan", (Candidate("d2", 3.0, "Cats."), Candidate("d1", 2.0, "Fleas.")))],
+        [CandidateList("q1", "flea lifespan", (candidate("d2", 3.0, "Cats."), candidate("d1", 2.0, "Fleas.")))],
     )
     (dl / "qrels.dl20-passage.txt").write_text("q1 0 d1 3\nq2 0 d5 1\n")
     monkeypatch.setenv("R2R_DATA_DIR", str(tmp_path))

@@ -148,10 +148,11 @@ def test_registry_bright_with_local_texts(tmp_path, make_bright_folder, bright_c
     data = _write_shared_bright(tmp_path / "shared", bright_content["examples"])
     ds = load_dataset("bright-biology", data, bright_dir=make_bright_folder("jsonl"))
     assert ds.queries["0"] == "Why are insects attracted to light?"
-    assert [c.docid for c in ds.candidates["1"]] == ["torch/Memory Management_1_0.txt", "missing/from_corpus.txt"]
+    assert [c.id for c in ds.candidates["1"]] == ["torch/Memory Management_1_0.txt", "missing/from_corpus.txt"]
     assert ds.candidates["1"][0].text == "PyTorch uses a caching memory allocator."
     assert ds.candidates["0"][1].text == "Force equals mass times acceleration."
-    assert ds.candidates["1"][1].text is None and not ds.has_texts
+    assert ds.candidates["1"][1].text == "" and not ds.has_texts
+    assert ds.missing_texts == {"missing/from_corpus.txt"}  # recorded beside the candidates
     assert "missing from the corpus" in caplog.text
     ev = ds.evaluate_first_stage(["nDCG@10", "RR@10"], backend="python")
     assert ev.per_query["1"]["RR@10"] == 1.0  # the excluded id at rank 1 does not count
@@ -165,7 +166,7 @@ def test_registry_bright_with_local_texts(tmp_path, make_bright_folder, bright_c
 def test_registry_bright_without_texts_and_missing_shared_files(tmp_path, bright_content):
     data = _write_shared_bright(tmp_path / "shared", bright_content["examples"])
     ds = load_dataset("bright-biology", data)
-    assert all(c.text is None for cands in ds.candidates.values() for c in cands)
+    assert all(c.text == "" and c.id in ds.missing_texts for cands in ds.candidates.values() for c in cands)
     assert "(no texts)" in ds.description
     with pytest.raises(BrightLayoutError, match="qrels.pony.txt"):
         load_dataset("bright-pony", data)

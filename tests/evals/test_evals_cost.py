@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from test_evals_runner import tiny_dataset  # same folder (pytest puts it on sys.path)
 
+from r2r_agent import Passage, Ranking
 from r2r_agent.evals.memory import MemorySampler, MemoryUse, current_rss_mb, peak_rss_mb
-from r2r_agent.evals.records import Candidate
 from r2r_agent.evals.report import render_markdown, write_report
 from r2r_agent.evals.runner import SystemCost, run_eval
 from r2r_agent.evals.systems import FirstStageSystem, SystemResult
@@ -39,14 +39,13 @@ class HungrySystem:
         self.tokens = tokens
         self.model: bytearray | None = None
 
-    def rank(self, query: str, candidates: Sequence[Candidate]) -> SystemResult:
+    def rank(self, query: str, candidates: Sequence[Passage]) -> SystemResult:
         if self.model is None:
             self.model = _allocate(self.mib)
         stages = (StageCost("score", "fake", len(candidates), 0.01),
                   StageCost("explain", "fake", 2, 0.02, generated_tokens=self.tokens))
-        ids = tuple(c.docid for c in candidates)
-        # generated_tokens left at 0 on purpose: the stage costs are what the runner counts.
-        return SystemResult(ids, tuple(range(len(ids), 0, -1)), seconds=0.03, passages=len(ids) + 2, stages=stages)
+        # passages and tokens are not given: the stage costs are what the runner counts.
+        return SystemResult(Ranking.from_order(query, candidates, stages=stages), seconds=0.03)
 
 
 @linux_only

@@ -20,7 +20,6 @@ from r2r_agent.evals.systems import (
     FirstStageSystem,
     RerankerSystem,
     SystemOptions,
-    SystemSpec,
     can_explain,
     system_key,
 )
@@ -164,10 +163,8 @@ def test_no_section_when_off_and_note_when_nothing_explains() -> None:
         run_eval([tiny_dataset()], [FirstStageSystem()], explain_queries=1, explain_top=0)
 
 
-def test_cli_explain_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                             capsys: pytest.CaptureFixture[str]) -> None:
-    spec = SystemSpec("fake-student", "a fake explaining student", lambda arg, options, pool: explaining_system())
-    monkeypatch.setitem(systems_module._REGISTRY, "fake-student", spec)
+def test_cli_explain_queries(tmp_path: Path, add_system, capsys: pytest.CaptureFixture[str]) -> None:
+    add_system("fake-student", lambda arg, options, pool: explaining_system())
     data = write_trec_dl(tmp_path / "data")
     report = tmp_path / "report"
     argv = ["eval", "--dataset", "dl19", "--systems", "first-stage,fake-student", "--report", str(report),

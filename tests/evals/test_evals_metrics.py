@@ -11,6 +11,7 @@ import pytest
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.evals import Evaluation, ScoredDoc, evaluate, paired_test, rank_order
 from r2r_agent.evals import metrics as metrics_module
+from r2r_agent.evals import significance as significance_module
 from r2r_agent.evals.metrics import parse_measure
 from r2r_agent.evals.trec import read_trec_qrels, read_trec_run
 from r2r_agent.metrics import ndcg_at_k
@@ -209,7 +210,7 @@ def test_t_test_matches_scipy_and_fallback(monkeypatch):
     ref = stats.ttest_rel([b[q] for q in a], [a[q] for q in a])
     assert res.statistic == pytest.approx(ref.statistic)
     assert res.p_value == pytest.approx(ref.pvalue)
-    monkeypatch.setattr(metrics_module, "is_available", lambda name: False)
+    monkeypatch.setattr(significance_module, "is_available", lambda name: False)
     pure = paired_test(a, b, method="t")
     assert pure.p_value == pytest.approx(ref.pvalue, rel=1e-9)
 
@@ -217,7 +218,7 @@ def test_t_test_matches_scipy_and_fallback(monkeypatch):
 def test_betainc_matches_scipy():
     special = pytest.importorskip("scipy.special")
     for a, b, x in [(0.5, 0.5, 0.3), (12.0, 0.5, 0.9), (2.0, 3.0, 0.999), (50.0, 0.5, 0.01), (1.5, 0.5, 0.5)]:
-        assert metrics_module._betainc(a, b, x) == pytest.approx(float(special.betainc(a, b, x)), rel=1e-10)
+        assert significance_module._betainc(a, b, x) == pytest.approx(float(special.betainc(a, b, x)), rel=1e-10)
 
 
 def test_t_test_degenerate_and_bad_input(caplog):

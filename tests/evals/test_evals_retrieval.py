@@ -14,7 +14,7 @@ from test_first_stage import FakeChromaFunction
 from r2r_agent.cli import main
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.evals import first_stage as first_stage_module
-from r2r_agent.evals import retrieval
+from r2r_agent.evals import first_stage_options
 from r2r_agent.evals.registry import (
     Corpus,
     NoCandidatesError,
@@ -179,7 +179,7 @@ def test_the_run_cache_is_keyed_by_corpus_and_depth(tmp_path):
     # A changed query text is retrieved again; the others come from the cache.
     changed = type(base)(base.name, {**base.queries, "q2": "Louvre museums"}, {}, base.qrels)
     again = retrieve_dataset(changed, corpus, options, cache_dir=tmp_path / "fs")
-    assert again.run.computed == 1 and again.dataset.candidates["q2"][0].docid == "d5"
+    assert again.run.computed == 1 and again.dataset.candidates["q2"][0].id == "d5"
     # limit_queries retrieves only the first N queries.
     assert retrieve_dataset(base, corpus, options, limit_queries=2).run.queries == 2
 
@@ -219,7 +219,7 @@ def test_dense_retrieval_with_a_fake_embedding_function_reuses_its_index(tmp_pat
     options = FirstStageOptions("dense", depth=2, index_dir=str(tmp_path / "index"))
     got = retrieve_dataset(base, corpus, options, embedding_function=function, cache_dir=tmp_path / "fs")
     assert got.run.config["model"] == "r2r-test-fake"
-    assert got.dataset.candidates["q1"][0].docid == "d1"  # the same keyword vector as the query
+    assert got.dataset.candidates["q1"][0].id == "d1"  # the same keyword vector as the query
     assert len(got.dataset.candidates["q4"]) == 2  # dense always returns depth candidates
     embedded = sum(len(c) for c in function.calls)
     assert embedded >= len(corpus)
@@ -262,7 +262,7 @@ def test_cli_reason_then_retrieve_with_a_fake_reasoner(tmp_path, monkeypatch, ca
 
         return write
 
-    monkeypatch.setattr(retrieval, "reasoner_writer", fake_reasoner)
+    monkeypatch.setattr(first_stage_options, "reasoner_writer", fake_reasoner)
     # stage_config asks torch for the default student's dtype; the fake needs no model.
     monkeypatch.setattr("r2r_agent.modeling.resolve_dtype", lambda name: "torch.float32")
     beir = write_beir(tmp_path / "beir")
@@ -289,7 +289,7 @@ def test_cli_reason_then_retrieve_with_a_fake_reasoner(tmp_path, monkeypatch, ca
 
 def test_reasoner_must_be_student_or_a_folder(tmp_path):
     with pytest.raises(InvalidInputError, match="'student' .* or a local causal-LM folder"):
-        retrieval.reasoner_writer(str(tmp_path / "nope"), 8)
+        first_stage_options.reasoner_writer(str(tmp_path / "nope"), 8)
 
 
 # --- clear errors from the command ---------------------------------------------------------------------------------

@@ -10,31 +10,29 @@ from typing import Any
 
 import pytest
 
+from r2r_agent import Passage, Ranking, RerankConfig, StageCost
 from r2r_agent.errors import InvalidInputError
-from r2r_agent.evals.records import Candidate
+from r2r_agent.evals.records import candidate
 from r2r_agent.evals.registry import Dataset
-from r2r_agent.evals.runner import (
-    ResultCache,
-    TrainingQueries,
-    TrainingQueryError,
-    check_not_training,
-    find_training_queries,
-    input_hash,
-    limit_dataset,
-    load_training_queries,
-    run_eval,
-)
+from r2r_agent.evals.results import CACHED_STAGE, SystemResult
+from r2r_agent.evals.runner import ResultCache, input_hash, limit_dataset, run_eval
 from r2r_agent.evals.systems import (
     FirstStageSystem,
     ModelPool,
     RerankerSystem,
     SystemOptions,
-    SystemResult,
     build_system,
     build_systems,
     known_systems,
     parse_system,
     system_key,
+)
+from r2r_agent.training.splits import (
+    TrainingQueries,
+    TrainingQueryError,
+    check_not_training,
+    find_training_queries,
+    load_training_queries,
 )
 
 
@@ -42,7 +40,7 @@ def tiny_dataset(name: str = "tiny") -> Dataset:
     """Three queries, four candidates each; the relevant documents sit low in the first-stage order."""
     queries = {"q1": "how long do fleas live", "q2": "what is phototaxis", "q3": "who wrote hamlet"}
     candidates = {
-        q: tuple(Candidate(f"{q}-d{i}", 10.0 - i, f"text {i} of {q}") for i in range(4)) for q in queries
+        q: tuple(candidate(f"{q}-d{i}", 10.0 - i, f"text {i} of {q}") for i in range(4)) for q in queries
     }
     qrels = {"q1": {"q1-d3": 2, "q1-d0": 1}, "q2": {"q2-d2": 1}, "q3": {"q3-d0": 3}}
     return Dataset(name=name, queries=queries, candidates=candidates, qrels=qrels, description="a tiny test set")
@@ -59,13 +57,14 @@ class FakeSystem:
         self.calls: list[str] = []
         self.fail_after = fail_after
 
-    def rank(self, query: str, candidates: Sequence[Candidate]) -> SystemResult:
+    def rank(self, query: str, candidates: Sequence[Passage]) -> SystemResult:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt  # what an interrupted run looks like
         self.calls.append(query)
-        order = sorted(candidates, key=lambda c: self.prefer.index(int(c.docid.rsplit("d", 1)[1])))
-        return SystemResult(tuple(c.docid for c in order), tuple(range(len(order), 0, -1)), seconds=0.01,
-                            passages=len(order))
+        order = sorted(range(len(candidates)),
+                       key=lambda i: self.prefer.index(int(str(candidates[i].id).rsplit("d", 1)[1])))
+        cost = StageCost("score", "fake", len(order), 0.01)
+        return SystemResult(Ranking.from_order(query, candidates, order, stages=[cost]), seconds=0.01)
 
 
 # --- systems registry ---------------------------------------------------------------------------------------------
@@ -76,9 +75,9 @@ def test_registry_names_are_exact() -> None:
                                "teacher"]
     spec, arg = parse_system("adapter:runs/a 1")
     assert (spec.name, arg) == ("adapter", "runs/a 1")
-    with pytest.raises(InvalidInputError, match="Known systems: first-stage, minilm"):
+    with pytest.raises(InvalidInputError, match="Unknown system 'mini'.* Known: first-stage, minilm"):
         parse_system("mini")  # no substring matching
-    with pytest.raises(InvalidInputError, match="Known systems"):
+    with pytest.raises(InvalidInputError, match="Known: first-stage, minilm"):
         parse_system("minilm-v2")
     with pytest.raises(InvalidInputError, match="needs an argument"):
         parse_system("adapter")
@@ -113,26 +112,41 @@ def test_system_key_includes_config() -> None:
 
 
 def test_first_stage_keeps_order_and_result_round_trips() -> None:
-    cands = [Candidate("b", 3.0, "x"), Candidate("a", 3.0, "y"), Candidate("c", 1.0, "z")]
+    cands = [candidate("b", 3.0, "x"), candidate("a", 3.0, "y"), candidate("c", 1.0, "z")]
     result = FirstStageSystem().rank("q", cands)
-    assert result.doc_ids == ("b", "a", "c") and result.by_score
-    assert SystemResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    assert result.doc_ids == ("b", "a", "c") and result.by_score and result.scores == (3.0, 3.0, 1.0)
+    assert [(j.text, j.input_rank, j.first_stage_score) for j in result.ranking][1] == ("y", 2, 3.0)
+    stored = json.loads(json.dumps(result.to_dict()))
+    assert set(stored) == {"doc_ids", "scores", "seconds", "passages", "generated_tokens", "stages", "by_score",
+                           "failures"}  # no texts in the cache
+    back = SystemResult.from_dict(stored, "q", cands)  # the texts come back from the candidates
+    assert back.to_dict() == result.to_dict() and back.ranking[1].text == "y" and back.ranking[1].input_rank == 2
+    assert {j.stage for j in back.ranking} == {CACHED_STAGE}
     with pytest.raises(InvalidInputError, match="one score per id"):
-        SystemResult(("a",), (), 0.0)
+        SystemResult.from_dict({**stored, "scores": []}, "q", cands)
+    with pytest.raises(InvalidInputError, match="not an order of the 2 candidates"):
+        SystemResult.from_dict(stored, "q", cands[:2])
+    with pytest.raises(InvalidInputError, match="Ranking.from_order"):
+        SystemResult(stored, 0.0)  # type: ignore[arg-type]
 
 
 def test_reranker_system_on_tiny_student(tiny_student) -> None:
     from r2r_agent import Reranker
 
     system = RerankerSystem("tiny", lambda: Reranker(tiny_student, rescore_top=2), {"rescore_top": 2})
-    cands = [Candidate(f"d{i}", 1.0, f"passage number {i}") for i in range(5)]
+    cands = [candidate(f"d{i}", 1.0, f"passage number {i}") for i in range(5)]
     result = system.rank("a query", cands)
     assert sorted(result.doc_ids) == [f"d{i}" for i in range(5)]
     assert [s.stage for s in result.stages] == ["score", "rescore"]  # explanations off
     assert result.passages == 5 + 2 and result.generated_tokens == 0 and not result.by_score
     assert system.load_seconds is not None
-    with pytest.raises(InvalidInputError, match="needs passage texts"):
-        system.rank("a query", [Candidate("d0", 1.0, None)])
+    assert [j.text for j in result.ranking] == [c.text for c in sorted(cands, key=lambda c: result.doc_ids.index(
+        str(c.id)))]  # the reranker's own judgments, texts included
+    textless = Dataset("textless", {"q": "a query"}, {"q": tuple(cands)}, {"q": {"d0": 1}},
+                       missing_texts=frozenset({"d3"}))
+    with pytest.raises(InvalidInputError, match="needs passage texts, but 1 candidates of query 'q'"):
+        run_eval([textless], [system])
+    assert run_eval([textless], [FirstStageSystem()]).runs[0].cost.queries == 1  # the first stage reads no text
 
 
 def test_model_pool_is_lazy() -> None:
@@ -204,8 +218,8 @@ def test_cache_skips_a_torn_line(tmp_path: Path, caplog: pytest.LogCaptureFixtur
 
 
 def test_input_hash_depends_on_query_and_ids() -> None:
-    cands = (Candidate("a", 1.0, "x"), Candidate("b", 0.5, "y"))
-    assert input_hash("q", cands) == input_hash("q", tuple(Candidate(c.docid, 9.0, "other") for c in cands))
+    cands = (candidate("a", 1.0, "x"), candidate("b", 0.5, "y"))
+    assert input_hash("q", cands) == input_hash("q", tuple(candidate(str(c.id), 9.0, "other") for c in cands))
     assert input_hash("q", cands) != input_hash("q", cands[::-1])
     assert input_hash("q", cands) != input_hash("q2", cands)
 
@@ -225,8 +239,8 @@ def test_limit_queries(tmp_path: Path) -> None:
 
 def test_a_system_must_return_every_candidate() -> None:
     class Lossy(FakeSystem):
-        def rank(self, query: str, candidates: Sequence[Candidate]) -> SystemResult:
-            return SystemResult((candidates[0].docid,), (1.0,), 0.0)
+        def rank(self, query: str, candidates: Sequence[Passage]) -> SystemResult:
+            return SystemResult(Ranking.from_order(query, candidates[:1]), 0.0)
 
     with pytest.raises(InvalidInputError, match="every candidate exactly once"):
         run_eval([tiny_dataset()], [Lossy("lossy")])
@@ -260,6 +274,9 @@ def test_find_training_queries_matches_text_not_bare_ids() -> None:
     with pytest.raises(TrainingQueryError, match=r"1 queries from the training data \(train\), e.g. \['q1'\]"):
         check_not_training("tiny", queries, training)
     check_not_training("tiny", {"q2": "what is phototaxis"}, training)
+    from r2r_agent.training import SplitLeakageError
+
+    assert issubclass(TrainingQueryError, SplitLeakageError)  # one kind of leakage, one place (training.splits)
 
 
 def test_run_eval_refuses_training_queries_before_running() -> None:
@@ -309,7 +326,7 @@ class DigitScorer:
 def test_first_stage_weight_names_and_keys_the_reranking_systems(tmp_path: Path) -> None:
     names = ["first-stage", "minilm", "student", "zero-shot-student", "zero-shot-lm", f"adapter:{tmp_path}"]
     plain = build_systems(names, SystemOptions())
-    fused = build_systems(names, SystemOptions(first_stage_weight=0.5))
+    fused = build_systems(names, SystemOptions(rerank=RerankConfig(first_stage_weight=0.5)))
     assert [s.name for s in fused] == ["first-stage", "minilm+first-stage@0.5", "student+first-stage@0.5",
                                        "zero-shot-student+first-stage@0.5", "zero-shot-lm+first-stage@0.5",
                                        f"adapter:{tmp_path}+first-stage@0.5"]
@@ -320,7 +337,7 @@ def test_first_stage_weight_names_and_keys_the_reranking_systems(tmp_path: Path)
     for a, b in zip(plain[1:], fused[1:], strict=True):
         assert system_key(a) != system_key(b) and b.config["first_stage_weight"] == 0.5
         assert {k: v for k, v in b.config.items() if k != "first_stage_weight"} == dict(a.config)
-    other = build_system("minilm", SystemOptions(first_stage_weight=0.25))
+    other = build_system("minilm", SystemOptions(rerank=RerankConfig(first_stage_weight=0.25)))
     assert system_key(other) != system_key(fused[1])
     assert getattr(fused[1], "explains", False) is False and getattr(fused[2], "explains", False) is True
 
@@ -328,7 +345,16 @@ def test_first_stage_weight_names_and_keys_the_reranking_systems(tmp_path: Path)
 @pytest.mark.parametrize("weight", [-0.1, 1.5, True, float("nan")])
 def test_system_options_first_stage_weight_is_checked(weight: float) -> None:
     with pytest.raises(InvalidInputError, match=r"first_stage_weight must be a number in \[0, 1\]"):
-        SystemOptions(first_stage_weight=weight)
+        SystemOptions(rerank=RerankConfig(first_stage_weight=weight))
+
+
+def test_system_options_hold_one_rerank_config() -> None:
+    with pytest.raises(InvalidInputError, match="SystemOptions.rerank must be an r2r_agent.RerankConfig, got dict"):
+        SystemOptions(rerank={"first_stage_weight": 0.5})  # type: ignore[arg-type]
+    options = SystemOptions(rerank=RerankConfig(rescore_top=3, rescore_weight=0.5, top_n=2, explain_top=4))
+    student = build_system("student", options)
+    assert student.config["rescore_top"] == 3 and student.config["rescore_weight"] == 0.5
+    assert build_system("zero-shot-lm", options).config["rescore_top"] == 20  # --lm-top, not the student's
 
 
 def test_minilm_with_first_stage_weight_feeds_the_candidate_scores() -> None:
@@ -337,10 +363,17 @@ def test_minilm_with_first_stage_weight_feeds_the_candidate_scores() -> None:
     cands = tiny_dataset().candidates["q1"]  # first-stage scores 10, 9, 8, 7
     assert build_system("minilm", SystemOptions(), pool).rank("q", cands).doc_ids == (
         "q1-d3", "q1-d2", "q1-d1", "q1-d0")
-    fused = build_system("minilm", SystemOptions(first_stage_weight=1.0), pool)
+    fused = build_system("minilm", SystemOptions(rerank=RerankConfig(first_stage_weight=1.0)), pool)
     result = fused.rank("q", list(reversed(cands)))  # the input order does not matter, the scores do
     assert result.doc_ids == ("q1-d0", "q1-d1", "q1-d2", "q1-d3") and result.scores == (10.0, 9.0, 8.0, 7.0)
     assert [s.stage for s in result.stages] == ["score"]
     # equal standardised weights on exactly opposite scores: every mixed score is 0, ties keep the input order
-    half = build_system("minilm", SystemOptions(first_stage_weight=0.5), pool).rank("q", cands)
-    assert half.doc_ids == tuple(c.docid for c in cands) and half.scores == (0.0, 0.0, 0.0, 0.0)
+    half = build_system("minilm", SystemOptions(rerank=RerankConfig(first_stage_weight=0.5)), pool).rank("q", cands)
+    assert half.doc_ids == tuple(c.id for c in cands) and half.scores == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_a_dataset_keeps_its_own_copies() -> None:
+    queries, qrels = {"q1": "fleas"}, {"q1": {"a": 1}}
+    ds = Dataset("d", queries, {"q1": [candidate("a", 1.0, "x")]}, qrels)  # type: ignore[dict-item]
+    queries["q2"], qrels["q1"]["b"] = "cats", 2
+    assert ds.queries == {"q1": "fleas"} and ds.qrels == {"q1": {"a": 1}} and isinstance(ds.candidates["q1"], tuple)

@@ -10,6 +10,7 @@ import pytest
 from test_evals_runner import FakeSystem, r2r_row, tiny_dataset  # same folder (pytest puts it on sys.path)
 
 from r2r_agent.cli import main
+from r2r_agent.evals.records import CandidateList
 from r2r_agent.evals.report import render_markdown, write_report
 from r2r_agent.evals.runner import run_eval
 from r2r_agent.evals.systems import FirstStageSystem
@@ -80,8 +81,7 @@ def write_trec_dl(root: Path) -> Path:
     folder.mkdir(parents=True)
     with gzip.open(folder / "dl19.bm25.top100.jsonl.gz", "wt", encoding="utf-8") as handle:
         for qid, query in ds.queries.items():
-            row = {"qid": qid, "query": query, "candidates": [c.to_dict() for c in ds.candidates[qid]]}
-            handle.write(json.dumps(row) + "\n")
+            handle.write(json.dumps(CandidateList(qid, query, ds.candidates[qid]).to_dict()) + "\n")
     lines = [f"{q} 0 {d} {r}" for q, docs in ds.qrels.items() for d, r in docs.items()]
     (folder / "qrels.dl19-passage.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
@@ -127,10 +127,10 @@ def test_cli_eval_unknown_system_and_dataset(tmp_path: Path, capsys: pytest.Capt
     data = write_trec_dl(tmp_path / "data")
     base = ["eval", "--report", str(tmp_path / "r"), "--data-dir", str(data), "--no-progress"]
     assert main([*base, "--dataset", "dl19", "--systems", "first-stage,bm25"]) == 2
-    known = "Known systems: first-stage, minilm, student, zero-shot-student, zero-shot-lm, adapter:PATH"
+    known = "Known: first-stage, minilm, student, zero-shot-student, zero-shot-lm, adapter:PATH"
     assert known in capsys.readouterr().err
     assert main([*base, "--dataset", "dl21", "--systems", "first-stage"]) == 2
-    assert "Known datasets: dl19" in capsys.readouterr().err
+    assert "Known: dl19" in capsys.readouterr().err
 
 
 def test_cli_help_lists_systems(capsys: pytest.CaptureFixture[str]) -> None:

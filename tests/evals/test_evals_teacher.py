@@ -13,9 +13,8 @@ from test_evals_runner_report import write_trec_dl  # same folder (pytest puts i
 
 from r2r_agent.cli import main
 from r2r_agent.errors import InvalidInputError
-from r2r_agent.evals import systems as systems_module
 from r2r_agent.evals.explanation_quality import unigram_f1
-from r2r_agent.evals.records import Candidate
+from r2r_agent.evals.records import candidate
 from r2r_agent.evals.registry import Dataset
 from r2r_agent.evals.report import render_markdown, write_report
 from r2r_agent.evals.runner import AGREEMENT_DATASET, ResultCache, agreement_key, run_eval
@@ -23,7 +22,6 @@ from r2r_agent.evals.systems import (
     FirstStageSystem,
     RerankerSystem,
     SystemOptions,
-    SystemSpec,
     TeacherSystem,
     build_system,
     can_explain_passages,
@@ -54,7 +52,7 @@ def score_reply(messages: list[dict[str, str]]) -> str:
 def score_dataset() -> Dataset:
     """Three queries; candidate i of each says "score i", so a teacher reverses the first-stage order."""
     queries = {"q1": "fleas", "q2": "phototaxis", "q3": "hamlet"}
-    candidates = {q: tuple(Candidate(f"{q}-d{i}", 10.0 - i, f"{q} passage score {i}") for i in range(4))
+    candidates = {q: tuple(candidate(f"{q}-d{i}", 10.0 - i, f"{q} passage score {i}") for i in range(4))
                   for q in queries}
     qrels = {"q1": {"q1-d2": 2}, "q2": {"q2-d1": 1}, "q3": {"q3-d0": 1}}
     return Dataset(name="scores", queries=queries, candidates=candidates, qrels=qrels, description="scored passages")
@@ -79,7 +77,7 @@ def test_teacher_system_reranks_the_head_with_sliding_windows() -> None:
     broken = TeacherSystem(ScriptedTeacher(default=lambda m: "no JSON here", name="broken"), top=3, window_size=3,
                            max_attempts=1)
     kept = broken.rank(ds.queries["q1"], ds.candidates["q1"])
-    assert kept.doc_ids == tuple(c.docid for c in ds.candidates["q1"]) and kept.failures == 1
+    assert kept.doc_ids == tuple(c.id for c in ds.candidates["q1"]) and kept.failures == 1
 
 
 def test_teacher_system_errors_are_clear() -> None:
@@ -285,10 +283,8 @@ def test_adapter_distilled_on_another_split_gets_a_caution(tmp_path: Path) -> No
     assert "450 training / 4 validation queries, this one has 16 / 4" in adapter_split_note(adapter, split)
 
 
-def test_cli_teacher_agreement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
-    spec = SystemSpec("echo-student", "a fake explaining student", lambda a, o, p: echo_system(EchoExplainer()))
-    monkeypatch.setitem(systems_module._REGISTRY, "echo-student", spec)
+def test_cli_teacher_agreement(tmp_path: Path, add_system, capsys: pytest.CaptureFixture[str]) -> None:
+    add_system("echo-student", lambda a, o, p: echo_system(EchoExplainer()))
     path = write_r2r(tmp_path / "r2r.jsonl.gz")
     report = tmp_path / "report"
     argv = ["eval", "--teacher-agreement", str(path), "--systems", "first-stage,echo-student",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from r2r_agent.errors import InvalidInputError
-from r2r_agent.evals import Candidate, CandidateList, Qrel, ScoredDoc, read_candidates, write_candidates
+from r2r_agent.evals import Candidate, CandidateList, Qrel, ScoredDoc, candidate, read_candidates, write_candidates
 from r2r_agent.evals.trec import (
     decode_doc_id,
     encode_doc_id,
@@ -102,7 +102,7 @@ def test_missing_file_is_clear(tmp_path: Path):
 @pytest.mark.parametrize("name", ["c.jsonl", "c.top100.jsonl.gz"])
 def test_candidates_roundtrip(tmp_path: Path, name: str):
     rows = [
-        CandidateList("q1", "fleas", (Candidate("d1", 2.0, "Fleas live long."), Candidate("d2", 1, "Ünïcode"))),
+        CandidateList("q1", "fleas", (candidate("d1", 2.0, "Fleas live long."), candidate("d2", 1, "Ünïcode"))),
         CandidateList("q2", "empty", ()),
     ]
     path = write_candidates(tmp_path / name, rows)
@@ -121,4 +121,17 @@ def test_candidates_bad_line(tmp_path: Path):
     with pytest.raises(InvalidInputError, match=r"bad.jsonl:2: expected a JSON object with 'qid'"):
         read_candidates(path)
     with pytest.raises(InvalidInputError, match="docid"):
-        Candidate("", 1.0)
+        candidate("", 1.0)
+    with pytest.raises(InvalidInputError, match="first-stage score must be a number"):
+        candidate("d1", None)  # type: ignore[arg-type]
+
+
+def test_candidates_are_passages_and_the_old_name_warns(tmp_path: Path):
+    with pytest.warns(DeprecationWarning, match="candidate\\(docid, first_stage_score, text\\)"):
+        old = Candidate("d1", 2.0, None)
+    assert old == candidate("d1", 2.0, "") and old.first_stage_score == 2.0
+    rows = [CandidateList("q1", "fleas", (candidate("d1", 2.0), candidate("d2", 1.0, "Fleas.")), frozenset({"d1"}))]
+    back = read_candidates(write_candidates(tmp_path / "c.jsonl", rows))
+    assert back == rows and back[0].to_dict()["candidates"][0] == {"docid": "d1", "score": 2.0, "text": None}
+    renamed = {"qid": "q", "query": "x", "candidates": [{"docid": "d", "first_stage_score": 3, "text": "t"}]}
+    assert CandidateList.from_dict(renamed).candidates[0].first_stage_score == 3.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from r2r_agent import Passage
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.evals.first_stage import (
     BM25FirstStage,
@@ -15,7 +16,7 @@ from r2r_agent.evals.first_stage import (
     explainer_writer,
     reasoning_messages,
 )
-from r2r_agent.evals.records import Candidate, CandidateList
+from r2r_agent.evals.records import CandidateList, candidate
 
 pytest.importorskip("bm25s")
 
@@ -33,17 +34,17 @@ class RecordingStage:
     def __init__(self) -> None:
         self.queries: list[tuple[str, int]] = []
 
-    def retrieve(self, query: str, k: int) -> list[Candidate]:
+    def retrieve(self, query: str, k: int) -> list[Passage]:
         self.queries.append((query, k))
-        return [Candidate("d1", 1.0, CORPUS["d1"])][:k]
+        return [candidate("d1", 1.0, CORPUS["d1"])][:k]
 
 
 def test_bm25_ranks_the_matching_document_first():
     bm25 = BM25FirstStage(CORPUS)
     assert isinstance(bm25, FirstStage)
     got = bm25.retrieve("how long do fleas live", k=2)
-    assert got[0].docid == "d1" and got[0].text == CORPUS["d1"] and got[0].score > 0
-    assert bm25.retrieve("capital of France", k=1)[0].docid == "d2"
+    assert got[0].id == "d1" and got[0].text == CORPUS["d1"] and got[0].first_stage_score > 0
+    assert bm25.retrieve("capital of France", k=1)[0].id == "d2"
 
 
 def test_bm25_orders_ties_by_docid_whatever_the_corpus_order():
@@ -51,17 +52,17 @@ def test_bm25_orders_ties_by_docid_whatever_the_corpus_order():
     texts = {"b": "red apple", "c": "red apple", "a": "red apple", "z": "green pear"}
     forward = BM25FirstStage(texts).retrieve("apple", k=3)
     backward = BM25FirstStage(dict(reversed(list(texts.items())))).retrieve("apple", k=3)
-    assert [c.docid for c in forward] == ["a", "b", "c"] == [c.docid for c in backward]
-    assert len({c.score for c in forward}) == 1
+    assert [c.id for c in forward] == ["a", "b", "c"] == [c.id for c in backward]
+    assert len({c.first_stage_score for c in forward}) == 1
     # A cut inside a tie keeps the smallest docids.
-    assert [c.docid for c in BM25FirstStage(texts).retrieve("apple", k=2)] == ["a", "b"]
+    assert [c.id for c in BM25FirstStage(texts).retrieve("apple", k=2)] == ["a", "b"]
 
 
 def test_bm25_k_larger_than_the_corpus_returns_only_matching_documents():
     bm25 = BM25FirstStage(CORPUS)
     got = bm25.retrieve("fleas cats", k=100)
-    assert sorted(c.docid for c in got) == ["d1", "d4"]
-    assert [c.score for c in got] == sorted((c.score for c in got), reverse=True)
+    assert sorted(c.id for c in got) == ["d1", "d4"]
+    assert [c.first_stage_score for c in got] == sorted((c.first_stage_score for c in got), reverse=True)
     assert bm25.retrieve("zebra xylophone", k=5) == []  # no known term: no candidates, no crash
 
 
@@ -111,31 +112,31 @@ def test_dense_retrieves_by_cosine_similarity_and_reuses_the_collection(tmp_path
     dense = DenseFirstStage(CORPUS, tmp_path / "db", collection="test_first_stage", embedding_function=function)
     assert isinstance(dense, FirstStage)
     got = dense.retrieve("where do fleas bite", k=2)
-    assert got[0].docid == "d1" and got[0].text == CORPUS["d1"]
-    assert got[0].score == pytest.approx(1.0, abs=1e-3)  # same direction: cosine similarity 1
-    assert got[0].score > got[1].score
+    assert got[0].id == "d1" and got[0].text == CORPUS["d1"]
+    assert got[0].first_stage_score == pytest.approx(1.0, abs=1e-3)  # same direction: cosine similarity 1
+    assert got[0].first_stage_score > got[1].first_stage_score
     # k above the corpus size returns every document; ties (d2, d3, d4 share a vector) ordered by docid.
     everything = dense.retrieve("where do fleas bite", k=10)
-    assert [c.docid for c in everything] == ["d1", "d2", "d3", "d4"]
+    assert [c.id for c in everything] == ["d1", "d2", "d3", "d4"]
 
     # Reopened with one more document: only that one is embedded.
     function.calls.clear()
     bigger = {**CORPUS, "d5": "Paris has many museums."}
     again = DenseFirstStage(bigger, tmp_path / "db", collection="test_first_stage", embedding_function=function)
     assert function.calls[0] == ["Paris has many museums."]
-    assert {c.docid for c in again.retrieve("paris", k=2)} == {"d2", "d5"}
+    assert {c.id for c in again.retrieve("paris", k=2)} == {"d2", "d5"}
 
     # A smaller corpus on the same (bigger) collection never returns ids outside it.
     small = DenseFirstStage({"d3": CORPUS["d3"], "d4": CORPUS["d4"]}, tmp_path / "db",
                             collection="test_first_stage", embedding_function=function)
-    assert [c.docid for c in small.retrieve("paris", k=2)] == ["d3", "d4"]
+    assert [c.id for c in small.retrieve("paris", k=2)] == ["d3", "d4"]
 
 
 @pytestmark_chroma
 def test_dense_in_a_temporary_folder_rejects_an_empty_query():
     pytest.importorskip("chromadb")
     dense = DenseFirstStage(CORPUS, embedding_function=FakeChromaFunction())
-    assert dense.retrieve("a cat", k=1)[0].docid == "d4"
+    assert dense.retrieve("a cat", k=1)[0].id == "d4"
     with pytest.raises(InvalidInputError, match="query must be a non-empty str"):
         dense.retrieve("", k=1)
 
@@ -152,7 +153,7 @@ def test_reason_then_retrieve_expands_the_bm25_query():
     assert plain == []  # no term of the bare query is in the corpus
     stage = ReasonThenRetrieve(BM25FirstStage(CORPUS), writer)
     got = stage.retrieve("parasite lifespan", k=5)
-    assert got[0].docid == "d1" and {c.docid for c in got} == {"d1", "d4"}
+    assert got[0].id == "d1" and {c.id for c in got} == {"d1", "d4"}
     assert stage.reasonings == {"parasite lifespan": reasoning}
     stage.retrieve("parasite lifespan", k=2)
     assert calls == ["parasite lifespan"]  # written once per query
@@ -211,7 +212,7 @@ def test_candidate_lists_feed_the_runner():
     lists = candidate_lists(BM25FirstStage(CORPUS), queries, k=2)
     assert list(lists) == ["q1", "q2"]
     assert isinstance(lists["q1"], CandidateList) and lists["q1"].query == queries["q1"]
-    assert lists["q1"].candidates[0].docid == "d1" and lists["q2"].candidates[0].docid == "d2"
+    assert lists["q1"].candidates[0].id == "d1" and lists["q2"].candidates[0].id == "d2"
     assert CandidateList.from_dict(lists["q1"].to_dict()) == lists["q1"]
     with pytest.raises(InvalidInputError, match="qid 'q3'"):
         candidate_lists(RecordingStage(), {"q3": ""}, k=1)
@@ -224,5 +225,5 @@ def test_candidate_lists_feed_the_runner():
 def test_dense_with_the_bundled_minilm(tmp_path):
     pytest.importorskip("chromadb")
     dense = DenseFirstStage(CORPUS, tmp_path / "db")
-    assert dense.retrieve("How long does a flea live?", k=1)[0].docid == "d1"
-    assert dense.retrieve("Which city has the Eiffel Tower?", k=1)[0].docid == "d2"
+    assert dense.retrieve("How long does a flea live?", k=1)[0].id == "d1"
+    assert dense.retrieve("Which city has the Eiffel Tower?", k=1)[0].id == "d2"

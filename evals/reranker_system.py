@@ -60,7 +60,7 @@ class RerankerSystem:
         """Rerank all candidates; no explanations (``explain_top=0, compare_top=0``)."""
         reranker = self.reranker
         start = time.perf_counter()
-        ranking = reranker.rerank(query, candidates, explain_top=0, compare_top=0)
+        ranking = reranker.rerank(query, candidates, explain_top=0, compare_top=0, judge=False)
         return SystemResult(ranking, time.perf_counter() - start)
 
     def _check_explains(self) -> None:

@@ -70,6 +70,8 @@ def _choice(options: tuple[str, ...]) -> Any:
     return check
 
 
+#: ``RerankConfig.ordering``: how passages are ordered.
+ORDERINGS = ("scorer", "rrf", "first_stage")
 #: ``RerankConfig.explain``: how explanations are made.
 EXPLAIN_MODES = ("evidence", "full")
 #: ``RerankConfig.comparison``: how the comparison is made.
@@ -95,6 +97,10 @@ class RerankConfig:
         first_stage_weight: Weight of each passage's first-stage (retriever) score,
             :attr:`Passage.first_stage_score`, mixed with the scorer's over all passages: 0 orders by the scorer
             alone, 1 keeps the retriever's order (see :class:`~r2r_agent.Reranker`).
+        ordering: ``"scorer"``: by the student's score (mixed with the first-stage score when
+            ``first_stage_weight > 0``); ``"rrf"``: by reciprocal-rank fusion of the input order (the retriever's)
+            and the scorer's order, which needs no retriever score; ``"first_stage"``: the input order is kept and
+            the student only judges and explains.
         judge: Give each returned passage its evidence, relevance and verdict (scores its sentences with the scorer:
             cheap for a few returned passages, more for a hundred). Off: scores and order only, and explanations
             without a verdict.
@@ -119,6 +125,10 @@ class RerankConfig:
         "passages (standardised); 0: the scorer alone, 1: the first-stage order; needs a score on every passage, "
         "else the scorer alone with a warning", _unit(), "W")
 
+    ordering: str = setting(
+        "scorer", "how all passages are ordered: 'scorer' (the student's score, mixed with the first-stage score by "
+        "first_stage_weight), 'rrf' (reciprocal-rank fusion of the input order and the scorer's), 'first_stage' "
+        "(keep the input order: judge and explain only)", _choice(ORDERINGS), "POLICY")
     judge: bool = setting(
         True, "judge the returned passages: evidence (each sentence scored by the scorer), relevance and verdict; "
         "off: the order and scores only (faster with many returned passages)", _flag(), "")
@@ -194,4 +204,4 @@ def split_settings(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     return ({k: v for k, v in kwargs.items() if k in names}, {k: v for k, v in kwargs.items() if k not in names})
 
 
-__all__ = ["COMPARISON_MODES", "EXPLAIN_MODES", "RerankConfig", "setting", "split_settings"]
+__all__ = ["COMPARISON_MODES", "EXPLAIN_MODES", "ORDERINGS", "RerankConfig", "setting", "split_settings"]

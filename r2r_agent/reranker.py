@@ -23,6 +23,12 @@ logger = logging.getLogger(__name__)
 
 #: The :attr:`Judgment.stage` of a passage ordered by its scorer score mixed with its first-stage score.
 FUSED_STAGE = "score+first_stage"
+#: The :attr:`Judgment.stage` of a passage ordered by reciprocal-rank fusion of the input order and the scorer's.
+RRF_STAGE = "score+rrf"
+#: The :attr:`Judgment.stage` of a passage left in the retriever's order (``ordering="first_stage"``).
+FIRST_STAGE_ORDER = "first_stage_order"
+#: Reciprocal-rank fusion's constant (Cormack, Clarke and Buettcher, 2009), not tuned here.
+RRF_K = 60
 #: The :attr:`Judgment.stage` of a passage explained in the order given, not scored (:meth:`Reranker.explain`).
 GIVEN_STAGE = "given"
 
@@ -33,6 +39,19 @@ def _first_stage_scores(items: Sequence[Passage]) -> list[float] | None:
     if any(v is None or not math.isfinite(v) for v in values):
         return None
     return [float(v) for v in values if v is not None]
+
+
+def reciprocal_rank_fusion(scores: Sequence[float], k: int = RRF_K) -> list[float]:
+    """``1 / (k + input rank) + 1 / (k + scorer rank)`` per passage (ranks from 1; the scorer's ties keep the input
+    order): the input order is the retriever's, so no retriever score is needed.
+
+    Example:
+        >>> [round(v, 5) for v in reciprocal_rank_fusion([0.1, 0.9, 0.5])]
+        [0.03227, 0.03252, 0.032]
+    """
+    by_score = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    scorer_rank = {i: rank for rank, i in enumerate(by_score, start=1)}
+    return [1.0 / (k + i + 1) + 1.0 / (k + scorer_rank[i]) for i in range(len(scores))]
 
 
 #: Beyond this magnitude (or below its inverse) :func:`mix_scores` rescales before squaring.
@@ -250,8 +269,14 @@ class Reranker:
             if fused is not None:
                 scores = fused
                 stage_of = [FUSED_STAGE] * len(items)
+        if call.ordering == "rrf":
+            scores = reciprocal_rank_fusion(scores)
+            stage_of = [RRF_STAGE] * len(items)
         # Stable: ties keep the input order.
         order = sorted(range(len(items)), key=lambda i: (-scores[i], i))
+        if call.ordering == "first_stage":  # the retriever's order is kept; the scores say what the student thinks
+            order = list(range(len(items)))
+            stage_of = [FIRST_STAGE_ORDER] * len(items)
 
         rescorer = student.rescorer
         k = min(call.rescore_top, len(items)) if rescorer is not None else 0

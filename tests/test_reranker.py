@@ -348,3 +348,23 @@ def test_first_stage_fusion_with_tiny_models(tiny_student, no_network):
     first = Reranker(tiny_student, first_stage_weight=1.0).rerank("how long do fleas live", passages,
                                                                   explain_top=0, compare_top=0)
     assert [j.id for j in first] == ["0", "1", "2", "3"]
+
+
+# -- ordering policies (RerankConfig.ordering) ----------------------------------------------------------------------
+
+
+def test_ordering_policies_scorer_rrf_and_first_stage():
+    from r2r_agent.reranker import reciprocal_rank_fusion
+
+    scorer = TableScorer({"a": 0.1, "b": 0.9, "c": 0.5, "d": 0.0})
+    passages = ["a", "b", "c", "d"]  # the retriever's order
+
+    def order(policy):
+        ranking = Reranker(Student(scorer=scorer), ordering=policy, explain_top=0, compare_top=0).rerank("q", passages)
+        return [j.text for j in ranking], {j.stage for j in ranking}, [j.score for j in ranking]
+
+    assert order("scorer")[:2] == (["b", "c", "a", "d"], {"score"})
+    fused = reciprocal_rank_fusion([0.1, 0.9, 0.5, 0.0])
+    assert order("rrf")[:2] == (["b", "a", "c", "d"], {"score+rrf"}) and order("rrf")[2] == sorted(fused, reverse=True)
+    texts, stages, scores = order("first_stage")
+    assert texts == passages and stages == {"first_stage_order"} and scores == [0.1, 0.9, 0.5, 0.0]

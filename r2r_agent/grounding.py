@@ -22,7 +22,7 @@ from dataclasses import dataclass
 _NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 #: A number, an optional range to a second number ("20 to 25", "20-25", "20–25"), then an optional unit word or %.
 _QUANTITY = re.compile(
-    rf"(?P<currency>[$€£¥])?\s?(?P<first>{_NUMBER})"
+    rf"(?P<currency>[$€£¥])?\s?(?<![\w.])(?P<first>{_NUMBER})"  # a number on its own, not the 1 of "q1" or "v1.2"
     rf"(?:\s*(?:-|–|—|to|and|or)\s*[$€£¥]?\s?(?P<second>{_NUMBER}))?"
     r"(?:\s*(?P<unit>%|percent\b|[a-zA-Z]{2,}\b))?")
 _MONTHS = ("january february march april may june july august september october november december "

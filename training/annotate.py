@@ -195,13 +195,4 @@ def annotate_query(teacher: Teacher, query: str, candidates: Sequence[Any], *, q
                            order=tuple(order), labels=tuple(labels), source="teacher")
 
 
-def __getattr__(name: str) -> Any:
-    # The whole-run API moved to annotation_run; its old import path keeps working.
-    if name in ("AnnotationRun", "annotate"):
-        from . import annotation_run
-
-        return getattr(annotation_run, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["AnnotationConfig", "AnnotationRequest", "annotate_query", "annotate_window"]

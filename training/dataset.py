@@ -13,6 +13,7 @@ The student is trained on exactly the messages it sees at inference. Train and v
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ from r2r_agent import prompts
 from r2r_agent.errors import InvalidInputError
 
 from .records import QueryAnnotation
-from .splits import check_disjoint, split_query_ids
+from .splits import SPLIT_SEED, VALIDATION_FRACTION, check_disjoint, split_query_ids
 
 _KINDS = ("direct", "comparison")
 
@@ -229,8 +230,8 @@ class DatasetConfig:
     explain_top: int | None = field(default=None, metadata={"help": "direct targets for the teacher's top N only"})
     compare_top: int = field(default=3, metadata={"help": "passages in each comparison target"})
     comparison_target: str = field(default="listwise", metadata={"help": "listwise or teacher"})
-    validation_fraction: float = field(default=0.1, metadata={"help": "share of queries held out"})
-    seed: int = field(default=0, metadata={"help": "seed of the split by query"})
+    validation_fraction: float = field(default=VALIDATION_FRACTION, metadata={"help": "share of queries held out"})
+    seed: int = field(default=SPLIT_SEED, metadata={"help": "seed of the split by query"})
     judged: bool = field(default=True, metadata={"help": "show the teacher's verdict and best sentence in direct "
                                                          "prompts (r2r-prompts-2)"})
     balance_verdicts: bool = field(default=True, metadata={"help": "as many not_relevant and partial direct targets "

@@ -27,6 +27,10 @@ from r2r_agent.errors import InvalidInputError
 
 from .errors import SplitLeakageError
 
+#: The share of queries ``r2r distill`` holds out for validation, and the seed of its split (DatasetConfig's defaults).
+VALIDATION_FRACTION = 0.1
+SPLIT_SEED = 0
+
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
@@ -112,14 +116,13 @@ def load_training_queries(path: PathLike, *, validation_fraction: float | None =
                           seed: int | None = None) -> TrainingQueries:
     """The training-split queries of the R2R training data (``r2r-train/*.jsonl[.gz]``, or one such file).
 
-    The split is :func:`split_query_ids` with :class:`r2r_agent.training.DatasetConfig`'s defaults unless given (as
+    The split is :func:`split_query_ids` with :data:`VALIDATION_FRACTION` and :data:`SPLIT_SEED` unless given (as
     ``r2r distill`` splits): queries it holds out for validation are not training queries.
 
     Raises:
         InvalidInputError: when ``path`` holds no R2R file.
     """
-    # Imported here: dataset.py imports this module (the split), and the R2R reader is only needed to load.
-    from .dataset import DatasetConfig
+    # Imported here: the R2R reader is only needed to load.
     from .r2r_import import iter_r2r_annotations
 
     root = Path(path)
@@ -133,9 +136,8 @@ def load_training_queries(path: PathLike, *, validation_fraction: float | None =
     for file in files:
         for annotation in iter_r2r_annotations(file):
             texts[annotation.query_id] = annotation.query
-    defaults = DatasetConfig()
-    train, _ = split_query_ids(texts, defaults.validation_fraction if validation_fraction is None
-                               else validation_fraction, defaults.seed if seed is None else seed)
+    train, _ = split_query_ids(texts, VALIDATION_FRACTION if validation_fraction is None else validation_fraction,
+                               SPLIT_SEED if seed is None else seed)
     return TrainingQueries({q: texts[q] for q in train}, source=str(root))
 
 

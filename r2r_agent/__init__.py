@@ -32,6 +32,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .explainer import Explainer
+    from .openai_student import OpenAIExplainer, OpenAIScorer
     from .reranker import Reranker
     from .scorers import EncoderScorer, LMScorer, Scorer, Scores
     from .student import Student
@@ -44,6 +45,8 @@ _LAZY = {
     "LMScorer": "scorers",
     "Scorer": "scorers",
     "Scores": "scorers",
+    "OpenAIScorer": "openai_student",
+    "OpenAIExplainer": "openai_student",
 }
 
 
@@ -67,6 +70,8 @@ __all__ = [
     "LMScorer",
     "MissingExtraError",
     "ModelPreparationError",
+    "OpenAIExplainer",
+    "OpenAIScorer",
     "Passage",
     "R2RError",
     "Ranking",

@@ -31,6 +31,7 @@ from .types import Judgment, Passage, Ranking, StageCost
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .cross_encoder import CrossEncoderScorer
     from .explainer import Explainer
     from .openai_student import OpenAIExplainer, OpenAIScorer
     from .reranker import Reranker
@@ -45,6 +46,7 @@ _LAZY = {
     "LMScorer": "scorers",
     "Scorer": "scorers",
     "Scores": "scorers",
+    "CrossEncoderScorer": "cross_encoder",
     "OpenAIScorer": "openai_student",
     "OpenAIExplainer": "openai_student",
 }
@@ -61,6 +63,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PROMPT_VERSION",
+    "CrossEncoderScorer",
     "EncoderScorer",
     "Explainer",
     "InvalidInputError",

@@ -8,7 +8,8 @@ A scorer is anything with a ``name`` and ``score(query, passages)``; two real im
   of "yes" vs "no", or the output of R2R's rank head where the adapter ships one. Slower, reason-aware: the
   re-scoring stage for the top of the list, or the only scorer on a GPU.
 
-One more is exported here and lives in its own module (loaded on first use):
+Two more are exported here and live in their own modules (loaded on first use):
+:class:`~r2r_agent.cross_encoder.CrossEncoderScorer` (any local sequence-classification reranker) and
 :class:`~r2r_agent.openai_student.OpenAIScorer` (the LM score from an OpenAI-compatible server's logprobs).
 """
 
@@ -309,9 +310,9 @@ def _answer_token_ids(tokenizer: Any, word: str) -> list[int]:
     return sorted(ids)
 
 
-#: Scorers exported here from their own modules (PEP 562: ``from r2r_agent.scorers import OpenAIScorer``
+#: Scorers exported here from their own modules (PEP 562: ``from r2r_agent.scorers import CrossEncoderScorer``
 #: loads its module on first use; they import this one, so it cannot import them up front).
-_ELSEWHERE = {"OpenAIScorer": "openai_student"}
+_ELSEWHERE = {"CrossEncoderScorer": "cross_encoder", "OpenAIScorer": "openai_student"}
 
 
 def __getattr__(name: str) -> Any:

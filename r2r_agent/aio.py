@@ -43,6 +43,8 @@ _CALLER_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = context
 # Worker threads of run_in_thread. Not asyncio's default executor: that one has min(32, cores + 4) threads (6 on a
 # 2-core machine), which would cap the queries a served student runs at once; these threads mostly wait on the loop.
 _MAX_WORKERS = 64
+#: How often a worker thread waiting for the caller's loop checks that the loop still runs.
+_POLL_SECONDS = 1.0
 _executor: concurrent.futures.ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
@@ -88,7 +90,15 @@ def call(sync: Callable[[], T], asynchronous: Callable[[], Awaitable[T]]) -> T:
     async def run() -> T:
         return await asynchronous()
 
-    return asyncio.run_coroutine_threadsafe(run(), loop).result()
+    future = asyncio.run_coroutine_threadsafe(run(), loop)
+    while True:  # never wait forever on a loop that stopped before it ran the coroutine
+        try:
+            return future.result(timeout=_POLL_SECONDS)
+        except concurrent.futures.TimeoutError:
+            if loop.is_closed() or not loop.is_running():
+                future.cancel()
+                raise RuntimeError("the event loop that called arerank stopped before the request finished; keep "
+                                   "it running until the awaited call returns") from None
 
 
 def check_lists(queries: Sequence[str], passages_lists: Sequence[Sequence[Any]]) -> None:

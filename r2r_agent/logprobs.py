@@ -15,6 +15,8 @@ from typing import Any
 
 from .openai_client import MalformedResponse, ServerError
 
+#: Scores are kept within ± this (log-odds of about 1e43 to 1): beyond it a server's numbers say only "certain".
+LOG_ODDS_LIMIT = 100.0
 #: Markers some servers leave on raw vocabulary pieces: GPT-2 byte-level space, SentencePiece space.
 _SPACE_MARKERS = ("Ġ", "▁")
 
@@ -113,7 +115,8 @@ def answer_log_odds(pairs: Sequence[tuple[str, float]], answers: tuple[str, str]
     its *upper bound* (the floor): the lowest log-probability returned (a token outside the top ``k`` is no likelier
     than any inside) or the log of the probability left over by the returned tokens, whichever is lower. The score
     is then a bound: the true log-odds are at least this high when only "yes" was seen, at most this low when only
-    "no" was. When neither appears both take the floor and the score is 0.
+    "no" was. When neither appears both take the floor and the score is 0. Scores are kept within
+    ``±LOG_ODDS_LIMIT`` (a probability of exactly 0 would make them infinite).
 
     Returns:
         The score and which answers were seen: ``"both"``, ``"yes"``, ``"no"`` (the other at the floor) or
@@ -129,15 +132,20 @@ def answer_log_odds(pairs: Sequence[tuple[str, float]], answers: tuple[str, str]
     yes = [value for token, value in pairs if answer_word(token) == answers[0]]
     no = [value for token, value in pairs if answer_word(token) == answers[1]]
     if yes and no:
-        return _logsumexp(yes) - _logsumexp(no), "both"
-    values = [value for _, value in pairs]
-    floor = min(values)
-    left = 1.0 - math.fsum(math.exp(v) for v in values)
+        return _bounded(_logsumexp(yes) - _logsumexp(no)), "both"
+    finite = [value for _, value in pairs if math.isfinite(value)]
+    floor = min(finite, default=-LOG_ODDS_LIMIT)
+    left = 1.0 - math.fsum(math.exp(v) for v in finite)
     if left > 0.0:
         floor = min(floor, math.log(left))
     log_yes = _logsumexp(yes) if yes else floor
     log_no = _logsumexp(no) if no else floor
-    return log_yes - log_no, answers[0] if yes else answers[1] if no else "neither"
+    return _bounded(log_yes - log_no), answers[0] if yes else answers[1] if no else "neither"
 
 
-__all__ = ["NO_LOGPROBS", "answer_log_odds", "answer_word", "first_token_logprobs"]
+def _bounded(score: float) -> float:
+    """``score`` within ``±LOG_ODDS_LIMIT``: a server may send a probability of exactly 0 (``-inf``)."""
+    return max(-LOG_ODDS_LIMIT, min(LOG_ODDS_LIMIT, score))
+
+
+__all__ = ["LOG_ODDS_LIMIT", "NO_LOGPROBS", "answer_log_odds", "answer_word", "first_token_logprobs"]

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from r2r_agent.logprobs import answer_log_odds, answer_word, first_token_logprobs
+from r2r_agent.logprobs import LOG_ODDS_LIMIT, answer_log_odds, answer_word, first_token_logprobs
 from r2r_agent.openai_client import MalformedResponse, ServerError, display_url, parse_retry_after
 from r2r_agent.openai_student import TextBudget, _reply
 
@@ -75,7 +75,8 @@ def test_neither_answer_scores_zero():
 def test_minus_infinity_is_a_probability_of_zero_and_nan_is_dropped():
     pairs = first_token_logprobs(chat([("Yes", -0.1), ("No", -math.inf), ("X", math.nan)]))
     assert [t for t, _ in pairs] == ["Yes", "No"]
-    assert answer_log_odds(pairs)[0] == math.inf or answer_log_odds(pairs)[0] > 100
+    assert answer_log_odds(pairs) == (LOG_ODDS_LIMIT, "both")  # finite: the reranker refuses infinite scores
+    assert answer_log_odds([("No", -math.inf), ("The", -0.1)]) == (LOG_ODDS_LIMIT, "no")  # p(no) = 0
 
 
 @pytest.mark.parametrize("body", [{}, {"choices": []}, {"choices": "x"}, {"choices": [None]}])

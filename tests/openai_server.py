@@ -28,6 +28,11 @@ from r2r_agent import prompts
 from r2r_agent.modeling import left_pad, left_padding_positions
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # a client opening dozens of connections at once must not find the backlog full
+
+
 @dataclass
 class Fault:
     """What the server does instead of answering one request.
@@ -80,6 +85,7 @@ class OpenAITestServer:
         self.model, self.tokenizer, self.model_name = model, tokenizer, model_name
         self.max_batch, self.max_top_logprobs, self.spell, self.api_key = max_batch, max_top_logprobs, spell, api_key
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self._texts: list[str] | None = None
         self.batches: list[int] = []
         self.peak_in_flight = 0
         self.gate: int | None = None
@@ -91,8 +97,7 @@ class OpenAITestServer:
         self._stop = threading.Event()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._connections: set[socket.socket] = set()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _HTTPServer(("127.0.0.1", 0), self._handler())
         self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True, name="openai-test-http"),
                          threading.Thread(target=self._work, daemon=True, name="openai-test-model")]
         for thread in self._threads:
@@ -161,8 +166,10 @@ class OpenAITestServer:
             job.done.set()
 
     def _token(self, token_id: int) -> str:
-        text = self.tokenizer.decode([token_id], skip_special_tokens=False)
-        return self.spell(text) if self.spell else text
+        if self._texts is None:  # decoded once: a top_logprobs list names up to the whole vocabulary per request
+            texts = [self.tokenizer.decode([i], skip_special_tokens=False) for i in range(len(self.tokenizer))]
+            self._texts = [self.spell(t) for t in texts] if self.spell else texts
+        return self._texts[token_id]
 
     def _alternatives(self, logprobs: Any, k: int) -> list[tuple[str, float]]:
         import torch
@@ -411,3 +418,25 @@ def build_answer_word_lm(seed: int = 0) -> tuple[Any, Any]:
                          bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=False)
     # Untied: a tiny random model with tied embeddings echoes the prompt's last token ("\n") forever.
     return LlamaForCausalLM(config).eval(), tokenizer
+
+
+def main() -> None:
+    """``python tests/openai_server.py [--seed N] [--max-batch N]``: serve the answer-word LM in its own process
+    (benchmarks: the client then does not share the server's interpreter lock); prints the URL, then serves until
+    its standard input closes."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-batch", type=int, default=16)
+    args = parser.parse_args()
+    model, tokenizer = build_answer_word_lm(seed=args.seed)
+    with OpenAITestServer(model, tokenizer, max_batch=args.max_batch) as server:
+        sys.stdout.write(server.url + "\n")
+        sys.stdout.flush()
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

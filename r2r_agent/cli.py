@@ -34,6 +34,7 @@ examples:
   r2r demo                                           rank a few real TREC DL19 queries and show the reasons
   r2r rerank -q "how long do fleas live" -p passages.jsonl
   cat passages.jsonl | r2r rerank -q "..." -p - --json
+  r2r rerank -q "..." -p passages.jsonl --server http://localhost:8000/v1 --server-model r2r   # a served student
 
 passages file: JSON Lines, one passage per line, either a JSON string or an object such as
   {"id": "d1", "text": "Fleas live 2-3 months.", "score": 12.3, "metadata": {...}}

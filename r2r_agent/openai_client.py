@@ -68,8 +68,14 @@ class Secret:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> Any:  # not pickled with its owner: a copy sent to another process holds no key
-        return (Secret, ("",))
+    def __copy__(self) -> Secret:  # immutable: copies (deep ones too, e.g. pydantic's) share it
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret is not pickled (the key would travel in the bytes); build the client where it runs")
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -173,7 +173,11 @@ class Student:
         """
         import contextlib
 
+        from .errors import InvalidInputError
         from .openai_client import OpenAIClient
+
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidInputError(f"Student.from_openai: concurrency must be an int >= 1, got {concurrency!r}")
         from .openai_student import OpenAIExplainer, OpenAIScorer
 
         client = OpenAIClient(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,

@@ -3,12 +3,12 @@ positive class's probability), pairs are cut keeping the query, and the framewor
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import WORDS, build_tiny_encoder
 
 from r2r_agent import Explainer, Reranker, Student
 from r2r_agent.cross_encoder import CrossEncoderScorer, _max_tokens
@@ -40,9 +40,15 @@ def save_reranker(folder: Path, tokenizer, *, labels: int = 1, kind: str = "bert
     return folder
 
 
+#: More words than any budget here holds (all in the tiny encoder's vocabulary).
+WORDS = ("how long do fleas live adult egg larva pupa host cat dog pet season earth sun tilt axis orbit summer "
+         "winter light heat cost price floor concrete the a of to in is are was for on with as by it that").split()
+
+
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    _, tok = build_tiny_encoder(tmp_path_factory.mktemp("ce-vocab"))
+def tokenizer(_tiny_encoder):
+    """The tiny encoder's WordPiece tokenizer (a copy: the session's is shared) with a 64-token budget."""
+    tok = copy.deepcopy(_tiny_encoder[1])
     tok.model_max_length = 64
     return tok
 

@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("httpx")
 
 from openai_server import OpenAITestServer, build_answer_word_lm  # noqa: E402
-from served_helpers import MODEL  # noqa: E402
+
+from .served_helpers import MODEL  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from served_helpers import PASSAGES, QUERY, bounded, served
 
 from r2r_agent import Reranker
+
+from .served_helpers import PASSAGES, QUERY, bounded, served
 
 QUICK = {"judge": False, "explain_top": 0, "compare_top": 0}
 QUERIES = [f"{QUERY} {i}" for i in range(8)]

@@ -8,9 +8,10 @@ import json
 
 import pytest
 from openai_server import OpenAITestServer
-from served_helpers import MODEL, PASSAGES, QUERY, bounded
 
 from r2r_agent import cli
+
+from .served_helpers import MODEL, PASSAGES, QUERY, bounded
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ import time
 
 import pytest
 from openai_server import Fault
-from served_helpers import MODEL, PASSAGES, QUERY, bounded, served
 
 from r2r_agent import Reranker
 from r2r_agent.openai_client import OpenAIClient, ServerError
+
+from .served_helpers import MODEL, PASSAGES, QUERY, bounded, served
 
 
 def free_port_url() -> str:

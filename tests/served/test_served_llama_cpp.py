@@ -21,9 +21,9 @@ import pytest
 pytest.importorskip("llama_cpp")
 pytest.importorskip("llama_cpp.server")
 
-from served_helpers import QUERY, bounded  # noqa: E402
-
 from r2r_agent import Reranker, Student  # noqa: E402
+
+from .served_helpers import QUERY, bounded  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,11 @@ import logging
 
 import pytest
 from openai_server import OpenAITestServer
-from served_helpers import MODEL, PASSAGES, QUERY, bounded, served
 
 from r2r_agent import Explainer, LMScorer, Reranker, Student
 from r2r_agent.openai_student import OpenAIExplainer, OpenAIScorer
+
+from .served_helpers import MODEL, PASSAGES, QUERY, bounded, served
 
 # JSON carries the server's float32 logprobs exactly; the sums differ from torch's float32 logsumexp by ~1e-7, and the
 # random model's scores differ by ~1e-3 from passage to passage.

@@ -31,7 +31,9 @@ from .types import Judgment, Passage, Ranking, StageCost
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .cross_encoder import CrossEncoderScorer
     from .explainer import Explainer
+    from .openai_student import OpenAIExplainer, OpenAIScorer
     from .reranker import Reranker
     from .scorers import EncoderScorer, LMScorer, Scorer, Scores
     from .student import Student
@@ -44,6 +46,9 @@ _LAZY = {
     "LMScorer": "scorers",
     "Scorer": "scorers",
     "Scores": "scorers",
+    "CrossEncoderScorer": "cross_encoder",
+    "OpenAIScorer": "openai_student",
+    "OpenAIExplainer": "openai_student",
 }
 
 
@@ -58,6 +63,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PROMPT_VERSION",
+    "CrossEncoderScorer",
     "EncoderScorer",
     "Explainer",
     "InvalidInputError",
@@ -67,6 +73,8 @@ __all__ = [
     "LMScorer",
     "MissingExtraError",
     "ModelPreparationError",
+    "OpenAIExplainer",
+    "OpenAIScorer",
     "Passage",
     "R2RError",
     "Ranking",

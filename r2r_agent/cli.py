@@ -34,6 +34,7 @@ examples:
   r2r demo                                           rank a few real TREC DL19 queries and show the reasons
   r2r rerank -q "how long do fleas live" -p passages.jsonl
   cat passages.jsonl | r2r rerank -q "..." -p - --json
+  r2r rerank -q "..." -p passages.jsonl --server http://localhost:8000/v1 --server-model r2r   # a served student
 
 passages file: JSON Lines, one passage per line, either a JSON string or an object such as
   {"id": "d1", "text": "Fleas live 2-3 months.", "score": 12.3, "metadata": {...}}
@@ -54,6 +55,13 @@ def _add_student_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quantize", choices=("int8", "none"), default=None,
                        help="int8 dynamic quantisation for CPU speed (default none; for the embedded student it "
                        "applies to the MiniLM scorer only: 2.4x faster, -0.012 nDCG@10 on DL19)")
+    group.add_argument("--server", metavar="URL", help="a served student: an OpenAI-compatible server (vLLM, "
+                       "llama.cpp...) such as http://localhost:8000/v1 that scores (yes/no logprobs) and explains "
+                       "(see docs/scale-out.md; needs the served extra)")
+    group.add_argument("--server-model", metavar="NAME", help="the model name --server serves (e.g. the "
+                       "--lora-modules name given to vllm serve)")
+    group.add_argument("--server-api-key-env", metavar="VAR", help="the environment variable that holds the "
+                       "--server's API key (the key itself never goes on the command line)")
     # Every rerank setting (--explain-top, --first-stage-weight...) comes from RerankConfig, with its help and default.
     add_config_arguments(group, RerankConfig, skip=("top_n",))
 
@@ -180,9 +188,33 @@ def read_passages(source: str, stdin: TextIO | BinaryIO | None = None) -> list[P
     return passages
 
 
+def _served_student(args: argparse.Namespace) -> Any:
+    """The student behind ``--server`` (``Student.from_openai``)."""
+    import os
+
+    from .student import Student
+
+    if not args.server or not args.server_model:
+        raise R2RError("--server URL and --server-model NAME go together: the server's URL (e.g. "
+                       "http://localhost:8000/v1) and the model name it serves")
+    if args.model or args.adapter:
+        raise R2RError("--server runs the student on the server: drop --model/--adapter (serve the adapter there, "
+                       "e.g. vllm serve BASE --enable-lora --lora-modules r2r=ADAPTER)")
+    key = None
+    if args.server_api_key_env:
+        key = os.environ.get(args.server_api_key_env)
+        if not key:
+            raise R2RError(f"--server-api-key-env {args.server_api_key_env}: that environment variable is not set "
+                           f"or empty; export {args.server_api_key_env}=<the server's key> first")
+    return Student.from_openai(args.server, args.server_model, api_key=key)
+
+
 def _build_reranker(args: argparse.Namespace) -> Any:
     from .reranker import Reranker
     from .student import SHIPPED, Student
+
+    if getattr(args, "server", None) or getattr(args, "server_model", None):
+        return Reranker(_served_student(args), config=rerank_config(args))
 
     try:  # transformers' own per-load bars would bury the output; we show ours while preparing the default model
         from transformers.utils import logging as hf_logging

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import prompts, traces
+from . import aio, prompts, traces
 from . import stages as stage
 from .config import RerankConfig
 from .errors import InvalidInputError
@@ -195,8 +195,30 @@ class Reranker:
 
     async def arerank(self, query: str, passages: Sequence[Any], top_n: int | None = _UNSET, *,
                       config: RerankConfig | None = None, **settings: Any) -> Ranking:
-        """:meth:`rerank` in a worker thread, so the event loop keeps running."""
-        return await asyncio.to_thread(self.rerank, query, passages, top_n, config=config, **settings)
+        """:meth:`rerank` in a worker thread, so the event loop keeps running. The student's async-native parts (a
+        served student's ``ascore``/``aexplain``) run on this event loop (:mod:`r2r_agent.aio`)."""
+        return await aio.run_in_thread(self.rerank, query, passages, top_n, config=config, **settings)
+
+    def rerank_many(self, queries: Sequence[str], passages_lists: Sequence[Sequence[Any]], top_n: int | None = _UNSET,
+                    *, config: RerankConfig | None = None, concurrency: int | None = None,
+                    **settings: Any) -> list[Ranking]:
+        """:meth:`rerank` for each query and its passages, up to ``concurrency`` queries at once (default: the
+        student's :attr:`~r2r_agent.Student.concurrency`: 1 in-process, more for a served student, whose server then
+        batches the requests of several queries). Rankings in input order; the first failure is raised."""
+        aio.check_lists(queries, passages_lists)
+        self.settings(config, top_n, **settings)  # a bad setting fails here, once, before any query runs
+        return aio.run_many(lambda q, p: self.rerank(q, p, top_n, config=config, **settings), queries,
+                            passages_lists, aio.concurrency_of(self.student, concurrency))
+
+    async def arerank_many(self, queries: Sequence[str], passages_lists: Sequence[Sequence[Any]],
+                           top_n: int | None = _UNSET, *, config: RerankConfig | None = None,
+                           concurrency: int | None = None, **settings: Any) -> list[Ranking]:
+        """:meth:`rerank_many` on the event loop: :meth:`arerank` for each query, up to ``concurrency`` at once."""
+        aio.check_lists(queries, passages_lists)
+        self.settings(config, top_n, **settings)
+        student = await asyncio.to_thread(lambda: self.student)  # loading the default student takes seconds
+        return await aio.arun_many(lambda q, p: self.arerank(q, p, top_n, config=config, **settings), queries,
+                                   passages_lists, aio.concurrency_of(student, concurrency))
 
     def explain(self, query: str, passages: Sequence[Any], *, config: RerankConfig | None = None,
                 **settings: Any) -> Ranking:

@@ -7,6 +7,10 @@ A scorer is anything with a ``name`` and ``score(query, passages)``; two real im
 * :class:`LMScorer`: a causal LM (plus optional distilled adapter) reading ``query + passage`` and giving the log-odds
   of "yes" vs "no", or the output of R2R's rank head where the adapter ships one. Slower, reason-aware: the
   re-scoring stage for the top of the list, or the only scorer on a GPU.
+
+Two more are exported here and live in their own modules (loaded on first use):
+:class:`~r2r_agent.cross_encoder.CrossEncoderScorer` (any local sequence-classification reranker) and
+:class:`~r2r_agent.openai_student.OpenAIScorer` (the LM score from an OpenAI-compatible server's logprobs).
 """
 
 from __future__ import annotations
@@ -304,3 +308,16 @@ def _answer_token_ids(tokenizer: Any, word: str) -> list[int]:
     if not ids:
         raise InvalidInputError(f"the tokenizer cannot encode the answer word {word!r}")
     return sorted(ids)
+
+
+#: Scorers exported here from their own modules (PEP 562: ``from r2r_agent.scorers import CrossEncoderScorer``
+#: loads its module on first use; they import this one, so it cannot import them up front).
+_ELSEWHERE = {"CrossEncoderScorer": "cross_encoder", "OpenAIScorer": "openai_student"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ELSEWHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_ELSEWHERE[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

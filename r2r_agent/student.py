@@ -7,13 +7,16 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .calibration import Calibrator, shipped_calibrator
 from .errors import ModelPreparationError
 from .explainer import Explainer
 from .modeling import RANK_HEAD_FILE, check_quantize, load_causal_lm, load_rank_head
 from .scorers import EncoderScorer, LMScorer, Scorer
+
+if TYPE_CHECKING:
+    from .openai_student import OpenAIExplainer
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +44,8 @@ class Student:
 
     Attributes:
         scorer: Scores every candidate (the fast first stage of the cascade).
-        explainer: Writes explanations; ``None`` for a scoring-only student.
+        explainer: Writes explanations (in process, or served: :class:`~r2r_agent.OpenAIExplainer`); ``None`` for a
+            scoring-only student.
         rescorer: An optional reason-aware LM scorer for the top of the list (see ``Reranker(rescore_top=...)``).
         name: Identifies the student in rankings and traces.
         adapter: The distilled adapter in use, if any.
@@ -50,15 +54,19 @@ class Student:
         lock: Held while the student's models run. It belongs to the student, so every reranker sharing one
             student (two adapters given the same one) runs its tokenizers and models one call at a time: torch
             already uses every core, and Hugging Face tokenizers are not safe to call from two threads at once.
+            A served student (:meth:`from_openai`) has nothing to guard: its lock lets every call through.
+        concurrency: How many queries :meth:`Reranker.rerank_many <r2r_agent.Reranker.rerank_many>` runs at once by
+            default: 1 for in-process models (they take the lock in turn), more for a served student.
     """
 
     scorer: Scorer
-    explainer: Explainer | None = None
+    explainer: Explainer | OpenAIExplainer | None = None
     rescorer: Scorer | None = None
     name: str = "student"
     adapter: str | None = None
     calibrator: Calibrator | None = None
     lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
+    concurrency: int = 1
 
     @classmethod
     def default(cls, *, dtype: str = "auto", quantize: str = "none", progress: bool = False,
@@ -127,6 +135,58 @@ class Student:
         scorer = LMScorer(lm, tokenizer, name=name, rank_head=head)
         explainer = Explainer(lm, tokenizer, name=name, **explainer_kwargs)
         return cls(scorer=scorer, explainer=explainer, name=name, adapter=str(adapter) if adapter else None)
+
+    @classmethod
+    def from_openai(cls, base_url: str, model: str, *, api_key: str | None = None, name: str | None = None,
+                    explain: bool = True, tokenizer: Any = None, top_logprobs: int = 20, max_new_tokens: int = 48,
+                    timeout: float = 60.0, max_retries: int = 4, max_concurrency: int = 32, concurrency: int = 8,
+                    calibrator: Calibrator | None = None, **client_options: Any) -> Student:
+        """A student served by an OpenAI-compatible server (vLLM, llama.cpp server, SGLang...): it scores by the
+        server's yes/no log-probabilities and explains with its greedy chat completions, from the same prompts.
+
+        One :class:`~r2r_agent.openai_client.OpenAIClient` serves both; ``httpx`` comes with the ``served`` extra.
+        Every request of a call is in flight at once (up to ``max_concurrency``), so the server batches them.
+        The API key is sent as a bearer token and shown nowhere (names, reprs, errors, logs, traces).
+
+        Args:
+            base_url: The API root, e.g. ``http://localhost:8000/v1``.
+            model: The model name the server serves (vLLM with ``--lora-modules r2r=ADAPTER``: ``"r2r"``).
+            api_key: The server's API key, if it wants one (read it from the environment, not from code).
+            name: The student's name in rankings and traces (default: ``"MODEL @ URL"``, without credentials).
+            explain: Also explain with the server (``False``: a scoring-only student).
+            tokenizer: The served model's tokenizer, if it is here: budgets in tokens, exactly the in-process
+                student's prompts (else in characters: see :class:`~r2r_agent.openai_student.TextBudget`).
+            top_logprobs: Alternatives asked for at the answer position (see
+                :class:`~r2r_agent.openai_student.OpenAIScorer`).
+            max_new_tokens: Upper bound on each explanation's length.
+            timeout: Seconds per request attempt.
+            max_retries: Retries on timeouts, connection errors, 429, 5xx and malformed bodies.
+            max_concurrency: Requests in flight at most.
+            concurrency: Queries :meth:`Reranker.rerank_many <r2r_agent.Reranker.rerank_many>` runs at once.
+            calibrator: A calibrator fitted for this scorer (relevance and verdicts), if any.
+            **client_options: More :class:`~r2r_agent.openai_client.OpenAIClient` settings (``backoff``,
+                ``max_retry_after``, ``headers``...).
+
+        Example:
+            >>> student = Student.from_openai("http://localhost:8000/v1", "r2r")      # doctest: +SKIP
+            >>> Reranker(student).rerank("how long do fleas live", passages)          # doctest: +SKIP
+        """
+        import contextlib
+
+        from .errors import InvalidInputError
+        from .openai_client import OpenAIClient
+
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidInputError(f"Student.from_openai: concurrency must be an int >= 1, got {concurrency!r}")
+        from .openai_student import OpenAIExplainer, OpenAIScorer
+
+        client = OpenAIClient(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
+                              max_concurrency=max_concurrency, **client_options)
+        scorer = OpenAIScorer(client, model, tokenizer=tokenizer, top_logprobs=top_logprobs)
+        explainer = OpenAIExplainer(client, model, tokenizer=tokenizer, max_new_tokens=max_new_tokens) \
+            if explain else None
+        return cls(scorer=scorer, explainer=explainer, name=name or f"{model} @ {client.url}",
+                   calibrator=calibrator, lock=contextlib.nullcontext(), concurrency=concurrency)
 
 
 _shared_default: Student | None = None

@@ -1,0 +1,164 @@
+"""Async and concurrency helpers of the core: how :meth:`Reranker.arerank` awaits async-native components, and how
+:meth:`Reranker.rerank_many` keeps a served student busy.
+
+The cascade (:class:`~r2r_agent.Reranker`) is synchronous: its stages call ``scorer.score`` and
+``explainer.explain``. :meth:`~r2r_agent.Reranker.arerank` runs it in a worker thread through :func:`run_in_thread`,
+which remembers the caller's event loop. A component with an async path (a served student's ``ascore``,
+``aexplain``...) implements its sync method with :func:`call`: called from such a worker thread, it runs the
+coroutine *on the caller's event loop* (its ``httpx.AsyncClient``, its concurrency limit) and waits for it; called
+anywhere else, it takes its sync path. In-process models have no async path: they run in the worker thread as
+before, one call at a time under the student's lock.
+
+Example:
+    >>> import asyncio
+    >>> class Echo:
+    ...     def score(self, query, passages):
+    ...         return call(lambda: [0.0] * len(passages), lambda: self.ascore(query, passages))
+    ...     async def ascore(self, query, passages):
+    ...         return [1.0] * len(passages)
+    >>> Echo().score("q", ["a", "b"])                                  # no event loop: the sync path
+    [0.0, 0.0]
+    >>> asyncio.run(run_in_thread(Echo().score, "q", ["a", "b"]))     # from arerank: the async path, on the loop
+    [1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from .errors import InvalidInputError
+
+T = TypeVar("T")
+
+#: The event loop of the :func:`run_in_thread` call this thread works for (``None``: none).
+_CALLER_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+    "r2r_caller_loop", default=None)
+
+# Worker threads of run_in_thread. Not asyncio's default executor: that one has min(32, cores + 4) threads (6 on a
+# 2-core machine), which would cap the queries a served student runs at once; these threads mostly wait on the loop.
+_MAX_WORKERS = 64
+#: How often a worker thread waiting for the caller's loop checks that the loop still runs.
+_POLL_SECONDS = 1.0
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _worker_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = concurrent.futures.ThreadPoolExecutor(max_workers=_MAX_WORKERS,
+                                                              thread_name_prefix="r2r-arerank")
+        return _executor
+
+
+async def run_in_thread(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``function(*args, **kwargs)`` in a worker thread; components it calls through :func:`call` run their async
+    path on this event loop."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    context.run(_CALLER_LOOP.set, loop)
+    return await loop.run_in_executor(_worker_pool(), functools.partial(context.run, function, *args, **kwargs))
+
+
+def caller_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop that :func:`call` would use from this thread (``None``: take the sync path)."""
+    loop = _CALLER_LOOP.get()
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return None
+    try:
+        if asyncio.get_running_loop() is loop:  # on the loop's own thread: waiting for it would block it forever
+            return None
+    except RuntimeError:
+        pass
+    return loop
+
+
+def call(sync: Callable[[], T], asynchronous: Callable[[], Awaitable[T]]) -> T:
+    """Run ``asynchronous()`` on the caller's event loop when this thread works for :func:`run_in_thread`, else
+    ``sync()``. What a component with an async path calls in its sync methods (see the module example)."""
+    loop = caller_loop()
+    if loop is None:
+        return sync()
+
+    async def run() -> T:
+        return await asynchronous()
+
+    future = asyncio.run_coroutine_threadsafe(run(), loop)
+    while True:  # never wait forever on a loop that stopped before it ran the coroutine
+        try:
+            return future.result(timeout=_POLL_SECONDS)
+        except concurrent.futures.TimeoutError:
+            if loop.is_closed() or not loop.is_running():
+                future.cancel()
+                raise RuntimeError("the event loop that called arerank stopped before the request finished; keep "
+                                   "it running until the awaited call returns") from None
+
+
+def check_lists(queries: Sequence[str], passages_lists: Sequence[Sequence[Any]]) -> None:
+    """Raise :class:`InvalidInputError` unless there is one list of passages per query."""
+    if isinstance(queries, str):
+        raise InvalidInputError("rerank_many: queries must be a list of query strings, got one str; use rerank() "
+                                "for a single query")
+    if len(queries) != len(passages_lists):
+        raise InvalidInputError(f"rerank_many: {len(queries)} queries but {len(passages_lists)} passage lists; pass "
+                                "one list of passages per query, in the same order")
+
+
+def concurrency_of(student: Any, concurrency: int | None) -> int:
+    """How many queries to run at once: ``concurrency`` when given (>= 1), else the student's own
+    (:attr:`Student.concurrency`: 1 for in-process models, more for a served student)."""
+    value = concurrency if concurrency is not None else getattr(student, "concurrency", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"rerank_many: concurrency must be an int >= 1 or None, got {value!r}")
+    return value
+
+
+def run_many(function: Callable[[str, Sequence[Any]], T], queries: Sequence[str],
+             passages_lists: Sequence[Sequence[Any]], concurrency: int) -> list[T]:
+    """``function(query, passages)`` for each pair, at most ``concurrency`` at once, results in input order.
+
+    The first failure is raised once the calls already started have finished; calls not started are cancelled.
+    """
+    pairs = list(zip(queries, passages_lists))
+    if concurrency == 1 or len(pairs) <= 1:
+        return [function(query, passages) for query, passages in pairs]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(pairs)),
+                                               thread_name_prefix="r2r-rerank-many") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, function, q, p) for q, p in pairs]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+async def arun_many(function: Callable[[str, Sequence[Any]], Awaitable[T]], queries: Sequence[str],
+                    passages_lists: Sequence[Sequence[Any]], concurrency: int) -> list[T]:
+    """``await function(query, passages)`` for each pair, at most ``concurrency`` at once, results in input order.
+
+    On the first failure the other calls are cancelled and the failure is raised.
+    """
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(query: str, passages: Sequence[Any]) -> T:
+        async with slots:
+            return await function(query, passages)
+
+    tasks = [asyncio.ensure_future(one(q, p)) for q, p in zip(queries, passages_lists)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
+
+__all__ = ["arun_many", "call", "caller_loop", "check_lists", "concurrency_of", "run_in_thread", "run_many"]

@@ -1,0 +1,383 @@
+"""The HTTP client of a served student: any OpenAI-compatible server (vLLM, llama.cpp server, SGLang, TGI, Ollama).
+
+One :class:`OpenAIClient` per student, shared by its scorer and explainer. It posts JSON and returns JSON, with
+timeouts, retries with exponential backoff on timeouts, connection errors, HTTP 408/409/425/429 and 5xx (honouring
+``Retry-After``) and malformed or truncated response bodies, and a bound on the requests in flight. Two paths:
+:meth:`OpenAIClient.post` (``httpx.Client``, fanned out over a thread pool by :meth:`OpenAIClient.map`) and
+:meth:`OpenAIClient.apost` (``httpx.AsyncClient``, one per event loop). ``httpx`` is the ``served`` extra, imported on
+first use.
+
+The API key is sent as a bearer token and shown nowhere else: not in the client's or its owner's ``repr``, not in
+errors or log lines (a server that echoes it back in an error body is redacted), not in student names or traces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from ._optional import require
+from .errors import InvalidInputError, R2RError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Statuses retried besides 5xx: request timeout, conflict, too early, too many requests.
+RETRY_STATUS = frozenset({408, 409, 425, 429})
+_HINTS = {401: "check the API key (--server-api-key-env / api_key=)", 403: "check the API key's permissions",
+          404: "check the base URL (it usually ends in /v1) and the model name the server serves",
+          400: "the server refused the request: check that it supports logprobs and the top_logprobs asked for "
+               "(vLLM caps it with --max-logprobs), and the model name"}
+
+
+class ServerError(R2RError, RuntimeError):
+    """A served model failed: the server refused a request, kept failing after the retries, or answered without
+    what was asked (e.g. no logprobs). The message names the URL, what was expected, what arrived and the fix."""
+
+
+class MalformedResponse(ServerError):
+    """A 2xx response whose body is not the expected JSON (truncated, garbled, another shape): retried."""
+
+
+class Secret:
+    """A string that never shows itself: ``repr``/``str`` print ``'***'``; :meth:`reveal` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself (only for the request header)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __copy__(self) -> Secret:  # immutable: copies (deep ones too, e.g. pydantic's) share it
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret is not pickled (the key would travel in the bytes); build the client where it runs")
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if absent or invalid.
+
+    Example:
+        >>> parse_retry_after("3")
+        3.0
+        >>> parse_retry_after("soon") is None
+        True
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def display_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part (safe to show in names, logs and errors).
+
+    Example:
+        >>> display_url("http://user:secret@gpu-1:8000/v1")
+        'http://gpu-1:8000/v1'
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+class _Retry(Exception):
+    """One failed attempt that may be retried: why, and the server's Retry-After (seconds) if it sent one."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class OpenAIClient:
+    """``POST`` JSON to an OpenAI-compatible server, with retries, timeouts and a bound on requests in flight.
+
+    Args:
+        base_url: The API root, e.g. ``http://localhost:8000/v1`` (vLLM) or ``http://localhost:8080/v1``
+            (llama.cpp). Credentials in it (``user:pw@``) are used but never shown.
+        api_key: Sent as ``Authorization: Bearer ...`` when given; shown nowhere.
+        timeout: Seconds per attempt (connect, read, write and pool wait).
+        max_retries: Retries after the first attempt (timeouts, connection errors, 408/409/425/429, 5xx and
+            malformed bodies). Other statuses (400, 401, 404...) fail at once.
+        backoff: First retry delay in seconds, doubled at each retry (plus up to 10% jitter), at most
+            ``max_backoff``.
+        max_backoff: Longest delay between retries without a ``Retry-After``.
+        max_retry_after: Longest ``Retry-After`` honoured, in seconds (a longer one waits this long).
+        max_concurrency: Requests in flight at most: on the sync path (threads) and on each event loop. A vLLM
+            server batches whatever is in flight, so keep it at or above its ``--max-num-seqs`` share.
+        headers: Extra HTTP headers.
+        transport: An ``httpx`` transport for the sync path (tests).
+        async_transport: An ``httpx`` transport for the async path (tests).
+
+    Example:
+        >>> client = OpenAIClient("http://localhost:8000/v1", api_key="sk-...")          # doctest: +SKIP
+        >>> client.post("chat/completions", {"model": "r2r", "messages": [...]})       # doctest: +SKIP
+    """
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0, max_retries: int = 4,
+                 backoff: float = 0.5, max_backoff: float = 30.0, max_retry_after: float = 120.0,
+                 max_concurrency: int = 32, headers: Mapping[str, str] | None = None, transport: Any = None,
+                 async_transport: Any = None) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise InvalidInputError(f"OpenAIClient: base_url must be an http(s) URL such as "
+                                    f"'http://localhost:8000/v1', got {base_url!r}")
+        for label, value in (("timeout", timeout), ("backoff", backoff), ("max_backoff", max_backoff),
+                             ("max_retry_after", max_retry_after)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise InvalidInputError(f"OpenAIClient: {label} must be a number >= 0, got {value!r}")
+        for label, value, least in (("max_retries", max_retries, 0), ("max_concurrency", max_concurrency, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InvalidInputError(f"OpenAIClient: {label} must be an int >= {least}, got {value!r}")
+        parts = urllib.parse.urlsplit(base_url)
+        # Credentials in the URL become HTTP basic auth: httpx logs every request's URL, so it must hold none.
+        self._basic = (Secret(urllib.parse.unquote(parts.username or "")),
+                       Secret(urllib.parse.unquote(parts.password or ""))) if parts.username else None
+        self.base_url = self.url = display_url(base_url)
+        self.timeout, self.max_retries = float(timeout), max_retries
+        self.backoff, self.max_backoff = float(backoff), float(max_backoff)
+        self.max_retry_after = float(max_retry_after)
+        self.max_concurrency = max_concurrency
+        self._api_key = Secret(api_key) if api_key else None
+        self._headers = dict(headers or {})
+        self._transport, self._async_transport = transport, async_transport
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        # One AsyncClient and one semaphore per event loop: both are bound to the loop they were first used on.
+        self._async: dict[int, tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore]] = {}
+
+    def __repr__(self) -> str:
+        return (f"OpenAIClient({self.url!r}, api_key={'***' if self._api_key else None}, timeout={self.timeout:g}, "
+                f"max_retries={self.max_retries}, max_concurrency={self.max_concurrency})")
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key and the URL's credentials replaced by ``***`` (for errors and logs)."""
+        secrets = [self._api_key, *(self._basic or ())]
+        for secret in sorted((s.reveal() for s in secrets if s is not None), key=len, reverse=True):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _auth(self) -> tuple[str, str] | None:
+        return (self._basic[0].reveal(), self._basic[1].reveal()) if self._basic else None
+
+    def _all_headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self._headers}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
+        return headers
+
+    def _sync_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                httpx = require("httpx", "served", "a served student (Student.from_openai)")
+                self._client = httpx.Client(timeout=httpx.Timeout(self.timeout), headers=self._all_headers(),
+                                            auth=self._auth(), transport=self._transport)
+            return self._client
+
+    def _async_client(self) -> tuple[Any, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            for key, (other, _, _) in list(self._async.items()):
+                if other.is_closed():  # its loop is gone (asyncio.run returned): nothing can use it any more
+                    del self._async[key]
+            if id(loop) not in self._async:
+                httpx = require("httpx", "served", "a served student (Student.from_openai)")
+                limits = httpx.Limits(max_connections=self.max_concurrency,
+                                      max_keepalive_connections=self.max_concurrency)
+                client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), headers=self._all_headers(),
+                                           auth=self._auth(), transport=self._async_transport, limits=limits)
+                self._async[id(loop)] = (loop, client, asyncio.Semaphore(self.max_concurrency))
+            _, client, slots = self._async[id(loop)]
+            return client, slots
+
+    def _endpoint(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _delay(self, retry: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        delay = min(self.backoff * (2**retry), self.max_backoff)
+        return delay + random.uniform(0.0, 0.1 * delay)
+
+    def _check(self, path: str, response: Any) -> dict[str, Any]:
+        """The JSON body of a 2xx ``response``; raises :class:`_Retry` (retry) or :class:`ServerError` (do not)."""
+        status = response.status_code
+        if status >= 300:
+            body = self.redact(" ".join(response.text.split())[:300])
+            if status in RETRY_STATUS or status >= 500:
+                raise _Retry(f"HTTP {status}: {body!r}", parse_retry_after(response.headers.get("retry-after")))
+            hint = _HINTS.get(status, "this status is not retried; check the request")
+            raise ServerError(f"{self.url}/{path} answered HTTP {status}: {body!r}; {hint}")
+        try:
+            data = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _Retry(f"a body that is not JSON ({exc}): {self.redact(response.text[:200])!r}") from None
+        if not isinstance(data, dict):
+            raise _Retry(f"a JSON {type(data).__name__} instead of an object: {self.redact(response.text[:200])!r}")
+        return data
+
+    def _failure(self, exc: Exception, httpx: Any) -> _Retry:
+        if isinstance(exc, httpx.TimeoutException):
+            return _Retry(f"no answer within {self.timeout:g}s ({type(exc).__name__})")
+        return _Retry(f"connection error: {type(exc).__name__}: {self.redact(str(exc))}")
+
+    def _give_up(self, path: str, last: str) -> ServerError:
+        return ServerError(f"{self.url}/{path} failed after {self.max_retries + 1} attempts; last failure: "
+                           f"{last.rstrip('.')}. "
+                           "Check that the server is up and reachable, or raise timeout/max_retries.")
+
+    def _log_retry(self, path: str, reason: str, attempt: int, delay: float) -> None:
+        logger.warning("%s/%s: %s; retry %d/%d in %.2fs", self.url, path, reason, attempt + 1, self.max_retries,
+                       delay)
+
+    def post(self, path: str, payload: Mapping[str, Any], *,
+             parse: Callable[[dict[str, Any]], T] | None = None) -> T:
+        """``POST`` ``payload`` to ``{base_url}/{path}`` and return the JSON body (or ``parse(body)``), retrying.
+
+        ``parse`` may raise :class:`MalformedResponse` to have the request retried (a body of the wrong shape).
+
+        Raises:
+            ServerError: a status that is not retried, every attempt failed, or ``parse`` raised one.
+        """
+        httpx = require("httpx", "served", "a served student (Student.from_openai)")
+        client = self._sync_client()
+        last = ""
+        with self._slots:
+            for attempt in range(self.max_retries + 1):
+                try:
+                    try:
+                        response = client.post(self._endpoint(path), json=dict(payload))
+                    except (httpx.TransportError, httpx.TimeoutException) as exc:
+                        raise self._failure(exc, httpx) from None
+                    return self._parsed(path, response, parse)
+                except _Retry as retry:
+                    last = str(retry)
+                    if attempt == self.max_retries:
+                        break
+                    delay = self._delay(attempt, retry.retry_after)
+                    self._log_retry(path, last, attempt, delay)
+                    time.sleep(delay)
+        raise self._give_up(path, last)
+
+    async def apost(self, path: str, payload: Mapping[str, Any], *,
+                    parse: Callable[[dict[str, Any]], T] | None = None) -> T:
+        """:meth:`post` on the running event loop (``httpx.AsyncClient``); the same retries and errors."""
+        httpx = require("httpx", "served", "a served student (Student.from_openai)")
+        client, slots = self._async_client()
+        last = ""
+        async with slots:
+            for attempt in range(self.max_retries + 1):
+                try:
+                    try:
+                        response = await client.post(self._endpoint(path), json=dict(payload))
+                    except (httpx.TransportError, httpx.TimeoutException) as exc:
+                        raise self._failure(exc, httpx) from None
+                    return self._parsed(path, response, parse)
+                except _Retry as retry:
+                    last = str(retry)
+                    if attempt == self.max_retries:
+                        break
+                    delay = self._delay(attempt, retry.retry_after)
+                    self._log_retry(path, last, attempt, delay)
+                    await asyncio.sleep(delay)
+        raise self._give_up(path, last)
+
+    def _parsed(self, path: str, response: Any, parse: Callable[[dict[str, Any]], T] | None) -> T:
+        body = self._check(path, response)
+        if parse is None:
+            return body  # type: ignore[return-value]
+        try:
+            return parse(body)
+        except MalformedResponse as exc:
+            raise _Retry(self.redact(str(exc))) from None
+        except ServerError as exc:  # not retried: add where it came from
+            raise ServerError(f"{self.url}/{path}: {self.redact(str(exc))}") from None
+
+    def map(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``function(item)`` for each item on the client's threads (at most ``max_concurrency`` at once), results
+        in input order. The first failure is raised after the calls in flight end; calls not started are dropped."""
+        items = list(items)
+        if len(items) <= 1:
+            return [function(item) for item in items]
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.max_concurrency,
+                                                                   thread_name_prefix="r2r-served")
+            pool = self._pool
+        futures = [pool.submit(function, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+    async def amap(self, function: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
+        """``await function(item)`` for each item concurrently (each request waits for a slot in :meth:`apost`),
+        results in input order; on the first failure the others are cancelled."""
+        tasks = [asyncio.ensure_future(function(item)) for item in items]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+
+    def close(self) -> None:
+        """Close the sync connection pool and threads (a later call opens new ones). Async clients close with
+        :meth:`aclose` on their loop, or are dropped with it."""
+        with self._lock:
+            client, self._client = self._client, None
+            pool, self._pool = self._pool, None
+        if client is not None:
+            client.close()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """Close this event loop's async client (and the sync one)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._async.pop(id(loop), None)
+        if entry is not None:
+            await entry[1].aclose()
+        self.close()
+
+
+__all__ = ["MalformedResponse", "OpenAIClient", "Secret", "ServerError", "display_url", "parse_retry_after"]

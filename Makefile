@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,llama-index,langchain,chromadb,training,evals
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+EXTRAS ?= dev,llama-index,langchain,chromadb,training,evals,served
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: install demo test test-fast bench lint clean
 
@@ -23,8 +23,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/r2r demo
 
-# Everything but the timing benchmarks: fast unit tests plus the few `slow` tests on the real embedded models.
-test: $(STAMP)
+# The checks (ruff, mypy; the import contract is a test), then everything but the timing benchmarks: the fast unit
+# tests plus the `slow` ones (real embedded models, multi-process launches).
+test: lint
 	$(BIN)/python -m pytest -m "not benchmark"
 
 test-fast: $(STAMP)
@@ -34,7 +35,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest tests/benchmarks -m benchmark --benchmark-columns=min,mean,max,rounds --benchmark-sort=name
 
 lint: $(STAMP)
-	$(BIN)/ruff check r2r_agent integrations training evals tests
+	$(BIN)/ruff check r2r_agent integrations training evals tests scripts
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

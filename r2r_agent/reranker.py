@@ -334,8 +334,9 @@ class Reranker:
             stages.extend([cost] if cost else [])
             if stage.usable_calibrator(student) is not None:
                 answerable = any(judged[i].verdict == "relevant" for i in head)
-        if call.min_relevance is not None:
-            head = [i for i in head if judged[i].relevance is None or judged[i].relevance >= call.min_relevance]
+        floor = call.min_relevance
+        if floor is not None:
+            head = [i for i in head if (relevance := judged[i].relevance) is None or relevance >= floor]
         explained, cost, explain_cut = stage.explain(student, call.explain, model_query, texts, originals,
                                                      head[: call.explain_top], judged)
         stages.extend([cost] if cost else [])

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .calibration import Calibrator
 from .evidence import candidate_spans, choose_evidence
 from .explanations import compose, contradicts, evidence_explanation, grounded_comparison
 from .grounding import guard
@@ -35,7 +36,7 @@ class Judged:
 _warned_calibrators: set[tuple[str, str]] = set()
 
 
-def usable_calibrator(student: Student) -> object | None:
+def usable_calibrator(student: Student) -> Calibrator | None:
     """The student's calibrator when it was fitted for the student's scorer (a warning, once, when it was not)."""
     calibrator = student.calibrator
     if calibrator is None:

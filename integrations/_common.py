@@ -26,14 +26,22 @@ EXPLANATION_KEY = "r2r_explanation"
 COMPARISON_KEY = "r2r_comparison"
 NOTE_KEY = "r2r_note"
 FIRST_STAGE_SCORE_KEY = "r2r_first_stage_score"
+RELEVANCE_KEY = "r2r_relevance"
+VERDICT_KEY = "r2r_verdict"
+EVIDENCE_KEY = "r2r_evidence"
+ANSWERABLE_KEY = "r2r_answerable"
 #: Keys of 0.1 (``retrieval_score`` in LlamaIndex, ``relevance_score`` in LangChain): no longer written, still cleared
 #: from items reranked again, and ``retrieval_score`` is still read as a first-stage score, for one release.
 OLD_FIRST_STAGE_SCORE_KEY = "retrieval_score"
 OLD_SCORE_KEY = "relevance_score"
 
 #: Keys written by a previous rerank that must not leak into a new result (an item reranked twice).
-STALE_KEYS = (SCORE_KEY, RANK_KEY, EXPLANATION_KEY, COMPARISON_KEY, NOTE_KEY, FIRST_STAGE_SCORE_KEY,
-              OLD_FIRST_STAGE_SCORE_KEY, OLD_SCORE_KEY)
+STALE_KEYS = (SCORE_KEY, RANK_KEY, EXPLANATION_KEY, COMPARISON_KEY, NOTE_KEY, FIRST_STAGE_SCORE_KEY, RELEVANCE_KEY,
+              VERDICT_KEY, EVIDENCE_KEY, ANSWERABLE_KEY, OLD_FIRST_STAGE_SCORE_KEY, OLD_SCORE_KEY)
+#: What an answer LLM reads by default (the reasons) and what it does not (numbers, and the evidence, which the
+#: passage text holds anyway).
+REASON_KEYS = (EXPLANATION_KEY, COMPARISON_KEY, NOTE_KEY, VERDICT_KEY, ANSWERABLE_KEY)
+NUMBER_KEYS = (SCORE_KEY, RANK_KEY, FIRST_STAGE_SCORE_KEY, RELEVANCE_KEY, EVIDENCE_KEY)
 
 NO_TEXT_NOTE = "not reranked: this item has no text content, so it was passed through after the ranked ones"
 
@@ -116,12 +124,14 @@ def first_stage_score(value: Any) -> float | None:
 def result_updates(judgment: Judgment, ranking: Ranking) -> dict[str, Any]:
     """The metadata one ranked item gets (both adapters write the same keys)."""
     updates: dict[str, Any] = {SCORE_KEY: judgment.score, RANK_KEY: judgment.rank}
-    if judgment.first_stage_score is not None:
-        updates[FIRST_STAGE_SCORE_KEY] = judgment.first_stage_score
-    if judgment.explanation is not None:
-        updates[EXPLANATION_KEY] = judgment.explanation
-    if judgment.rank == 1 and ranking.comparison:
-        updates[COMPARISON_KEY] = ranking.comparison
+    optional = {FIRST_STAGE_SCORE_KEY: judgment.first_stage_score, RELEVANCE_KEY: judgment.relevance,
+                VERDICT_KEY: judgment.verdict, EVIDENCE_KEY: judgment.evidence, EXPLANATION_KEY: judgment.explanation}
+    updates.update({k: v for k, v in optional.items() if v is not None})
+    if judgment.rank == 1:
+        if ranking.comparison:
+            updates[COMPARISON_KEY] = ranking.comparison
+        if ranking.answerable is not None:
+            updates[ANSWERABLE_KEY] = ranking.answerable
     return updates
 
 
@@ -141,11 +151,13 @@ def has_text(content: object) -> bool:
 
 def format_ranked(entries: Sequence[tuple[Any, str | None, float | None, str, dict[str, Any]]], *,
                   max_chars: int = 600) -> str:
-    """Render reranked items for an agent's context: ``[rank] id= score=``, the text, ``Why:``, and the comparison.
+    """Render reranked items for an agent's context: whether any answers the query, then per item ``[rank] id=``
+    with its verdict and relevance (or score), the text, ``Why:``; then the comparison.
 
     Args:
         entries: ``(fallback_rank, id, score, text, metadata)`` per item, best first; ``metadata`` holds the keys
-            the adapters write (``r2r_rank``, ``r2r_explanation``, ``r2r_comparison``, ``r2r_note``).
+            the adapters write (``r2r_rank``, ``r2r_verdict``, ``r2r_relevance``, ``r2r_explanation``,
+            ``r2r_comparison``, ``r2r_answerable``, ``r2r_note``).
         max_chars: Longest text shown per item (longer texts end with ``...``).
 
     Example:
@@ -153,14 +165,27 @@ def format_ranked(entries: Sequence[tuple[Any, str | None, float | None, str, di
         [1] id=d3 score=0.910
         Adult fleas live 2-3 months.
         Why: Lifespan.
+        >>> print(format_ranked([(1, "d1", 0.2, "Cats sleep.", {"r2r_verdict": "not_relevant", "r2r_relevance": 0.04,
+        ...                                                       "r2r_answerable": False})]).splitlines()[0])
+        None of these passages answers the query (best relevance 0.04): say so, or search again with other words.
     """
     if not entries:
-        return "No documents found."
+        return ("No passage found for this query: none was retrieved, or none was likely enough to answer it "
+                "(min_relevance). Say so, or search again with other words.")
     blocks: list[str] = []
     comparison = None
+    first = entries[0][4]
+    if first.get(ANSWERABLE_KEY) is False:
+        best = max((m[RELEVANCE_KEY] for *_, m in entries if isinstance(m.get(RELEVANCE_KEY), float)), default=None)
+        shown = f" (best relevance {best:.2f})" if best is not None else ""
+        blocks.append(f"None of these passages answers the query{shown}: say so, or search again with other words.")
     for fallback_rank, item_id, score, text, metadata in entries:
         head = f"[{metadata.get(RANK_KEY, fallback_rank)}]" + (f" id={item_id}" if item_id is not None else "")
-        if isinstance(score, (int, float)):
+        if metadata.get(VERDICT_KEY):
+            head += f" {metadata[VERDICT_KEY].replace('_', ' ')}"
+        if isinstance(metadata.get(RELEVANCE_KEY), float):
+            head += f" (relevance {metadata[RELEVANCE_KEY]:.2f})"
+        elif isinstance(score, (int, float)):
             head += f" score={score:.3f}"
         if len(text) > max_chars:
             text = text[: max_chars - 3] + "..."

@@ -208,9 +208,11 @@ class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
 
     Returns new :class:`~langchain_core.documents.Document` objects (same class, ``id``, content and a deep copy of
     the metadata) with ``r2r_score`` (the student's score), ``r2r_rank``, ``r2r_first_stage_score`` (the incoming
-    score, when there was one), ``r2r_explanation`` (for the top ``explain_top``) and, on the first document,
-    ``r2r_comparison``. Documents with no text cannot be judged: they come after the ranked ones with an
-    ``r2r_note``, within the ``top_n`` returned. Inside a LangChain run, each ranking is also dispatched as the custom
+    score, when there was one), ``r2r_relevance`` (the probability that it answers the query), ``r2r_verdict``,
+    ``r2r_evidence`` (its best sentence), ``r2r_explanation`` (for the top ``explain_top``) and, on the first
+    document, ``r2r_comparison`` and ``r2r_answerable``. ``min_relevance`` drops documents unlikely to answer.
+    Documents with no text cannot be judged: they come after the ranked ones with an ``r2r_note``, within the
+    ``top_n`` returned. Inside a LangChain run, each ranking is also dispatched as the custom
     event ``"r2r_rerank"``. A numeric ``metadata["score"]`` (or ``r2r_first_stage_score``) is passed to the reranker
     as the first-stage score, so traces record it and ``first_stage_weight`` can mix it in. LangChain's vector-store
     retrievers drop their scores: to mix them in, put each document's score (higher = more relevant, e.g. from

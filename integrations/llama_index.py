@@ -47,8 +47,8 @@ dispatcher = get_dispatcher(__name__)
 #: Extra callback payload key carrying the whole :class:`~r2r_agent.Ranking` (as a dict) at the end of the event.
 RANKING_PAYLOAD_KEY = "r2r_ranking"
 
-_EXPLANATION_KEYS = (common.EXPLANATION_KEY, common.COMPARISON_KEY, common.NOTE_KEY)
-_SCORE_KEYS = (common.SCORE_KEY, common.RANK_KEY, common.FIRST_STAGE_SCORE_KEY)
+_EXPLANATION_KEYS = common.REASON_KEYS
+_SCORE_KEYS = common.NUMBER_KEYS
 #: How many nodes R2R returns unless told otherwise.
 DEFAULT_TOP_N = 5
 
@@ -59,9 +59,13 @@ class R2R(BaseNodePostprocessor):
     The returned nodes are new copies (the caller's nodes are never modified). Each ranked copy gets
     ``NodeWithScore.score`` set to the student's score and the metadata keys ``r2r_score``, ``r2r_rank``,
     ``r2r_first_stage_score`` (the node's incoming score, when it had one and ``keep_first_stage_score``),
-    ``r2r_explanation`` (for the top ``explain_top``) and, on the first node only, ``r2r_comparison`` (why the top
-    nodes are ordered as they are). All these keys are excluded from the text the embedding model sees; the
-    explanations are shown to the LLM by default (so an agent can use them), the scores are not.
+    ``r2r_relevance`` (the probability that it answers the query), ``r2r_verdict`` (``relevant``, ``partial``,
+    ``not_relevant``), ``r2r_evidence`` (its best sentence), ``r2r_explanation`` (for the top ``explain_top``) and,
+    on the first node only, ``r2r_comparison`` (why the top nodes are ordered as they are) and ``r2r_answerable``
+    (whether any returned node answers the query). ``min_relevance`` drops nodes unlikely to answer. All these keys
+    are excluded from the text the embedding model sees; the verdicts and explanations are shown to the LLM by
+    default (so an agent can use them; the explanations hold no claim the passage does not state), the numbers and
+    the evidence (already in the text) are not.
 
     Nodes without text content (e.g. image-only nodes, blank text) cannot be judged: they come after the ranked
     ones, with no score (``None``) and an ``r2r_note`` saying why, within the ``top_n`` returned.
@@ -79,8 +83,10 @@ class R2R(BaseNodePostprocessor):
         keep_first_stage_score: Copy each node's incoming score to ``metadata["r2r_first_stage_score"]``.
         metadata_mode: Which node text the student reads (``MetadataMode.NONE``: the text only; ``EMBED``/``LLM``:
             with the node's metadata header).
-        explanations_visible_to_llm: Show ``r2r_explanation``/``r2r_comparison``/``r2r_note`` in the LLM's context.
-        scores_visible_to_llm: Show ``r2r_score``/``r2r_rank``/``r2r_first_stage_score`` in the LLM's context.
+        explanations_visible_to_llm: Show the reasons (``r2r_explanation``, ``r2r_comparison``, ``r2r_verdict``,
+            ``r2r_answerable``, ``r2r_note``) in the LLM's context.
+        scores_visible_to_llm: Show the numbers and the evidence (``r2r_score``, ``r2r_rank``,
+            ``r2r_first_stage_score``, ``r2r_relevance``, ``r2r_evidence``) in the LLM's context.
 
     Example:
         >>> postprocessor = R2R(top_n=3, reranker=my_reranker)                        # doctest: +SKIP
@@ -93,9 +99,10 @@ class R2R(BaseNodePostprocessor):
         default=True, description="Copy the incoming score to metadata['r2r_first_stage_score'].")
     metadata_mode: MetadataMode = Field(default=MetadataMode.NONE, description="Which node text the student reads.")
     explanations_visible_to_llm: bool = Field(
-        default=True, description="Show r2r_explanation/r2r_comparison/r2r_note to the LLM.")
+        default=True, description="Show r2r_explanation/r2r_comparison/r2r_verdict/r2r_answerable/r2r_note to the LLM.")
     scores_visible_to_llm: bool = Field(
-        default=False, description="Show r2r_score/r2r_rank/r2r_first_stage_score to the LLM.")
+        default=False, description="Show r2r_score/r2r_rank/r2r_first_stage_score/r2r_relevance/r2r_evidence to the "
+        "LLM.")
 
     _reranker: Any = PrivateAttr(default=None)
 

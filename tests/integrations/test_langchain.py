@@ -226,8 +226,8 @@ async def test_tool_async_and_existing_retriever(reranker):
         create_r2r_tool(retriever, top_n=3)
 
 
-def test_format_documents_empty():
-    assert format_documents([]) == "No documents found."
+def test_format_documents_empty_says_nothing_answers():
+    assert format_documents([]).startswith("No passage found for this query")
 
 
 def test_module_depends_on_langchain_core_only():
@@ -326,3 +326,32 @@ def test_first_stage_weight_must_be_in_0_1(weight, reranker):
         R2RCompressor(reranker=reranker, first_stage_weight=weight)
     with pytest.raises(ValueError, match=r"first_stage_weight must be a number in \[0, 1\]"):
         R2RRetriever(base_retriever=FixedRetriever(docs=make_docs()), reranker=reranker, first_stage_weight=weight)
+
+
+def test_verdicts_relevance_evidence_and_answerable_reach_the_documents_and_the_tool():
+    from r2r_agent import Reranker, Student
+    from r2r_agent.calibration import Calibrator
+
+    class Words:
+        name = "words"
+
+        def score(self, query, passages):
+            wanted = set(query.lower().split())
+            return [float(len(wanted & set(p.lower().replace(".", "").split()))) for p in passages]
+
+    calibrator = Calibrator(scorer="words", features=("evidence_score",), weights=(1.0,), bias=-2.0, relevant_at=0.5,
+                            partial_at=0.25)
+    reranker = Reranker(Student(scorer=Words(), calibrator=calibrator))
+    docs = [Document(page_content="Adult fleas live two months.", id="a"), Document(page_content="Cats nap.", id="b")]
+    query = "how long fleas live"
+    out = R2RCompressor(reranker=reranker, top_n=None, explain="evidence").compress_documents(docs, query)
+    first = out[0].metadata
+    assert (first["r2r_verdict"], first["r2r_answerable"]) == ("relevant", True)
+    assert first["r2r_evidence"] == "Adult fleas live two months." and 0 < first["r2r_relevance"] < 1
+    assert first["r2r_explanation"].startswith("Relevant: the passage says")
+    assert format_documents(out).splitlines()[0].startswith("[1] id=a relevant (relevance 0.")
+    kept = R2RCompressor(reranker=reranker, top_n=None, min_relevance=0.5).compress_documents(docs, query)
+    assert [d.id for d in kept] == ["a"]
+    nothing = R2RCompressor(reranker=reranker, top_n=None).compress_documents(docs, "what do dogs eat")
+    assert nothing[0].metadata["r2r_answerable"] is False
+    assert format_documents(nothing).startswith("None of these passages answers the query (best relevance")

@@ -140,3 +140,19 @@ def test_escape_sequences_in_retrieved_text_never_reach_the_terminal(tmp_path, c
     assert cli.main(["rerank", "-q", "fleas", "-p", str(passages), "--explain-top", "1"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out and "d\\x1b[1m" in out
+
+
+def test_default_rerankers_share_one_default_student(monkeypatch, tiny_student):
+    import r2r_agent.student as student_module
+
+    built = []
+
+    def fake_default(**kwargs):
+        built.append(kwargs)
+        return tiny_student
+
+    monkeypatch.setattr(student_module, "_shared_default", None)
+    monkeypatch.setattr(Student, "default", classmethod(lambda cls, **kwargs: fake_default(**kwargs)))
+    first, second = Reranker(), Reranker(explain_top=1)
+    assert first.student is second.student is tiny_student and len(built) == 1
+    assert Reranker(tiny_student).student is tiny_student and len(built) == 1

@@ -415,3 +415,19 @@ def test_settings_come_from_one_config(reranker):
     assert pp.config == RerankConfig(top_n=2, explain_top=1, compare_top=0)
     shared = type(reranker)(reranker.student, explain_top=1)
     assert R2R(reranker=shared).config == RerankConfig(top_n=5, explain_top=1)  # the reranker's, with R2R's top_n
+
+
+def test_default_postprocessors_share_one_student_per_process(monkeypatch, tiny_student):
+    import r2r_agent.student as student_module
+    from r2r_agent import Student
+
+    built = []
+    monkeypatch.setattr(student_module, "_shared_default", None)
+    monkeypatch.setattr(Student, "default", classmethod(lambda cls, **kwargs: built.append(1) or tiny_student))
+    one, two = R2R(top_n=2), R2RRetriever(FixedRetriever([]), top_n=3)
+    assert one.reranker.student is two.postprocessor.reranker.student and built == [1]
+
+
+def test_a_tool_on_an_index_instead_of_a_retriever_says_what_to_pass():
+    with pytest.raises(TypeError, match="BaseRetriever"):
+        create_r2r_tool(make_nodes())  # type: ignore[arg-type]

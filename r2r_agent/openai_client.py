@@ -36,10 +36,11 @@ R = TypeVar("R")
 
 #: Statuses retried besides 5xx: request timeout, conflict, too early, too many requests.
 RETRY_STATUS = frozenset({408, 409, 425, 429})
-_HINTS = {401: "check the API key (--server-api-key-env / api_key=)", 403: "check the API key's permissions",
-          404: "check the base URL (it usually ends in /v1) and the model name the server serves",
-          400: "the server refused the request: check that it supports logprobs and the top_logprobs asked for "
-               "(vLLM caps it with --max-logprobs), and the model name"}
+_HINTS = {401: "not retried: check the API key (api_key=, or the environment variable the command reads it from)",
+          403: "not retried: check the API key's permissions",
+          404: "not retried: check the base URL (it usually ends in /v1) and the model name the server serves",
+          400: "not retried: the server refused the request: check the model name, and for scoring that the server "
+               "returns logprobs and the top_logprobs asked for (vLLM caps it with --max-logprobs)"}
 
 
 class ServerError(R2RError, RuntimeError):
@@ -142,6 +143,9 @@ class OpenAIClient:
         headers: Extra HTTP headers.
         transport: An ``httpx`` transport for the sync path (tests).
         async_transport: An ``httpx`` transport for the async path (tests).
+        jitter: Random extra delay before a retry, as a fraction of the delay (parallel clients do not retry in step).
+        sleep: How the sync path waits between retries (tests pass a recorder).
+        extra: The optional dependency's extra and purpose named when httpx is missing.
 
     Example:
         >>> client = OpenAIClient("http://localhost:8000/v1", api_key="sk-...")          # doctest: +SKIP
@@ -151,12 +155,13 @@ class OpenAIClient:
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0, max_retries: int = 4,
                  backoff: float = 0.5, max_backoff: float = 30.0, max_retry_after: float = 120.0,
                  max_concurrency: int = 32, headers: Mapping[str, str] | None = None, transport: Any = None,
-                 async_transport: Any = None) -> None:
+                 async_transport: Any = None, jitter: float = 0.1, sleep: Callable[[float], None] = time.sleep,
+                 extra: tuple[str, str] = ("served", "a served student (Student.from_openai)")) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise InvalidInputError(f"OpenAIClient: base_url must be an http(s) URL such as "
                                     f"'http://localhost:8000/v1', got {base_url!r}")
         for label, value in (("timeout", timeout), ("backoff", backoff), ("max_backoff", max_backoff),
-                             ("max_retry_after", max_retry_after)):
+                             ("max_retry_after", max_retry_after), ("jitter", jitter)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise InvalidInputError(f"OpenAIClient: {label} must be a number >= 0, got {value!r}")
         for label, value, least in (("max_retries", max_retries, 0), ("max_concurrency", max_concurrency, 1)):
@@ -171,6 +176,10 @@ class OpenAIClient:
         self.backoff, self.max_backoff = float(backoff), float(max_backoff)
         self.max_retry_after = float(max_retry_after)
         self.max_concurrency = max_concurrency
+        self.jitter = float(jitter)
+        self._sleep = sleep
+        self._extra = extra
+        self._closes = 0  # how many times close() ran: a sync call started before a close sends nothing more
         self._api_key = Secret(api_key) if api_key else None
         self._headers = dict(headers or {})
         self._transport, self._async_transport = transport, async_transport
@@ -205,7 +214,7 @@ class OpenAIClient:
     def _sync_client(self) -> Any:
         with self._lock:
             if self._client is None:
-                httpx = require("httpx", "served", "a served student (Student.from_openai)")
+                httpx = require("httpx", *self._extra)
                 self._client = httpx.Client(timeout=httpx.Timeout(self.timeout), headers=self._all_headers(),
                                             auth=self._auth(), transport=self._transport)
             return self._client
@@ -217,7 +226,7 @@ class OpenAIClient:
                 if other.is_closed():  # its loop is gone (asyncio.run returned): nothing can use it any more
                     del self._async[key]
             if id(loop) not in self._async:
-                httpx = require("httpx", "served", "a served student (Student.from_openai)")
+                httpx = require("httpx", *self._extra)
                 limits = httpx.Limits(max_connections=self.max_concurrency,
                                       max_keepalive_connections=self.max_concurrency)
                 client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), headers=self._all_headers(),
@@ -233,7 +242,7 @@ class OpenAIClient:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         delay = min(self.backoff * (2**retry), self.max_backoff)
-        return delay + random.uniform(0.0, 0.1 * delay)
+        return delay + random.uniform(0.0, self.jitter * delay)
 
     def _check(self, path: str, response: Any) -> dict[str, Any]:
         """The JSON body of a 2xx ``response``; raises :class:`_Retry` (retry) or :class:`ServerError` (do not)."""
@@ -242,7 +251,7 @@ class OpenAIClient:
             body = self.redact(" ".join(response.text.split())[:300])
             if status in RETRY_STATUS or status >= 500:
                 raise _Retry(f"HTTP {status}: {body!r}", parse_retry_after(response.headers.get("retry-after")))
-            hint = _HINTS.get(status, "this status is not retried; check the request")
+            hint = _HINTS.get(status, "not retried: check the request")
             raise ServerError(f"{self.url}/{path} answered HTTP {status}: {body!r}; {hint}")
         try:
             data = json.loads(response.content)
@@ -275,30 +284,40 @@ class OpenAIClient:
         Raises:
             ServerError: a status that is not retried, every attempt failed, or ``parse`` raised one.
         """
-        httpx = require("httpx", "served", "a served student (Student.from_openai)")
+        httpx = require("httpx", *self._extra)
+        with self._lock:
+            closes = self._closes
         client = self._sync_client()
         last = ""
         with self._slots:
             for attempt in range(self.max_retries + 1):
+                self._check_open(path, closes)
                 try:
                     try:
                         response = client.post(self._endpoint(path), json=dict(payload))
-                    except (httpx.TransportError, httpx.TimeoutException) as exc:
+                    except (httpx.TransportError, httpx.TimeoutException, RuntimeError) as exc:
+                        # RuntimeError: httpx's "the client has been closed", i.e. close() ran meanwhile
+                        self._check_open(path, closes)
                         raise self._failure(exc, httpx) from None
                     return self._parsed(path, response, parse)
                 except _Retry as retry:
                     last = str(retry)
+                    self._check_open(path, closes)
                     if attempt == self.max_retries:
                         break
                     delay = self._delay(attempt, retry.retry_after)
                     self._log_retry(path, last, attempt, delay)
-                    time.sleep(delay)
+                    self._sleep(delay)
         raise self._give_up(path, last)
+
+    def _check_open(self, path: str, closes: int) -> None:
+        if self._closes != closes:
+            raise ServerError(f"{self.url}/{path}: closed while a request was in flight; not retried")
 
     async def apost(self, path: str, payload: Mapping[str, Any], *,
                     parse: Callable[[dict[str, Any]], T] | None = None) -> T:
         """:meth:`post` on the running event loop (``httpx.AsyncClient``); the same retries and errors."""
-        httpx = require("httpx", "served", "a served student (Student.from_openai)")
+        httpx = require("httpx", *self._extra)
         client, slots = self._async_client()
         last = ""
         async with slots:
@@ -363,6 +382,7 @@ class OpenAIClient:
         """Close the sync connection pool and threads (a later call opens new ones). Async clients close with
         :meth:`aclose` on their loop, or are dropped with it."""
         with self._lock:
+            self._closes += 1
             client, self._client = self._client, None
             pool, self._pool = self._pool, None
         if client is not None:

@@ -103,17 +103,25 @@ def visible_chars(tokenizer: Any, text: str, max_tokens: int) -> int:
     """
     from .types import model_text
 
+    if max_tokens <= 0:
+        return 0
     cleaned = model_text(text)
-    candidate = cleaned[: max_tokens * _MAX_CHARS_PER_TOKEN]
-    try:
-        encoded = tokenizer(candidate, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = encoded["offset_mapping"]
-    except (NotImplementedError, TypeError, ValueError, KeyError):
-        cut, truncated = fit_tokens(tokenizer, text, max_tokens)
-        return len(cut) if truncated else len(text)
-    if len(offsets) <= max_tokens and len(candidate) == len(cleaned):
-        return len(text)
-    return int(offsets[max_tokens - 1][1]) if offsets[:max_tokens] else 0
+    limit = max_tokens * _MAX_CHARS_PER_TOKEN
+    while True:
+        candidate = cleaned[:limit]
+        try:
+            encoded = tokenizer(candidate, add_special_tokens=False, return_offsets_mapping=True)
+            offsets = encoded["offset_mapping"]
+        except (NotImplementedError, TypeError, ValueError, KeyError):
+            cut, truncated = fit_tokens(tokenizer, text, max_tokens)
+            return len(cut) if truncated else len(text)
+        if len(offsets) > max_tokens:
+            return int(offsets[max_tokens - 1][1])
+        if len(candidate) == len(cleaned):
+            return len(text)
+        # Fewer tokens than characters/16 allow: one very long "word" is a single unknown token in WordPiece; look
+        # further (at most doubling up to the whole text).
+        limit *= 2
 
 
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -102,9 +102,12 @@ class Distiller(TrainerLoop[DistillResult]):
 
         c = self.config
         base, tokenizer = load_causal_lm(self.base_model)
-        lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, task_type="CAUSAL_LM",
-                          target_modules=list(c.target_modules) or "all-linear")
-        self.model = get_peft_model(base, lora).to(self.device)
+        if c.init_adapter is not None:
+            self.model = self._load_initial_adapter(base, c.init_adapter).to(self.device)
+        else:
+            lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                              task_type="CAUSAL_LM", target_modules=list(c.target_modules) or "all-linear")
+            self.model = get_peft_model(base, lora).to(self.device)
         if self.base_model_id is not None:
             self.model.peft_config["default"].base_model_name_or_path = self.base_model_id
         self.tokenizer = tokenizer
@@ -115,6 +118,16 @@ class Distiller(TrainerLoop[DistillResult]):
             self.rank_head = self._initial_rank_head().to(self.device)
         self._use_modules(None)
         return [self.model] if self.rank_head is None else [self.model, self.rank_head]
+
+    @staticmethod
+    def _load_initial_adapter(base: Any, folder: str) -> Any:
+        from peft import PeftModel
+
+        if not (Path(folder) / _ADAPTER_FILE).is_file():
+            raise DistillError(f"init_adapter {folder!r} has no {_ADAPTER_FILE}; pass an adapter folder that "
+                               "r2r distill (or peft's save_pretrained) wrote")
+        # The adapter's own rank, alpha and modules apply: lora_r / lora_alpha / target_modules are not used.
+        return PeftModel.from_pretrained(base, folder, is_trainable=True)
 
     def _use_modules(self, modules: Sequence[Any] | None) -> None:
         self._forward_model = self.model if modules is None else modules[0]

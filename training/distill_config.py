@@ -43,6 +43,9 @@ class DistillConfig(LoopConfig):
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    init_adapter: str | None = field(default=None, metadata={
+        "help": "start from this LoRA adapter folder (its rank, alpha and modules) instead of a fresh one: continue "
+                "training a shipped adapter on new targets"})
     target_modules: tuple[str, ...] = field(default=(), metadata={
         "help": "module names to adapt (default: every linear layer but the output head)"})
     lm_weight: float = field(default=1.0, metadata={"help": "weight of the explanation language-model loss"})

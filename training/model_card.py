@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .r2r_import import R2R_SOURCE
@@ -82,6 +83,9 @@ def render_model_card(info: Mapping[str, Any]) -> str:
     for key in ("max_steps", "batch_size", "ranking_batch_size", "grad_accum", "learning_rate", "lora_r", "lora_alpha",
                 "lm_weight", "rank_weight", "ranking_loss", "rank_score", "seed"):
         lines.append(f"| {key} | {_fmt(config.get(key))} |")
+    if config.get("init_adapter"):
+        # the folder's name only: the full path is often a private cache location
+        lines.append(f"| init_adapter | {Path(str(config['init_adapter'])).name} |")
     lines += [f"| steps done | {info.get('steps')} |", "", "## Loss curve (training)", "",
               "| step | loss | lm_loss | rank_loss | lr |", "|---:|---:|---:|---:|---:|"]
     for record in _curve(info.get("loss_curve", [])):

@@ -294,3 +294,19 @@ def test_teach_distill_load_rerank_end_to_end(tiny_lm_dir, head_run):
     assert sorted(j.text for j in ranking) == sorted(passages)
     assert all(isinstance(j.explanation, str) for j in ranking.judgments[:2])
     assert ranking.adapter == str(folder)
+
+
+def test_a_run_started_from_an_adapter_begins_with_its_weights(tiny_lm_dir, tmp_path, dataset):
+    first = DistillConfig(max_steps=2, learning_rate=5e-3, lora_r=4, lora_alpha=8, rank_weight=0.0, **FAST)
+    distill(tiny_lm_dir, dataset, tmp_path / "first", first)
+    config = DistillConfig(max_steps=1, rank_weight=0.0, init_adapter=str(tmp_path / "first"), **FAST)
+    distiller = Distiller(tiny_lm_dir, dataset, tmp_path / "second", config)
+    distiller._build()
+    started = {k.replace(".default", ""): v for k, v in distiller.model.state_dict().items() if "lora_" in k}
+    saved = _weights(tmp_path / "first")
+    assert_same_tensors({k: started[k] for k in saved}, saved)  # the adapter's own rank 4, not the default 16
+    distill(tiny_lm_dir, dataset, tmp_path / "second", config)
+    assert "| init_adapter | first |" in (tmp_path / "second" / "README.md").read_text()
+    with pytest.raises(DistillError, match="no adapter_model.safetensors"):
+        Distiller(tiny_lm_dir, dataset, tmp_path / "third",
+                  DistillConfig(max_steps=1, init_adapter=str(tmp_path), **FAST))._build()

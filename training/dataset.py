@@ -13,6 +13,7 @@ The student is trained on exactly the messages it sees at inference. Train and v
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence

@@ -22,11 +22,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .markdown import cell as _cell
+from .markdown import fmt as _fmt
+from .markdown import short as _short
+from .markdown import table
 from .plots import plot_name, write_plots
 from .records import PathLike
 from .results import EvalResults, SystemRun
@@ -81,28 +85,8 @@ def write_report(results: EvalResults, directory: PathLike, *, plots: bool = Tru
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
 def _p(value: float) -> str:
     return "<0.0001" if value < 1e-4 else f"={value:.4f}"
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").split())
-
-
-def table(head: Sequence[str], rows: Iterable[Sequence[str]], *, left: int = 1) -> list[str]:
-    """A markdown table: the header, its rule (the first ``left`` columns left-aligned, the rest right-aligned) and
-    one line per row of cells.
-
-    Example:
-        >>> table(["system", "nDCG@10"], [["`minilm`", "0.6454"]])
-        ['| system | nDCG@10 |', '|---|---:|', '| `minilm` | 0.6454 |']
-    """
-    rule = "|" + "|".join(["---"] * left + ["---:"] * (len(head) - left)) + "|"
-    return ["| " + " | ".join(head) + " |", rule, *("| " + " | ".join(row) + " |" for row in rows)]
 
 
 def _delta_cell(results: EvalResults, run: SystemRun, baseline: str) -> str:
@@ -179,11 +163,6 @@ def cost_table(results: EvalResults) -> list[str]:
              f"{c.generated_tokens_per_query:.1f}", _fmt(c.load_seconds, 1), _fmt(c.rss_peak_mb, 0),
              _fmt(c.rss_increase_mb, 0), _fmt(c.peak_rss_mb, 0)] for run in results.runs for c in [run.cost]]
     return table(head, rows, left=2)
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = _cell(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def explanation_section(results: EvalResults) -> list[str]:

@@ -10,7 +10,10 @@
 - when explanations were measured (``r2r eval --explain-queries N``), an "Explanation quality" section in both
   (means, coverage and worst cases of :func:`~r2r_agent.evals.explanation_quality.explanation_quality`);
 - when teacher agreement was measured (``r2r eval --teacher-agreement FILE``), a "Teacher agreement" section
-  (:mod:`~r2r_agent.evals.teacher_agreement`: verdict agreement, ROUGE-L and unigram F1, worst cases);
+  (:mod:`~r2r_agent.evals.teacher_agreement`: verdict agreement, ROUGE-L and unigram F1, worst cases; the evidence
+  against the teacher's best sentence);
+- when every candidate was judged (``r2r eval --judgments``), a "Relevance and verdicts" section
+  (:mod:`~r2r_agent.evals.judgments`, rendered by :mod:`.trust_report`, each measure beside its target);
 - ``ndcg10.png`` (nDCG@10 per system and dataset), ``quality_vs_latency.png`` (nDCG@10 against seconds per
   query), ``deltas_<dataset>.png`` (per-query nDCG@10 differences from the first stage);
 - when the candidates were retrieved (``r2r eval --first-stage``), a paragraph naming the first stage and its runs.
@@ -35,6 +38,7 @@ from .plots import plot_name, write_plots
 from .records import PathLike
 from .results import EvalResults, SystemRun
 from .runner import BASELINES, now
+from .trust_report import evidence_lines, evidence_misses, explanation_trust_lines, judgment_section, unsupported_cases
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +191,7 @@ def explanation_section(results: EvalResults) -> list[str]:
              _fmt(q.groundedness, 3), _fmt(q.query_only, 3), _fmt(q.specificity, 3), f"{run.seconds_per_query:.2f}",
              str(run.generated_tokens), f"{run.generated_tokens_per_query:.1f}"]
             for run in results.explanations for q in [run.quality]]
-    lines += ["", *table(head, rows, left=2)]
+    lines += ["", *table(head, rows, left=2), *explanation_trust_lines(results)]
     for run in results.explanations:
         q = run.quality
         cases = [f"- wrong verdict ({_cell(c.note)}), {c.qid} / {c.passage_id}: {_short(c.explanation)}"
@@ -197,6 +201,7 @@ def explanation_section(results: EvalResults) -> list[str]:
         cases += [f"- most alike (Jaccard {d.similarity:.2f}), {d.qid} / {d.passage_ids[0]} and {d.passage_ids[1]}: "
                   f"{_short(d.explanations[0], 120)} ‖ {_short(d.explanations[1], 120)}"
                   for d in q.most_duplicated[:3]]
+        cases += unsupported_cases(q)
         if cases:
             lines += ["", f"### Worst cases: `{run.system}` on {run.dataset}", "", *cases]
     return lines
@@ -255,7 +260,7 @@ def agreement_section(results: EvalResults) -> list[str]:
              f"({q.n_verdict_agree}/{q.n_both_known})", _fmt(q.student_coverage, 3), _fmt(q.teacher_coverage, 3),
              _fmt(q.rouge_l_f1, 3), _fmt(q.unigram_f1, 3), str(q.n_empty), f"{run.seconds_per_query:.2f}",
              str(run.generated_tokens)] for run in results.agreements for q in [run.quality]]
-    lines += ["", *table(head, rows)]
+    lines += ["", *table(head, rows), *evidence_lines(results)]
     for run in results.agreements:
         if run.note:
             lines += ["", f"**Caution, `{run.system}`:** {_cell(run.note)}."]
@@ -266,6 +271,7 @@ def agreement_section(results: EvalResults) -> list[str]:
                  for p in q.disagreements[:3]]
         cases += [f"- lowest ROUGE-L ({p.rouge_l_f1:.2f}, unigram F1 {p.unigram_f1:.2f}), {p.qid} / {p.passage_id}: "
                   f"{_short(p.student, 150)} ‖ teacher: {_short(p.teacher, 150)}" for p in q.lowest[:3]]
+        cases += evidence_misses(run)
         if cases:
             lines += ["", f"### Least agreement: `{run.system}`", "", *cases]
     return lines
@@ -313,6 +319,7 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
             lines.append("![nDCG@10 against seconds per query](quality_vs_latency.png)")
     if results.runs:
         lines += ["", "## Cost", "", *cost_table(results)]
+    lines += judgment_section(results)
     lines += explanation_section(results)
     lines += agreement_section(results)
     issues = [(run, msg) for run in results.runs for msg in run.evaluation.issues.messages()]

@@ -22,7 +22,9 @@ Every system above that runs a :class:`r2r_agent.Reranker` takes its settings fr
 
 Systems built on a student with an explainer (``student``, ``zero-shot-student``, ``adapter:PATH``) can explain
 (:func:`~r2r_agent.evals.protocol.can_explain`): ``r2r eval --explain-queries N`` also reranks N queries with them
-with explanations on.
+with explanations on. Systems whose student carries the calibrator shipped for MiniLM (``student``,
+``zero-shot-student``, ``minilm``) can judge (:func:`~r2r_agent.evals.protocol.can_judge`): ``r2r eval --judgments``
+gives every candidate a relevance and a verdict; the calibrator's digest keys those judgments in the cache.
 
 Models are loaded once per :class:`ModelPool` and shared by the systems built from it (MiniLM and SmolLM2 each load
 once however many systems use them).
@@ -40,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,9 +57,11 @@ from .checks import check_count
 from .protocol import (
     ExplainingSystem,
     FirstStageSystem,
+    JudgingSystem,
     System,
     can_explain,
     can_explain_passages,
+    can_judge,
     needs_texts,
     query_limit,
     system_key,
@@ -239,25 +244,45 @@ def _ranking_config(options: SystemOptions, **changes: Any) -> RerankConfig:
     return options.rerank.replace(top_n=None, explain_top=0, compare_top=0, **changes)
 
 
+#: The bundled scorer's name (what its shipped calibrator was fitted for).
+MINILM = "all-MiniLM-L6-v2"
+
+
+def _calibrator_digest(scorer: str) -> str | None:
+    """A short digest of the calibrator shipped for ``scorer`` (``None`` where none ships): a new calibrator means new
+    judgments, so it is in their cache key (not in the ranking's, which it does not change)."""
+    from r2r_agent.calibration import shipped_calibrator
+
+    calibrator = shipped_calibrator(scorer)
+    if calibrator is None:
+        return None
+    return hashlib.sha256(json.dumps(calibrator.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _minilm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     config = _ranking_config(options)
 
     def factory() -> Reranker:
         from r2r_agent import Reranker, Student
+        from r2r_agent.calibration import shipped_calibrator
 
         encoder = pool.encoder()
-        return Reranker(Student(scorer=encoder, name=encoder.name), config=config)
+        # The shipped calibrator only gives judgments relevance and verdicts (judge=True); the order is the scorer's.
+        return Reranker(Student(scorer=encoder, name=encoder.name, calibrator=shipped_calibrator(encoder.name)),
+                        config=config)
 
-    name, key = _fused("minilm", {"model": "all-MiniLM-L6-v2"}, config.first_stage_weight)
-    return RerankerSystem(name, factory, key)
+    name, key = _fused("minilm", {"model": MINILM}, config.first_stage_weight)
+    digest = _calibrator_digest(MINILM)
+    return RerankerSystem(name, factory, key, judges=digest is not None, judge_config={"calibrator": digest})
 
 
 def _cascade(name: str, make_student: Callable[[], Student], rescore_top: int, options: SystemOptions,
-             config: Mapping[str, Any], *, explains: bool) -> System:
+             config: Mapping[str, Any], *, explains: bool, calibrated: bool = False) -> System:
     """A system reranking with ``Reranker(make_student(), config=...)``, re-scoring the top ``rescore_top``.
 
     Its cache-key config is ``rescore_top``, ``rescore_weight`` and ``config``; the first-stage weight is added to
-    the name and the key by :func:`_fused`.
+    the name and the key by :func:`_fused`. ``calibrated``: the student carries the calibrator shipped for MiniLM
+    (as :meth:`r2r_agent.Student.default` does), so the system can judge.
     """
     settings = _ranking_config(options, rescore_top=rescore_top)
 
@@ -268,7 +293,9 @@ def _cascade(name: str, make_student: Callable[[], Student], rescore_top: int, o
 
     key = {"rescore_top": settings.rescore_top, "rescore_weight": settings.rescore_weight, **config}
     report_name, key = _fused(name, key, settings.first_stage_weight)
-    return RerankerSystem(report_name, factory, key, explains=explains)
+    digest = _calibrator_digest(MINILM) if calibrated else None
+    return RerankerSystem(report_name, factory, key, explains=explains, judges=digest is not None,
+                          judge_config={"calibrator": digest})
 
 
 def _auto_dtype() -> str:
@@ -282,7 +309,7 @@ def _auto_dtype() -> str:
 def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     # A new adapter release changes the student, so the shipped adapter's digest is in the cache key too.
     return _cascade("student", pool.default_student, options.rerank.rescore_top, options,
-                    {"dtype": _auto_dtype(), "adapter": _shipped_fingerprint()}, explains=True)
+                    {"dtype": _auto_dtype(), "adapter": _shipped_fingerprint()}, explains=True, calibrated=True)
 
 
 def _shipped_fingerprint() -> str | None:
@@ -306,7 +333,7 @@ def _adapter_fingerprint(folder: Path) -> str | None:
 
 def _zero_shot_student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     return _cascade("zero-shot-student", pool.zero_shot_student, options.rerank.rescore_top, options,
-                    {"dtype": _auto_dtype()}, explains=True)
+                    {"dtype": _auto_dtype()}, explains=True, calibrated=True)
 
 
 def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
@@ -367,7 +394,7 @@ register_system("adapter", _adapter, argument="PATH",
 register_system("teacher", _teacher, description="a teacher LLM (--teacher) reranks the first-stage top --teacher-top "
                 "listwise, on the first --teacher-queries queries only")
 
-__all__ = ["SYSTEMS", "Builder", "ExplainingSystem", "FirstStageSystem", "ModelPool", "RerankerSystem", "System",
-           "SystemOptions", "SystemResult", "SystemSpec", "TeacherSystem", "build_system", "build_systems",
-           "can_explain", "can_explain_passages", "known_systems", "needs_texts", "parse_system", "query_limit",
-           "register_system", "system_key"]
+__all__ = ["SYSTEMS", "Builder", "ExplainingSystem", "FirstStageSystem", "JudgingSystem", "ModelPool", "RerankerSystem",
+           "System", "SystemOptions", "SystemResult", "SystemSpec", "TeacherSystem", "build_system", "build_systems",
+           "can_explain", "can_explain_passages", "can_judge", "known_systems", "needs_texts", "parse_system",
+           "query_limit", "register_system", "system_key"]

@@ -69,6 +69,10 @@ systems (comma-separated, exact names):
 --first-stage-weight W (0 < W <= 1) mixes each candidate's first-stage score into MiniLM's in the systems that
   rerank (all but first-stage and teacher); they are then reported as NAME+first-stage@W, e.g. minilm+first-stage@0.5
 
+--ordering scorer,rrf,first_stage,scorer@0.5 runs those systems under each ordering policy (NAME, NAME+rrf,
+  NAME+first-stage-order, NAME+first-stage@0.5) and adds each policy's worst case against the better of first-stage
+  and minilm to the report
+
 explanations (--explain-queries N, --teacher-agreement FILE): student, zero-shot-student and adapter:PATH explain;
 the others are skipped
 
@@ -167,6 +171,11 @@ def _add_rerank_arguments(parser: argparse.ArgumentParser, defaults: SystemOptio
         "--lm-top); --rescore-weight applies to every re-scored top; --first-stage-weight W to all of them, which are "
         "then reported as NAME+first-stage@W (W > 0)")
     add_config_arguments(group, RerankConfig, skip=set(RerankConfig.names()) - set(RERANK_FLAGS))
+    group.add_argument("--ordering", default=None, metavar="POLICY[,POLICY...]",
+                       help=f"{RerankConfig.help('ordering')}; several, comma-separated, build each system that runs "
+                       "a Reranker once per policy (named NAME+rrf, NAME+first-stage-order), and POLICY@W sets its "
+                       "first-stage weight (scorer@0.5: z-score fusion at 0.5, named NAME+first-stage@0.5); the report "
+                       "then has an 'Ordering policies' section with each policy's worst case")
     group.add_argument("--lm-top", type=int, default=defaults.lm_top, metavar="K",
                        help=f"zero-shot-lm and adapter:PATH re-score the MiniLM top K (default {defaults.lm_top})")
 
@@ -269,6 +278,7 @@ def _command(args: argparse.Namespace, options: SystemOptions) -> str:
                         ("--limit-queries", args.limit_queries), ("--rescore-top", options.rerank.rescore_top),
                         ("--lm-top", options.lm_top), ("--rescore-weight", options.rerank.rescore_weight),
                         ("--first-stage-weight", options.rerank.first_stage_weight),
+                        ("--ordering", args.ordering),
                         ("--base-model", args.base_model),
                         ("--bright-dir", args.bright_dir),
                         ("--explain-queries", args.explain_queries or None),
@@ -328,7 +338,15 @@ def run(args: argparse.Namespace) -> int:
                             teacher_queries=args.teacher_queries, teacher_window_size=args.teacher_window,
                             teacher_stride=args.teacher_stride)
     pool = ModelPool()
-    systems = build_systems(system_names, options, pool)
+    recorded: dict[str, Any] = {}  # which system runs which ordering policy (--ordering)
+    if args.ordering is None:
+        systems = build_systems(system_names, options, pool)
+    else:
+        from .policies import SETTINGS_KEY, build_policy_systems, parse_policies
+
+        policies = parse_policies(args.ordering, options.rerank.first_stage_weight)
+        systems, origin = build_policy_systems(system_names, options, pool, policies)
+        recorded[SETTINGS_KEY] = {"policies": [p.label for p in policies], "systems": origin}
     agreement = None
     if args.teacher_agreement:
         from .teacher_agreement import load_validation_split
@@ -339,7 +357,8 @@ def run(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(args.dataset))
     command = _command(args, options)
     settings: dict[str, Any] = {"systems": [s.name for s in systems],
-                                "system_config": {s.name: dict(s.config) for s in systems}, "datasets": names}
+                                "system_config": {s.name: dict(s.config) for s in systems}, "datasets": names,
+                                **recorded}
     if args.first_stage is None:
         for flag, value in (("--depth", args.depth), ("--index-dir", args.index_dir), ("--reasoner", args.reasoner),
                             ("--reasoning-tokens", args.reasoning_tokens)):

@@ -16,7 +16,10 @@
   (:mod:`~r2r_agent.evals.judgments`, rendered by :mod:`.trust_report`, each measure beside its target);
 - ``ndcg10.png`` (nDCG@10 per system and dataset), ``quality_vs_latency.png`` (nDCG@10 against seconds per
   query), ``deltas_<dataset>.png`` (per-query nDCG@10 differences from the first stage);
-- when the candidates were retrieved (``r2r eval --first-stage``), a paragraph naming the first stage and its runs.
+- when the candidates were retrieved (``r2r eval --first-stage``), a paragraph naming the first stage and its runs;
+- when the systems ran under several ordering policies (``r2r eval --ordering``), an "Ordering policies" section
+  with each policy's nDCG@10, its difference from the better baseline and its worst case (:mod:`.policies`; in
+  ``report.json`` under ``ordering_worst_cases``).
 
 The plots are drawn by :mod:`.plots` (matplotlib, the ``evals`` extra, imported only when plots are written).
 """
@@ -35,6 +38,7 @@ from .markdown import fmt as _fmt
 from .markdown import short as _short
 from .markdown import table
 from .plots import plot_name, write_plots
+from .policies import SETTINGS_KEY, policy_section, worst_cases
 from .records import PathLike
 from .results import EvalResults, SystemRun
 from .runner import BASELINES, now
@@ -74,6 +78,8 @@ def write_report(results: EvalResults, directory: PathLike, *, plots: bool = Tru
     if plots and results.runs:  # a teacher-agreement-only run has nothing to plot
         written = write_plots(results, out)
     data = results.to_dict()
+    if results.settings.get(SETTINGS_KEY):
+        data["ordering_worst_cases"] = worst_cases(results)
     data["generated"] = now()
     if command:
         data["command"] = command
@@ -311,6 +317,7 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
         deltas = plot_name("deltas", info.name)
         if deltas in plots:
             lines += ["", f"![per-query nDCG@10 differences from the first stage on {info.name}]({deltas})"]
+    lines += policy_section(results)
     if "ndcg10.png" in plots or "quality_vs_latency.png" in plots:
         lines += ["", "## Plots", ""]
         if "ndcg10.png" in plots:

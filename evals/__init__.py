@@ -13,11 +13,14 @@ built) and :mod:`.retrieval` (a dataset's candidates retrieved from its corpus, 
 
 Systems and runs: :mod:`.protocol` (what a system is), :mod:`.reranker_system` and :mod:`.teacher_system` (the
 systems), :mod:`.systems` (systems by name and their options), :mod:`.results` (what a run measures),
-:mod:`.tasks` and :mod:`.cache` (the one cached loop), :mod:`.runner` (``run_eval``), :mod:`.memory` (the RSS a
-system needs), :mod:`.report` and :mod:`.plots` (markdown, JSON, PNG).
+:mod:`.tasks` and :mod:`.cache` (the one cached loop), :mod:`.runner` (``run_eval``) and :mod:`.passes` (its passes
+besides ranking), :mod:`.memory` (the RSS a system needs), :mod:`.report`, :mod:`.trust_report`, :mod:`.markdown`
+and :mod:`.plots` (markdown, JSON, PNG).
 
-Explanations: :mod:`.explanation_quality` (against qrels; its measures in :mod:`.verdicts` and
-:mod:`.text_measures`) and :mod:`.teacher_agreement` (against the teacher's reasons on held-out training queries).
+Explanations: :mod:`.explanation_quality` (against qrels; its measures in :mod:`.verdicts`, :mod:`.text_measures`
+and :mod:`.claims`), :mod:`.teacher_agreement` (against the teacher's reasons on held-out training queries) and
+:mod:`.evidence_agreement` (evidence against the teacher's best sentence). Judgments of every candidate (relevance,
+verdicts, abstention): :mod:`.judgments`.
 
 The training queries are kept out of every evaluation by :mod:`r2r_agent.training.splits`, shared with
 ``r2r distill``.

@@ -3,14 +3,16 @@
 One JSON Lines file, appended and flushed as soon as a query is done (:mod:`.jsonl`), so killing a run loses at most
 the query in progress. Each entry is keyed by its kind, the system's key (:func:`~r2r_agent.evals.systems.system_key`,
 its name and config), the dataset and the query id, and holds the digest of the input it was computed on: an entry
-is reused only for the same input. Three kinds of rows::
+is reused only for the same input. Four kinds of rows::
 
     {"kind": "result", "system": KEY, "dataset": NAME, "qid": QID, "input": DIGEST, "result": {...}}
     {"kind": "ranking", "system": KEY, "dataset": NAME, "qid": QID, "input": DIGEST, "ranking": {...}}
+    {"kind": "judged", "system": KEY, "dataset": NAME, "qid": QID, "input": DIGEST, "judged": {...}}
     {"kind": "cost", "system": KEY, "dataset": NAME, "cost": {...}}
 
 ``result``: a ranked query without passage texts (:meth:`~r2r_agent.evals.results.SystemResult.to_dict`);
-``ranking``: a :class:`r2r_agent.Ranking` with explanations (explanation quality, teacher agreement); ``cost``: the
+``ranking``: a :class:`r2r_agent.Ranking` with explanations (explanation quality, teacher agreement); ``judged``:
+every candidate's id, score, relevance and verdict (:class:`~r2r_agent.evals.judgments.JudgedQuery`); ``cost``: the
 memory and load time measured when a system last computed queries of a dataset. The format is the one of every
 earlier version, so older caches are read as they are.
 """
@@ -30,7 +32,7 @@ from .records import PathLike, docid
 from .results import SystemResult
 
 #: The row kinds that hold one query's output, and the field each keeps it under.
-PAYLOADS: Mapping[str, str] = {"result": "result", "ranking": "ranking"}
+PAYLOADS: Mapping[str, str] = {"result": "result", "ranking": "ranking", "judged": "judged"}
 
 
 def input_hash(query: str, candidates: Sequence[Passage]) -> str:
@@ -87,7 +89,7 @@ class ResultCache:
         """Store one query's payload (appended and flushed at once).
 
         Raises:
-            InvalidInputError: for a kind other than ``"result"`` or ``"ranking"``.
+            InvalidInputError: for a kind other than ``"result"``, ``"ranking"`` or ``"judged"``.
         """
         if kind not in PAYLOADS:
             raise InvalidInputError(f"ResultCache.store: kind must be one of {sorted(PAYLOADS)}, got {kind!r}.")

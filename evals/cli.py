@@ -14,6 +14,10 @@
     r2r eval --teacher-agreement ../shared/data/r2r-train/msmarco_500.jsonl.gz --systems student,adapter:adapters/a1 \
         --teacher-agreement-queries 20 --report runs/agreement
 
+``--judgments`` also judges every candidate of every query (relevance and verdict) with the systems whose student
+has a calibrator for its scorer (``student``, ``minilm``) and adds a "Relevance and verdicts" section (verdict
+coverage, balanced accuracy, calibration, abstention, each beside its target; :mod:`r2r_agent.evals.judgments`).
+
 ``--explain-queries N`` also reranks the first N queries of each dataset with explanations on (systems with an
 explainer: ``student``, ``adapter:PATH``; the others are skipped with a note) and adds an "Explanation quality"
 section (verdict accuracy against the qrels, coverage, groundedness, specificity, worst cases) to the report.
@@ -65,8 +69,15 @@ systems (comma-separated, exact names):
 --first-stage-weight W (0 < W <= 1) mixes each candidate's first-stage score into MiniLM's in the systems that
   rerank (all but first-stage and teacher); they are then reported as NAME+first-stage@W, e.g. minilm+first-stage@0.5
 
+--ordering scorer,rrf,first_stage,scorer@0.5 runs those systems under each ordering policy (NAME, NAME+rrf,
+  NAME+first-stage-order, NAME+first-stage@0.5) and adds each policy's worst case against the better of first-stage
+  and minilm to the report
+
 explanations (--explain-queries N, --teacher-agreement FILE): student, zero-shot-student and adapter:PATH explain;
 the others are skipped
+
+judgments (--judgments): student, zero-shot-student and minilm judge every candidate with the calibrator shipped
+for MiniLM; the others are skipped
 
 datasets: dl19, dl20, dl19-splade, dl20-splade, bright-<subset> (texts from --bright-dir),
   beir:PATH (a BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv; needs --first-stage)
@@ -115,6 +126,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "an explainer: student, adapter:PATH) and report their quality (default 0: off)")
     parser.add_argument("--explain-top", type=int, default=5, metavar="K",
                         help="with --explain-queries: passages explained per query (default 5)")
+    parser.add_argument("--judgments", action="store_true",
+                        help="also judge every candidate (relevance, verdict) with the systems whose student has a "
+                        "calibrator (student, minilm) and report verdict accuracy, calibration and abstention against "
+                        "the qrels")
     first = parser.add_argument_group("first stage (retrieve the candidates from the dataset's corpus)")
     first.add_argument("--first-stage", default=None, choices=tuple(FIRST_STAGES), metavar="NAME",
                        help=_help("name") + " (default: rerank the dataset's given candidates)")
@@ -156,6 +171,11 @@ def _add_rerank_arguments(parser: argparse.ArgumentParser, defaults: SystemOptio
         "--lm-top); --rescore-weight applies to every re-scored top; --first-stage-weight W to all of them, which are "
         "then reported as NAME+first-stage@W (W > 0)")
     add_config_arguments(group, RerankConfig, skip=set(RerankConfig.names()) - set(RERANK_FLAGS))
+    group.add_argument("--ordering", default=None, metavar="POLICY[,POLICY...]",
+                       help=f"{RerankConfig.help('ordering')}; several, comma-separated, build each system that runs "
+                       "a Reranker once per policy (named NAME+rrf, NAME+first-stage-order), and POLICY@W sets its "
+                       "first-stage weight (scorer@0.5: z-score fusion at 0.5, named NAME+first-stage@0.5); the report "
+                       "then has an 'Ordering policies' section with each policy's worst case")
     group.add_argument("--lm-top", type=int, default=defaults.lm_top, metavar="K",
                        help=f"zero-shot-lm and adapter:PATH re-score the MiniLM top K (default {defaults.lm_top})")
 
@@ -258,12 +278,14 @@ def _command(args: argparse.Namespace, options: SystemOptions) -> str:
                         ("--limit-queries", args.limit_queries), ("--rescore-top", options.rerank.rescore_top),
                         ("--lm-top", options.lm_top), ("--rescore-weight", options.rerank.rescore_weight),
                         ("--first-stage-weight", options.rerank.first_stage_weight),
+                        ("--ordering", args.ordering),
                         ("--base-model", args.base_model),
                         ("--bright-dir", args.bright_dir),
                         ("--explain-queries", args.explain_queries or None),
+                        ("--judgments", "" if args.judgments else None),
                         ("--explain-top", args.explain_top if args.explain_queries else None)):
         if value is not None:
-            parts += [flag, str(value)]
+            parts += [flag, str(value)] if value != "" else [flag]
     if "teacher" in [n.strip() for n in args.systems.split(",")]:
         parts += ["--teacher-top", str(args.teacher_top), "--teacher-queries", str(args.teacher_queries),
                   "--teacher-window", str(args.teacher_window)]
@@ -316,7 +338,15 @@ def run(args: argparse.Namespace) -> int:
                             teacher_queries=args.teacher_queries, teacher_window_size=args.teacher_window,
                             teacher_stride=args.teacher_stride)
     pool = ModelPool()
-    systems = build_systems(system_names, options, pool)
+    recorded: dict[str, Any] = {}  # which system runs which ordering policy (--ordering)
+    if args.ordering is None:
+        systems = build_systems(system_names, options, pool)
+    else:
+        from .policies import SETTINGS_KEY, build_policy_systems, parse_policies
+
+        policies = parse_policies(args.ordering, options.rerank.first_stage_weight)
+        systems, origin = build_policy_systems(system_names, options, pool, policies)
+        recorded[SETTINGS_KEY] = {"policies": [p.label for p in policies], "systems": origin}
     agreement = None
     if args.teacher_agreement:
         from .teacher_agreement import load_validation_split
@@ -327,7 +357,8 @@ def run(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(args.dataset))
     command = _command(args, options)
     settings: dict[str, Any] = {"systems": [s.name for s in systems],
-                                "system_config": {s.name: dict(s.config) for s in systems}, "datasets": names}
+                                "system_config": {s.name: dict(s.config) for s in systems}, "datasets": names,
+                                **recorded}
     if args.first_stage is None:
         for flag, value in (("--depth", args.depth), ("--index-dir", args.index_dir), ("--reasoner", args.reasoner),
                             ("--reasoning-tokens", args.reasoning_tokens)):
@@ -340,7 +371,8 @@ def run(args: argparse.Namespace) -> int:
         datasets, training, settings["first_stage"] = _retrieve(args, names, pool)
     results = run_eval(datasets, systems, cache_path=args.report / "cache.jsonl", limit_queries=args.limit_queries,
                        training=training, progress=not args.no_progress, settings=settings,
-                       explain_queries=args.explain_queries, explain_top=args.explain_top, agreement=agreement)
+                       explain_queries=args.explain_queries, explain_top=args.explain_top, agreement=agreement,
+                       judgments=args.judgments)
     files = write_report(results, args.report, plots=not args.no_plots, command=command)
     lines = []
     for got in settings.get("first_stage", {}).get("runs", ()):
@@ -355,6 +387,7 @@ def run(args: argparse.Namespace) -> int:
             subset = f"  (first {r.cost.queries} queries only)" if r.cost.queries < info.queries else ""
             lines.append(f"{name:<28} {agg.get('nDCG@10', 0):>8.4f} {agg.get('RR@10', 0):>8.4f} "
                          f"{agg.get('R@100', 0):>8.4f} {r.cost.seconds_per_query:>8.3f}{subset}")
+    lines += _judgment_lines(results) if args.judgments else []
     if args.explain_queries:
         lines.append(f"\nexplanation quality (first {args.explain_queries} queries, top {args.explain_top}):")
         for e in results.explanations:
@@ -382,3 +415,18 @@ def run(args: argparse.Namespace) -> int:
     lines.append(f"\nreport: {files.markdown}  (json: {files.json.name}; plots: {len(files.plots)})")
     print("\n".join(lines))  # noqa: T201 (a CLI module: its output is the point)
     return 0
+
+
+def _judgment_lines(results: Any) -> list[str]:
+    """The summary of ``--judgments`` printed at the end (the report has the rest)."""
+    lines = ["\nrelevance and verdicts over all candidates (answers: TREC label >= 2):"]
+    for run in results.judgments:
+        q = run.quality
+        values = [("coverage", q.verdict_coverage), ("bal. acc. relevant", q.balanced_accuracy_relevant),
+                  ("bal. acc. on topic", q.balanced_accuracy_on_topic), ("ECE", q.ece), ("Brier", q.brier),
+                  ("abstention AUC", q.abstention.auc)]
+        shown = ", ".join(f"{name} {'–' if value is None else f'{value:.3f}'}" for name, value in values)
+        lines.append(f"{run.dataset} {run.system}: {shown} ({q.n_judgments} judgments)")
+    if results.judgment_skipped:
+        lines.append(f"skipped (no calibrator): {', '.join(results.judgment_skipped)}")
+    return lines

@@ -33,13 +33,16 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from r2r_agent import Ranking
+from r2r_agent import Judgment, Ranking
 from r2r_agent.errors import InvalidInputError
+from r2r_agent.explanations import VERDICT_WORDS
 
+from .claims import quotes_evidence, unsupported_claims
 from .text_measures import (
     META_WORDS,
     STOP_WORDS,
@@ -141,6 +144,17 @@ class ExplanationQuality:
         lowest_groundedness: The least grounded explanations, lowest first.
         most_duplicated: Per query, the most similar pair of explanations, most similar first.
         wrong_verdicts: Explanations whose verdict disagrees with the qrels grade.
+        n_with_verdict: Explained judgments with a :attr:`~r2r_agent.Judgment.verdict`.
+        n_opens_with_verdict: Of those, explanations that open with their own verdict's words
+            (``VERDICT_WORDS[verdict] + ":"``, :data:`r2r_agent.explanations.VERDICT_WORDS`).
+        n_guard_removed: Explained judgments whose :attr:`~r2r_agent.Judgment.unsupported` is not empty (claims the
+            core's grounding guard removed from the explanation).
+        n_unsupported: Explanations that still hold a number or quoted phrase that neither the passage nor the query
+            states, by this package's own check (:func:`r2r_agent.evals.claims.unsupported_claims`).
+        n_with_evidence: Explained judgments with :attr:`~r2r_agent.Judgment.evidence`.
+        n_quotes_evidence: Explanations that quote their judgment's evidence
+            (:func:`r2r_agent.evals.claims.quotes_evidence`), over all explained judgments.
+        unsupported_cases: The explanations failing the check, those with the most unsupported claims first.
     """
 
     n_queries: int
@@ -157,12 +171,19 @@ class ExplanationQuality:
     lowest_groundedness: tuple[ExplanationCase, ...] = field(default=())
     most_duplicated: tuple[DuplicatePair, ...] = field(default=())
     wrong_verdicts: tuple[ExplanationCase, ...] = field(default=())
+    n_with_verdict: int = 0
+    n_opens_with_verdict: int = 0
+    n_guard_removed: int = 0
+    n_unsupported: int = 0
+    n_with_evidence: int = 0
+    n_quotes_evidence: int = 0
+    unsupported_cases: tuple[ExplanationCase, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["verdict"] = self.verdict.to_dict()
-        for key in ("lowest_groundedness", "most_duplicated", "wrong_verdicts"):
+        for key in ("lowest_groundedness", "most_duplicated", "wrong_verdicts", "unsupported_cases"):
             data[key] = [case.to_dict() for case in data[key]]
         return data
 
@@ -174,6 +195,7 @@ class ExplanationQuality:
         values["lowest_groundedness"] = tuple(ExplanationCase.from_dict(c) for c in data.get("lowest_groundedness", ()))
         values["most_duplicated"] = tuple(DuplicatePair.from_dict(c) for c in data.get("most_duplicated", ()))
         values["wrong_verdicts"] = tuple(ExplanationCase.from_dict(c) for c in data.get("wrong_verdicts", ()))
+        values["unsupported_cases"] = tuple(ExplanationCase.from_dict(c) for c in data.get("unsupported_cases", ()))
         return cls(**values)
 
 
@@ -218,6 +240,8 @@ def explanation_quality(
     grounded: list[tuple[Groundedness, ExplanationCase]] = []
     spec_values: list[float] = []
     duplicates: list[DuplicatePair] = []
+    trust = Counter[str]()
+    unsupported: list[tuple[int, ExplanationCase]] = []
     for qid, ranking in rankings.items():
         grades = qrels.get(qid, {})
         explained = []
@@ -236,6 +260,11 @@ def explanation_quality(
             if verdict != "unknown" and grade is not None and (verdict == "relevant") != (grade >= threshold):
                 note = f"verdict {verdict}, grade {grade}"
                 wrong.append(ExplanationCase(qid, ranking.query, judgment.id, text, note=note))
+            trust.update(_trust(judgment, text))
+            claims = unsupported_claims(text, judgment.text, ranking.query)
+            if claims:
+                note = "not in the passage or query: " + ", ".join(claims)
+                unsupported.append((len(claims), ExplanationCase(qid, ranking.query, judgment.id, text, note=note)))
             g = groundedness(text, judgment.text, ranking.query)
             if g is not None:
                 note = f"in passage {g.in_passage:.2f}, query only {g.query_only:.2f}, unsupported {g.unsupported:.2f}"
@@ -269,7 +298,31 @@ def explanation_quality(
         lowest_groundedness=tuple(case for _, case in lowest),
         most_duplicated=tuple(sorted(duplicates, key=lambda d: -d.similarity)[:worst_k]),
         wrong_verdicts=tuple(wrong[:worst_k]),
+        n_with_verdict=trust["verdict"],
+        n_opens_with_verdict=trust["opens"],
+        n_guard_removed=trust["guarded"],
+        n_unsupported=len(unsupported),
+        n_with_evidence=trust["evidence"],
+        n_quotes_evidence=trust["quotes"],
+        unsupported_cases=tuple(case for _, case in sorted(unsupported, key=lambda x: -x[0])[:worst_k]),
     )
+
+
+def _trust(judgment: Judgment, text: str) -> list[str]:
+    """What an explained judgment shows of the trust measures: a verdict, an opening with that verdict's words,
+    claims the guard removed, evidence, a quote of the evidence."""
+    shown = []
+    if judgment.verdict is not None:
+        shown.append("verdict")
+        if text.startswith(VERDICT_WORDS.get(judgment.verdict, "\0") + ":"):
+            shown.append("opens")
+    if judgment.unsupported:
+        shown.append("guarded")
+    if judgment.evidence:
+        shown.append("evidence")
+    if quotes_evidence(text, judgment.evidence):
+        shown.append("quotes")
+    return shown
 
 
 __all__ = ["META_WORDS", "STOP_WORDS", "DuplicatePair", "ExplanationCase", "ExplanationQuality", "Groundedness",

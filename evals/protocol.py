@@ -7,7 +7,9 @@ A system ranks one query's first-stage candidates (:class:`r2r_agent.Passage` ob
 - ``query_limit: int | None``: it ranks only the first N queries of each dataset (:func:`query_limit`);
 - ``needs_texts: bool`` (default ``True``): it reads passage texts, so it refuses queries whose candidates have none
   (:func:`needs_texts`); the first-stage order does not;
-- ``explains: bool`` with ``explain`` (and ``explain_passages``): it can also explain (:class:`ExplainingSystem`).
+- ``explains: bool`` with ``explain`` (and ``explain_passages``): it can also explain (:class:`ExplainingSystem`);
+- ``judges: bool`` with ``judge``: it can give every candidate a relevance and a verdict (:class:`JudgingSystem`),
+  and ``judge_config``, what identifies its judging beyond ``config`` (e.g. its calibrator's digest).
 
 :class:`FirstStageSystem`, the first-stage order itself, is the baseline every reranker is compared with.
 
@@ -65,6 +67,24 @@ class ExplainingSystem(System, Protocol):
         ...
 
 
+@runtime_checkable
+class JudgingSystem(System, Protocol):
+    """A :class:`System` that can judge every candidate (relevance and verdict) for ``r2r eval --judgments``.
+
+    Attributes:
+        judges: Whether :meth:`judge` works (declared when the system is built, so checking loads nothing).
+        judge_config: What changes its judgments but not its ranking (e.g. its calibrator's digest); part of the
+            judgments' cache key (:func:`r2r_agent.evals.runner.judgment_key`).
+    """
+
+    judges: bool
+    judge_config: Mapping[str, Any]
+
+    def judge(self, query: str, candidates: Sequence[Passage]) -> Ranking:
+        """Every candidate judged (relevance, verdict, evidence), no explanations; an :class:`r2r_agent.Ranking`."""
+        ...
+
+
 def query_limit(system: System) -> int | None:
     """The number of queries per dataset ``system`` declares it ranks (``None``: all of them).
 
@@ -90,6 +110,11 @@ def system_key(system: System) -> str:
 def can_explain(system: System) -> bool:
     """Whether ``system`` declares it can explain (see :class:`ExplainingSystem`)."""
     return bool(getattr(system, "explains", False)) and callable(getattr(system, "explain", None))
+
+
+def can_judge(system: System) -> bool:
+    """Whether ``system`` declares it can judge every candidate (see :class:`JudgingSystem`)."""
+    return bool(getattr(system, "judges", False)) and callable(getattr(system, "judge", None))
 
 
 def can_explain_passages(system: System) -> bool:
@@ -123,5 +148,5 @@ class FirstStageSystem:
         return SystemResult(ranking, time.perf_counter() - start, by_score=True)
 
 
-__all__ = ["ExplainingSystem", "FirstStageSystem", "System", "can_explain", "can_explain_passages", "needs_texts",
-           "query_limit", "system_key"]
+__all__ = ["ExplainingSystem", "FirstStageSystem", "JudgingSystem", "System", "can_explain", "can_explain_passages",
+           "can_judge", "needs_texts", "query_limit", "system_key"]

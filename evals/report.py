@@ -10,10 +10,16 @@
 - when explanations were measured (``r2r eval --explain-queries N``), an "Explanation quality" section in both
   (means, coverage and worst cases of :func:`~r2r_agent.evals.explanation_quality.explanation_quality`);
 - when teacher agreement was measured (``r2r eval --teacher-agreement FILE``), a "Teacher agreement" section
-  (:mod:`~r2r_agent.evals.teacher_agreement`: verdict agreement, ROUGE-L and unigram F1, worst cases);
+  (:mod:`~r2r_agent.evals.teacher_agreement`: verdict agreement, ROUGE-L and unigram F1, worst cases; the evidence
+  against the teacher's best sentence);
+- when every candidate was judged (``r2r eval --judgments``), a "Relevance and verdicts" section
+  (:mod:`~r2r_agent.evals.judgments`, rendered by :mod:`.trust_report`, each measure beside its target);
 - ``ndcg10.png`` (nDCG@10 per system and dataset), ``quality_vs_latency.png`` (nDCG@10 against seconds per
   query), ``deltas_<dataset>.png`` (per-query nDCG@10 differences from the first stage);
-- when the candidates were retrieved (``r2r eval --first-stage``), a paragraph naming the first stage and its runs.
+- when the candidates were retrieved (``r2r eval --first-stage``), a paragraph naming the first stage and its runs;
+- when the systems ran under several ordering policies (``r2r eval --ordering``), an "Ordering policies" section
+  with each policy's nDCG@10, its difference from the better baseline and its worst case (:mod:`.policies`; in
+  ``report.json`` under ``ordering_worst_cases``).
 
 The plots are drawn by :mod:`.plots` (matplotlib, the ``evals`` extra, imported only when plots are written).
 """
@@ -22,15 +28,21 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .markdown import cell as _cell
+from .markdown import fmt as _fmt
+from .markdown import short as _short
+from .markdown import table
 from .plots import plot_name, write_plots
+from .policies import SETTINGS_KEY, policy_section, worst_cases
 from .records import PathLike
 from .results import EvalResults, SystemRun
 from .runner import BASELINES, now
+from .trust_report import evidence_lines, evidence_misses, explanation_trust_lines, judgment_section, unsupported_cases
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +78,8 @@ def write_report(results: EvalResults, directory: PathLike, *, plots: bool = Tru
     if plots and results.runs:  # a teacher-agreement-only run has nothing to plot
         written = write_plots(results, out)
     data = results.to_dict()
+    if results.settings.get(SETTINGS_KEY):
+        data["ordering_worst_cases"] = worst_cases(results)
     data["generated"] = now()
     if command:
         data["command"] = command
@@ -81,28 +95,8 @@ def write_report(results: EvalResults, directory: PathLike, *, plots: bool = Tru
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
 def _p(value: float) -> str:
     return "<0.0001" if value < 1e-4 else f"={value:.4f}"
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").split())
-
-
-def table(head: Sequence[str], rows: Iterable[Sequence[str]], *, left: int = 1) -> list[str]:
-    """A markdown table: the header, its rule (the first ``left`` columns left-aligned, the rest right-aligned) and
-    one line per row of cells.
-
-    Example:
-        >>> table(["system", "nDCG@10"], [["`minilm`", "0.6454"]])
-        ['| system | nDCG@10 |', '|---|---:|', '| `minilm` | 0.6454 |']
-    """
-    rule = "|" + "|".join(["---"] * left + ["---:"] * (len(head) - left)) + "|"
-    return ["| " + " | ".join(head) + " |", rule, *("| " + " | ".join(row) + " |" for row in rows)]
 
 
 def _delta_cell(results: EvalResults, run: SystemRun, baseline: str) -> str:
@@ -181,11 +175,6 @@ def cost_table(results: EvalResults) -> list[str]:
     return table(head, rows, left=2)
 
 
-def _short(text: str, limit: int = 200) -> str:
-    text = _cell(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def explanation_section(results: EvalResults) -> list[str]:
     """The "Explanation quality" markdown section (empty when explanations were not measured)."""
     n_queries = results.settings.get("explain_queries")
@@ -208,7 +197,7 @@ def explanation_section(results: EvalResults) -> list[str]:
              _fmt(q.groundedness, 3), _fmt(q.query_only, 3), _fmt(q.specificity, 3), f"{run.seconds_per_query:.2f}",
              str(run.generated_tokens), f"{run.generated_tokens_per_query:.1f}"]
             for run in results.explanations for q in [run.quality]]
-    lines += ["", *table(head, rows, left=2)]
+    lines += ["", *table(head, rows, left=2), *explanation_trust_lines(results)]
     for run in results.explanations:
         q = run.quality
         cases = [f"- wrong verdict ({_cell(c.note)}), {c.qid} / {c.passage_id}: {_short(c.explanation)}"
@@ -218,6 +207,7 @@ def explanation_section(results: EvalResults) -> list[str]:
         cases += [f"- most alike (Jaccard {d.similarity:.2f}), {d.qid} / {d.passage_ids[0]} and {d.passage_ids[1]}: "
                   f"{_short(d.explanations[0], 120)} ‖ {_short(d.explanations[1], 120)}"
                   for d in q.most_duplicated[:3]]
+        cases += unsupported_cases(q)
         if cases:
             lines += ["", f"### Worst cases: `{run.system}` on {run.dataset}", "", *cases]
     return lines
@@ -276,7 +266,7 @@ def agreement_section(results: EvalResults) -> list[str]:
              f"({q.n_verdict_agree}/{q.n_both_known})", _fmt(q.student_coverage, 3), _fmt(q.teacher_coverage, 3),
              _fmt(q.rouge_l_f1, 3), _fmt(q.unigram_f1, 3), str(q.n_empty), f"{run.seconds_per_query:.2f}",
              str(run.generated_tokens)] for run in results.agreements for q in [run.quality]]
-    lines += ["", *table(head, rows)]
+    lines += ["", *table(head, rows), *evidence_lines(results)]
     for run in results.agreements:
         if run.note:
             lines += ["", f"**Caution, `{run.system}`:** {_cell(run.note)}."]
@@ -287,6 +277,7 @@ def agreement_section(results: EvalResults) -> list[str]:
                  for p in q.disagreements[:3]]
         cases += [f"- lowest ROUGE-L ({p.rouge_l_f1:.2f}, unigram F1 {p.unigram_f1:.2f}), {p.qid} / {p.passage_id}: "
                   f"{_short(p.student, 150)} ‖ teacher: {_short(p.teacher, 150)}" for p in q.lowest[:3]]
+        cases += evidence_misses(run)
         if cases:
             lines += ["", f"### Least agreement: `{run.system}`", "", *cases]
     return lines
@@ -326,6 +317,7 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
         deltas = plot_name("deltas", info.name)
         if deltas in plots:
             lines += ["", f"![per-query nDCG@10 differences from the first stage on {info.name}]({deltas})"]
+    lines += policy_section(results)
     if "ndcg10.png" in plots or "quality_vs_latency.png" in plots:
         lines += ["", "## Plots", ""]
         if "ndcg10.png" in plots:
@@ -334,6 +326,7 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
             lines.append("![nDCG@10 against seconds per query](quality_vs_latency.png)")
     if results.runs:
         lines += ["", "## Cost", "", *cost_table(results)]
+    lines += judgment_section(results)
     lines += explanation_section(results)
     lines += agreement_section(results)
     issues = [(run, msg) for run in results.runs for msg in run.evaluation.issues.messages()]

@@ -35,13 +35,19 @@ class RerankerSystem:
         factory: Builds the reranker (called once, on the first query, so merely listing a system loads nothing).
         config: The settings that change its output (see :class:`~r2r_agent.evals.protocol.System`).
         explains: Whether the reranker's student has an explainer, so :meth:`explain` can be used.
+        judges: Whether the reranker's student has a calibrator for its scorer
+            (:func:`r2r_agent.stages.usable_calibrator`), so :meth:`judge` gives relevance and verdicts.
+        judge_config: What identifies the judging beyond ``config`` (e.g. ``{"calibrator": digest}``), for the
+            judgments' cache key.
     """
 
     def __init__(self, name: str, factory: Callable[[], Reranker], config: Mapping[str, Any] | None = None, *,
-                 explains: bool = False) -> None:
+                 explains: bool = False, judges: bool = False, judge_config: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self.config: Mapping[str, Any] = dict(config or {})
         self.explains = explains
+        self.judges = judges
+        self.judge_config: Mapping[str, Any] = dict(judge_config or {})
         self._factory = factory
         self._reranker: Reranker | None = None
         self.load_seconds: float | None = None
@@ -88,6 +94,28 @@ class RerankerSystem:
                 "no explainer); build it with one, or with explains=False."
             )
         return ranking
+
+    def judge(self, query: str, candidates: Sequence[Passage]) -> Ranking:
+        """Every candidate judged: ``top_n=None, judge=True, explain_top=0, compare_top=0`` (``min_relevance=None``).
+
+        Raises:
+            InvalidInputError: when the system was not built to judge, or its student has no calibrator for its scorer
+                (its judgments would have no relevance or verdict).
+        """
+        from r2r_agent.stages import usable_calibrator
+
+        if not self.judges:
+            raise InvalidInputError(f"System {self.name!r} was built without judgments; only systems whose student has "
+                                    "a calibrator for its scorer (e.g. 'student', 'minilm') can be asked to judge.")
+        reranker = self.reranker
+        if usable_calibrator(reranker.student) is None:
+            raise InvalidInputError(
+                f"System {self.name!r} declared it judges, but its student has no calibrator for its scorer "
+                f"{reranker.student.scorer.name!r}; give it one (r2r_agent.calibration, `r2r calibrate`) or build it "
+                "with judges=False."
+            )
+        return reranker.rerank(query, candidates, top_n=None, judge=True, explain_top=0, compare_top=0,
+                               min_relevance=None)
 
     def explain_passages(self, query: str, passages: Sequence[Any]) -> Ranking:
         """Direct explanations of ``passages`` by the student's explainer alone, in the given order (no scoring):

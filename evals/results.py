@@ -18,6 +18,7 @@ from r2r_agent import Passage, Ranking, StageCost
 from r2r_agent.errors import InvalidInputError
 
 from .explanation_quality import ExplanationQuality
+from .judgments import JudgmentRun
 from .measures import DEFAULT_MEASURES
 from .metrics import Evaluation
 from .records import PerQueryMeans, docid
@@ -290,6 +291,8 @@ class EvalResults:
     explanation_skipped: tuple[str, ...] = ()
     agreements: tuple[AgreementRun, ...] = ()
     agreement_skipped: tuple[str, ...] = ()
+    judgments: tuple[JudgmentRun, ...] = ()
+    judgment_skipped: tuple[str, ...] = ()
 
     def run_for(self, dataset: str, system: str) -> SystemRun:
         """The run of ``system`` (report name) on ``dataset``."""
@@ -316,6 +319,7 @@ class EvalResults:
             "teacher_agreement": {"split": self.settings.get("teacher_agreement"),
                                   "runs": [a.to_dict() for a in self.agreements],
                                   "skipped": list(self.agreement_skipped)},
+            "judgments": {"runs": [j.to_dict() for j in self.judgments], "skipped": list(self.judgment_skipped)},
         }
 
 

@@ -4,8 +4,9 @@
 (``cache.jsonl`` in the report folder, :mod:`.cache`) as soon as it is computed, so an interrupted run resumes where
 it stopped. A cached result is reused only when the system's name and config and the query's text and candidate ids
 are unchanged. Each system's run is then scored with :meth:`Dataset.evaluate` and compared with the first stage and
-with MiniLM by paired significance tests. Explanation quality and teacher agreement go through the same loop
-(:func:`~r2r_agent.evals.tasks.run_cached`), with the rankings cached under their own keys.
+with MiniLM by paired significance tests. Explanation quality, judgments of every candidate and teacher agreement
+are passes of their own (:mod:`.passes`) through the same loop (:func:`~r2r_agent.evals.tasks.run_cached`), each
+cached under its own keys.
 
 Before anything runs, each dataset's queries are checked against the R2R training queries
 (:mod:`r2r_agent.training.splits`, shared with ``r2r distill``'s split): evaluating on a query the student was
@@ -28,7 +29,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from r2r_agent import Passage, Ranking
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.training.splits import (
     TrainingQueries,
@@ -42,10 +42,20 @@ from r2r_agent.training.splits import (
 from .cache import ResultCache, input_hash
 from .checks import check_count
 from .dataset import Dataset
-from .explanation_quality import explanation_quality
+from .judgments import JudgmentRun
 from .measures import DEFAULT_MEASURES
 from .memory import MemorySampler, peak_rss_mb
-from .protocol import System, can_explain, can_explain_passages, needs_texts, query_limit, system_key
+from .passes import (
+    AGREEMENT_DATASET,
+    agreement_key,
+    agreement_run,
+    check_texts,
+    explanation_key,
+    explanation_run,
+    judgment_key,
+    judgment_run,
+)
+from .protocol import System, can_explain, can_explain_passages, can_judge, query_limit, system_key
 from .records import PathLike, docid
 from .results import (
     Comparison,
@@ -58,7 +68,7 @@ from .results import (
 )
 from .significance import paired_test
 from .tasks import Job, Task, dataset_tasks, ranked_queries, run_cached
-from .teacher_agreement import AgreementRun, ValidationSplit, adapter_split_note, agreement_quality, score_pair
+from .teacher_agreement import AgreementRun, ValidationSplit
 
 logger = logging.getLogger(__name__)
 
@@ -66,45 +76,6 @@ logger = logging.getLogger(__name__)
 BASELINES: tuple[str, ...] = ("first-stage", "minilm")
 #: The measure the paired tests are run on.
 HEADLINE = "nDCG@10"
-#: The "dataset" under which explanations of held-out training passages are cached.
-AGREEMENT_DATASET = "r2r-validation"
-
-
-def explanation_key(system: System, explain_top: int) -> str:
-    """The cache key of a system's rankings with explanations: its :func:`system_key` plus ``explain_top``.
-
-    Example:
-        >>> from r2r_agent.evals.systems import FirstStageSystem
-        >>> explanation_key(FirstStageSystem(), 5)
-        'first-stage {} explain_top=5'
-    """
-    return f"{system_key(system)} explain_top={explain_top}"
-
-
-def agreement_key(system: System) -> str:
-    """The cache key of a system's explanations of validation passages: its :func:`system_key` plus a tag.
-
-    Example:
-        >>> from r2r_agent.evals.systems import FirstStageSystem
-        >>> agreement_key(FirstStageSystem())
-        'first-stage {} teacher_agreement'
-    """
-    return f"{system_key(system)} teacher_agreement"
-
-
-def _check_texts(system: System, dataset: Dataset, task: Task) -> None:
-    missing = dataset.without_text(task.passages) if needs_texts(system) else []
-    if missing:
-        raise InvalidInputError(
-            f"System {system.name!r} needs passage texts, but {len(missing)} candidates of query {task.qid!r} in "
-            f"{dataset.name!r} have none (e.g. {missing[:3]}). For BRIGHT pass a local copy of xlangai/BRIGHT "
-            "(--bright-dir); only 'first-stage' runs without texts."
-        )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Ranking, explaining, agreeing
-# ---------------------------------------------------------------------------------------------------------------
 
 
 def _rank(system: System, dataset: Dataset, cache: ResultCache | None, progress: bool,
@@ -115,7 +86,7 @@ def _rank(system: System, dataset: Dataset, cache: ResultCache | None, progress:
     key = system_key(system)
 
     def compute(task: Task) -> SystemResult:
-        _check_texts(system, dataset, task)
+        check_texts(system, dataset, task)
         result = system.rank(task.query, task.passages)
         _check_result(system.name, task, result)
         return result
@@ -153,68 +124,6 @@ def _rank(system: System, dataset: Dataset, cache: ResultCache | None, progress:
     logger.info("%s on %s: %s = %.4f (%d queries, %d computed)", system.name, dataset.name, measures[0],
                 evaluation.aggregates.get(evaluation.measures[0], 0.0), len(results), computed)
     return SystemRun(system.name, key, dataset.name, results, evaluation, cost)
-
-
-def _ranking_job(name: str, key: str, dataset: str, compute: Callable[[Task], Ranking]) -> Job[Ranking]:
-    return Job(name, "ranking", key, dataset, compute, Ranking.to_dict, lambda data, task: Ranking.from_dict(data))
-
-
-def _costs(rankings: Mapping[str, Ranking]) -> tuple[float, int]:
-    """Seconds and generated tokens of ``rankings``, all stages together."""
-    return (math.fsum(r.seconds for r in rankings.values()),
-            sum(s.generated_tokens for r in rankings.values() for s in r.stages))
-
-
-def _explain(system: Any, dataset: Dataset, cache: ResultCache | None, n_queries: int, explain_top: int,
-             progress: bool) -> ExplanationRun:
-    key = explanation_key(system, explain_top)
-
-    def compute(task: Task) -> Ranking:
-        _check_texts(system, dataset, task)
-        ranking = system.explain(task.query, task.passages, explain_top)
-        if not isinstance(ranking, Ranking):
-            raise InvalidInputError(f"System {system.name!r}: explain() must return an r2r_agent.Ranking, got "
-                                    f"{type(ranking).__name__}.")
-        return ranking
-
-    job = _ranking_job(f"{system.name} explaining {dataset.name}", key, dataset.name, compute)
-    rankings, computed = run_cached(job, dataset_tasks(dataset, n_queries), cache, progress)
-    quality = explanation_quality(rankings, dataset.qrels)
-    logger.info("%s on %s: %d explanations over %d queries (%d computed)", system.name, dataset.name,
-                quality.n_explained, len(rankings), computed)
-    seconds, tokens = _costs(rankings)
-    return ExplanationRun(system=system.name, key=key, dataset=dataset.name, explain_top=explain_top,
-                          queries=len(rankings), computed=computed, seconds=seconds, generated_tokens=tokens,
-                          quality=quality, rankings=rankings)
-
-
-def _agree(system: Any, split: ValidationSplit, cache: ResultCache | None, progress: bool) -> AgreementRun:
-    key = agreement_key(system)
-
-    def compute(task: Task) -> Ranking:
-        ranking = system.explain_passages(task.query, list(task.passages))
-        if not isinstance(ranking, Ranking) or len(ranking.judgments) != len(task.passages):
-            raise InvalidInputError(
-                f"System {system.name!r}: explain_passages() must return an r2r_agent.Ranking with one judgment per "
-                f"passage ({len(task.passages)}), got {type(ranking).__name__}."
-            )
-        return ranking
-
-    tasks = [Task(q.qid, q.query, tuple(Passage(text, id=pid) for pid, text in zip(q.passage_ids, q.passages)),
-                  q.input_hash()) for q in split.queries]
-    job = _ranking_job(f"{system.name} explaining validation passages", key, AGREEMENT_DATASET, compute)
-    rankings, computed = run_cached(job, tasks, cache, progress)
-    pairs = tuple(score_pair(item.qid, item.query, judgment.id, judgment.explanation, reason)
-                  for item in split.queries for judgment, reason in zip(rankings[item.qid].judgments, item.teacher))
-    note = adapter_split_note(system.config.get("adapter"), split)
-    if note:
-        logger.warning("%s: %s", system.name, note)
-    quality = agreement_quality(pairs)
-    logger.info("%s: teacher agreement over %d validation passages (%d queries, %d computed)", system.name,
-                quality.n, len(rankings), computed)
-    seconds, tokens = _costs(rankings)
-    return AgreementRun(system=system.name, key=key, queries=len(rankings), computed=computed, seconds=seconds,
-                        generated_tokens=tokens, quality=quality, note=note, pairs=pairs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -281,12 +190,13 @@ def _comparisons(datasets: Sequence[Dataset], runs: Sequence[SystemRun], names: 
     return comparisons
 
 
-def _split_by(systems: Sequence[System], able: Callable[[System], bool], what: str) -> tuple[list[Any], list[str]]:
+def _split_by(systems: Sequence[System], able: Callable[[System], bool], what: str, lacking: str = "no explainer"
+              ) -> tuple[list[Any], list[str]]:
     """The systems that can do ``what`` and the names of those skipped (logged)."""
     chosen = [s for s in systems if able(s)]
     skipped = [s.name for s in systems if not able(s)]
     if skipped:
-        logger.info("%s: skipped %s (no explainer)", what, ", ".join(skipped))
+        logger.info("%s: skipped %s (%s)", what, ", ".join(skipped), lacking)
     return chosen, skipped
 
 
@@ -303,6 +213,7 @@ def run_eval(
     explain_queries: int = 0,
     explain_top: int = 5,
     agreement: ValidationSplit | None = None,
+    judgments: bool = False,
 ) -> EvalResults:
     """Rank every dataset's queries with every system, evaluate, and compare with the baselines.
 
@@ -325,6 +236,10 @@ def run_eval(
             every system that can explain passages (:func:`~r2r_agent.evals.protocol.can_explain_passages`)
             explains them and is scored against the teacher's reasons (:attr:`EvalResults.agreements`); the others
             are listed in :attr:`EvalResults.agreement_skipped`. With it, ``datasets`` may be empty.
+        judgments: Also judge every candidate of every query with every system that can judge
+            (:func:`~r2r_agent.evals.protocol.can_judge`) and measure relevance and verdicts against the qrels
+            (:attr:`EvalResults.judgments`, :mod:`~r2r_agent.evals.judgments`); the others are listed in
+            :attr:`EvalResults.judgment_skipped`.
 
     Raises:
         TrainingQueryError: when a dataset holds training queries.
@@ -355,8 +270,14 @@ def run_eval(
     if explain_queries:
         extra.update(explain_queries=explain_queries, explain_top=explain_top)
         explainers, skipped = _split_by(systems, can_explain, "explanation quality")
-        explanations = [_explain(system, dataset, cache, explain_queries, explain_top, progress)
+        explanations = [explanation_run(system, dataset, cache, explain_queries, explain_top, progress)
                         for system in explainers for dataset in chosen]
+    judged: list[JudgmentRun] = []
+    judgment_skipped: list[str] = []
+    if judgments:
+        extra["judgments"] = True
+        judges, judgment_skipped = _split_by(systems, can_judge, "judgments", "no calibrator")
+        judged = [judgment_run(system, dataset, cache, progress) for system in judges for dataset in chosen]
     limits = {s.name: query_limit(s) for s in systems if query_limit(s) is not None}
     if limits:
         extra["query_limits"] = limits
@@ -365,10 +286,11 @@ def run_eval(
     if agreement is not None:
         extra["teacher_agreement"] = agreement.describe()
         explainers, agreement_skipped = _split_by(systems, can_explain_passages, "teacher agreement")
-        agreements = [_agree(system, agreement, cache, progress) for system in explainers]
+        agreements = [agreement_run(system, agreement, cache, progress) for system in explainers]
     return EvalResults(infos, tuple(names), tuple(runs), tuple(comparisons), tuple(measures),
                        dict(settings or {}, limit_queries=limit_queries, **extra), tuple(explanations),
-                       tuple(skipped), tuple(agreements), tuple(agreement_skipped))
+                       tuple(skipped), tuple(agreements), tuple(agreement_skipped), tuple(judged),
+                       tuple(judgment_skipped))
 
 
 def _as_run(results: Mapping[str, SystemResult]) -> dict[str, Any]:
@@ -399,5 +321,5 @@ def now() -> str:
 __all__ = ["AGREEMENT_DATASET", "BASELINES", "HEADLINE", "Comparison", "DatasetInfo", "EvalResults", "ExplanationRun",
            "Job", "ResultCache", "SystemCost", "SystemRun", "Task", "TrainingQueries", "TrainingQueryError",
            "agreement_key", "check_not_training", "dataset_tasks", "explanation_key", "find_training_queries",
-           "input_hash", "limit_dataset", "load_training_queries", "normalize_query", "now", "ranked_queries",
-           "run_cached", "run_eval"]
+           "input_hash", "judgment_key", "limit_dataset", "load_training_queries", "normalize_query", "now",
+           "ranked_queries", "run_cached", "run_eval"]

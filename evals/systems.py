@@ -18,11 +18,15 @@ A :class:`~r2r_agent.evals.protocol.System` ranks one query's first-stage candid
 Every system above that runs a :class:`r2r_agent.Reranker` takes its settings from one
 :class:`r2r_agent.RerankConfig`, ``SystemOptions.rerank`` (the ``r2r eval`` flags derive from its fields). Its
 ``first_stage_weight`` W (default 0) mixes the first-stage score into MiniLM's; with W > 0 their report names get
-``+first-stage@W`` (e.g. ``minilm+first-stage@0.5``) and W is in their cache key.
+``+first-stage@W`` (e.g. ``minilm+first-stage@0.5``) and W is in their cache key. Its ``ordering`` other than
+``"scorer"`` adds ``+rrf`` or ``+first-stage-order`` (:data:`ORDERING_TAGS`) the same way; ``r2r eval --ordering``
+builds the systems under several orderings at once (:mod:`.policies`).
 
 Systems built on a student with an explainer (``student``, ``zero-shot-student``, ``adapter:PATH``) can explain
 (:func:`~r2r_agent.evals.protocol.can_explain`): ``r2r eval --explain-queries N`` also reranks N queries with them
-with explanations on.
+with explanations on. Systems whose student carries the calibrator shipped for MiniLM (``student``,
+``zero-shot-student``, ``minilm``) can judge (:func:`~r2r_agent.evals.protocol.can_judge`): ``r2r eval --judgments``
+gives every candidate a relevance and a verdict; the calibrator's digest keys those judgments in the cache.
 
 Models are loaded once per :class:`ModelPool` and shared by the systems built from it (MiniLM and SmolLM2 each load
 once however many systems use them).
@@ -40,6 +44,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,9 +59,11 @@ from .checks import check_count
 from .protocol import (
     ExplainingSystem,
     FirstStageSystem,
+    JudgingSystem,
     System,
     can_explain,
     can_explain_passages,
+    can_judge,
     needs_texts,
     query_limit,
     system_key,
@@ -218,20 +225,32 @@ def _first_stage(arg: str | None, options: SystemOptions, pool: ModelPool) -> Sy
     return FirstStageSystem()
 
 
-def _fused(name: str, config: Mapping[str, Any], first_stage_weight: float) -> tuple[str, dict[str, Any]]:
-    """The report name and cache-key config of a system whose Reranker mixes in the first-stage score.
+#: How a system's report name shows an ordering other than ``"scorer"`` (:attr:`r2r_agent.RerankConfig.ordering`).
+ORDERING_TAGS: Mapping[str, str] = {"rrf": "rrf", "first_stage": "first-stage-order"}
 
-    With weight 0 both stay as they were before the option existed (the ranking is the same bit for bit, so earlier
-    caches stay valid). Otherwise the weight is in the config (the cache key) and in the name: a fused ``minilm``
-    must not be reported, nor used as the ``minilm`` baseline, under the plain system's name.
+
+def variant(name: str, config: Mapping[str, Any], rerank: RerankConfig) -> tuple[str, dict[str, Any]]:
+    """The report name and cache-key config of a system whose Reranker orders by ``rerank.ordering`` and mixes in the
+    first-stage score with ``rerank.first_stage_weight``.
+
+    With the defaults (ordering ``"scorer"``, weight 0) both stay as they were before these options existed (the
+    ranking is the same bit for bit, so earlier caches stay valid). Otherwise the ordering and the weight are in the
+    config (the cache key) and in the name: a fused or reordered ``minilm`` must not be reported, nor used as the
+    ``minilm`` baseline, under the plain system's name.
 
     Example:
-        >>> _fused("minilm", {"model": "all-MiniLM-L6-v2"}, 0.5)
+        >>> variant("minilm", {"model": "all-MiniLM-L6-v2"}, RerankConfig(first_stage_weight=0.5))
         ('minilm+first-stage@0.5', {'model': 'all-MiniLM-L6-v2', 'first_stage_weight': 0.5})
+        >>> variant("minilm", {}, RerankConfig(ordering="rrf"))
+        ('minilm+rrf', {'ordering': 'rrf'})
     """
-    if first_stage_weight == 0.0:
-        return name, dict(config)
-    return f"{name}+first-stage@{first_stage_weight:g}", {**config, "first_stage_weight": first_stage_weight}
+    key = dict(config)
+    if rerank.ordering != "scorer":
+        name, key = f"{name}+{ORDERING_TAGS[rerank.ordering]}", {**key, "ordering": rerank.ordering}
+    if rerank.first_stage_weight != 0.0:
+        weight = rerank.first_stage_weight
+        name, key = f"{name}+first-stage@{weight:g}", {**key, "first_stage_weight": weight}
+    return name, key
 
 
 def _ranking_config(options: SystemOptions, **changes: Any) -> RerankConfig:
@@ -239,25 +258,45 @@ def _ranking_config(options: SystemOptions, **changes: Any) -> RerankConfig:
     return options.rerank.replace(top_n=None, explain_top=0, compare_top=0, **changes)
 
 
+#: The bundled scorer's name (what its shipped calibrator was fitted for).
+MINILM = "all-MiniLM-L6-v2"
+
+
+def _calibrator_digest(scorer: str) -> str | None:
+    """A short digest of the calibrator shipped for ``scorer`` (``None`` where none ships): a new calibrator means new
+    judgments, so it is in their cache key (not in the ranking's, which it does not change)."""
+    from r2r_agent.calibration import shipped_calibrator
+
+    calibrator = shipped_calibrator(scorer)
+    if calibrator is None:
+        return None
+    return hashlib.sha256(json.dumps(calibrator.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _minilm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     config = _ranking_config(options)
 
     def factory() -> Reranker:
         from r2r_agent import Reranker, Student
+        from r2r_agent.calibration import shipped_calibrator
 
         encoder = pool.encoder()
-        return Reranker(Student(scorer=encoder, name=encoder.name), config=config)
+        # The shipped calibrator only gives judgments relevance and verdicts (judge=True); the order is the scorer's.
+        return Reranker(Student(scorer=encoder, name=encoder.name, calibrator=shipped_calibrator(encoder.name)),
+                        config=config)
 
-    name, key = _fused("minilm", {"model": "all-MiniLM-L6-v2"}, config.first_stage_weight)
-    return RerankerSystem(name, factory, key)
+    name, key = variant("minilm", {"model": MINILM}, config)
+    digest = _calibrator_digest(MINILM)
+    return RerankerSystem(name, factory, key, judges=digest is not None, judge_config={"calibrator": digest})
 
 
 def _cascade(name: str, make_student: Callable[[], Student], rescore_top: int, options: SystemOptions,
-             config: Mapping[str, Any], *, explains: bool) -> System:
+             config: Mapping[str, Any], *, explains: bool, calibrated: bool = False) -> System:
     """A system reranking with ``Reranker(make_student(), config=...)``, re-scoring the top ``rescore_top``.
 
-    Its cache-key config is ``rescore_top``, ``rescore_weight`` and ``config``; the first-stage weight is added to
-    the name and the key by :func:`_fused`.
+    Its cache-key config is ``rescore_top``, ``rescore_weight`` and ``config``; the ordering and the first-stage
+    weight are added to the name and the key by :func:`variant`. ``calibrated``: the student carries the calibrator
+    shipped for MiniLM (as :meth:`r2r_agent.Student.default` does), so the system can judge.
     """
     settings = _ranking_config(options, rescore_top=rescore_top)
 
@@ -267,8 +306,10 @@ def _cascade(name: str, make_student: Callable[[], Student], rescore_top: int, o
         return Reranker(make_student(), config=settings)
 
     key = {"rescore_top": settings.rescore_top, "rescore_weight": settings.rescore_weight, **config}
-    report_name, key = _fused(name, key, settings.first_stage_weight)
-    return RerankerSystem(report_name, factory, key, explains=explains)
+    report_name, key = variant(name, key, settings)
+    digest = _calibrator_digest(MINILM) if calibrated else None
+    return RerankerSystem(report_name, factory, key, explains=explains, judges=digest is not None,
+                          judge_config={"calibrator": digest})
 
 
 def _auto_dtype() -> str:
@@ -282,7 +323,7 @@ def _auto_dtype() -> str:
 def _student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     # A new adapter release changes the student, so the shipped adapter's digest is in the cache key too.
     return _cascade("student", pool.default_student, options.rerank.rescore_top, options,
-                    {"dtype": _auto_dtype(), "adapter": _shipped_fingerprint()}, explains=True)
+                    {"dtype": _auto_dtype(), "adapter": _shipped_fingerprint()}, explains=True, calibrated=True)
 
 
 def _shipped_fingerprint() -> str | None:
@@ -306,7 +347,7 @@ def _adapter_fingerprint(folder: Path) -> str | None:
 
 def _zero_shot_student(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
     return _cascade("zero-shot-student", pool.zero_shot_student, options.rerank.rescore_top, options,
-                    {"dtype": _auto_dtype()}, explains=True)
+                    {"dtype": _auto_dtype()}, explains=True, calibrated=True)
 
 
 def _zero_shot_lm(arg: str | None, options: SystemOptions, pool: ModelPool) -> System:
@@ -367,7 +408,7 @@ register_system("adapter", _adapter, argument="PATH",
 register_system("teacher", _teacher, description="a teacher LLM (--teacher) reranks the first-stage top --teacher-top "
                 "listwise, on the first --teacher-queries queries only")
 
-__all__ = ["SYSTEMS", "Builder", "ExplainingSystem", "FirstStageSystem", "ModelPool", "RerankerSystem", "System",
-           "SystemOptions", "SystemResult", "SystemSpec", "TeacherSystem", "build_system", "build_systems",
-           "can_explain", "can_explain_passages", "known_systems", "needs_texts", "parse_system", "query_limit",
-           "register_system", "system_key"]
+__all__ = ["ORDERING_TAGS", "SYSTEMS", "Builder", "ExplainingSystem", "FirstStageSystem", "JudgingSystem", "ModelPool",
+           "RerankerSystem", "System", "SystemOptions", "SystemResult", "SystemSpec", "TeacherSystem", "build_system",
+           "build_systems", "can_explain", "can_explain_passages", "can_judge", "known_systems", "needs_texts",
+           "parse_system", "query_limit", "register_system", "system_key", "variant"]

@@ -36,6 +36,7 @@ from typing import Any
 
 from r2r_agent.errors import InvalidInputError
 
+from .evidence_agreement import EvidenceAgreement
 from .records import PathLike, PerQueryMeans
 from .text_measures import rouge_l_f1, unigram_f1
 from .verdicts import Verdict, extract_verdict
@@ -55,6 +56,8 @@ class ValidationQuery:
         passage_ids: Each passage's id (``None`` where the data has none).
         passages: The passage texts, in the teacher's ranked order.
         teacher: The teacher's direct reason for each passage, same order.
+        teacher_evidence: The teacher's best-answering sentence of each passage
+            (:meth:`r2r_agent.training.QueryAnnotation.evidence`), ``None`` where it named none; empty: none known.
     """
 
     qid: str
@@ -62,14 +65,18 @@ class ValidationQuery:
     passage_ids: tuple[str | None, ...]
     passages: tuple[str, ...]
     teacher: tuple[str, ...]
+    teacher_evidence: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("passage_ids", "passages", "teacher"):
+        for name in ("passage_ids", "passages", "teacher", "teacher_evidence"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if not len(self.passage_ids) == len(self.passages) == len(self.teacher):
+        if not self.teacher_evidence:
+            object.__setattr__(self, "teacher_evidence", (None,) * len(self.passages))
+        if not len(self.passage_ids) == len(self.passages) == len(self.teacher) == len(self.teacher_evidence):
             raise InvalidInputError(
-                f"ValidationQuery {self.qid!r}: {len(self.passage_ids)} ids, {len(self.passages)} passages and "
-                f"{len(self.teacher)} teacher reasons; give one of each per passage."
+                f"ValidationQuery {self.qid!r}: {len(self.passage_ids)} ids, {len(self.passages)} passages, "
+                f"{len(self.teacher)} teacher reasons and {len(self.teacher_evidence)} teacher sentences; give one of "
+                "each per passage."
             )
 
     def input_hash(self) -> str:
@@ -113,6 +120,7 @@ class ValidationSplit:
         """A JSON-serialisable summary (no passage texts)."""
         return {"sources": list(self.sources), "validation_fraction": self.validation_fraction, "seed": self.seed,
                 "top": self.top, "queries": len(self.queries), "passages": self.n_passages,
+                "teacher_sentences": sum(s is not None for q in self.queries for s in q.teacher_evidence),
                 "validation_queries": self.validation_queries, "train_queries": self.train_queries,
                 "qids": [q.qid for q in self.queries]}
 
@@ -161,7 +169,8 @@ def validation_split(annotations: Iterable[Any], *, validation_fraction: float =
     check_disjoint(dataset.train.query_ids, (qid for qid, _ in chosen))
     queries = tuple(
         ValidationQuery(qid, examples[0].query, tuple(e.passage_ids[0] if e.passage_ids else None for e in examples),
-                        tuple(e.passages[0] for e in examples), tuple(e.target for e in examples))
+                        tuple(e.passages[0] for e in examples), tuple(e.target for e in examples),
+                        tuple(e.evidence[0] if e.evidence else None for e in examples))
         for qid, examples in chosen
     )
     return ValidationSplit(queries, len(dataset.validation.query_ids), len(dataset.train.query_ids),
@@ -340,6 +349,8 @@ class AgreementRun(PerQueryMeans):
         quality: The agreement measures.
         note: A caution for the report (e.g. an adapter distilled on another split), or ``""``.
         pairs: Every scored pair (kept for callers; reports store only the measures and worst cases).
+        evidence: Its judgments' evidence against the teacher's best sentences
+            (:mod:`~r2r_agent.evals.evidence_agreement`); ``None`` when not measured.
     """
 
     system: str
@@ -351,12 +362,14 @@ class AgreementRun(PerQueryMeans):
     quality: AgreementQuality
     note: str = ""
     pairs: tuple[AgreementPair, ...] = field(default=(), repr=False)
+    evidence: EvidenceAgreement | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (without the pairs)."""
         return {"system": self.system, "key": self.key, "queries": self.queries, "computed": self.computed,
                 "seconds": self.seconds, "seconds_per_query": self.seconds_per_query,
-                "generated_tokens": self.generated_tokens, "quality": self.quality.to_dict(), "note": self.note}
+                "generated_tokens": self.generated_tokens, "quality": self.quality.to_dict(), "note": self.note,
+                "evidence": self.evidence.to_dict() if self.evidence is not None else None}
 
 
 def adapter_split_note(adapter: PathLike | None, split: ValidationSplit) -> str:

@@ -298,7 +298,8 @@ class Distiller(TrainerLoop[DistillResult]):
 
         from r2r_agent.student import RANK_HEAD_FILE
 
-        self.model.save_pretrained(str(folder))
+        # The embeddings are never adapted; saying so keeps peft from asking the hub about the base's config.
+        self.model.save_pretrained(str(folder), save_embedding_layers=False)
         if self.rank_head is not None:
             state = {k: v.detach().cpu().contiguous() for k, v in self.rank_head.state_dict().items()}
             save_file(state, str(folder / RANK_HEAD_FILE))

@@ -102,14 +102,40 @@ def grounded_comparison(judgments: Sequence[Any]) -> str | None:
             parts.append(f"{tag} does not answer it")
         else:
             parts.append(f"{tag} scores {j.score:.3f}: {shown}")
+    return " ".join([*(p if p.endswith(('."', '!"', '?"', ".")) else p + "." for p in parts), _order_reason(judgments)])
+
+
+#: How strongly each verdict says the passage answers, to check that an order follows the verdicts.
+_VERDICT_STRENGTH = {"relevant": 2, "partial": 1, "not_relevant": 0}
+#: What ordered a passage, by its :attr:`Judgment.stage` (the reranker's stage names; anything else: its score).
+_ORDERED_BY = {"score+first_stage": "the scorer's score mixed with the retriever's",
+               "score+rrf": "a fusion of the retriever's order and the scorer's",
+               "first_stage_order": "the retriever's order"}
+
+
+def _order_reason(judgments: Sequence[Any]) -> str:
+    """The sentence that says what ordered ``judgments``, true of these judgments: the ranking comes from the scorer,
+    while verdict and relevance also weigh the best sentence, so the two can disagree; then it says so."""
+    orderer = _ORDERED_BY.get(getattr(judgments[0], "stage", None) or "", "the scorer's score")
     verdicts = [j.verdict for j in judgments]
-    if verdicts[0] is not None and len(set(verdicts)) == 1 and all(j.relevance is not None for j in judgments):
-        relevance = ", ".join(f"{j.relevance:.2f}" for j in judgments)
-        order = f"All {len(judgments)} share the verdict; they are ordered by the student's score (relevance " \
-                f"{relevance})."
-    else:
-        order = "Passages that answer come before those that only touch the topic, and those before the rest."
-    return " ".join([*(p if p.endswith(('."', '!"', '?"', ".")) else p + "." for p in parts), order])
+    if any(v not in _VERDICT_STRENGTH for v in verdicts):
+        return f"They are ordered by {orderer}."
+    strengths = [_VERDICT_STRENGTH[v] for v in verdicts]
+    relevances = [j.relevance for j in judgments]
+    if len(set(verdicts)) == 1:
+        if any(r is None for r in relevances):
+            return f"All {len(judgments)} share the verdict; {orderer} orders them."
+        shown = ", ".join(f"{r:.2f}" for r in relevances)
+        if all(a >= b for a, b in zip(relevances, relevances[1:])):
+            return f"All {len(judgments)} share the verdict; {orderer} orders them (relevance {shown})."
+        return (f"All {len(judgments)} share the verdict; {orderer} orders them, although their relevance "
+                f"({shown}), which also weighs the best sentence, would order them differently.")
+    if all(a >= b for a, b in zip(strengths, strengths[1:])):
+        return "Passages that answer come before those that only touch the topic, and those before the rest."
+    above, below = next((a, b) for i, a in enumerate(judgments) for b in judgments[i + 1:]
+                        if _VERDICT_STRENGTH[a.verdict] < _VERDICT_STRENGTH[b.verdict])
+    return (f"The order is {orderer}: [{above.rank}] stays above [{below.rank}] although its verdict is weaker; "
+            "the verdict also weighs how well the best sentence answers.")
 
 
 __all__ = ["QUOTE_WORDS", "VERDICT_WORDS", "compose", "contradicts", "evidence_explanation", "evidence_reason",

@@ -5,6 +5,7 @@ The first query of the DL19 and of the DL20 BM25 top-100 files (their order in t
 with the passage's verdict, relevance, evidence, unsupported claims and NIST label, and the comparison.
 
     R2R_DATA_DIR=../shared/data python scripts/ten_explanations.py > ten.md
+    R2R_DATA_DIR=../shared/data python scripts/ten_explanations.py ADAPTER_FOLDER   # another adapter, same rule
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def main() -> int:
     if not data.is_dir():
         print(f"no TREC DL data at {data}; set R2R_DATA_DIR to the shared data folder", file=sys.stderr)
         return 2
-    reranker = Reranker(Student.default())
+    adapter = sys.argv[1] if len(sys.argv) > 1 else "shipped"
+    reranker = Reranker(Student.default(adapter=adapter))
     for name in ("dl19", "dl20"):
         record = first_query(data / f"{name}.bm25.top100.jsonl.gz")
         qrels = labels(data / f"qrels.{name}-passage.txt", record["qid"])

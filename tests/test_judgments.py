@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from r2r_agent import Passage, Reranker, Student
+from r2r_agent import Judgment, Passage, Reranker, Student
 from r2r_agent.calibration import Calibrator, content_words, query_coverage
 from r2r_agent.evidence import candidate_spans, sentence_spans
 from r2r_agent.explainer import Generation
@@ -196,3 +196,31 @@ def test_query_coverage_counts_content_words():
     assert query_coverage("how long do fleas live", "Adult fleas live for months.") == pytest.approx(2 / 3)
     assert query_coverage("how long do fleas live", "Cats sleep.") == 0.0
     assert query_coverage("the of", "anything") == 0.0
+
+
+def _judged(rank, verdict, relevance, stage="score"):
+    return Judgment(id=str(rank), text="t", score=1.0 / rank, rank=rank, input_rank=rank, stage=stage,
+                    relevance=relevance, verdict=verdict, evidence="Fleas live a year.")
+
+
+@pytest.mark.parametrize("judgments, ends_with", [
+    # the order agrees with the verdicts, then with the relevance
+    ([("relevant", 0.6), ("partial", 0.3)], "Passages that answer come before those that only touch the topic, and "
+                                            "those before the rest."),
+    ([("relevant", 0.6), ("relevant", 0.5)], "the scorer's score orders them (relevance 0.60, 0.50)."),
+    # it does not: the sentence says so instead of quoting numbers that contradict it (DL19 query 264014's top 3)
+    ([("relevant", 0.31), ("relevant", 0.39)], "the scorer's score orders them, although their relevance (0.31, "
+                                               "0.39), which also weighs the best sentence, would order them "
+                                               "differently."),
+    ([("partial", 0.2), ("relevant", 0.3)], "The order is the scorer's score: [1] stays above [2] although its "
+                                            "verdict is weaker; the verdict also weighs how well the best sentence "
+                                            "answers."),
+])
+def test_the_comparison_never_states_an_order_its_numbers_contradict(judgments, ends_with):
+    ranked = [_judged(i + 1, verdict, relevance) for i, (verdict, relevance) in enumerate(judgments)]
+    assert grounded_comparison(ranked).endswith(ends_with)
+
+
+def test_the_comparison_names_what_ordered_the_passages():
+    ranked = [_judged(1, "relevant", 0.3, "first_stage_order"), _judged(2, "relevant", 0.5, "first_stage_order")]
+    assert "the retriever's order orders them, although" in grounded_comparison(ranked)

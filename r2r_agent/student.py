@@ -50,7 +50,8 @@ class Student:
         name: Identifies the student in rankings and traces.
         adapter: The distilled adapter in use, if any.
         calibrator: Turns the scorer's scores into relevance and verdicts (:mod:`r2r_agent.calibration`); ``None``:
-            judgments get no relevance or verdict. It must have been fitted for this scorer.
+            judgments get no relevance or verdict. It must have been fitted for this scorer. A path to a calibrator
+            file (``r2r calibrate -o FILE``) is loaded.
         lock: Held while the student's models run. It belongs to the student, so every reranker sharing one
             student (two adapters given the same one) runs its tokenizers and models one call at a time: torch
             already uses every core, and Hugging Face tokenizers are not safe to call from two threads at once.
@@ -67,6 +68,15 @@ class Student:
     calibrator: Calibrator | None = None
     lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
     concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.calibrator, (str, os.PathLike)):
+            self.calibrator = Calibrator.load(self.calibrator)
+        elif self.calibrator is not None and not isinstance(self.calibrator, Calibrator):
+            from .errors import InvalidTypeError
+
+            raise InvalidTypeError(f"Student: calibrator must be an r2r_agent.Calibrator or a path to one (r2r "
+                                   f"calibrate -o FILE), got {type(self.calibrator).__name__}")
 
     @classmethod
     def default(cls, *, dtype: str = "auto", quantize: str = "none", progress: bool = False,

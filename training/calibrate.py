@@ -17,12 +17,10 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from r2r_agent.calibration import FEATURES, VERDICTS, Calibrator
@@ -30,7 +28,7 @@ from r2r_agent.errors import InvalidInputError
 from r2r_agent.progress import maybe_progress
 
 from .dataset import split_query_ids
-from .jsonl import open_text
+from .jsonl import iter_json_rows
 from .r2r_import import iter_r2r_annotations
 from .teacher_verdicts import teacher_verdict
 
@@ -85,20 +83,11 @@ def jsonl_pairs(path: str | os.PathLike[str]) -> list[LabelledPair]:
     """Labelled pairs from your own JSON Lines file: ``query``, ``text`` and ``label`` per line (``qid`` optional;
     pairs without one are grouped by query text for the split)."""
     pairs = []
-    with open_text(Path(path)) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{where}: not JSON ({exc.msg})") from None
-            if not isinstance(row, Mapping) or not isinstance(row.get("query"), str) \
-                    or not isinstance(row.get("text"), str):
-                raise InvalidInputError(f"{where}: expected an object with string 'query' and 'text' and a 'label'")
-            query_id = str(row.get("qid") or hashlib.sha256(row["query"].encode()).hexdigest()[:16])
-            pairs.append(LabelledPair(query_id, row["query"], row["text"], _verdict_of(row.get("label"), where)))
+    for where, row in iter_json_rows(path, lambda where, exc: InvalidInputError(f"{where}: not JSON ({exc.msg})")):
+        if not isinstance(row, Mapping) or not all(isinstance(row.get(key), str) for key in ("query", "text")):
+            raise InvalidInputError(f"{where}: expected an object with string 'query' and 'text' and a 'label'")
+        query_id = str(row.get("qid") or hashlib.sha256(row["query"].encode()).hexdigest()[:16])
+        pairs.append(LabelledPair(query_id, row["query"], row["text"], _verdict_of(row.get("label"), where)))
     if not pairs:
         raise InvalidInputError(f"{path} holds no labelled pairs")
     return pairs

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -21,6 +21,22 @@ def open_text(path: str | os.PathLike[str], *, write: bool = False) -> IO[str]:
     if path.suffix == ".gz":
         return gzip.open(path, "wt", encoding="utf-8") if write else gzip.open(path, "rt", encoding="utf-8")
     return path.open("w" if write else "r", encoding="utf-8")
+
+
+def iter_json_rows(path: str | os.PathLike[str],
+                   not_json: Callable[[str, json.JSONDecodeError], Exception]) -> Iterator[tuple[str, Any]]:
+    """``(where, row)`` for each non-blank line, ``where`` being ``"PATH:LINE"``; a line that is not JSON raises
+    ``not_json(where, error)``, so each reader keeps its own error type and wording."""
+    with open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise not_json(where, exc) from None
+            yield where, row
 
 
 def read_json_lines(path: str | os.PathLike[str], convert: Callable[[Any], T], *, what: str, expected: str,
@@ -57,4 +73,4 @@ def write_json_lines(path: str | os.PathLike[str], rows: Iterable[Mapping[str, A
     temporary.replace(path)
 
 
-__all__ = ["open_text", "read_json_lines", "write_json_lines"]
+__all__ = ["iter_json_rows", "open_text", "read_json_lines", "write_json_lines"]

@@ -10,16 +10,14 @@ The data has no license: research or internal use only, not for redistribution.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from r2r_agent.types import Passage
 
 from .errors import AnnotationFormatError
-from .jsonl import open_text
+from .jsonl import iter_json_rows
 from .records import QueryAnnotation, WindowAnnotation
 from .teacher import TeacherAnswer
 from .teacher_verdicts import teacher_verdict
@@ -111,17 +109,8 @@ def iter_r2r_annotations(path: str | os.PathLike[str]) -> Iterator[QueryAnnotati
     Raises:
         AnnotationFormatError: naming the file and line of the first bad row.
     """
-    path = Path(path)
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _fail(where, f"not valid JSON ({exc})") from exc
-            yield r2r_row_to_annotation(row, where=where)
+    for where, row in iter_json_rows(path, lambda where, exc: _fail(where, f"not valid JSON ({exc})")):
+        yield r2r_row_to_annotation(row, where=where)
 
 
 def load_r2r_annotations(path: str | os.PathLike[str]) -> list[QueryAnnotation]:

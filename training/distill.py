@@ -327,6 +327,13 @@ class Distiller(TrainerLoop[DistillResult]):
 
         return render_model_card(info)
 
+    def _lora_info(self) -> dict[str, Any]:
+        """The adapter's own rank and alpha (an ``init_adapter`` brings its own; the config's are then unused)."""
+        lora = self.model.peft_config["default"] if self.model is not None else None
+        if lora is None:
+            return {"r": self.config.lora_r, "alpha": self.config.lora_alpha}
+        return {"r": int(lora.r), "alpha": int(lora.lora_alpha)}
+
     def training_info(self) -> dict[str, Any]:
         """The metadata written to ``r2r_training.json``."""
         import peft
@@ -343,6 +350,7 @@ class Distiller(TrainerLoop[DistillResult]):
             "rank_score": self.config.rank_score,
             "has_rank_head": self.rank_head is not None,
             **self._run_info(),
+            "lora": self._lora_info(),
             "data": {"sources": sorted(s for s in sources if s), "train_queries": len(train.query_ids),
                      "validation_queries": len(validation.query_ids),
                      "train_explanations": len(train.explanations), "train_rankings": len(train.rankings),

@@ -80,9 +80,11 @@ def render_model_card(info: Mapping[str, Any]) -> str:
                   "teacher and of the annotated corpus.", ""]
     lines += ["No TREC DL or BRIGHT test query was used for training or tuning.", "", "## License", "",
               LICENSE_NOTICE, "", "## Settings", "", "| setting | value |", "|---|---|"]
+    lora = info.get("lora", {})
     for key in ("max_steps", "batch_size", "ranking_batch_size", "grad_accum", "learning_rate", "lora_r", "lora_alpha",
                 "lm_weight", "rank_weight", "ranking_loss", "rank_score", "seed"):
-        lines.append(f"| {key} | {_fmt(config.get(key))} |")
+        value = lora.get(key.removeprefix("lora_"), config.get(key)) if key.startswith("lora_") else config.get(key)
+        lines.append(f"| {key} | {_fmt(value)} |")
     if config.get("init_adapter"):
         # the folder's name only: the full path is often a private cache location
         lines.append(f"| init_adapter | {Path(str(config['init_adapter'])).name} |")
@@ -97,7 +99,9 @@ def render_model_card(info: Mapping[str, Any]) -> str:
     for record in info.get("validation", []):
         lines.append(f"| {record['step']} | {_fmt(record['lm_loss'])} | {_fmt(record['ndcg_teacher'])} | "
                      f"{_fmt(record['ndcg_labels'])} |")
-    lines += ["", "Step 0 is the untrained base model. Full retrieval metrics (TREC DL nDCG@10) come from `r2r eval`.",
+    start = f"the adapter it started from ({Path(str(config['init_adapter'])).name})" if config.get("init_adapter") \
+        else "the untrained base model"
+    lines += ["", f"Step 0 is {start}. Full retrieval metrics (TREC DL nDCG@10) come from `r2r eval`.",
               ""]
     return "\n".join(lines)
 

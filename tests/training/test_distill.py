@@ -308,7 +308,9 @@ def test_a_run_started_from_an_adapter_begins_with_its_weights(tiny_lm_dir, tmp_
     saved = _weights(tmp_path / "first")
     assert_same_tensors({k: started[k] for k in saved}, saved)  # the adapter's own rank 4, not the default 16
     distill(tiny_lm_dir, dataset, tmp_path / "second", config)
-    assert "| init_adapter | first |" in (tmp_path / "second" / "README.md").read_text()
+    card = (tmp_path / "second" / "README.md").read_text()
+    assert "| init_adapter | first |" in card and "| lora_r | 4 |" in card and "| lora_alpha | 8 |" in card
+    assert "Step 0 is the adapter it started from (first)." in card
     with pytest.raises(DistillError, match="no adapter_model.safetensors"):
         Distiller(tiny_lm_dir, dataset, tmp_path / "third",
                   DistillConfig(max_steps=1, init_adapter=str(tmp_path), **FAST))._build()

@@ -45,11 +45,18 @@ NUMBER_KEYS = (SCORE_KEY, RANK_KEY, FIRST_STAGE_SCORE_KEY, RELEVANCE_KEY, EVIDEN
 
 NO_TEXT_NOTE = "not reranked: this item has no text content, so it was passed through after the ranked ones"
 
+#: What the framework adapters use where the user gives neither ``config=`` nor ``reranker=`` (the settings they
+#: name are applied on top). An adapter cannot know whether the retriever in front of it is stronger than the
+#: scorer, so it orders by the policy with the smallest worst-case loss over weak (BM25) and strong (SPLADE++)
+#: first stages (docs/results.md, "Ordering policies"); see the README for what it does to each.
+ADAPTER_DEFAULTS = RerankConfig(ordering="rrf")
+
 
 def build_config(owner: str, *, config: RerankConfig | None, reranker: Reranker | None, settings: dict[str, Any],
                  default_top_n: int | None) -> RerankConfig:
-    """The settings an adapter holds: ``config`` (or the reranker's, or the defaults with the adapter's own
-    ``default_top_n``), with ``settings`` applied (``None``: keep). Unknown names are refused, naming the closest.
+    """The settings an adapter holds: ``config`` (or the user's ``reranker``'s, or :data:`ADAPTER_DEFAULTS` with the
+    adapter's own ``default_top_n``), with ``settings`` applied (``None``: keep). Unknown names are refused, naming
+    the closest.
     """
     RerankConfig.check_names(settings, owner)
     if isinstance(config, Mapping):  # read back from a serialised adapter (to_dict / from_dict)
@@ -59,7 +66,7 @@ def build_config(owner: str, *, config: RerankConfig | None, reranker: Reranker 
             raise InvalidTypeError(f"{owner}: config must be an r2r_agent.RerankConfig, got {type(config).__name__}")
         base = config
     else:
-        base = reranker.config if reranker is not None else RerankConfig()
+        base = reranker.config if reranker is not None else ADAPTER_DEFAULTS
         settings = {"top_n": default_top_n, **settings}
     try:
         return base.override(**settings)

@@ -156,7 +156,7 @@ class _R2RSettings:
         owner = type(self).__name__
         settings, own = common.split_init_kwargs(owner, data, set(type(self).model_fields))  # type: ignore[attr-defined]
         resolved = common.resolve_reranker(owner, reranker, student)
-        own["config"] = common.build_config(owner, config=config, reranker=resolved, settings=settings,
+        own["config"] = common.build_config(owner, config=config, reranker=reranker, settings=settings,
                                             default_top_n=self.DEFAULT_TOP_N)
         super().__init__(**own)
         self._reranker = resolved

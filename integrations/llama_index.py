@@ -93,7 +93,7 @@ class R2R(BaseNodePostprocessor):
         >>> nodes = postprocessor.postprocess_nodes(retrieved, query_str="how long do fleas live")  # doctest: +SKIP
     """
 
-    config: RerankConfig = Field(default_factory=lambda: RerankConfig(top_n=DEFAULT_TOP_N),
+    config: RerankConfig = Field(default_factory=lambda: common.ADAPTER_DEFAULTS.replace(top_n=DEFAULT_TOP_N),
                                  description="The rerank settings (top_n, explain_top, first_stage_weight...).")
     keep_first_stage_score: bool = Field(
         default=True, description="Copy the incoming score to metadata['r2r_first_stage_score'].")
@@ -114,7 +114,7 @@ class R2R(BaseNodePostprocessor):
             data["keep_first_stage_score"] = data.pop("keep_retrieval_score")
         settings, own = common.split_init_kwargs("R2R", data, {*type(self).model_fields, "callback_manager"})
         resolved = common.resolve_reranker("R2R", reranker, student)
-        own["config"] = common.build_config("R2R", config=config, reranker=resolved, settings=settings,
+        own["config"] = common.build_config("R2R", config=config, reranker=reranker, settings=settings,
                                             default_top_n=DEFAULT_TOP_N)
         super().__init__(**own)
         self._reranker = resolved

@@ -1,7 +1,7 @@
 """Print the ten explanations docs/results.md quotes, by the rule stated there before any was read.
 
 The first query of the DL19 and of the DL20 BM25 top-100 files (their order in the shared files), reranked by
-``Reranker(Student.default())`` with its defaults (top_n=5, explain_top=5, compare_top=3); every explanation of each,
+``Reranker(Student.default())`` with its defaults and top_n=5 (explain_top=5, compare_top=3); every explanation of each,
 with the passage's verdict, relevance, evidence, unsupported claims and NIST label, and the comparison.
 
     R2R_DATA_DIR=../shared/data python scripts/ten_explanations.py > ten.md
@@ -46,7 +46,7 @@ def main() -> int:
         qrels = labels(data / f"qrels.{name}-passage.txt", record["qid"])
         passages = [Passage(c["text"], id=c["docid"], first_stage_score=c["score"]) for c in record["candidates"]]
         started = time.perf_counter()
-        ranking = reranker.rerank(record["query"], passages)
+        ranking = reranker.rerank(record["query"], passages, top_n=5)
         seconds = time.perf_counter() - started
         print(f"### {name.upper()} query {record['qid']}: \"{record['query']}\"\n")
         print(f"answerable: {ranking.answerable}; {seconds:.1f} s on this machine\n")

@@ -355,3 +355,10 @@ def test_verdicts_relevance_evidence_and_answerable_reach_the_documents_and_the_
     nothing = R2RCompressor(reranker=reranker, top_n=None).compress_documents(docs, "what do dogs eat")
     assert nothing[0].metadata["r2r_answerable"] is False
     assert format_documents(nothing).startswith("None of these passages answers the query (best relevance")
+
+
+def test_the_adapter_defaults_apply_unless_a_reranker_brings_its_settings(reranker):
+    from r2r_agent.integrations._common import ADAPTER_DEFAULTS
+
+    assert R2RCompressor(student=reranker.student).config == ADAPTER_DEFAULTS.replace(top_n=3)
+    assert R2RCompressor(reranker=reranker).config == reranker.config.replace(top_n=3)

@@ -153,8 +153,16 @@ def test_reranker_and_student_are_exclusive(reranker):
 
 
 def test_student_builds_a_reranker(reranker):
-    pp = R2R(top_n=1, student=reranker.student)
+    pp = R2R(top_n=1, student=reranker.student, ordering="scorer")
     assert pp.postprocess_nodes(make_nodes(), query_str=QUERY)[0].node.node_id == "d3"
+
+
+def test_the_adapter_defaults_apply_unless_a_reranker_brings_its_settings(reranker):
+    from r2r_agent.integrations._common import ADAPTER_DEFAULTS
+
+    assert R2R(student=reranker.student).config == ADAPTER_DEFAULTS.replace(top_n=5)
+    assert R2R(student=reranker.student, ordering="scorer").config.ordering == "scorer"
+    assert R2R(reranker=reranker).config == reranker.config.replace(top_n=5)
 
 
 def test_class_name_and_serialisation_skip_the_model(reranker):

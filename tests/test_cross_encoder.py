@@ -163,7 +163,8 @@ def test_the_llama_index_adapter_runs_on_a_cross_encoder_student(cross_student):
     from r2r_agent.integrations.llama_index import R2R
 
     nodes = [NodeWithScore(node=TextNode(text=p, id_=f"d{i}"), score=1.0 - i / 10) for i, p in enumerate(PASSAGES)]
-    out = R2R(student=cross_student, top_n=3, explain_top=2, ordering="scorer").postprocess_nodes(nodes, query_str=QUERY)
+    postprocessor = R2R(student=cross_student, top_n=3, explain_top=2, ordering="scorer")
+    out = postprocessor.postprocess_nodes(nodes, query_str=QUERY)
     expected = Reranker(cross_student, trace=False, top_n=3, explain_top=2).rerank(QUERY, PASSAGES)
     assert [n.node.node_id for n in out] == [f"d{j.input_rank - 1}" for j in expected]
     assert [n.score for n in out] == pytest.approx([j.score for j in expected])
@@ -177,7 +178,8 @@ def test_the_langchain_compressor_runs_on_a_cross_encoder_student(cross_student)
     from r2r_agent.integrations.langchain import R2RCompressor
 
     docs = [Document(page_content=p, id=f"d{i}") for i, p in enumerate(PASSAGES)]
-    out = R2RCompressor(student=cross_student, top_n=3, explain_top=1, ordering="scorer").compress_documents(docs, QUERY)
+    compressor = R2RCompressor(student=cross_student, top_n=3, explain_top=1, ordering="scorer")
+    out = compressor.compress_documents(docs, QUERY)
     expected = Reranker(cross_student, trace=False, top_n=3, explain_top=1).rerank(QUERY, PASSAGES)
     assert [d.id for d in out] == [f"d{j.input_rank - 1}" for j in expected]
     assert out[0].metadata["r2r_explanation"] and all(not d.metadata for d in docs)

@@ -158,14 +158,12 @@ def test_default_rerankers_share_one_default_student(monkeypatch, tiny_student):
     assert Reranker(tiny_student).student is tiny_student and len(built) == 1
 
 
-def test_a_word_longer_than_wordpiece_reads_is_one_unknown_token_and_counts_as_seen(tmp_path):
+def test_a_word_longer_than_wordpiece_reads_is_one_unknown_token_and_counts_as_seen(tiny_encoder):
     # BERT's WordPiece turns any word over 100 characters into a single [UNK]: 5000 x's are one token, far fewer than
     # the 16-characters-per-token guess assumes; the whole text is what the model saw.
-    from conftest import build_tiny_encoder
-
     from r2r_agent.modeling import visible_chars
 
-    _, tokenizer = build_tiny_encoder(tmp_path)
+    _, tokenizer = tiny_encoder
     assert visible_chars(tokenizer, "x" * 5000, 254) == 5000
     assert visible_chars(tokenizer, "x" * 5000 + " a" * 600, 254) == 5000 + 2 * 253
     assert visible_chars(tokenizer, "a b", 0) == 0

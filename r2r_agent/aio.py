@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from .errors import InvalidInputError
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: The event loop of the :func:`run_in_thread` call this thread works for (``None``: none).
 _CALLER_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
@@ -131,13 +132,18 @@ def run_many(function: Callable[[str, Sequence[Any]], T], queries: Sequence[str]
         return [function(query, passages) for query, passages in pairs]
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(pairs)),
                                                thread_name_prefix="r2r-rerank-many") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, function, q, p) for q, p in pairs]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        return results_or_cancel([pool.submit(contextvars.copy_context().run, function, q, p) for q, p in pairs])
+
+
+def results_or_cancel(futures: Sequence[concurrent.futures.Future[R]]) -> list[R]:
+    """Each future's result in order; at the first failure (or Ctrl-C) the ones not started are cancelled, so no
+    work is queued for a call that has already failed."""
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
 
 
 async def arun_many(function: Callable[[str, Sequence[Any]], Awaitable[T]], queries: Sequence[str],
@@ -161,4 +167,5 @@ async def arun_many(function: Callable[[str, Sequence[Any]], Awaitable[T]], quer
         raise
 
 
-__all__ = ["arun_many", "call", "caller_loop", "check_lists", "concurrency_of", "run_in_thread", "run_many"]
+__all__ = ["arun_many", "call", "caller_loop", "check_lists", "concurrency_of", "results_or_cancel", "run_in_thread",
+           "run_many"]

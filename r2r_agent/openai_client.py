@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from ._optional import require
+from .aio import results_or_cancel
 from .errors import InvalidInputError, R2RError
 
 logger = logging.getLogger(__name__)
@@ -359,13 +360,7 @@ class OpenAIClient:
                 self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.max_concurrency,
                                                                    thread_name_prefix="r2r-served")
             pool = self._pool
-        futures = [pool.submit(function, item) for item in items]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        return results_or_cancel([pool.submit(function, item) for item in items])
 
     async def amap(self, function: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
         """``await function(item)`` for each item concurrently (each request waits for a slot in :meth:`apost`),

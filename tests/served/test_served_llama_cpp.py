@@ -6,7 +6,8 @@ Marked ``slow`` and skipped unless ``llama_cpp.server`` imports. To run it (comp
     pip install "r2r-agent[llama-cpp]"        # = llama-cpp-python[server]
     pytest tests/served/test_served_llama_cpp.py -m slow
 
-Not run on the project's machines (llama-cpp-python is not installed there).
+Run on the project's 2-core machine on 2026-11-26 with llama-cpp-python 0.3.36 built from source (see
+docs/scale-out.md); not part of CI (the extra is not installed there).
 """
 
 from __future__ import annotations
@@ -45,21 +46,25 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def llama_server():
+def llama_server(tmp_path_factory):
     import httpx
 
     from r2r_agent.default_models import smollm2_gguf
 
     port = _free_port()
+    # The server's log goes to a file: llama.cpp writes far more than a pipe holds while loading, and a pipe nobody
+    # reads would stop it before it serves.
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    log = log_path.open("w")
     process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()),
                                 "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=log, text=True)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 180
     try:
         while True:
             if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {(process.stderr.read() if process.stderr else '')[-2000:]}")
+                pytest.fail(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{url}/models", timeout=2).status_code == 200:
                     break
@@ -74,6 +79,7 @@ def llama_server():
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,26 @@ def test_demo_on_bundled_example(monkeypatch, capsys, tiny_cli, tmp_path):
     assert "bundled example" in out and "nDCG@10" in out and "how long do fleas live" in out
 
 
+def test_demo_judges_only_the_top_10_it_scores_ndcg_at_10_on(monkeypatch, capsys, tiny_cli):
+    from r2r_agent import Reranker
+
+    asked = []
+    rerank = Reranker.rerank
+
+    def spy(self, query, passages, **settings):
+        ranking = rerank(self, query, passages, **settings)
+        asked.append((settings.get("top_n"), len(ranking)))
+        return ranking
+
+    monkeypatch.setattr(Reranker, "rerank", spy)
+    monkeypatch.setattr("r2r_agent.demo.find_shared_data", lambda: None)
+    assert cli.main(["demo", "--queries", "1", "--explain-top", "1", "--compare-top", "0"]) == 0
+    assert asked and all(top_n == 10 and returned <= 10 for top_n, returned in asked)
+    assert cli.main(["demo", "--queries", "1", "--top-n", "12", "--explain-top", "1", "--compare-top", "0"]) == 0
+    assert asked[-1][0] == 12  # more shown than 10: all of them are ranked
+    capsys.readouterr()
+
+
 def test_demo_on_shared_dl19(capsys, tiny_cli, dl19_candidates):
     data = dl19_candidates.parents[1]
     assert cli.main(["demo", "--queries", "1", "--explain-top", "1", "--compare-top", "0",

@@ -72,6 +72,12 @@ def _choice(options: tuple[str, ...]) -> Any:
 
 #: ``RerankConfig.ordering``: how passages are ordered.
 ORDERINGS = ("scorer", "rrf", "first_stage")
+#: The :attr:`Judgment.stage` of a passage ordered by its scorer score mixed with its first-stage score.
+FUSED_STAGE = "score+first_stage"
+#: The :attr:`Judgment.stage` of a passage ordered by reciprocal-rank fusion of the input order and the scorer's.
+RRF_STAGE = "score+rrf"
+#: The :attr:`Judgment.stage` of a passage left in the retriever's order (``ordering="first_stage"``).
+FIRST_STAGE_ORDER = "first_stage_order"
 #: ``RerankConfig.explain``: how explanations are made.
 EXPLAIN_MODES = ("evidence", "full")
 #: ``RerankConfig.comparison``: how the comparison is made.
@@ -204,4 +210,5 @@ def split_settings(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     return ({k: v for k, v in kwargs.items() if k in names}, {k: v for k, v in kwargs.items() if k not in names})
 
 
-__all__ = ["COMPARISON_MODES", "EXPLAIN_MODES", "ORDERINGS", "RerankConfig", "setting", "split_settings"]
+__all__ = ["COMPARISON_MODES", "EXPLAIN_MODES", "FIRST_STAGE_ORDER", "FUSED_STAGE", "ORDERINGS", "RRF_STAGE",
+           "RerankConfig", "setting", "split_settings"]

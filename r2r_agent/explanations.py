@@ -22,6 +22,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from .config import FIRST_STAGE_ORDER, FUSED_STAGE, RRF_STAGE
+
 #: How each verdict opens an explanation.
 VERDICT_WORDS = {"relevant": "Relevant", "partial": "Partly relevant", "not_relevant": "Not relevant"}
 #: The longest evidence quoted in full in an explanation, in words (longer quotes end with "...").
@@ -107,10 +109,10 @@ def grounded_comparison(judgments: Sequence[Any]) -> str | None:
 
 #: How strongly each verdict says the passage answers, to check that an order follows the verdicts.
 _VERDICT_STRENGTH = {"relevant": 2, "partial": 1, "not_relevant": 0}
-#: What ordered a passage, by its :attr:`Judgment.stage` (the reranker's stage names; anything else: its score).
-_ORDERED_BY = {"score+first_stage": "the scorer's score mixed with the retriever's",
-               "score+rrf": "a fusion of the retriever's order and the scorer's",
-               "first_stage_order": "the retriever's order"}
+#: What ordered a passage, by its :attr:`Judgment.stage` (anything else: its score).
+_ORDERED_BY = {FUSED_STAGE: "the scorer's score mixed with the retriever's",
+               RRF_STAGE: "a fusion of the retriever's order and the scorer's",
+               FIRST_STAGE_ORDER: "the retriever's order"}
 
 
 def _order_reason(judgments: Sequence[Any]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import aio, prompts, traces
 from . import stages as stage
-from .config import RerankConfig
+from .config import FIRST_STAGE_ORDER, FUSED_STAGE, RRF_STAGE, RerankConfig
 from .errors import InvalidInputError
 from .scorers import as_scores
 from .student import Student, shared_default_student
@@ -21,12 +21,6 @@ from .types import Judgment, Passage, Ranking, StageCost, model_text, to_passage
 
 logger = logging.getLogger(__name__)
 
-#: The :attr:`Judgment.stage` of a passage ordered by its scorer score mixed with its first-stage score.
-FUSED_STAGE = "score+first_stage"
-#: The :attr:`Judgment.stage` of a passage ordered by reciprocal-rank fusion of the input order and the scorer's.
-RRF_STAGE = "score+rrf"
-#: The :attr:`Judgment.stage` of a passage left in the retriever's order (``ordering="first_stage"``).
-FIRST_STAGE_ORDER = "first_stage_order"
 #: Reciprocal-rank fusion's constant (Cormack, Clarke and Buettcher, 2009), not tuned here.
 RRF_K = 60
 #: The :attr:`Judgment.stage` of a passage explained in the order given, not scored (:meth:`Reranker.explain`).

@@ -158,7 +158,13 @@ async def arun_many(function: Callable[[str, Sequence[Any]], Awaitable[T]], quer
         async with slots:
             return await function(query, passages)
 
-    tasks = [asyncio.ensure_future(one(q, p)) for q, p in zip(queries, passages_lists)]
+    return await gather_or_cancel([one(q, p) for q, p in zip(queries, passages_lists)])
+
+
+async def gather_or_cancel(awaitables: Sequence[Awaitable[R]]) -> list[R]:
+    """The awaitables run concurrently, results in input order; at the first failure (or cancellation) the others
+    are cancelled, so nothing keeps running for a call that has already failed."""
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:
@@ -167,5 +173,5 @@ async def arun_many(function: Callable[[str, Sequence[Any]], Awaitable[T]], quer
         raise
 
 
-__all__ = ["arun_many", "call", "caller_loop", "check_lists", "concurrency_of", "results_or_cancel", "run_in_thread",
-           "run_many"]
+__all__ = ["arun_many", "call", "caller_loop", "check_lists", "concurrency_of", "gather_or_cancel", "results_or_cancel",
+           "run_in_thread", "run_many"]

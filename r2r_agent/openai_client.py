@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from ._optional import require
-from .aio import results_or_cancel
+from .aio import gather_or_cancel, results_or_cancel
 from .errors import InvalidInputError, R2RError
 
 logger = logging.getLogger(__name__)
@@ -365,13 +365,7 @@ class OpenAIClient:
     async def amap(self, function: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
         """``await function(item)`` for each item concurrently (each request waits for a slot in :meth:`apost`),
         results in input order; on the first failure the others are cancelled."""
-        tasks = [asyncio.ensure_future(function(item)) for item in items]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
+        return await gather_or_cancel([function(item) for item in items])
 
     def close(self) -> None:
         """Close the sync connection pool and threads (a later call opens new ones). Async clients close with

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .openai_client import MalformedResponse, ServerError
+from .openai_client import MalformedResponse, ServerError, first_choice
 
 #: Scores are kept within ± this (log-odds of about 1e43 to 1): beyond it a server's numbers say only "certain".
 LOG_ODDS_LIMIT = 100.0
@@ -71,10 +71,7 @@ def first_token_logprobs(body: Mapping[str, Any]) -> list[tuple[str, float]]:
         >>> first_token_logprobs(body)
         [('Yes', -0.1), ('No', -2.4)]
     """
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-        raise MalformedResponse(f"no choices in the answer (keys: {sorted(body)})")
-    logprobs = choices[0].get("logprobs")
+    logprobs = first_choice(body).get("logprobs")
     if not isinstance(logprobs, Mapping):
         raise ServerError(f"the answer has no logprobs (choices[0].logprobs is {logprobs!r}); {NO_LOGPROBS}")
     if "content" in logprobs:  # chat form (also llama.cpp's and vLLM's chat)

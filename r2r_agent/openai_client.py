@@ -53,6 +53,18 @@ class MalformedResponse(ServerError):
     """A 2xx response whose body is not the expected JSON (truncated, garbled, another shape): retried."""
 
 
+def first_choice(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``choices[0]`` of an OpenAI-style answer.
+
+    Raises:
+        MalformedResponse: ``choices`` missing, empty or of another shape (retried as a garbled body).
+    """
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+        raise MalformedResponse(f"no choices in the answer (keys: {sorted(body)})")
+    return choices[0]
+
+
 class Secret:
     """A string that never shows itself: ``repr``/``str`` print ``'***'``; :meth:`reveal` gives the value."""
 
@@ -389,4 +401,5 @@ class OpenAIClient:
         self.close()
 
 
-__all__ = ["MalformedResponse", "OpenAIClient", "Secret", "ServerError", "display_url", "parse_retry_after"]
+__all__ = ["MalformedResponse", "OpenAIClient", "Secret", "ServerError", "display_url", "first_choice",
+           "parse_retry_after"]

@@ -26,7 +26,7 @@ from .errors import InvalidInputError
 from .explainer import Generation, tidy
 from .logprobs import answer_log_odds, first_token_logprobs
 from .modeling import fit_tokens, visible_chars
-from .openai_client import MalformedResponse, OpenAIClient
+from .openai_client import MalformedResponse, OpenAIClient, first_choice
 from .scorers import Scores
 from .types import model_text
 
@@ -195,12 +195,10 @@ class OpenAIScorer:
 
 def _reply(body: dict[str, Any]) -> tuple[str, int]:
     """The message text of a chat answer and its completion tokens (``usage``; 0 when the server gives none)."""
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-        raise MalformedResponse(f"no choices in the answer (keys: {sorted(body)})")
-    message = choices[0].get("message")
+    choice = first_choice(body)
+    message = choice.get("message")
     if not isinstance(message, Mapping):
-        raise MalformedResponse(f"choices[0] has no message (keys: {sorted(choices[0])})")
+        raise MalformedResponse(f"choices[0] has no message (keys: {sorted(choice)})")
     content = message.get("content")
     if isinstance(content, list):  # content parts
         content = "".join(part.get("text", "") for part in content if isinstance(part, Mapping))

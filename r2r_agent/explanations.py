@@ -30,8 +30,9 @@ VERDICT_WORDS = {"relevant": "Relevant", "partial": "Partly relevant", "not_rele
 QUOTE_WORDS = 30
 
 # A reason that says the opposite of its verdict ("Not relevant: it directly answers...") is not shown.
-_SAYS_NOT = re.compile(r"\b(not\s+(?:\w+\s+)?relevant|irrelevant|unrelated|does\s+not\s+(?:\w+\s+)?(?:answer|address)|"
-                       r"doesn['’]t\s+(?:\w+\s+)?(?:answer|address))\b", re.IGNORECASE)
+_SAYS_NOT = re.compile(r"\b(not\s+(?:\w+\s+)?(?:relevant|related)|irrelevant|unrelated|"
+                       r"does\s+not\s+(?:\w+\s+)?(?:answer|address)|doesn['’]t\s+(?:\w+\s+)?(?:answer|address))\b",
+                       re.IGNORECASE)
 _SAYS_YES = re.compile(r"\b(directly\s+(?:answers|addresses|states)|answers\s+the\s+(?:query|question)|"
                        r"is\s+(?:highly\s+|very\s+)?relevant)\b", re.IGNORECASE)
 

@@ -174,6 +174,10 @@ def test_contradiction_check():
     assert contradicts("The passage is not relevant to the query.", "relevant")
     assert contradicts("It directly answers the question.", "not_relevant")
     assert not contradicts("It mentions fleas but does not answer the question.", "not_relevant")
+    # what the 0.2 adapter wrote for a label-3 DL20 passage judged relevant (it falls back to the evidence)
+    assert contradicts("This passage discusses the income tax in Mississippi, which is not directly related to the "
+                       "query.", "relevant")
+    assert not contradicts("This passage discusses income tax, which is not directly related to the query.", "partial")
     assert not contradicts("It gives the adult lifespan.", "relevant")
 
 

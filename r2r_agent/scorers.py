@@ -52,11 +52,13 @@ class Scores:
         values: One finite float per passage; higher is more relevant.
         truncated: Whether each passage was cut to fit the scorer's token budget.
         query_truncated: Whether the query was cut to fit the scorer's query budget.
+        cache_hits: How many of the values came from a score cache rather than the model.
     """
 
     values: list[float]
     truncated: list[bool] = field(default_factory=list)
     query_truncated: bool = False
+    cache_hits: int = 0
 
     def __post_init__(self) -> None:
         if not self.truncated:

@@ -304,6 +304,7 @@ class StageCost:
         items: How many passages it processed.
         seconds: Wall-clock seconds.
         generated_tokens: Tokens generated (explanation stages only).
+        cache_hits: How many of its ``items`` were answered from a score cache instead of a model.
     """
 
     stage: str
@@ -311,6 +312,7 @@ class StageCost:
     items: int
     seconds: float
     generated_tokens: int = 0
+    cache_hits: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""

@@ -5,6 +5,9 @@ query, and the best one is the evidence (:func:`choose_evidence`). Only text the
 was cut to the scorer's token budget, sentences that start past the cut are left out and one that runs over it is
 cut there, so an explanation never rests on text the model did not read. Offsets always index the original text.
 
+Bounded work on any input: splitting is linear and only the part read is split (a 4 MB document costs what its
+first window costs), and at most :data:`MAX_SENTENCES_PER_PASSAGE` spans of a passage are judged.
+
 Example:
     >>> text = "Fleas are insects. An adult flea lives two to three months. They bite."
     >>> [text[s:e] for s, e in sentence_spans(text)]
@@ -32,33 +35,51 @@ ABBREVIATIONS = frozenset("""approx apr aug cf co corp dec dept dr e.g eg est et
 _INITIALS = re.compile(r"^(?:[A-Za-z]\.)+$")
 
 
-def sentence_spans(text: str, *, max_words: int = MAX_SENTENCE_WORDS) -> list[tuple[int, int]]:
+def sentence_spans(text: str, *, max_words: int = MAX_SENTENCE_WORDS, end: int | None = None) -> list[tuple[int, int]]:
     """``(start, end)`` character offsets of each sentence of ``text``, trimmed of white space, in order.
 
     Text without a boundary is one sentence (or windows of ``max_words`` words when longer); blank text has none.
+    Time is linear in the text split.
+
+    Args:
+        text: The text.
+        max_words: The longest span, in words, before a long sentence is cut into windows.
+        end: Split only ``text[:end]`` (the part a model reads), without copying it; the last span stops there.
 
     Example:
         >>> sentence_spans("one-word")
         [(0, 8)]
         >>> sentence_spans("   ")
         []
+        >>> sentence_spans("First one. Second one.", end=12)
+        [(0, 10), (11, 12)]
     """
+    stop = len(text) if end is None else max(0, min(end, len(text)))
     spans: list[tuple[int, int]] = []
     start = 0
-    for match in _BOUNDARY.finditer(text):
+    for match in _BOUNDARY.finditer(text, 0, stop):
         if _after_abbreviation(text, match.start()):
             continue
         spans.extend(_windows(text, start, match.start(), max_words))
         start = match.end()
-    spans.extend(_windows(text, start, len(text), max_words))
+    spans.extend(_windows(text, start, stop, max_words))
     return spans
+
+
+#: How far back from a full stop an abbreviation or initials can start: a longer word is neither, so the look back
+#: is bounded and splitting stays linear however long the text (it copied everything before each boundary once).
+_LONGEST_ABBREVIATION = 32
 
 
 def _after_abbreviation(text: str, boundary: int) -> bool:
     """Whether the full stop just before ``boundary`` closes an abbreviation or initials, not a sentence."""
     if boundary == 0 or text[boundary - 1] != ".":
         return False
-    word = text[:boundary].rsplit(None, 1)[-1]
+    lookback = max(0, boundary - _LONGEST_ABBREVIATION - 1)
+    chunk = text[lookback:boundary]
+    word = chunk.rsplit(None, 1)[-1]
+    if lookback > 0 and len(word) == len(chunk):  # no white space in the window: longer than any abbreviation
+        return False
     return bool(_INITIALS.match(word)) or word[:-1].lower().lstrip("([\"'") in ABBREVIATIONS
 
 
@@ -83,12 +104,37 @@ class Evidence:
     score: float
 
 
-def candidate_spans(text: str, visible_chars: int | None = None) -> list[tuple[int, int]]:
+#: At most this many spans of one passage are judged (scored against the query): a passage of a thousand tiny
+#: "sentences" ("Ok! Ok! ...") would otherwise cost a thousand scorer inputs (for a served student, a thousand
+#: requests). Beyond it, neighbouring sentences are joined into as many even groups, so every part of the text read
+#: is still a candidate, in longer spans.
+MAX_SENTENCES_PER_PASSAGE = 64
+#: Characters past the read part that the splitter looks at, so a boundary just before the cut is seen as in the
+#: whole text (its look-ahead wants the white space and the capital after a full stop).
+_LOOKAHEAD_CHARS = 64
+
+
+def candidate_spans(text: str, visible_chars: int | None = None, *,
+                    max_sentences: int = MAX_SENTENCES_PER_PASSAGE) -> list[tuple[int, int]]:
     """The sentence spans of ``text`` that lie in its first ``visible_chars`` characters (all when ``None``); a
-    sentence that runs past that point is cut there."""
-    spans = sentence_spans(text)
+    sentence that runs past that point is cut there. Only that part of the text is split.
+
+    Args:
+        text: The passage.
+        visible_chars: How many leading characters a model read (``Scorer.visible_chars``), ``None``: all.
+        max_sentences: At most this many spans come back: when there are more sentences, consecutive ones are joined
+            into ``max_sentences`` groups of near-equal counts (each still an exact span of ``text``).
+
+    Example:
+        >>> text = "Ok! " * 6
+        >>> [text[s:e] for s, e in candidate_spans(text, max_sentences=2)]
+        ['Ok! Ok! Ok!', 'Ok! Ok! Ok!']
+    """
+    if isinstance(max_sentences, bool) or not isinstance(max_sentences, int) or max_sentences < 1:
+        raise ValueError(f"candidate_spans: max_sentences must be an int >= 1, got {max_sentences!r}")
     if visible_chars is None:
-        return spans
+        return _at_most(sentence_spans(text), max_sentences)
+    spans = sentence_spans(text, end=visible_chars + _LOOKAHEAD_CHARS)
     kept = []
     for start, end in spans:
         if start >= visible_chars:
@@ -100,7 +146,15 @@ def candidate_spans(text: str, visible_chars: int | None = None) -> list[tuple[i
                 break
             end = words[-1]
         kept.append((start, end))
-    return kept
+    return _at_most(kept, max_sentences)
+
+
+def _at_most(spans: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """``spans`` joined, neighbour to neighbour, into at most ``limit`` groups of near-equal counts."""
+    if len(spans) <= limit:
+        return spans
+    bounds = [round(k * len(spans) / limit) for k in range(limit + 1)]
+    return [(spans[a][0], spans[b - 1][1]) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
 def choose_evidence(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
@@ -138,4 +192,5 @@ def choose_evidence(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, in
     return out
 
 
-__all__ = ["MAX_SENTENCE_WORDS", "Evidence", "candidate_spans", "choose_evidence", "sentence_spans"]
+__all__ = ["MAX_SENTENCES_PER_PASSAGE", "MAX_SENTENCE_WORDS", "Evidence", "candidate_spans", "choose_evidence",
+           "sentence_spans"]

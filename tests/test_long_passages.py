@@ -1,0 +1,117 @@
+"""Long and hostile passages: linear sentence splitting of only the part read (issue 19 item 6), a cap on the
+sentences judged per passage (issue 19 item 7), and windows over a passage longer than the scorer's budget
+(issue 20 item 1)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from r2r_agent import Reranker, Student
+from r2r_agent.evidence import (
+    _INITIALS,
+    ABBREVIATIONS,
+    MAX_SENTENCES_PER_PASSAGE,
+    _after_abbreviation,
+    candidate_spans,
+    sentence_spans,
+)
+from r2r_agent.scorers import Scores
+
+
+def _old_after_abbreviation(text: str, boundary: int) -> bool:
+    """The quadratic original (it copied ``text[:boundary]``): the reference the bounded look back must match."""
+    if boundary == 0 or text[boundary - 1] != ".":
+        return False
+    word = text[:boundary].rsplit(None, 1)[-1]
+    return bool(_INITIALS.match(word)) or word[:-1].lower().lstrip("([\"'") in ABBREVIATIONS
+
+
+_PIECES = ["Dr.", "approx.", "U.S.", "e.g.", "Fleas", "live", "3", "(St.", "months.", "Then", "\n", "  ",
+           "x" * 40 + "."]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30))
+def test_the_bounded_look_back_decides_every_boundary_as_before(pieces):
+    text = " ".join(pieces)
+    for boundary in (i + 1 for i, c in enumerate(text) if c == "."):
+        expected = _old_after_abbreviation(text, boundary)
+        if len(text[:boundary].rsplit(None, 1)[-1]) <= 32:  # a longer word is no abbreviation: never a difference
+            assert _after_abbreviation(text, boundary) == expected
+
+
+def test_splitting_stops_where_the_model_stopped_reading():
+    text = "First one. Second one. " + "Third one is long. " * 1000
+    assert sentence_spans(text, end=25) == sentence_spans(text[:25])
+    visible = len("First one. Second on")
+    assert [text[s:e] for s, e in candidate_spans(text, visible)] == ["First one.", "Second"]
+
+
+class CountingScorer:
+    """Counts the texts it scores; reads ``visible`` characters of each passage (all when ``None``)."""
+
+    name = "counting"
+
+    def __init__(self, visible: int | None = None) -> None:
+        self.visible = visible
+        self.calls = 0
+        self.texts = 0
+
+    def score(self, query, passages):
+        self.calls += 1
+        self.texts += len(passages)
+        return Scores([float(len(p) % 7) for p in passages])
+
+    def visible_chars(self, text):
+        return len(text) if self.visible is None else min(self.visible, len(text))
+
+
+def test_a_four_megabyte_document_is_judged_on_the_part_read_only():
+    # Issue 19 item 6: one 4 MB retrieved document made a rerank take 44 s while holding the student's lock; the
+    # sentences judged now come from the first ``visible`` characters alone.
+    document = "The flea lives three months. Dr. Smith agrees. " * 90_000
+    scorer = CountingScorer(visible=1_000)
+    ranking = Reranker(Student(scorer=scorer), explain="evidence", compare_top=0).rerank(
+        "how long do fleas live", [document, "Cats purr."])
+    judged = next(stage for stage in ranking.stages if stage.stage == "judge")
+    assert judged.items == len(candidate_spans(document, 1_000)) + 1 <= 50
+    assert ranking[0].evidence_span is not None and ranking[0].evidence_span[1] <= 1_000
+
+
+def test_sentences_judged_per_passage_are_capped():
+    # Issue 19 item 7: ten passages of "Ok! " * 2000 made a served student send 2,570 requests (ten normal passages:
+    # 20). Every sentence is one scorer input (one request when served): at most MAX_SENTENCES_PER_PASSAGE each.
+    hostile = ["Ok! " * 2000] * 10
+    scorer = CountingScorer()  # reads every character: the worst case
+    Reranker(Student(scorer=scorer), explain="evidence", compare_top=0).rerank("ok", hostile)
+    assert scorer.texts == 10 + 10 * MAX_SENTENCES_PER_PASSAGE
+    spans = candidate_spans(hostile[0])
+    assert len(spans) == MAX_SENTENCES_PER_PASSAGE
+    assert spans[0][0] == 0 and spans[-1][1] == len(hostile[0].rstrip())  # the groups still cover every sentence
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))
+
+    normal = CountingScorer()
+    Reranker(Student(scorer=normal), explain="evidence", compare_top=0).rerank(
+        "fleas", ["Fleas live two to three months. They bite."] * 10)
+    assert normal.texts == 10 + 20
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5, 63])
+def test_the_cap_joins_neighbours_into_exact_groups(limit):
+    rng = random.Random(limit)
+    text = " ".join(f"Sentence {i} has {rng.randint(1, 9)} words." for i in range(100))
+    sentences = candidate_spans(text, max_sentences=1000)
+    groups = candidate_spans(text, max_sentences=limit)
+    assert len(groups) == limit
+    assert {s for s, _ in groups} <= {s for s, _ in sentences} and {e for _, e in groups} <= {e for _, e in sentences}
+    assert groups[0][0] == sentences[0][0] and groups[-1][1] == sentences[-1][1]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, None])
+def test_a_bad_cap_is_refused(bad):
+    with pytest.raises(ValueError, match="max_sentences"):
+        candidate_spans("One. Two.", max_sentences=bad)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import RerankConfig
 from .errors import (
+    AdapterError,
     InvalidInputError,
     InvalidPassageError,
     InvalidTypeError,
@@ -63,6 +64,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PROMPT_VERSION",
+    "AdapterError",
     "CrossEncoderScorer",
     "EncoderScorer",
     "Explainer",

@@ -30,3 +30,10 @@ class ModelPreparationError(R2RError, RuntimeError):
 
 class MissingExtraError(R2RError, ImportError):
     """An optional dependency is missing; the message names the ``pip install`` command that adds it."""
+
+
+class AdapterError(ModelPreparationError):
+    """A LoRA adapter folder is unusable (not JSON, unknown target modules, a rank its weights do not have...).
+
+    Raised before the base model is touched: the base model's prepared copy is never rebuilt for it.
+    """

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelPreparationError
+from .errors import AdapterError, ModelPreparationError
+from .progress import quiet_loading
 
 if TYPE_CHECKING:
     import torch
@@ -183,15 +187,25 @@ def load_causal_lm(
     from transformers import AutoModelForCausalLM
 
     check_quantize(quantize)
-    tokenizer = load_tokenizer(adapter if adapter and (Path(adapter) / "tokenizer_config.json").exists() else path,
-                               local_files_only=local_files_only)
+    # The adapter is checked before anything is loaded, so a bad adapter is reported as an adapter error (never as
+    # a damaged base model, which Student.default would prepare again).
+    spec = check_adapter(adapter) if adapter is not None else None
+    if adapter is not None and (Path(adapter) / "tokenizer_config.json").exists():
+        try:
+            tokenizer = load_tokenizer(adapter, local_files_only=local_files_only)
+        except ModelPreparationError as exc:
+            raise AdapterError(f"adapter {str(adapter)!r}: {exc}") from exc
+    else:
+        tokenizer = load_tokenizer(path, local_files_only=local_files_only)
     model: Any
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, local_files_only=local_files_only)
+        with quiet_loading():  # no per-load bars (r2r_agent.progress)
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32,
+                                                         local_files_only=local_files_only)
     except (OSError, ValueError) as exc:
         raise ModelPreparationError(f"could not load a causal LM from {path}: {exc}") from exc
     if adapter is not None:
-        model = merge_adapter(model, adapter)
+        model = merge_adapter(model, adapter, spec=spec)
     model.eval()
     if quantize == "int8":
         model = quantize_int8(model)
@@ -202,19 +216,182 @@ def load_causal_lm(
     return model, tokenizer
 
 
-def merge_adapter(model: Any, adapter: str | os.PathLike[str]) -> Any:
-    """Apply a PEFT adapter folder to ``model`` and merge it into the weights."""
+def merge_adapter(model: Any, adapter: str | os.PathLike[str], *, spec: AdapterSpec | None = None) -> Any:
+    """Apply a PEFT LoRA adapter folder to ``model`` and merge it into the weights.
+
+    The adapter is checked first (:func:`check_adapter`, then :func:`check_adapter_fits`): every problem with it is an
+    :class:`~r2r_agent.errors.AdapterError`, raised before PEFT allocates anything.
+    """
     from .errors import MissingExtraError
 
     try:
         from peft import PeftModel
     except ImportError as exc:  # pragma: no cover - peft is a core dependency
         raise MissingExtraError('loading an adapter needs peft: pip install "r2r-agent"') from exc
-    if not (Path(adapter) / "adapter_config.json").exists():
-        raise ModelPreparationError(
-            f"{adapter} is not a PEFT adapter folder (no adapter_config.json); pass the folder written by `r2r distill`"
-        )
-    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    spec = spec or check_adapter(adapter)
+    check_adapter_fits(spec, model)
+    try:
+        with quiet_loading():  # PEFT reads a deprecated transformers attribute and warns on every merge
+            return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise AdapterError(f"adapter {str(adapter)!r} could not be applied: {exc}") from exc
+
+
+#: The largest LoRA rank an adapter may declare. Distilled adapters use 8-64; a rank in the thousands only costs
+#: memory (a declared ``r`` of 100000 allocated until memory ran out).
+MAX_ADAPTER_RANK = 1024
+#: The largest ``adapter_config.json`` read (a real one is ~1-2 kB).
+MAX_ADAPTER_CONFIG_BYTES = 1 << 20
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+_LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])(?:\.[^.]+)?\.weight$")
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """What :func:`check_adapter` read from a LoRA adapter folder.
+
+    Attributes:
+        folder: The adapter folder.
+        rank: The declared LoRA rank ``r``.
+        modules: For each adapted module path (as in the base model, e.g. ``model.layers.0.mlp.up_proj``): its
+            ``(in_features, out_features, rank)`` from the weights' shapes.
+    """
+
+    folder: Path
+    rank: int
+    modules: dict[str, tuple[int, int, int]]
+
+
+def _adapter_error(folder: Path, problem: str) -> AdapterError:
+    return AdapterError(f"adapter {str(folder)!r}: {problem}; pass a folder written by `r2r distill` (or PEFT's "
+                        f"save_pretrained) for this base model")
+
+
+def _positive_rank(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ADAPTER_RANK
+
+
+def check_adapter(adapter: str | os.PathLike[str]) -> AdapterSpec:
+    """Check a LoRA adapter folder without loading any model: its files, its config and its weights' shapes.
+
+    ``adapter_config.json`` must be a regular file (a link to one is fine) of at most
+    :data:`MAX_ADAPTER_CONFIG_BYTES` holding a JSON object: a LoRA config whose rank ``r`` is an int in
+    ``1..MAX_ADAPTER_RANK``; ``adapter_model.safetensors`` must hold LoRA weights whose shapes agree with that rank
+    (or the config's ``rank_pattern``), and every ``target_modules`` name must be among the modules the weights adapt.
+
+    Raises:
+        AdapterError: Naming the file and field at fault.
+    """
+    import stat
+
+    from .files import read_text_bounded
+
+    folder = Path(adapter)
+    config_path = folder / ADAPTER_CONFIG_FILE
+    try:
+        mode = config_path.stat().st_mode
+    except OSError:
+        raise _adapter_error(folder, f"no {ADAPTER_CONFIG_FILE}") from None
+    if not stat.S_ISREG(mode):
+        raise _adapter_error(folder, f"{ADAPTER_CONFIG_FILE} is not a regular file")
+    try:
+        config = json.loads(read_text_bounded(config_path, MAX_ADAPTER_CONFIG_BYTES))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _adapter_error(folder, f"{ADAPTER_CONFIG_FILE} is not a JSON file ({type(exc).__name__}: "
+                                     f"{str(exc)[:120]})") from None
+    if not isinstance(config, dict):
+        raise _adapter_error(folder, f"{ADAPTER_CONFIG_FILE} must hold a JSON object, got {type(config).__name__}")
+    if config.get("peft_type", "LORA") != "LORA":
+        raise _adapter_error(folder, f"peft_type must be 'LORA', got {config.get('peft_type')!r}")
+    rank = config.get("r", 8)
+    if not _positive_rank(rank):
+        raise _adapter_error(folder, f"r must be an int in 1..{MAX_ADAPTER_RANK}, got {rank!r}")
+    pattern = config.get("rank_pattern") or {}
+    if not isinstance(pattern, dict) or not all(_positive_rank(v) for v in pattern.values()):
+        raise _adapter_error(folder, f"rank_pattern must map module names to ints in 1..{MAX_ADAPTER_RANK}")
+    targets = config.get("target_modules")
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
+        raise _adapter_error(folder, f"target_modules must be a non-empty list of module names, got {targets!r}")
+    modules = _adapter_weight_shapes(folder)
+    ranks = {rank, *pattern.values()}
+    for module, (_, _, module_rank) in modules.items():
+        if module_rank not in ranks:
+            raise _adapter_error(folder, f"the weights of {module} have rank {module_rank} but the config declares "
+                                         f"r={rank}" + (f" and rank_pattern {sorted(set(pattern.values()))}"
+                                                        if pattern else ""))
+    for target in targets:
+        if not any(_names_module(target, module) for module in modules):
+            raise _adapter_error(folder, f"target module {target!r} is adapted by none of the weights in "
+                                         f"{ADAPTER_WEIGHTS_FILE} (they adapt {_module_kinds(modules)})")
+    return AdapterSpec(folder=folder, rank=rank, modules=modules)
+
+
+def _names_module(target: str, module: str) -> bool:
+    """Whether a ``target_modules`` entry names ``module``: a dotted suffix (PEFT's rule) or a full regex match."""
+    if module == target or module.endswith("." + target):
+        return True
+    try:
+        return re.fullmatch(target, module) is not None
+    except re.error:
+        return False
+
+
+def _module_kinds(modules: dict[str, tuple[int, int, int]]) -> str:
+    return ", ".join(sorted({name.rsplit(".", 1)[-1] for name in modules}))
+
+
+def _adapter_weight_shapes(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """``{module: (in_features, out_features, rank)}`` from the safetensors header (no tensor is read)."""
+    from safetensors import safe_open
+
+    path = folder / ADAPTER_WEIGHTS_FILE
+    if not path.is_file():
+        raise _adapter_error(folder, f"no {ADAPTER_WEIGHTS_FILE} (adapters saved as .bin are not read: save them "
+                                     f"again with safe_serialization=True)")
+    parts: dict[str, dict[str, list[int]]] = {}
+    try:
+        with safe_open(str(path), "pt") as handle:  # type: ignore[no-untyped-call]
+            for key in handle.keys():
+                match = _LORA_KEY.match(key)
+                if match:
+                    shape = list(handle.get_slice(key).get_shape())
+                    parts.setdefault(match["module"], {})[match["part"]] = shape
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a damaged header
+        raise _adapter_error(folder, f"{ADAPTER_WEIGHTS_FILE} is not a readable safetensors file "
+                                     f"({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not parts:
+        raise _adapter_error(folder, f"{ADAPTER_WEIGHTS_FILE} holds no LoRA weights (lora_A/lora_B)")
+    modules = {}
+    for module, shapes in parts.items():
+        a, b = shapes.get("A"), shapes.get("B")
+        if a is None or b is None or len(a) != 2 or len(b) != 2 or a[0] != b[1]:
+            raise _adapter_error(folder, f"the weights of {module} are not a LoRA pair (lora_A {a}, lora_B {b}: "
+                                         f"expected [r, in] and [out, r])")
+        if not 1 <= a[0] <= min(MAX_ADAPTER_RANK, a[1], b[0]):
+            raise _adapter_error(folder, f"the weights of {module} have rank {a[0]}, more than their own size "
+                                         f"{a[1]}x{b[0]} allows")
+        modules[module] = (a[1], b[0], a[0])
+    return modules
+
+
+def check_adapter_fits(spec: AdapterSpec, model: Any) -> None:
+    """Check that every module an adapter adapts is a linear layer of ``model`` with the weights' shapes.
+
+    Raises:
+        AdapterError: Naming the first module that is missing or has another shape.
+    """
+    for module, (in_features, out_features, _) in spec.modules.items():
+        try:
+            layer = model.get_submodule(module)
+        except AttributeError:
+            raise _adapter_error(spec.folder, f"it adapts {module}, which this base model does not have") from None
+        shape = (getattr(layer, "in_features", None), getattr(layer, "out_features", None))
+        if shape != (in_features, out_features):
+            raise _adapter_error(spec.folder, f"its weights for {module} are {in_features}->{out_features} but the "
+                                              f"base model's layer is {shape[0]}->{shape[1]}")
 
 
 #: File name of R2R's rank head inside an adapter folder (a ``Linear(hidden_size, 1)`` state dict).
@@ -229,8 +406,15 @@ def load_rank_head(adapter: str | os.PathLike[str]) -> Any | None:
     import torch
     from safetensors.torch import load_file
 
-    state = load_file(str(path))
-    weight = state["weight"]
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a damaged file
+        raise AdapterError(f"{path} is not a readable safetensors file ({type(exc).__name__})") from None
+    weight = state.get("weight")
+    if set(state) - {"weight", "bias"} or weight is None or weight.ndim != 2 or weight.shape[0] != 1 \
+            or not state.get("bias", torch.zeros(1)).shape == (1,):
+        raise AdapterError(f"{path} is not a rank head (expected 'weight' [1, hidden] and 'bias' [1], got "
+                           f"{ {k: list(v.shape) for k, v in state.items()} })")
     head = torch.nn.Linear(weight.shape[1], weight.shape[0])
-    head.load_state_dict(state)
+    head.load_state_dict(state, strict="bias" in state)
     return head.eval()

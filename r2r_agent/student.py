@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .calibration import Calibrator, shipped_calibrator
-from .errors import ModelPreparationError
+from .errors import AdapterError, ModelPreparationError
 from .explainer import Explainer
-from .modeling import RANK_HEAD_FILE, check_quantize, load_causal_lm, load_rank_head
+from .modeling import RANK_HEAD_FILE, check_adapter, check_quantize, load_causal_lm, load_rank_head
 from .scorers import EncoderScorer, LMScorer, Scorer
 
 if TYPE_CHECKING:
@@ -32,9 +32,9 @@ def _default_adapter(adapter: str | os.PathLike[str] | None, shipped: Path | Non
             logger.info("this build ships no distilled adapter; using the zero-shot SmolLM2 base")
         return shipped
     folder = Path(adapter)
-    if not (folder / "adapter_config.json").is_file():
-        raise ModelPreparationError(f"adapter {str(folder)!r} is not an adapter folder (no adapter_config.json); pass "
-                                    f"a folder written by `r2r distill --base default`, {SHIPPED!r} or None")
+    if not os.path.lexists(folder / "adapter_config.json"):  # anything else there is judged by check_adapter
+        raise AdapterError(f"adapter {str(folder)!r} is not an adapter folder (no adapter_config.json); pass "
+                           f"a folder written by `r2r distill --base default`, {SHIPPED!r} or None")
     return folder
 
 
@@ -104,10 +104,14 @@ class Student:
 
         check_quantize(quantize)
         adapter_dir = _default_adapter(adapter, shipped_adapter())
+        if adapter_dir is not None:
+            check_adapter(adapter_dir)  # an adapter error is reported as one, before the base cache is touched
         root = Path(cache_dir) if cache_dir is not None else None
         folder = prepare_smollm2(root=root, progress=progress)
         try:
             model, tokenizer = load_causal_lm(folder, dtype=dtype, adapter=adapter_dir)
+        except AdapterError:
+            raise  # the adapter, not the prepared base, is at fault: never rebuild the shared cache for it
         except (ModelPreparationError, OSError, ValueError, RuntimeError) as exc:
             logger.warning("could not load the prepared %s from %s (%s); preparing it again", SMOLLM2_ID, folder, exc)
             folder = prepare_smollm2(root=root, progress=progress, force=True)

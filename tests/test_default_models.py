@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import multiprocessing
 import subprocess
@@ -159,10 +160,25 @@ def fake_default_parts(monkeypatch, tmp_path, tiny_lm, tiny_encoder):
     return loads
 
 
-def _adapter_folder(path):
-    path.mkdir(parents=True)
-    (path / "adapter_config.json").write_text("{}", encoding="utf-8")
+def write_tiny_adapter(path, model=None, **config_changes):
+    """A real PEFT LoRA adapter (r=4 on q_proj and v_proj) for the tiny LM, with ``config_changes`` written over its
+    adapter_config.json."""
+    from peft import LoraConfig, get_peft_model
+
+    from tests.conftest import build_tiny_causal_lm
+
+    model = model if model is not None else build_tiny_causal_lm()[0]
+    peft = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    peft.save_pretrained(str(path))
+    if config_changes:
+        config = json.loads((path / "adapter_config.json").read_text())
+        config.update(config_changes)
+        (path / "adapter_config.json").write_text(json.dumps(config))
     return path
+
+
+def _adapter_folder(path):
+    return write_tiny_adapter(path)
 
 
 def test_default_uses_the_shipped_adapter_and_none_gives_the_zero_shot_base(fake_default_parts, monkeypatch,
@@ -204,3 +220,84 @@ def test_the_package_ships_its_adapter_with_a_model_card():
     card = (folder / "README.md").read_text(encoding="utf-8")
     assert "research" in card.lower() and "MS MARCO" in card
     assert sum(f.stat().st_size for f in folder.iterdir()) < 20 * 1024 * 1024
+
+
+@pytest.fixture
+def watched_base(monkeypatch, tmp_path, tiny_lm_dir, tiny_encoder):
+    """Student.default() on the tiny LM saved as the 'prepared base'; records each prepare call's ``force``."""
+    from r2r_agent import EncoderScorer
+
+    prepared = []
+
+    def fake_prepare(*, root=None, progress=False, force=False):
+        prepared.append(force)
+        return tiny_lm_dir
+
+    monkeypatch.setattr(default_models, "prepare_smollm2", fake_prepare)
+    tiny_scorer = EncoderScorer(*tiny_encoder)
+    monkeypatch.setattr(EncoderScorer, "default", classmethod(lambda cls, **kwargs: tiny_scorer))
+    return prepared
+
+
+@pytest.mark.parametrize("attack", ["unknown target module", "config is /etc/hostname", "config is a FIFO",
+                                    "rank 100000", "rank not in the weights", "config is a list", "no weights"])
+def test_a_bad_adapter_is_an_adapter_error_and_never_rebuilds_the_base(attack, watched_base, tmp_path, caplog):
+    """Issue 19 item 8: each of these printed 'preparing it again', deleted and rebuilt the shared SmolLM2 cache."""
+    import os
+
+    from r2r_agent import AdapterError, ModelPreparationError
+    from r2r_agent.student import Student
+
+    changes = {"unknown target module": {"target_modules": ["nope"]}, "rank 100000": {"r": 100000},
+               "rank not in the weights": {"r": 16}}.get(attack, {})
+    folder = write_tiny_adapter(tmp_path / "bad", **changes)
+    config = folder / "adapter_config.json"
+    if attack == "config is /etc/hostname":
+        config.unlink()
+        config.symlink_to("/etc/hostname" if Path("/etc/hostname").is_file() else "/etc/passwd")
+    elif attack == "config is a FIFO":
+        config.unlink()
+        os.mkfifo(config)
+    elif attack == "config is a list":
+        config.write_text("[1, 2]")
+    elif attack == "no weights":
+        (folder / "adapter_model.safetensors").unlink()
+    expected = {"unknown target module": "target module 'nope'", "config is /etc/hostname": "not a JSON file",
+                "config is a FIFO": "not a regular file", "rank 100000": "r must be an int in 1..1024",
+                "rank not in the weights": "rank 4 but the config declares r=16",
+                "config is a list": "must hold a JSON object", "no weights": "no adapter_model.safetensors"}[attack]
+    with caplog.at_level("WARNING"), pytest.raises(AdapterError, match=expected) as caught:
+        Student.default(adapter=folder)
+    assert isinstance(caught.value, ModelPreparationError)  # callers catching the old error still do
+    assert True not in watched_base and "preparing it again" not in caplog.text
+
+
+def test_an_adapter_for_another_base_is_an_adapter_error_after_the_base_loads(watched_base, tmp_path, caplog):
+    """Shapes that do not fit the base are found only once it is loaded: still an adapter error, still no rebuild."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from r2r_agent import AdapterError
+    from r2r_agent.student import Student
+
+    wider = LlamaForCausalLM(LlamaConfig(vocab_size=404, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    folder = write_tiny_adapter(tmp_path / "other-base", model=wider)
+    with caplog.at_level("WARNING"), pytest.raises(AdapterError, match="are 48->48 but the base model's layer is"):
+        Student.default(adapter=folder)
+    assert watched_base == [False] and "preparing it again" not in caplog.text
+
+
+def test_a_good_adapter_still_loads_and_a_bad_rank_head_is_an_adapter_error(watched_base, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from r2r_agent import AdapterError
+    from r2r_agent.modeling import RANK_HEAD_FILE, load_rank_head
+    from r2r_agent.student import Student
+
+    folder = write_tiny_adapter(tmp_path / "good")
+    student = Student.default(adapter=folder)
+    assert student.adapter == str(folder) and watched_base == [False]
+    save_file({"weight": torch.zeros(3, 32), "junk": torch.zeros(1)}, str(folder / RANK_HEAD_FILE))
+    with pytest.raises(AdapterError, match="is not a rank head"):
+        load_rank_head(folder)

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import numbers
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import InvalidInputError, InvalidPassageError
+
+logger = logging.getLogger(__name__)
 
 
 def model_text(text: str) -> str:
@@ -66,12 +70,62 @@ def from_fields(cls: Any, data: Mapping[str, Any], *, renamed: Mapping[str, str]
         raise InvalidInputError(f"{cls.__name__}: {exc}") from None
 
 
-def _copy_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A deep copy, so that no nested dict is shared with the caller (a plain copy where an object cannot be copied)."""
+#: Containers copied item by item (exact types only: a subclass may carry state that a rebuild would lose).
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+#: Below this depth, containers are copied by ``copy.deepcopy`` alone (which may fail and share them).
+_MAX_COPY_DEPTH = 100
+_uncopyable_said: set[str] = set()
+_uncopyable_lock = threading.Lock()
+
+
+def _say_shared(value: Any, where: str, exc: BaseException) -> None:
+    """Log, once per type and process, that a metadata value of that type is shared with the caller."""
+    kind = type(value).__qualname__
+    with _uncopyable_lock:
+        if kind in _uncopyable_said:
+            return
+        _uncopyable_said.add(kind)
+    logger.warning("metadata value %s (a %s) cannot be copied (%s: %s); it is shared with the caller by reference, "
+                   "everything else in the metadata is copied", where, kind, type(exc).__name__, str(exc)[:80])
+
+
+def _copy_value(value: Any, memo: dict[int, Any], where: str, depth: int) -> Any:
+    """A deep copy of ``value``: built-in containers item by item, anything else by ``copy.deepcopy``; a value that
+    cannot be copied (a lock, a generator, a ``__deepcopy__`` that raises) is shared, and said so."""
+    kind = type(value)
+    if kind in _CONTAINERS and depth < _MAX_COPY_DEPTH:
+        if id(value) in memo:
+            return memo[id(value)]
+        if kind is dict:
+            out: dict[Any, Any] = {}
+            memo[id(value)] = out
+            for key, item in value.items():
+                out[key] = _copy_value(item, memo, f"{where}[{key!r}]", depth + 1)
+            return out
+        if kind is list:
+            items: list[Any] = []
+            memo[id(value)] = items
+            items.extend(_copy_value(item, memo, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+            return items
+        # tuples and sets hold hashable items or refer to themselves only through a mutable container
+        copied = kind(_copy_value(item, memo, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+        memo[id(value)] = copied
+        return copied
     try:
-        return copy.deepcopy(dict(metadata or {}))
-    except Exception:  # an uncopyable object (a lock, a client): keep it by reference, copy the mapping itself
-        return dict(metadata or {})
+        return copy.deepcopy(value, memo)
+    except Exception as exc:  # noqa: BLE001 - any object's __deepcopy__/__reduce__ may raise anything
+        _say_shared(value, where, exc)
+        return value
+
+
+def _copy_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A deep copy, value by value, so that no nested dict, list or set is shared with the caller.
+
+    Only a value that cannot be copied (a lock, a client, a generator) is kept by reference, with a warning logged once
+    per type; the containers around it are still copied.
+    """
+    memo: dict[int, Any] = {}
+    return {key: _copy_value(value, memo, f"[{key!r}]", 1) for key, value in dict(metadata or {}).items()}
 
 
 @dataclass(frozen=True, init=False)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -95,3 +96,59 @@ def test_ranking_round_trips_through_json():
 def test_empty_ranking_is_iterable():
     ranking = Ranking(query="q")
     assert list(ranking) == [] and len(ranking) == 0 and ranking.comparison is None
+
+
+class _RefusesCopy:
+    def __deepcopy__(self, memo):
+        raise RuntimeError("no copies of me")
+
+
+def _numbers():
+    yield 1
+
+
+@pytest.mark.parametrize("uncopyable", [threading.Lock(), _numbers(), _RefusesCopy()],
+                         ids=["lock", "generator", "deepcopy raises"])
+def test_one_uncopyable_value_no_longer_shares_the_rest_of_the_metadata(uncopyable, caplog):
+    """Issue 19 item 9: the fallback copied only the top level, so nested dicts were the caller's again."""
+    from r2r_agent import Reranker, Student
+    from r2r_agent.scorers import Scores
+
+    class Lexical:
+        name = "lexical"
+
+        def score(self, query, passages):
+            return Scores([float(len(set(query.split()) & set(p.split()))) for p in passages])
+
+    from r2r_agent import types
+
+    types._uncopyable_said.clear()
+    meta = {"tags": {"a": 1}, "list": [{"b": 2}], "set": {1, 2}, "tuple": ({"c": 3},), "h": uncopyable}
+    with caplog.at_level("WARNING", logger="r2r_agent.types"):
+        ranking = Reranker(Student(scorer=Lexical()), explain_top=0, compare_top=0, judge=False).rerank(
+            "fleas live", [Passage("fleas live two months", metadata=meta)])
+    got = ranking[0].metadata
+    got["tags"]["a"] = 99
+    got["list"][0]["b"] = 99
+    got["set"].add(3)
+    got["tuple"][0]["c"] = 99
+    assert meta["tags"] == {"a": 1} and meta["list"] == [{"b": 2}] and meta["set"] == {1, 2}
+    assert meta["tuple"] == ({"c": 3},)
+    assert got["h"] is uncopyable  # shared, since it cannot be copied
+    assert "['h']" in caplog.text and "cannot be copied" in caplog.text
+    assert caplog.text.count("cannot be copied") == 1  # said once per type, not per copy
+
+
+def test_metadata_copy_keeps_cycles_and_shared_children():
+    inner = {"x": 1}
+    meta: dict = {"a": inner, "b": inner}
+    meta["self"] = meta
+    copied = Passage("t", metadata=meta).metadata
+    assert copied["a"] is copied["b"] and copied["a"] is not inner
+    assert copied["self"] is not meta
+    deep: list = []
+    node = deep
+    for _ in range(500):
+        node.append([])
+        node = node[0]
+    assert Passage("t", metadata={"deep": deep}).metadata["deep"] is not deep

@@ -352,7 +352,7 @@ def test_cli_diff_renders_changes_side_by_side(tmp_path, capsys):
     file_a, file_b = _write(tmp_path / "a.jsonl", a), _write(tmp_path / "b.jsonl", b)
     assert main(["traces", "diff", file_a, file_b, "--movers", "1"]) == 0
     out = capsys.readouterr().out
-    assert "2 queries in both; 1 changed order" in out
+    assert "2 queries in both; 1 returned a different list (1 with the shared documents reordered, 0 with" in out
     assert "Not compared: 1 queries only in A, 0 only in B" in out
     assert "A: d3 d4 d1" in out and "B: d4 d1 d3" in out
     assert "d3 (input 3): A 1 -> B 3 (-2)" in out

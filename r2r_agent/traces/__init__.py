@@ -38,7 +38,7 @@ from .records import (
     TraceRecord,
     TraceResult,
 )
-from .sinks import JsonlTraceSink, MemoryTraceSink, Tracer, TraceSink, read_traces
+from .sinks import JsonlTraceSink, MemoryTraceSink, TraceFile, Tracer, TraceSink, load_traces, read_traces
 
 __all__ = [
     "PREVIEW_CHARS",
@@ -51,6 +51,7 @@ __all__ = [
     "QueryDiff",
     "TraceCandidate",
     "TraceDiff",
+    "TraceFile",
     "TraceRecord",
     "TraceResult",
     "TraceSink",
@@ -58,6 +59,7 @@ __all__ = [
     "diff_records",
     "diff_traces",
     "kendall_tau",
+    "load_traces",
     "rank_biased_overlap",
     "read_traces",
 ]

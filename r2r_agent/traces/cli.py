@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..render import terminal_text
 
 if TYPE_CHECKING:
-    from . import QueryDiff, TraceDiff, TraceRecord
+    from . import QueryDiff, TraceDiff, TraceFile, TraceRecord
 
 EPILOG = """\
 examples:
@@ -71,8 +71,26 @@ def _emit(text: str, *, raw: bool = False) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+#: At most this many characters of one text (a query, an explanation, the evidence) are printed; ``--json`` prints
+#: everything. A 50 MB query was printed in full before.
+SHOWN_CHARS = 2000
+#: At most this many characters of a label (an id, a model name, a run label).
+LABEL_CHARS = 120
+
+
+def _cap(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was (never copies more than ``limit``)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text):,} characters; --json prints all]"
+
+
+def _label(value: object) -> str:
+    return _cap(str(value), LABEL_CHARS)
+
+
 def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:
-    return textwrap.wrap(" ".join(text.split()), width=max(width, len(first) + 20), initial_indent=first,
+    return textwrap.wrap(" ".join(_cap(text).split()), width=max(width, len(first) + 20), initial_indent=first,
                          subsequent_indent=rest) or [first.rstrip()]
 
 
@@ -83,15 +101,15 @@ def _move(value: int | None) -> str:
 
 
 def _header(record: TraceRecord) -> str:
-    parts = [f"model: {record.model or '?'}"]
+    parts = [f"model: {_label(record.model or '?')}"]
     if record.adapter:
-        parts.append(f"adapter: {record.adapter}")
+        parts.append(f"adapter: {_label(record.adapter)}")
     if record.prompt_version:
-        parts.append(f"prompts {record.prompt_version}")
+        parts.append(f"prompts {_label(record.prompt_version)}")
     returned = f"top {record.top_n}" if record.top_n is not None else "all"
     parts.append(f"{record.num_candidates} candidates -> {returned} ({len(record.results)} returned)")
     if record.seconds is not None:
-        costs = "; ".join(f"{s.stage} {s.items} in {s.seconds:.2f}s" for s in record.stages)
+        costs = "; ".join(f"{_label(s.stage)} {s.items} in {s.seconds:.2f}s" for s in record.stages)
         parts.append(f"{record.seconds:.2f}s" + (f" ({costs})" if costs else ""))
     return " | ".join(parts)
 
@@ -102,10 +120,10 @@ def format_record(record: TraceRecord, *, index: int | None = None, total: int |
     the explanation), the passages pushed out of the top, the biggest moves and the comparison."""
     title = "trace" + (f" {index}/{total}" if index is not None and total is not None else "")
     if record.run:
-        title += f" | run {record.run}"
+        title += f" | run {_label(record.run)}"
     if record.timestamp:
-        title += f" | {record.timestamp}"
-    lines = [f"== {title} ==", f"Query: {record.query}", *_wrap(_header(record), width, "", "  ")]
+        title += f" | {_label(record.timestamp)}"
+    lines = [f"== {title} ==", f"Query: {_cap(record.query)}", *_wrap(_header(record), width, "", "  ")]
     if not record.results:
         lines.append("(no candidates came in: nothing was ranked)" if not record.candidates else "(nothing returned)")
         return "\n".join(lines)
@@ -114,8 +132,8 @@ def format_record(record: TraceRecord, *, index: int | None = None, total: int |
     snippet = max(width - 46, 30)
     for r in record.results:
         candidate = record.candidate(r.input_rank)
-        ident = r.id if r.id is not None else "-"
-        preview = candidate.preview if candidate else ""
+        ident = _label(r.id) if r.id is not None else "-"
+        preview = _cap(candidate.preview) if candidate else ""
         text = f"{ident}  {preview}"
         text = text if len(text) <= snippet else text[: snippet - 1] + "…"
         flag = " [truncated]" if r.truncated else ""
@@ -132,11 +150,12 @@ def format_record(record: TraceRecord, *, index: int | None = None, total: int |
             lines.extend(_wrap(", ".join(r.unsupported), width, " " * 27 + "removed unsupported: ", " " * 32))
     dropped = record.dropped()
     if dropped:
-        names = ", ".join(f"{c.id if c.id is not None else '-'} (in {c.input_rank})" for c in dropped)
+        names = ", ".join(f"{_label(c.id) if c.id is not None else '-'} (in {c.input_rank})" for c in dropped[:50])
+        names += f", and {len(dropped) - 50:,} more" if len(dropped) > 50 else ""
         lines.extend(_wrap(names, width, f"Pushed out of the top {len(record.results)}: ", " " * 4))
     movers = [r for r in record.moves() if r.move != 0][:3]
     if movers:
-        moved = "; ".join(f"{r.id if r.id is not None else '-'} {'up' if r.move > 0 else 'down'} {abs(r.move)} "
+        moved = "; ".join(f"{_label(r.id) if r.id is not None else '-'} {'up' if r.move > 0 else 'down'} {abs(r.move)} "
                           f"({r.input_rank} -> {r.rank})" for r in movers)
         lines.extend(_wrap(moved, width, "Moved most: ", " " * 4))
     else:
@@ -149,9 +168,9 @@ def format_record(record: TraceRecord, *, index: int | None = None, total: int |
 
 
 def _describe(records: Sequence[TraceRecord]) -> str:
-    runs = sorted({r.run for r in records if r.run})
-    models = sorted({r.model for r in records if r.model})
-    adapters = sorted({r.adapter for r in records if r.adapter})
+    runs = sorted({_label(r.run) for r in records if r.run})[:10]
+    models = sorted({_label(r.model) for r in records if r.model})[:10]
+    adapters = sorted({_label(r.adapter) for r in records if r.adapter})[:10]
     parts = [f"{len(records)} calls"]
     if runs:
         parts.append("run " + ", ".join(runs))
@@ -168,11 +187,15 @@ def _fmt(value: float | None) -> str:
 
 def format_query_diff(diff: QueryDiff, *, movers: int = 3, width: int = 100) -> str:
     """Render one query's comparison: both orders, Kendall tau and RBO, and the biggest movers' explanations."""
-    lines = [f"Query: {diff.query}"]
-    lines.extend(_wrap(" ".join(diff.order_a) or "(nothing)", width, "  A: ", " " * 5))
-    lines.extend(_wrap(" ".join(diff.order_b) or "(nothing)", width, "  B: ", " " * 5))
-    summary = f"  Kendall tau {_fmt(diff.kendall_tau)} | RBO {diff.rbo:.3f}"
-    summary += "" if diff.changed else " | same order"
+    lines = [f"Query: {_cap(diff.query)}"]
+    lines.extend(_wrap(" ".join(map(_label, diff.order_a[:200])) or "(nothing)", width, "  A: ", " " * 5))
+    lines.extend(_wrap(" ".join(map(_label, diff.order_b[:200])) or "(nothing)", width, "  B: ", " " * 5))
+    summary = f"  Kendall tau {_fmt(diff.kendall_tau)} over {len(diff.shared)} shared | RBO {diff.rbo:.3f}"
+    if not diff.changed:
+        summary += " | same order"
+    elif diff.entered or diff.left:
+        summary += f" | {len(diff.entered)} entered B's top, {len(diff.left)} left it"
+        summary += "" if diff.reordered else " (the shared ones keep their order)"
     if not diff.same_candidates:
         summary += " | the candidates differ between the runs"
     lines.append(summary)
@@ -181,7 +204,7 @@ def format_query_diff(diff: QueryDiff, *, movers: int = 3, width: int = 100) -> 
         where_a = f"A {s.rank_a}" if s.rank_a is not None else "not in A"
         where_b = f"B {s.rank_b}" if s.rank_b is not None else "not in B"
         change = f" ({_move(s.shift)})" if s.shift is not None else ""
-        lines.append(f"  {s.key} (input {s.input_rank}): {where_a} -> {where_b}{change}")
+        lines.append(f"  {_label(s.key)} (input {s.input_rank}): {where_a} -> {where_b}{change}")
         for side, text in (("A", s.explanation_a), ("B", s.explanation_b)):
             if text:
                 lines.extend(_wrap(text, width, f"      {side} why: ", " " * 13))
@@ -198,11 +221,16 @@ def format_diff(diff: TraceDiff, a: Sequence[TraceRecord], b: Sequence[TraceReco
     lines = [f"A: {names[0]} ({_describe(a)})", f"B: {names[1]} ({_describe(b)})"]
     taus = [q.kendall_tau for q in diff.queries if q.kendall_tau is not None]
     changed = sum(q.changed for q in diff.queries)
-    summary = f"{len(diff.queries)} queries in both; {changed} changed order"
+    # "Changed" has two kinds: the shared documents reordered, or documents entering or leaving the top. Saying only
+    # "3 changed order; mean Kendall tau 1.000" (tau is over the shared documents) read as a contradiction.
+    reordered = sum(q.reordered for q in diff.queries)
+    membership = sum(bool(q.entered or q.left) for q in diff.queries)
+    summary = (f"{len(diff.queries)} queries in both; {changed} returned a different list ({reordered} with the "
+               f"shared documents reordered, {membership} with documents entering or leaving the top)")
     if diff.queries:
         summary += f"; mean RBO {sum(q.rbo for q in diff.queries) / len(diff.queries):.3f}"
     if taus:
-        summary += f"; mean Kendall tau {sum(taus) / len(taus):.3f}"
+        summary += f"; mean Kendall tau over shared documents {sum(taus) / len(taus):.3f}"
     lines.append(summary)
     if diff.only_a or diff.only_b:
         lines.append(f"Not compared: {len(diff.only_a)} queries only in A, {len(diff.only_b)} only in B")
@@ -214,13 +242,23 @@ def format_diff(diff: TraceDiff, a: Sequence[TraceRecord], b: Sequence[TraceReco
     return "\n".join(lines)
 
 
+def _report_skipped(loaded: TraceFile) -> None:
+    """Say on stderr how many damaged lines a trace file had (each is also logged)."""
+    if loaded.skipped:
+        count, first = len(loaded.skipped), _cap(loaded.skipped[0], 300)
+        message = f"r2r traces: skipped {count} damaged line(s), the first: {first}"
+        print(terminal_text(message), file=sys.stderr)  # noqa: T201 - this module is a CLI command
+
+
 def _show(args: argparse.Namespace) -> int:
     from ..errors import InvalidInputError
-    from . import read_traces
+    from . import load_traces
 
     if args.last is not None and args.last < 1:
         raise InvalidInputError(f"--last must be >= 1, got {args.last}")
-    records = read_traces(args.file, skip_bad_lines=True)
+    loaded = load_traces(args.file)
+    _report_skipped(loaded)
+    records = list(loaded.records)
     if args.query:
         records = [r for r in records if args.query.lower() in r.query.lower()]
     if args.last is not None:
@@ -239,11 +277,14 @@ def _show(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     from ..errors import InvalidInputError
-    from . import diff_traces, read_traces
+    from . import diff_traces, load_traces
 
     if args.movers < 0:
         raise InvalidInputError(f"--movers must be >= 0, got {args.movers}")
-    a, b = read_traces(args.file_a, skip_bad_lines=True), read_traces(args.file_b, skip_bad_lines=True)
+    file_a, file_b = load_traces(args.file_a), load_traces(args.file_b)
+    _report_skipped(file_a)
+    _report_skipped(file_b)
+    a, b = list(file_a.records), list(file_b.records)
     diff = diff_traces(a, b)
     if args.json:
         _emit(json.dumps(diff.to_dict(), ensure_ascii=False, indent=2), raw=True)

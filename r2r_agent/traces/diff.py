@@ -19,18 +19,41 @@ def kendall_tau(a: Sequence[Any], b: Sequence[Any]) -> float | None:
         (1.0, -1.0)
     """
     position_b = {item: i for i, item in enumerate(b)}
-    shared = [item for item in a if item in position_b]
-    n = len(shared)
+    # b's positions of the shared items, in a's order: each inversion is a discordant pair.
+    positions = [position_b[item] for item in a if item in position_b]
+    n = len(positions)
     if n < 2:
         return None
-    concordant = discordant = 0
-    for i in range(n):
-        for j in range(i + 1, n):  # shared is in a's order, so a ranks shared[i] above shared[j]
-            if position_b[shared[i]] < position_b[shared[j]]:
-                concordant += 1
-            else:
-                discordant += 1
-    return (concordant - discordant) / (n * (n - 1) / 2)
+    pairs = n * (n - 1) // 2
+    discordant = _inversions(positions)
+    return (pairs - 2 * discordant) / pairs
+
+
+def _inversions(values: list[int]) -> int:
+    """How many pairs ``i < j`` have ``values[i] > values[j]``: a bottom-up merge sort, O(n log n) (pairwise counting
+    was quadratic: a diff of two 50k-passage records did not finish in 120 s)."""
+    count = 0
+    run = values[:]
+    width = 1
+    n = len(run)
+    while width < n:
+        merged: list[int] = []
+        for lo in range(0, n, 2 * width):
+            left, right = run[lo:lo + width], run[lo + width:lo + 2 * width]
+            i = j = 0
+            while i < len(left) and j < len(right):
+                if left[i] <= right[j]:
+                    merged.append(left[i])
+                    i += 1
+                else:
+                    merged.append(right[j])
+                    count += len(left) - i  # right[j] comes before every left item not yet placed
+                    j += 1
+            merged.extend(left[i:])
+            merged.extend(right[j:])
+        run = merged
+        width *= 2
+    return count
 
 
 def rank_biased_overlap(a: Sequence[Any], b: Sequence[Any], p: float = 0.9) -> float:
@@ -144,14 +167,39 @@ class QueryDiff:
 
     @property
     def changed(self) -> bool:
-        """Whether the two output orders differ."""
+        """Whether the two output lists differ (in order or in members)."""
         return self.order_a != self.order_b
+
+    @property
+    def shared(self) -> tuple[str, ...]:
+        """The documents both runs returned, in A's order."""
+        in_b = set(self.order_b)
+        return tuple(key for key in self.order_a if key in in_b)
+
+    @property
+    def entered(self) -> tuple[str, ...]:
+        """Documents B returned that A did not, in B's order."""
+        in_a = set(self.order_a)
+        return tuple(key for key in self.order_b if key not in in_a)
+
+    @property
+    def left(self) -> tuple[str, ...]:
+        """Documents A returned that B did not, in A's order."""
+        in_b = set(self.order_b)
+        return tuple(key for key in self.order_a if key not in in_b)
+
+    @property
+    def reordered(self) -> bool:
+        """Whether the shared documents come in a different order (Kendall tau below 1)."""
+        in_a = set(self.order_a)
+        return self.shared != tuple(key for key in self.order_b if key in in_a)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["order_a"], data["order_b"] = list(self.order_a), list(self.order_b)
         data["shifts"] = [s.to_dict() for s in self.shifts]
+        data.update(entered=list(self.entered), left=list(self.left), reordered=self.reordered)
         return data
 
 

@@ -7,6 +7,7 @@ A :class:`TraceRecord` is built from a :class:`~r2r_agent.Ranking` and the passa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -88,8 +89,16 @@ class TraceResult:
 
     def __post_init__(self) -> None:
         if self.evidence_span is not None:
-            object.__setattr__(self, "evidence_span", tuple(self.evidence_span))
-        object.__setattr__(self, "unsupported", tuple(self.unsupported))
+            span = tuple(self.evidence_span)
+            if len(span) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in span):
+                raise InvalidInputError(f"TraceResult.evidence_span must be two integer offsets, got {span!r:.80}")
+            object.__setattr__(self, "evidence_span", span)
+        unsupported = tuple(self.unsupported)
+        if not all(isinstance(claim, str) for claim in unsupported):
+            # A record read back from a file is untrusted: `"unsupported": [1, 2]` must be a bad line, not a crash
+            # later in whatever renders it.
+            raise InvalidInputError(f"TraceResult.unsupported must be a list of strings, got {unsupported!r:.80}")
+        object.__setattr__(self, "unsupported", unsupported)
 
     @property
     def move(self) -> int:
@@ -104,6 +113,10 @@ class TraceResult:
     def from_dict(cls, data: Mapping[str, Any]) -> TraceResult:
         """Build from :meth:`to_dict` output (unknown keys are ignored, types are checked)."""
         return from_fields(cls, data)
+
+
+# Raw surrogates survive json.dumps(ensure_ascii=False) (only inside strings) but not encoding to UTF-8.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _preview(text: str, limit: int) -> str:
@@ -157,6 +170,9 @@ class TraceRecord:
         object.__setattr__(self, "candidates", tuple(self.candidates))
         object.__setattr__(self, "results", tuple(self.results))
         object.__setattr__(self, "stages", tuple(self.stages))
+        # An index for candidate(): rendering looks up every result's candidate, and a scan each time was
+        # quadratic (a 50k-candidate record took 34.5 s to show).
+        object.__setattr__(self, "_by_input_rank", {c.input_rank: c for c in reversed(self.candidates)})
 
     @classmethod
     def from_ranking(cls, ranking: Ranking, passages: Sequence[Passage] | None = None, *, top_n: int | None = None,
@@ -208,10 +224,8 @@ class TraceRecord:
 
     def candidate(self, input_rank: int) -> TraceCandidate | None:
         """The candidate at ``input_rank`` (1-based), if recorded."""
-        for c in self.candidates:
-            if c.input_rank == input_rank:
-                return c
-        return None
+        by_rank: dict[int, TraceCandidate] = self._by_input_rank  # type: ignore[attr-defined]
+        return by_rank.get(input_rank)
 
     def dropped(self) -> list[TraceCandidate]:
         """Candidates that were in the input's first ``len(results)`` places but are not returned (pushed out)."""
@@ -273,8 +287,14 @@ class TraceRecord:
                        stages=tuple(StageCost.from_dict(s) for s in items("stages")))
 
     def to_json(self) -> str:
-        """One line of JSON (no newline)."""
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        """One line of JSON (no newline), valid UTF-8 whatever the text held.
+
+        A lone surrogate (``"\\ud800"``, which Python strings allow and UTF-8 cannot encode) is written as its JSON
+        escape, so the record is kept and reads back to the same string; before, it could not be written and the
+        call's record was lost.
+        """
+        text = json.dumps(self.to_dict(), ensure_ascii=False)
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
     @classmethod
     def from_json(cls, text: str) -> TraceRecord:

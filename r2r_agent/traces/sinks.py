@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -133,14 +133,28 @@ class JsonlTraceSink:
         return f"JsonlTraceSink({str(self.path)!r}, run={self.run!r})"
 
 
-def read_traces(path: str | os.PathLike[str], *, skip_bad_lines: bool = False) -> list[TraceRecord]:
-    """Read every record from a JSON Lines trace file (blank lines are skipped).
+@dataclass(frozen=True)
+class TraceFile:
+    """The good records of a trace file, and the lines that were not records.
+
+    Attributes:
+        records: The records, in file order.
+        skipped: One problem per skipped line (``"FILE, line N: what is wrong"``).
+    """
+
+    records: tuple[TraceRecord, ...]
+    skipped: tuple[str, ...] = ()
+
+
+def load_traces(path: str | os.PathLike[str], *, skip_bad_lines: bool = True) -> TraceFile:
+    """Read a JSON Lines trace file, keeping the good records and counting the damaged lines (blank lines are skipped).
+
+    A damaged line is one cut by a crash mid-write, not UTF-8, not JSON, nested too deeply, or not a trace record
+    (a wrong type anywhere, e.g. ``"unsupported": [1, 2]``). Each is logged as a warning naming the line.
 
     Args:
         path: The file.
-        skip_bad_lines: Keep the good records of a damaged file (a line cut by a crash mid-write, a line that is not
-            UTF-8, not JSON, nested too deeply or not a trace record), logging a warning that names each bad line.
-            By default such a line is an error.
+        skip_bad_lines: Keep going past damaged lines (default); ``False`` raises at the first.
 
     Raises:
         R2RError: when the file is missing, or (unless ``skip_bad_lines``) a line is not a trace record, naming it.
@@ -150,6 +164,7 @@ def read_traces(path: str | os.PathLike[str], *, skip_bad_lines: bool = False) -
         raise R2RError(f"trace file {str(path)!r} not found (expected a JSON Lines file written by a Reranker with "
                        f"trace=... or ${TRACE_PATH_ENV})")
     records = []
+    skipped = []
     with file.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -162,7 +177,22 @@ def read_traces(path: str | os.PathLike[str], *, skip_bad_lines: bool = False) -
                     raise R2RError(problem + "; each line must be one trace record as written by JsonlTraceSink "
                                    "(r2r traces show skips bad lines)") from None
                 logger.warning("%s (line skipped)", problem)
-    return records
+                skipped.append(problem)
+    return TraceFile(records=tuple(records), skipped=tuple(skipped))
+
+
+def read_traces(path: str | os.PathLike[str], *, skip_bad_lines: bool = False) -> list[TraceRecord]:
+    """Read every record from a JSON Lines trace file (blank lines are skipped).
+
+    Args:
+        path: The file.
+        skip_bad_lines: Keep the good records of a damaged file (see :func:`load_traces`), logging a warning that
+            names each bad line. By default such a line is an error.
+
+    Raises:
+        R2RError: when the file is missing, or (unless ``skip_bad_lines``) a line is not a trace record, naming it.
+    """
+    return list(load_traces(path, skip_bad_lines=skip_bad_lines).records)
 
 
 def _parse_line(raw: bytes) -> TraceRecord:
@@ -180,8 +210,8 @@ def _parse_line(raw: bytes) -> TraceRecord:
         raise ValueError("nested too deeply to be a trace record") from None
     try:
         return TraceRecord.from_dict(data)
-    except (InvalidInputError, TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(f"not a trace record: {exc}") from None
+    except (InvalidInputError, TypeError, KeyError, AttributeError, ValueError) as exc:
+        raise ValueError(f"not a trace record: {str(exc)[:300]}") from None
 
 
 # -- what the Reranker calls ---------------------------------------------------------------------------------------
@@ -190,7 +220,9 @@ def _parse_line(raw: bytes) -> TraceRecord:
 class Tracer:
     """Builds a record for each rerank call and hands it to a sink, so tracing never fails a query.
 
-    Any error while building or writing a record is logged once per tracer as a warning (later ones at debug level).
+    An error while building or writing a record is logged as a warning the first time each kind of error happens
+    (later ones of that kind at debug level, so a broken sink does not flood the log), and :attr:`dropped` counts every
+    record lost. A new kind of failure always warns: one hostile document cannot hide behind an earlier failure.
 
     Args:
         sink: Where the records go.
@@ -198,7 +230,8 @@ class Tracer:
 
     def __init__(self, sink: TraceSink) -> None:
         self.sink = sink
-        self._warned = False
+        self.dropped = 0
+        self._warned: set[str] = set()
 
     @classmethod
     def from_option(cls, trace: Any) -> Tracer | None:
@@ -233,11 +266,13 @@ class Tracer:
             self.sink.write(TraceRecord.from_ranking(ranking, passages, top_n=top_n, seconds=seconds,
                                                      config=config))
         except Exception as exc:  # noqa: BLE001 - a trace must never fail the query it describes
-            if not self._warned:
-                self._warned = True
-                logger.warning("r2r traces: the trace sink %r failed (%s: %s); reranking goes on without traces",
-                               self.sink, type(exc).__name__, exc)
+            self.dropped += 1
+            kind = type(exc).__name__
+            if kind not in self._warned:
+                self._warned.add(kind)
+                logger.warning("r2r traces: the trace sink %r failed (%s: %.300s); this call's record is lost "
+                               "(%d so far), reranking goes on", self.sink, kind, exc, self.dropped)
             else:
-                logger.debug("r2r traces: the trace sink failed again: %s", exc)
+                logger.debug("r2r traces: the trace sink failed again (%d records lost): %.300s", self.dropped, exc)
 
 

@@ -20,24 +20,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-#: A small English stop-word list: function words that carry no claim about the passage.
-STOP_WORDS: frozenset[str] = frozenset(
-    """
-    a an the and or but nor so yet if then than that this these those there here it its it's they them their
-    theirs he him his she her hers we us our you your i me my mine of in on at by for from to into onto over under
-    with without about above below between through during before after up down out off again further once as
-    is are was were be been being am do does did doing done have has had having can could will would shall should
-    may might must not no yes don't doesn't didn't isn't aren't wasn't weren't can't cannot won't what which who
-    whom whose when where why how all any both each few more most other some such only own same very too just also
-    s t because while however therefore thus whether either neither one ones e g ie eg etc
-    """.split()
-)
+# One tokenizer and content-word definition for the project, in the core.
+from r2r_agent.vocabulary import STOP_WORDS, content_words, tokenize
 
 #: Words explanations use to talk about the task itself; not claims, so :func:`groundedness` ignores them.
 META_WORDS: frozenset[str] = frozenset(
@@ -48,34 +37,6 @@ META_WORDS: frozenset[str] = frozenset(
     related unrelated contain contains
     """.split()
 )
-
-_TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens: runs of ASCII letters and digits, keeping an inner apostrophe (``doesn't``).
-
-    Example:
-        >>> tokenize("Fleas live 2-3 months; it doesn't say.")
-        ['fleas', 'live', '2', '3', 'months', 'it', "doesn't", 'say']
-    """
-    return [t.replace("’", "'") for t in _TOKEN.findall(text.lower())]
-
-
-def _fold(word: str) -> str:
-    # Crude plural folding so "fleas" in an explanation matches "flea" in a passage; no stemmer dependency.
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
-def content_words(text: str) -> list[str]:
-    """The tokens of ``text`` (see :func:`tokenize`) that are not stop words, with a plural ``s`` folded.
-
-    Example:
-        >>> content_words("The fleas live for two months")
-        ['flea', 'live', 'two', 'month']
-    """
-    return [_fold(t) for t in tokenize(text) if t not in STOP_WORDS]
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Groundedness

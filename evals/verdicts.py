@@ -12,41 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from r2r_agent.vocabulary import stated_verdict
+
 Verdict = Literal["relevant", "not_relevant", "unknown"]
-
-# Verdict phrases (matched case-insensitively). A positive match that overlaps a negative one is dropped
-# ("is not relevant" contains "relevant"), then the earliest remaining match decides.
-_NEGATIVE = re.compile(
-    r"""
-    ^\s*no\b
-    | \bnot\s+(?:\w+\s+){0,2}?(?:relevant|related|useful|helpful|pertinent)\b
-    | \b(?:is|are|was|were)n['’]t\s+(?:\w+\s+){0,2}?(?:relevant|related|useful|helpful|pertinent)\b
-    | \b(?:irrelevant|unrelated|off-topic|off\s+topic)\b
-    | \b(?:does|do|did)(?:\s+not|n['’]t)\s+(?:\w+\s+){0,2}?
-        (?:answer|address|mention|discuss|provide|contain|explain|relate|cover|say|give|include|specify)
-    | \b(?:cannot|can['’]t|can\s+not)\s+(?:\w+\s+){0,2}?answer
-    | \bfails?\s+to\s+(?:answer|address|mention|explain|provide)
-    | \bno\s+(?:relevant\s+|useful\s+)?(?:information|mention|answer)\b
-    """,
-    re.IGNORECASE | re.VERBOSE,
-)
-_POSITIVE = re.compile(
-    r"""
-    ^\s*(?:yes|relevant)\b
-    | \b(?:is|are|was|were|be|seems|appears)\s+(?:\w+\s+){0,2}?(?:relevant|useful|helpful|pertinent)\b
-    | \brelevant\s+(?:to|for|because|since|as)\b
-    | \b(?:answers|addresses)\b
-    | \b(?:does|do)\s+(?:\w+\s+)?answer\b
-    """,
-    re.IGNORECASE | re.VERBOSE,
-)
-
 
 def extract_verdict(explanation: str | None) -> Verdict:
     """The verdict an explanation states about its passage.
@@ -54,7 +26,8 @@ def extract_verdict(explanation: str | None) -> Verdict:
     Negative phrases (``not relevant``, ``not directly relevant``, ``isn't relevant``, ``irrelevant``,
     ``unrelated``, ``does not answer/address/mention/...``, ``cannot answer``, ``fails to answer``,
     ``no information``, a leading ``No``) and positive phrases (``is relevant``, ``is highly relevant``,
-    ``relevant to``, ``answers``, ``addresses``, ``does answer``, a leading ``Yes`` or ``Relevant``) are found; a
+    ``relevant to``, ``answers``, ``addresses``, ``does answer``, ``directly states``, a leading ``Yes`` or
+    ``Relevant``) are found by the core's one reader (:func:`r2r_agent.vocabulary.verdict_phrases`); a
     positive phrase inside a negative one is ignored, and the earliest phrase decides ("The passage is relevant,
     though it does not mention X" is relevant). Graded wording such as "partially relevant" counts as relevant.
 
@@ -72,19 +45,7 @@ def extract_verdict(explanation: str | None) -> Verdict:
         >>> extract_verdict("The passage talks about cats.")
         'unknown'
     """
-    if not explanation or not explanation.strip():
-        return "unknown"
-    negatives = [m.span() for m in _NEGATIVE.finditer(explanation)]
-    positives = [
-        m.span()
-        for m in _POSITIVE.finditer(explanation)
-        if not any(m.start() < end and start < m.end() for start, end in negatives)
-    ]
-    first_neg = min((s for s, _ in negatives), default=math.inf)
-    first_pos = min((s for s, _ in positives), default=math.inf)
-    if first_neg == first_pos == math.inf:
-        return "unknown"
-    return "not_relevant" if first_neg <= first_pos else "relevant"
+    return stated_verdict(explanation) or "unknown"
 
 
 @dataclass(frozen=True)

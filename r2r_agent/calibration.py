@@ -24,43 +24,32 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import vocabulary
 from .errors import InvalidInputError, ModelPreparationError
+from .vocabulary import VERDICTS
 
-#: The verdicts, best first.
-VERDICTS: tuple[str, ...] = ("relevant", "partial", "not_relevant")
 #: Version of the calibrator file layout.
 CALIBRATOR_FORMAT = 1
-
-_STOPWORDS = frozenset("""
-    a an the of to in is are was were be been for on with as by it its that this these those from at or and what which
-    who whom whose how why when where does do did can could should would will shall may might much many there their
-    they them you your i me my we our us he she his her not no define definition meaning mean means
-""".split())
-_TOKEN = re.compile(r"[^\W_]+")
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+#: The largest calibrator file :meth:`Calibrator.load` reads (a real one is under 2 kB).
+MAX_CALIBRATOR_BYTES = 1 << 20
 
 
 def content_words(text: str) -> set[str]:
-    """The lower-cased, lightly stemmed words of ``text`` that carry content (stop words dropped).
+    """The lower-cased, lightly stemmed words of ``text`` that carry content (the calibrator's setting of
+    :func:`r2r_agent.vocabulary.content_words`: its fitted weights depend on it).
 
     Example:
         >>> sorted(content_words("How long do fleas live?"))
-        ['flea', 'live']
+        ['flea', 'live', 'long']
     """
-    return {_stem(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS}
+    return set(vocabulary.content_words(text, stop_words=vocabulary.QUERY_STOP_WORDS, fold=vocabulary.stem,
+                                        split_apostrophes=True))
 
 
 def query_coverage(query: str, passage: str) -> float:
@@ -68,7 +57,7 @@ def query_coverage(query: str, passage: str) -> float:
     wanted = content_words(query)
     if not wanted:
         return 0.0
-    have = {_stem(w) for w in _TOKEN.findall(passage.lower())}
+    have = set(vocabulary.content_words(passage, stop_words=(), fold=vocabulary.stem, split_apostrophes=True))
     return len(wanted & have) / len(wanted)
 
 
@@ -109,8 +98,20 @@ class Calibrator:
     metrics: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.scorer, str) or not isinstance(self.fitted_on, str):
+            raise InvalidInputError("Calibrator: scorer and fitted_on must be strings")
+        for name in ("features", "weights"):
+            if isinstance(getattr(self, name), (str, bytes)) or not isinstance(getattr(self, name), (list, tuple)):
+                raise InvalidInputError(f"Calibrator: {name} must be a list, got {type(getattr(self, name)).__name__}")
+        if len(self.features) > len(FEATURES) or len(set(map(repr, self.features))) != len(self.features):
+            raise InvalidInputError(f"Calibrator: features must name each of {sorted(FEATURES)} at most once, got "
+                                    f"{len(self.features)} names ({len(set(map(repr, self.features)))} distinct)")
         object.__setattr__(self, "features", tuple(self.features))
-        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+        object.__setattr__(self, "weights", tuple(_finite(w, f"weights[{i}]") for i, w in enumerate(self.weights)))
+        for name in ("bias", "relevant_at", "partial_at"):
+            object.__setattr__(self, name, _finite(getattr(self, name), name))
+        if not isinstance(self.metrics, Mapping):
+            raise InvalidInputError(f"Calibrator: metrics must be a JSON object, got {type(self.metrics).__name__}")
         unknown = [f for f in self.features if f not in FEATURES]
         if unknown:
             raise InvalidInputError(f"Calibrator: unknown features {unknown}; known: {sorted(FEATURES)}")
@@ -140,12 +141,14 @@ class Calibrator:
         """A JSON-serialisable dict (with a ``format`` version)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data.update(format=CALIBRATOR_FORMAT, features=list(self.features), weights=list(self.weights),
-                    metrics=dict(self.metrics))
+                    metrics=_json_numbers(dict(self.metrics)))
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibrator:
-        """Build from :meth:`to_dict` output."""
+        """Build from :meth:`to_dict` output (every field checked: see :meth:`load`)."""
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"a calibrator must be a JSON object, got {type(data).__name__}")
         if data.get("format", CALIBRATOR_FORMAT) != CALIBRATOR_FORMAT:
             raise InvalidInputError(f"calibrator format {data.get('format')!r} is not supported (this version reads "
                                     f"{CALIBRATOR_FORMAT})")
@@ -153,19 +156,50 @@ class Calibrator:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the calibrator as JSON."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return target
+        """Write the calibrator as JSON, atomically: a failed write leaves the previous file as it was."""
+        from .files import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Calibrator:
-        """Read a calibrator written by :meth:`save` (or ``r2r calibrate``)."""
+        """Read a calibrator written by :meth:`save` (or ``r2r calibrate``).
+
+        Only a regular file of at most :data:`MAX_CALIBRATOR_BYTES` is read (a FIFO or ``/dev/zero`` is refused at
+        once). Every field is checked: finite numbers for ``weights``, ``bias`` and the thresholds, each known
+        feature at most once, one weight per feature.
+
+        Raises:
+            ModelPreparationError: The file cannot be read or is not a calibrator; the message names the field.
+        """
+        from .files import read_text_bounded
+
         try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+            data = json.loads(read_text_bounded(path, MAX_CALIBRATOR_BYTES))
+            return cls.from_dict(data)
+        except RecursionError:
+            raise ModelPreparationError(f"could not read a calibrator from {path}: its JSON is nested too deeply")\
+                from None
         except (OSError, ValueError, TypeError) as exc:
             raise ModelPreparationError(f"could not read a calibrator from {path}: {exc}") from exc
+
+
+def _json_numbers(value: Any) -> Any:
+    """``value`` with NaN and infinities (an AUC on one class is NaN) as ``None``, so that it is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_numbers(v) for v in value]
+    return value
+
+
+def _finite(value: Any, name: str) -> float:
+    """``value`` as a float, if it is a finite real number (not a bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInputError(f"Calibrator: {name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def shipped_calibrator(scorer: str) -> Calibrator | None:

@@ -18,23 +18,16 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from .config import FIRST_STAGE_ORDER, FUSED_STAGE, RRF_STAGE
+from .vocabulary import VERDICT_LABELS, VERDICT_STRENGTH, contradicts
 
-#: How each verdict opens an explanation.
-VERDICT_WORDS = {"relevant": "Relevant", "partial": "Partly relevant", "not_relevant": "Not relevant"}
+#: How each verdict opens an explanation (the core's labels, :data:`r2r_agent.vocabulary.VERDICT_LABELS`).
+VERDICT_WORDS = VERDICT_LABELS
 #: The longest evidence quoted in full in an explanation, in words (longer quotes end with "...").
 QUOTE_WORDS = 30
-
-# A reason that says the opposite of its verdict ("Not relevant: it directly answers...") is not shown.
-_SAYS_NOT = re.compile(r"\b(not\s+(?:\w+\s+)?(?:relevant|related)|irrelevant|unrelated|"
-                       r"does\s+not\s+(?:\w+\s+)?(?:answer|address)|doesn['’]t\s+(?:\w+\s+)?(?:answer|address))\b",
-                       re.IGNORECASE)
-_SAYS_YES = re.compile(r"\b(directly\s+(?:answers|addresses|states)|answers\s+the\s+(?:query|question)|"
-                       r"is\s+(?:highly\s+|very\s+)?relevant)\b", re.IGNORECASE)
 
 
 def quote(evidence: str, words: int = QUOTE_WORDS) -> str:
@@ -76,15 +69,6 @@ def evidence_explanation(verdict: str | None, evidence: str | None) -> str:
     return compose(verdict, reason) if verdict else reason[:1].upper() + reason[1:]
 
 
-def contradicts(reason: str, verdict: str | None) -> bool:
-    """Whether ``reason`` says the opposite of ``verdict`` (a relevant passage "does not answer", or the reverse)."""
-    if verdict == "relevant":
-        return bool(_SAYS_NOT.search(reason))
-    if verdict == "not_relevant":
-        return bool(_SAYS_YES.search(reason)) and not _SAYS_NOT.search(reason)
-    return False
-
-
 def grounded_comparison(judgments: Sequence[Any]) -> str | None:
     """Why the top judgments (best first, at least two) are ordered as they are, from their verdicts, relevance and
     evidence: each is cited by rank (``[1]``, ``[2]``...) with what separates it from the one above.
@@ -108,8 +92,6 @@ def grounded_comparison(judgments: Sequence[Any]) -> str | None:
     return " ".join([*(p if p.endswith(('."', '!"', '?"', ".")) else p + "." for p in parts), _order_reason(judgments)])
 
 
-#: How strongly each verdict says the passage answers, to check that an order follows the verdicts.
-_VERDICT_STRENGTH = {"relevant": 2, "partial": 1, "not_relevant": 0}
 #: What ordered a passage, by its :attr:`Judgment.stage` (anything else: its score).
 _ORDERED_BY = {FUSED_STAGE: "the scorer's score mixed with the retriever's",
                RRF_STAGE: "a fusion of the retriever's order and the scorer's",
@@ -121,9 +103,9 @@ def _order_reason(judgments: Sequence[Any]) -> str:
     while verdict and relevance also weigh the best sentence, so the two can disagree; then it says so."""
     orderer = _ORDERED_BY.get(getattr(judgments[0], "stage", None) or "", "the scorer's score")
     verdicts = [j.verdict for j in judgments]
-    if any(v not in _VERDICT_STRENGTH for v in verdicts):
+    if any(v not in VERDICT_STRENGTH for v in verdicts):
         return f"They are ordered by {orderer}."
-    strengths = [_VERDICT_STRENGTH[v] for v in verdicts]
+    strengths = [VERDICT_STRENGTH[v] for v in verdicts]
     relevances = [j.relevance for j in judgments]
     if len(set(verdicts)) == 1:
         if any(r is None for r in relevances):
@@ -136,7 +118,7 @@ def _order_reason(judgments: Sequence[Any]) -> str:
     if all(a >= b for a, b in zip(strengths, strengths[1:])):
         return "Passages that answer come before those that only touch the topic, and those before the rest."
     above, below = next((a, b) for i, a in enumerate(judgments) for b in judgments[i + 1:]
-                        if _VERDICT_STRENGTH[a.verdict] < _VERDICT_STRENGTH[b.verdict])
+                        if VERDICT_STRENGTH[a.verdict] < VERDICT_STRENGTH[b.verdict])
     return (f"The order is {orderer}: [{above.rank}] stays above [{below.rank}] although its verdict is weaker; "
             "the verdict also weighs how well the best sentence answers.")
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from . import vocabulary
+
 PROMPT_VERSION = "r2r-prompts-2"
 
 SYSTEM_PROMPT = (
@@ -29,8 +31,8 @@ DIRECT_INSTRUCTION = (
     "facts in the passage that answer it or that are missing."
 )
 
-#: How a verdict is shown to the explainer (the same words open the explanation: r2r_agent.explanations).
-VERDICT_LABELS = {"relevant": "Relevant", "partial": "Partly relevant", "not_relevant": "Not relevant"}
+#: How a verdict is shown to the explainer (the same words open the explanation): the core vocabulary's labels.
+VERDICT_LABELS = vocabulary.VERDICT_LABELS
 
 JUDGED_INSTRUCTION = (
     "In one sentence, explain this judgment: name the specific facts in the passage that answer the query, or what "

@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from r2r_agent.vocabulary import verdict_from_label
+
 from .errors import ParseError
 from .teacher import TeacherAnswer
 
@@ -34,10 +36,6 @@ _DIRECT_KEYS = ("direct", "direct_reason")
 _COMPARISON_KEYS = ("comparison", "listwise_reason", "comparison_reason", "listwise")
 _VERDICT_KEYS = ("verdict", "judgment", "label")
 _EVIDENCE_KEYS = ("evidence", "direct_answer_sentence", "answer_sentence")
-#: Verdict words a teacher may use, read as the three verdicts.
-_VERDICT_WORDS = {"relevant": "relevant", "highly relevant": "relevant", "partial": "partial",
-                  "partially relevant": "partial", "partly relevant": "partial", "not_relevant": "not_relevant",
-                  "not relevant": "not_relevant", "irrelevant": "not_relevant"}
 
 
 def _preview(text: str, limit: int = 120) -> str:
@@ -250,7 +248,7 @@ def answer_from_data(data: Mapping[str, Any], num_passages: int, *, require_reas
         direct[slot] = _text(_first(item, _DIRECT_KEYS))
         comparison[slot] = _text(_first(item, _COMPARISON_KEYS))
         word = _text(_first(item, _VERDICT_KEYS))
-        verdicts[slot] = _VERDICT_WORDS.get(word.lower().replace("-", " ").strip(". ")) if word else None
+        verdicts[slot] = verdict_from_label(word) if word else None
         evidence[slot] = _text(_first(item, _EVIDENCE_KEYS))
     if dropped_reasons:
         repairs.append(f"dropped reasons with a missing or invalid passage number: {dropped_reasons[:5]}")

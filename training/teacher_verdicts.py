@@ -26,38 +26,13 @@ Example:
 
 from __future__ import annotations
 
-import re
-
-_NEGATIVE = re.compile(r"\b(?:not\s+(?:\w+\s+){0,2}?(?:relevant|related|useful|helpful|applicable|pertinent)|"
-                       r"irrelevant|unrelated|off-topic|no\s+(?:relevant\s+|useful\s+)?information)\b", re.IGNORECASE)
-_LACKS = re.compile(r"\b(?:does|do|did)(?:\s+not|n['’]t)\s+(?!directly\b)(?:\w+\s+){0,2}?(?:answer|address|mention|"
-                    r"discuss|provide|contain|explain|relate|cover|say|give|include|specify|define)", re.IGNORECASE)
-_HEDGE = re.compile(r"\b(?:(?:does|do|did)(?:\s+not|n['’]t)\s+directly|not\s+directly|indirectly|partially|partly|"
-                    r"somewhat|tangential|loosely|less\s+(?:information|relevant|detail)|but|however|although|"
-                    r"while|only\s+mentions)\b", re.IGNORECASE)
-_POSITIVE = re.compile(r"\b(?:directly\s+(?:answers|addresses|states|mentions|defines|provides|relates|explains|"
-                       r"responds|gives|lists|describes|confirms)|answers\s+the\s+(?:query|question)|"
-                       r"provides\s+(?:a\s+|the\s+)?(?:clear|direct|specific|precise|detailed|comprehensive|complete)"
-                       r"\s+(?:answer|definition|explanation)|(?:is|are)\s+(?:highly\s+|directly\s+|very\s+)?relevant"
-                       r"|clearly\s+(?:states|defines|explains))\b", re.IGNORECASE)
-_CONTRAST_BEFORE = re.compile(r"\b(?:but|however|although|while|mentions|provides|discusses|describes|explains)\b",
-                              re.IGNORECASE)
+from r2r_agent.vocabulary import Verdict, graded_verdict
 
 
-def teacher_verdict(reason: str) -> str:
+def teacher_verdict(reason: str) -> Verdict:
     """``"relevant"``, ``"partial"`` or ``"not_relevant"``, as the teacher's direct reason states it (see the
-    module docs)."""
-    negative = _NEGATIVE.search(reason)
-    positive = _POSITIVE.search(reason)
-    if negative and (positive is None or negative.start() < positive.start()):
-        return "not_relevant"
-    lacks = _LACKS.search(reason)
-    if lacks and positive is None and not _CONTRAST_BEFORE.search(reason, 0, lacks.start()) \
-            and not re.search(r"\bbut\b", reason[lacks.end():], re.IGNORECASE):
-        return "not_relevant"
-    if positive is not None and not _HEDGE.search(reason):
-        return "relevant"
-    return "partial"
+    module docs; the phrases and the rule are :func:`r2r_agent.vocabulary.graded_verdict`)."""
+    return graded_verdict(reason)
 
 
 __all__ = ["teacher_verdict"]

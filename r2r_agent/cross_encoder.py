@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import InvalidInputError, ModelPreparationError
 from .modeling import fit_tokens, load_tokenizer, resolve_dtype, visible_chars
+from .progress import quiet_loading
 from .scorers import Scores, _length_sorted_batches
 
 #: Model types whose position ids start after the padding index (``max_position_embeddings`` counts 2 more).
@@ -113,8 +114,9 @@ class CrossEncoderScorer:
 
         tokenizer = load_tokenizer(path, local_files_only=local_files_only)
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32,
-                                                                       local_files_only=local_files_only)
+            with quiet_loading():
+                model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32,
+                                                                           local_files_only=local_files_only)
         except (OSError, ValueError) as exc:
             raise ModelPreparationError(f"could not load a sequence-classification reranker from {path}: {exc}; "
                                         "pass a folder with config.json, the weights and the tokenizer files (a "

@@ -92,9 +92,10 @@ def _convert(gguf: Path, target: Path, progress: bool) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .progress import maybe_progress
+    from .progress import maybe_progress, quiet_loading
 
-    with maybe_progress(progress, total=3, desc=f"Preparing {SMOLLM2_ID} (one-time, ~30 s)") as bar:
+    # Our one bar for the whole preparation (when asked), none of transformers' per-step ones.
+    with maybe_progress(progress, total=3, desc=f"Preparing {SMOLLM2_ID} (one-time, ~30 s)") as bar, quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
         bar.update(1)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,

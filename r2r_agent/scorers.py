@@ -36,6 +36,7 @@ from .modeling import (
     resolve_dtype,
     visible_chars,
 )
+from .progress import quiet_loading
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,8 @@ class EncoderScorer:
 
         check_quantize(quantize)
         tokenizer = load_tokenizer(path, local_files_only=local_files_only)
-        model = AutoModel.from_pretrained(str(path), dtype=torch.float32, local_files_only=local_files_only).eval()
+        with quiet_loading():
+            model = AutoModel.from_pretrained(str(path), dtype=torch.float32, local_files_only=local_files_only).eval()
         model = quantize_int8(model) if quantize == "int8" else model.to(resolve_dtype(dtype))
         config = Path(path) / "sentence_bert_config.json"
         if "max_tokens" not in kwargs and config.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +168,102 @@ def test_a_word_longer_than_wordpiece_reads_is_one_unknown_token_and_counts_as_s
     assert visible_chars(tokenizer, "x" * 5000, 254) == 5000
     assert visible_chars(tokenizer, "x" * 5000 + " a" * 600, 254) == 5000 + 2 * 253
     assert visible_chars(tokenizer, "a b", 0) == 0
+
+
+# Issue 19 item 11: calibrator files are checked at load, read bounded, written atomically.
+_GOOD_CALIBRATOR = {"scorer": "s", "features": ["score"], "weights": [10.0], "bias": -5.0, "relevant_at": 0.5,
+                    "partial_at": 0.2}
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"weights": [float("nan")]}, r"weights\[0\] must be a finite number, got nan"),
+    ({"bias": float("nan")}, "bias must be a finite number, got nan"),
+    ({"weights": [float("inf")]}, r"weights\[0\] must be a finite number, got inf"),
+    ({"bias": "0.5"}, "bias must be a finite number, got '0.5'"),
+    ({"relevant_at": True}, "relevant_at must be a finite number"),
+    ({"features": ["score"] * 10_000, "weights": [1.0] * 10_000}, "at most once, got 10000 names"),
+    ({"features": ["score"] * 100_000, "weights": [1.0] * 100_000}, "more than the 1048576 this reads"),
+    ({"features": "score"}, "features must be a list"),
+    ({"metrics": [1]}, "metrics must be a JSON object"),
+])
+def test_a_calibrator_file_with_a_bad_field_is_refused_at_load_naming_it(tmp_path, change, expected):
+    from r2r_agent.calibration import Calibrator
+    from r2r_agent.errors import ModelPreparationError
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({**_GOOD_CALIBRATOR, **change}))  # json.dumps writes NaN/Infinity, as the bug did
+    with pytest.raises(ModelPreparationError, match=expected):
+        Calibrator.load(path)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[1, 2]", "must be a JSON object, got list"), ("null", "must be a JSON object, got NoneType"),
+    ("[" * 200_000 + "]" * 200_000, "nested too deeply"), (b"\xff\xfe", "utf-8"),
+])
+def test_a_calibrator_file_that_is_no_object_is_a_clear_error(tmp_path, text, expected):
+    from r2r_agent.calibration import Calibrator
+    from r2r_agent.errors import ModelPreparationError
+
+    path = tmp_path / "c.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ModelPreparationError, match=expected):
+        Calibrator.load(path)
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo", "directory", "too large"])
+def test_a_calibrator_is_read_only_from_a_bounded_regular_file(tmp_path, kind):
+    """/dev/zero was read until memory ran out and a FIFO hung."""
+    import os
+
+    from r2r_agent.calibration import MAX_CALIBRATOR_BYTES, Calibrator
+    from r2r_agent.errors import ModelPreparationError
+
+    path = tmp_path / "c.json"
+    if kind == "/dev/zero":
+        path = Path("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_text(" " * (MAX_CALIBRATOR_BYTES + 1))
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            Calibrator.load(path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), f"loading {kind} hung"
+    assert isinstance(outcome[0], ModelPreparationError)
+    assert ("not a regular file" if kind != "too large" else "more than the") in str(outcome[0])
+
+
+def test_calibrator_save_is_atomic_and_writes_valid_json(tmp_path, monkeypatch):
+    import os
+
+    from r2r_agent import files
+    from r2r_agent.calibration import Calibrator
+    from r2r_agent.errors import InvalidInputError
+
+    path = tmp_path / "c.json"
+    first = Calibrator(**_GOOD_CALIBRATOR, metrics={"auc": float("nan"), "nested": [float("inf"), 1.0]})
+    first.save(path)
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))["metrics"] == \
+        {"auc": None, "nested": [None, 1.0]}
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        Calibrator(**{**_GOOD_CALIBRATOR, "bias": 1.0}).save(path)
+    monkeypatch.undo()
+    assert Calibrator.load(path).bias == -5.0  # the old file, whole
+    assert os.listdir(tmp_path) == ["c.json"]  # no temporary file left behind
+    with pytest.raises(InvalidInputError, match="bias must be a finite number"):
+        Calibrator(**{**_GOOD_CALIBRATOR, "bias": float("nan")})

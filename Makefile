@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,llama-index,langchain,chromadb,training,evals,served
+EXTRAS ?= dev,llama-index,langchain,chromadb,training,evals,served,server
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 

@@ -55,8 +55,10 @@ def read_candidates(path: PathLike) -> list[CandidateList]:
 
 def write_candidates(path: PathLike, rows: Iterable[CandidateList]) -> Path:
     """Write candidate lists in the shared format (gzipped when ``path`` ends in ``.gz``); returns the path."""
+    from r2r_agent.files import atomic_text_writer
+
     out = Path(path)
-    with _open(out, "w") as handle:
+    with atomic_text_writer(out) as handle:
         for row in rows:
             handle.write(json.dumps(row.to_dict(), ensure_ascii=False) + "\n")
     return out

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r2r_agent.files import atomic_write_text
+
 from .markdown import cell as _cell
 from .markdown import fmt as _fmt
 from .markdown import short as _short
@@ -84,9 +86,9 @@ def write_report(results: EvalResults, directory: PathLike, *, plots: bool = Tru
     if command:
         data["command"] = command
     json_path = out / "report.json"
-    json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(json_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     md_path = out / "report.md"
-    md_path.write_text(render_markdown(results, plots=[p.name for p in written], command=command), encoding="utf-8")
+    atomic_write_text(md_path, render_markdown(results, plots=[p.name for p in written], command=command))
     return ReportFiles(md_path, json_path, tuple(written))
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from r2r_agent.errors import InvalidInputError
+from r2r_agent.files import atomic_write_text
 
 from .records import PathLike, Qrel, ScoredDoc
 
@@ -184,7 +185,7 @@ def write_trec_run(
 ) -> Path:
     """Write a run as a TREC run file (see :func:`format_trec_run`); returns the path."""
     out = Path(path)
-    out.write_text(format_trec_run(run, tag), encoding="utf-8")
+    atomic_write_text(out, format_trec_run(run, tag))
     return out
 
 
@@ -204,5 +205,5 @@ def format_trec_qrels(qrels: Mapping[str, Mapping[str, int]] | Iterable[Qrel]) -
 def write_trec_qrels(path: PathLike, qrels: Mapping[str, Mapping[str, int]] | Iterable[Qrel]) -> Path:
     """Write qrels as a TREC qrels file (see :func:`format_trec_qrels`); returns the path."""
     out = Path(path)
-    out.write_text(format_trec_qrels(qrels), encoding="utf-8")
+    atomic_write_text(out, format_trec_qrels(qrels))
     return out

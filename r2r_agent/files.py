@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import stat
 import tempfile
@@ -92,6 +93,17 @@ def atomic_writer(path: str | os.PathLike[str], mode: str = "w", *, encoding: st
         raise
 
 
+@contextlib.contextmanager
+def atomic_text_writer(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
+    """:func:`atomic_writer` for UTF-8 text, gzip-compressed when the name ends in ``.gz``."""
+    if not os.fspath(path).endswith(".gz"):
+        with atomic_writer(path, "w") as handle:
+            yield handle
+        return
+    with atomic_writer(path, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8") as handle:
+        yield handle  # closing the gzip stream writes its trailer; the raw file is then synced and renamed
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see the module docs); returns the path."""
     with atomic_writer(path, "wb") as handle:
@@ -106,5 +118,6 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str 
     return Path(path)
 
 
-__all__ = ["DEFAULT_READ_LIMIT", "FileReadError", "atomic_write_bytes", "atomic_write_text", "atomic_writer",
+__all__ = ["DEFAULT_READ_LIMIT", "FileReadError", "atomic_text_writer", "atomic_write_bytes", "atomic_write_text",
+           "atomic_writer",
            "read_bytes_bounded", "read_text_bounded"]

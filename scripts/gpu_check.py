@@ -233,7 +233,9 @@ def main() -> int:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
     if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        from r2r_agent.files import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
     return 0
 
 

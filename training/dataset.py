@@ -24,6 +24,7 @@ from typing import Any
 from r2r_agent import prompts
 from r2r_agent.errors import InvalidInputError
 
+from .jsonl import write_json_lines
 from .records import QueryAnnotation
 from .splits import SPLIT_SEED, VALIDATION_FRACTION, check_disjoint, split_query_ids
 
@@ -186,9 +187,7 @@ class DistillationDataset:
         out.mkdir(parents=True, exist_ok=True)
         for name, split in (("train", self.train), ("validation", self.validation)):
             for kind, items in (("explanations", split.explanations), ("rankings", split.rankings)):
-                with (out / f"{name}.{kind}.jsonl").open("w", encoding="utf-8") as handle:
-                    for item in items:
-                        handle.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+                write_json_lines(out / f"{name}.{kind}.jsonl", (item.to_dict() for item in items))
         return out
 
     @classmethod

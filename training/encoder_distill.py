@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from r2r_agent.files import atomic_write_text
+
 from .checkpoints import read_safetensors
 from .dataset import DistillationDataset, RankingExample
 from .encoder_config import EncoderDistillConfig
@@ -243,7 +245,7 @@ class EncoderDistiller(TrainerLoop[EncoderDistillResult]):
         sbert = base / "sentence_bert_config.json"
         settings = json.loads(sbert.read_text(encoding="utf-8")) if sbert.is_file() else {}
         settings["max_seq_length"] = self.scorer.max_tokens
-        (folder / "sentence_bert_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(folder / "sentence_bert_config.json", json.dumps(settings, indent=2) + "\n")
 
     def _model_card(self, info: dict[str, Any]) -> str:
         from .model_card import render_encoder_model_card

@@ -64,13 +64,11 @@ def read_json_lines(path: str | os.PathLike[str], convert: Callable[[Any], T], *
 
 def write_json_lines(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> None:
     """Write one JSON object per line through a temporary file and a rename: never half a file at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{path.name}")  # the same suffix: compressed like the final file
-    with open_text(temporary, write=True) as handle:
+    from r2r_agent.files import atomic_text_writer
+
+    with atomic_text_writer(path) as handle:  # a unique temporary name: two writers never share one
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    temporary.replace(path)
 
 
 __all__ = ["iter_json_rows", "open_text", "read_json_lines", "write_json_lines"]

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
+from r2r_agent.files import atomic_write_text
+
 from .checkpoints import (
     CHECKPOINTS_DIR,
     load_trainer_state,
@@ -338,8 +340,8 @@ class TrainerLoop(Generic[ResultT]):
         out.mkdir(parents=True, exist_ok=True)
         self._write_model(out)
         info = self.training_info()
-        (out / TRAINING_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (out / "README.md").write_text(self._model_card(info), encoding="utf-8")
+        atomic_write_text(out / TRAINING_FILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(out / "README.md", self._model_card(info))
         return out
 
     def _run_info(self) -> dict[str, Any]:

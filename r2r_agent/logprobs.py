@@ -37,6 +37,29 @@ def answer_word(token: str) -> str:
     return token.strip().lower()
 
 
+#: How far above 0 a log-probability may be and still be read as 0 (float rounding in a server's softmax).
+_ABOVE_ZERO = 1e-3
+
+
+def _logprob(value: Any, where: str, *, sampled: bool = False) -> float:
+    """A log-probability a server sent, as a float in ``[-inf, 0]``; anything else is :class:`MalformedResponse`.
+
+    NaN, a value above 0 (a probability over 1: 800 or 1e308 overflowed ``exp``) and, for the sampled token, ``-inf``
+    (it was generated, so its probability is not 0) are garbled answers: retried, never scored.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedResponse(f"{where}: a logprob that is not a number: {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        number = math.inf if value > 0 else -math.inf
+    if math.isnan(number) or number > _ABOVE_ZERO or (sampled and number == -math.inf):
+        raise MalformedResponse(f"{where}: logprob {number!r} is not a log-probability of "
+                                f"{'the generated token' if sampled else 'a token'} (expected a number in "
+                                f"{'(-inf' if sampled else '[-inf'}, 0])")
+    return min(number, 0.0)
+
+
 def _pairs(entries: Any) -> list[tuple[str, float]]:
     """``(token, logprob)`` pairs from a list of ``{"token", "logprob"}`` objects or a ``{token: logprob}`` map."""
     if isinstance(entries, Mapping):
@@ -47,11 +70,19 @@ def _pairs(entries: Any) -> list[tuple[str, float]]:
         raise MalformedResponse(f"top_logprobs is a {type(entries).__name__}, expected a list or an object")
     pairs = []
     for token, value in items:
-        if not isinstance(token, str) or isinstance(value, bool) or not isinstance(value, int | float):
-            raise MalformedResponse(f"a top_logprobs entry without a text token and a number: {token!r}: {value!r}")
-        if not math.isnan(value):  # -inf is a real answer (probability 0); NaN is not
-            pairs.append((token, float(value)))
+        if not isinstance(token, str):
+            raise MalformedResponse(f"a top_logprobs entry without a text token: {token!r}: {value!r}")
+        pairs.append((token, _logprob(value, f"top_logprobs entry {token!r}")))
     return pairs
+
+
+def _first(values: Any, label: str) -> Any:
+    """The first item of an optional list in a completions answer (``None`` when absent or empty)."""
+    if values is None:
+        return None
+    if not isinstance(values, list):
+        raise MalformedResponse(f"logprobs.{label} is a {type(values).__name__}, expected a list")
+    return values[0] if values else None
 
 
 def first_token_logprobs(body: Mapping[str, Any]) -> list[tuple[str, float]]:
@@ -62,7 +93,8 @@ def first_token_logprobs(body: Mapping[str, Any]) -> list[tuple[str, float]]:
     itself is added when the list lacks it.
 
     Raises:
-        MalformedResponse: ``choices`` missing or of the wrong shape (the request is retried).
+        MalformedResponse: ``choices`` missing or of the wrong shape, or a log-probability that is not one (NaN,
+            above 0, ``-inf`` for the generated token, not a number): the request is retried.
         ServerError: the answer has no logprobs (not retried: the server does not give them).
 
     Example:
@@ -82,16 +114,16 @@ def first_token_logprobs(body: Mapping[str, Any]) -> list[tuple[str, float]]:
         pairs = _pairs(first.get("top_logprobs") or [])
         chosen = (first.get("token"), first.get("logprob"))
     elif "top_logprobs" in logprobs or "tokens" in logprobs:  # completions form
-        tops = logprobs.get("top_logprobs") or []
-        pairs = _pairs(tops[0] if isinstance(tops, list) and tops and tops[0] is not None else {})
-        tokens, values = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
-        chosen = (tokens[0] if tokens else None, values[0] if values else None)
+        top = _first(logprobs.get("top_logprobs"), "top_logprobs")
+        pairs = _pairs(top if top is not None else {})
+        chosen = (_first(logprobs.get("tokens"), "tokens"), _first(logprobs.get("token_logprobs"), "token_logprobs"))
     else:
-        raise ServerError(f"logprobs of an unknown form (keys: {sorted(logprobs)}); {NO_LOGPROBS}")
+        raise ServerError(f"logprobs of an unknown form (keys: {sorted(map(str, logprobs))}); {NO_LOGPROBS}")
     token, value = chosen
-    if isinstance(token, str) and isinstance(value, int | float) and not isinstance(value, bool) \
-            and all(token != known for known, _ in pairs):
-        pairs.append((token, float(value)))
+    if isinstance(token, str) and value is not None:
+        logprob = _logprob(value, f"the generated token {token!r}", sampled=True)
+        if all(token != known for known, _ in pairs):
+            pairs.append((token, logprob))
     if not pairs:
         raise ServerError(f"the answer's first token has no logprobs; {NO_LOGPROBS}")
     return pairs
@@ -115,6 +147,10 @@ def answer_log_odds(pairs: Sequence[tuple[str, float]], answers: tuple[str, str]
     "no" was. When neither appears both take the floor and the score is 0. Scores are kept within
     ``±LOG_ODDS_LIMIT`` (a probability of exactly 0 would make them infinite).
 
+    Raises:
+        MalformedResponse: a logprob that is NaN or above 0, or both answers at ``-inf`` (no score is defined):
+            a garbled answer is retried, never scored (a NaN once ranked a passage first with 100.0).
+
     Returns:
         The score and which answers were seen: ``"both"``, ``"yes"``, ``"no"`` (the other at the floor) or
         ``"neither"``.
@@ -126,10 +162,16 @@ def answer_log_odds(pairs: Sequence[tuple[str, float]], answers: tuple[str, str]
         >>> round(score, 3), seen
         (4.237, 'yes')
     """
+    if any(math.isnan(value) or value > _ABOVE_ZERO for _, value in pairs):
+        raise MalformedResponse("a logprob that is NaN or above 0 cannot be scored")
     yes = [value for token, value in pairs if answer_word(token) == answers[0]]
     no = [value for token, value in pairs if answer_word(token) == answers[1]]
     if yes and no:
-        return _bounded(_logsumexp(yes) - _logsumexp(no)), "both"
+        log_yes, log_no = _logsumexp(yes), _logsumexp(no)
+        if log_yes == log_no == -math.inf:
+            raise MalformedResponse(f"both {answers[0]!r} and {answers[1]!r} have logprob -inf (probability 0): "
+                                    "no score can be read from that")
+        return _bounded(log_yes - log_no), "both"
     finite = [value for _, value in pairs if math.isfinite(value)]
     floor = min(finite, default=-LOG_ODDS_LIMIT)
     left = 1.0 - math.fsum(math.exp(v) for v in finite)

@@ -29,6 +29,7 @@ from .modeling import fit_tokens, visible_chars
 from .openai_client import MalformedResponse, OpenAIClient, first_choice
 from .scorers import Scores
 from .types import model_text
+from .validation import check_count
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +70,7 @@ class TextBudget:
 
 
 def _count(owner: str, label: str, value: Any, least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise InvalidInputError(f"{owner}: {label} must be an int >= {least}, got {value!r}")
-    return value
+    return check_count(f"{owner}: {label}", value, least)
 
 
 def _check_client(owner: str, client: Any, model: Any) -> None:
@@ -201,7 +200,10 @@ def _reply(body: dict[str, Any]) -> tuple[str, int]:
         raise MalformedResponse(f"choices[0] has no message (keys: {sorted(choice)})")
     content = message.get("content")
     if isinstance(content, list):  # content parts
-        content = "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
+        texts = [part.get("text", "") for part in content if isinstance(part, Mapping)]
+        if not all(isinstance(text, str) for text in texts):
+            raise MalformedResponse("choices[0].message.content has a part whose text is not text")
+        content = "".join(texts)
     if content is not None and not isinstance(content, str):
         raise MalformedResponse(f"choices[0].message.content is a {type(content).__name__}, expected text")
     usage = body.get("usage")
@@ -279,12 +281,6 @@ class OpenAIExplainer:
             flags.append(truncated)
         return _Plan(messages, flags, query_cut, self.max_new_tokens)
 
-    def _compare_plan(self, query: str, passages: Sequence[str]) -> _Plan:
-        query, query_cut = self.query_budget.cut(query)
-        cut = [self.comparison_budget.cut(passage) for passage in passages]
-        return _Plan([prompts.comparison_messages(query, [text for text, _ in cut])], [flag for _, flag in cut],
-                     query_cut, self.max_new_tokens * 2)
-
     def _grounded_plan(self, query: str, evidences: Sequence[str | None], verdicts: Sequence[str | None]) -> _Plan:
         query, query_cut = self.query_budget.cut(query)
         cut = [self.comparison_budget.cut(e)[0] if e else None for e in evidences]
@@ -340,14 +336,6 @@ class OpenAIExplainer:
                        evidence: Sequence[str | None] | None = None) -> Generation:
         """:meth:`explain` on the running event loop."""
         return await self._arun(self._explain_plan(query, passages, verdicts, evidence))
-
-    def compare(self, query: str, passages: Sequence[str]) -> Generation:
-        """One comparison explanation of why ``passages`` (best first) are ordered as they are."""
-        return self._run(self._compare_plan(query, passages))
-
-    async def acompare(self, query: str, passages: Sequence[str]) -> Generation:
-        """:meth:`compare` on the running event loop."""
-        return await self._arun(self._compare_plan(query, passages))
 
     def compare_grounded(self, query: str, evidences: Sequence[str | None],
                          verdicts: Sequence[str | None]) -> Generation:

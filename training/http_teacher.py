@@ -122,8 +122,8 @@ def _message_content(body: dict[str, Any]) -> str:
     try:
         content = body["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise MalformedResponse(f"a response without choices[0].message.content ({type(exc).__name__}): "
-                                f"{str(body)[:200]!r}") from None
+        raise MalformedResponse(f"a response without choices[0].message.content ({type(exc).__name__}; keys: "
+                                f"{sorted(map(str, body))[:10]})") from None
     if not isinstance(content, str):
         raise ServerError(f"message content is {type(content).__name__}, expected text")
     return content

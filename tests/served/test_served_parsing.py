@@ -72,11 +72,51 @@ def test_neither_answer_scores_zero():
     assert answer_log_odds([("The", -0.5), ("A", -1.5)]) == (0.0, "neither")
 
 
-def test_minus_infinity_is_a_probability_of_zero_and_nan_is_dropped():
-    pairs = first_token_logprobs(chat([("Yes", -0.1), ("No", -math.inf), ("X", math.nan)]))
+def test_minus_infinity_is_a_probability_of_zero_for_a_token_not_generated():
+    pairs = first_token_logprobs(chat([("Yes", -0.1), ("No", -math.inf)]))
     assert [t for t, _ in pairs] == ["Yes", "No"]
     assert answer_log_odds(pairs) == (LOG_ODDS_LIMIT, "both")  # finite: the reranker refuses infinite scores
     assert answer_log_odds([("No", -math.inf), ("The", -0.1)]) == (LOG_ODDS_LIMIT, "no")  # p(no) = 0
+
+
+@pytest.mark.parametrize("body", [
+    chat([("Yes", -0.5)], token="No", logprob=math.nan),  # the attack: scored 100.0
+    chat([("Yes", -math.inf), ("No", -math.inf)], token="No", logprob=-math.inf),  # also 100.0
+    chat([("Yes", -0.5), ("No", math.nan)]),
+    chat([("Yes", -0.1), ("No", 800)]),  # OverflowError before
+    chat([("Yes", 1e308), ("No", -1.0)]),
+    chat([("Yes", -0.1), ("No", 10**400)]),
+    completions([(" yes", math.nan)]),
+    completions([("Yes", -0.1)], token=" no", logprob=-math.inf),
+], ids=["sampled-nan", "all-minus-inf", "listed-nan", "800", "1e308", "huge-int", "completions-nan",
+        "completions-sampled-minus-inf"])
+def test_nan_and_impossible_logprobs_are_malformed_never_a_top_score(body):
+    # Issue 19 item 4: NaN on the sampled "No" with "Yes" at -0.5 scored 100.0 (min(100, nan) is 100).
+    with pytest.raises(MalformedResponse):
+        answer_log_odds(first_token_logprobs(body))
+
+
+def test_both_answers_at_minus_infinity_are_malformed_and_a_slightly_positive_logprob_is_zero():
+    with pytest.raises(MalformedResponse, match="both 'yes' and 'no' have logprob -inf"):
+        answer_log_odds(first_token_logprobs(chat([("Yes", -math.inf), ("No", -math.inf), ("The", -0.01)],
+                                                  token="The", logprob=-0.01)))
+    with pytest.raises(MalformedResponse):
+        answer_log_odds([("Yes", math.nan), ("No", -1.0)])
+    assert first_token_logprobs(chat([("Yes", 1e-7)], token="Yes", logprob=1e-7)) == [("Yes", 0.0)]
+
+
+@pytest.mark.parametrize("logprobs", [
+    {"tokens": 5, "token_logprobs": [-0.1], "top_logprobs": [{}]},
+    {"tokens": ["Yes"], "token_logprobs": 5, "top_logprobs": [{}]},
+    {"tokens": {"a": 1}, "top_logprobs": [{"Yes": -0.1}]},
+    {"tokens": ["Yes"], "token_logprobs": [-0.1], "top_logprobs": {"0": {}}},
+    {"tokens": ["Yes"], "token_logprobs": [-0.1], "top_logprobs": [5]},
+    {"content": [{"token": "Yes", "logprob": "x", "top_logprobs": []}]},
+], ids=["tokens-5", "token-logprobs-5", "tokens-object", "top-object", "top-item-5", "sampled-text"])
+def test_completions_and_chat_logprobs_of_another_shape_are_malformed(logprobs):
+    # Issue 19 item 5: these raised TypeError/KeyError out of the client.
+    with pytest.raises(MalformedResponse):
+        first_token_logprobs({"choices": [{"logprobs": logprobs}]})
 
 
 @pytest.mark.parametrize("body", [{}, {"choices": []}, {"choices": "x"}, {"choices": [None]}])
@@ -116,7 +156,8 @@ def test_replies_read_text_parts_usage_and_reject_garbage():
     assert _reply({"choices": [{"message": {"content": [{"type": "text", "text": "A"}, {"text": "B"}]}}]}) == \
         ("AB", 0)
     assert _reply({"choices": [{"message": {"content": None}}], "usage": {"completion_tokens": True}}) == ("", 0)
-    for body in ({}, {"choices": [{}]}, {"choices": [{"message": {"content": 3}}]}):
+    for body in ({}, {"choices": [{}]}, {"choices": [{"message": {"content": 3}}]},
+                 {"choices": [{"message": {"content": [{"text": 5}]}}]}):  # TypeError out of the client before
         with pytest.raises(MalformedResponse):
             _reply(body)
 

@@ -80,7 +80,6 @@ def test_explanations_equal_greedy_in_process_generation(server, lm):
     verdicts, evidence = ["relevant", None, "not_relevant"], [PASSAGES[0][:20], None, None]
     for call in (lambda e: e.explain(QUERY, PASSAGES[:3]),
                  lambda e: e.explain(QUERY, PASSAGES[:3], verdicts=verdicts, evidence=evidence),
-                 lambda e: e.compare(QUERY, PASSAGES[:3]),
                  lambda e: e.compare_grounded(QUERY, evidence, verdicts)):
         expected, got = call(local), bounded(lambda call=call: call(remote))
         assert got.texts == expected.texts

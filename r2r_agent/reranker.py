@@ -136,7 +136,10 @@ class Reranker:
         if self._student is None:
             with self._load_lock:
                 if self._student is None:
+                    began = time.perf_counter()
                     self._student = self._student_factory()
+                    if self._tracer is not None:  # the one-time load belongs to no stage: the trace says what it cost
+                        self._tracer.loaded(time.perf_counter() - began)
         return self._student
 
     def settings(self, config: RerankConfig | None = None, top_n: Any = _UNSET, **settings: Any) -> RerankConfig:

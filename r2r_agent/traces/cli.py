@@ -111,6 +111,8 @@ def _header(record: TraceRecord) -> str:
     if record.seconds is not None:
         costs = "; ".join(f"{_label(s.stage)} {s.items} in {s.seconds:.2f}s" for s in record.stages)
         parts.append(f"{record.seconds:.2f}s" + (f" ({costs})" if costs else ""))
+    if record.load_seconds is not None:
+        parts.append(f"first call: {record.load_seconds:.2f}s loading the models")
     return " | ".join(parts)
 
 
@@ -185,6 +187,13 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _why_out(score: float | None, verdict: str | None) -> str:
+    """What a run thought of a document it did not return (nothing when the trace predates candidate scores)."""
+    said = [f"score {score:.4f}"] if score is not None else []
+    said += [verdict.replace("_", " ")] if verdict else []
+    return f" ({', '.join(said)})" if said else ""
+
+
 def format_query_diff(diff: QueryDiff, *, movers: int = 3, width: int = 100) -> str:
     """Render one query's comparison: both orders, Kendall tau and RBO, and the biggest movers' explanations."""
     lines = [f"Query: {_cap(diff.query)}"]
@@ -201,8 +210,8 @@ def format_query_diff(diff: QueryDiff, *, movers: int = 3, width: int = 100) -> 
     lines.append(summary)
     shown = [s for s in diff.shifts if s.shift != 0][:movers]
     for s in shown:
-        where_a = f"A {s.rank_a}" if s.rank_a is not None else "not in A"
-        where_b = f"B {s.rank_b}" if s.rank_b is not None else "not in B"
+        where_a = f"A {s.rank_a}" if s.rank_a is not None else "not in A" + _why_out(s.score_a, s.verdict_a)
+        where_b = f"B {s.rank_b}" if s.rank_b is not None else "not in B" + _why_out(s.score_b, s.verdict_b)
         change = f" ({_move(s.shift)})" if s.shift is not None else ""
         lines.append(f"  {_label(s.key)} (input {s.input_rank}): {where_a} -> {where_b}{change}")
         for side, text in (("A", s.explanation_a), ("B", s.explanation_b)):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..errors import InvalidInputError
-from .records import TraceRecord
+from .records import TraceCandidate, TraceRecord, TraceResult
 
 
 def kendall_tau(a: Sequence[Any], b: Sequence[Any]) -> float | None:
@@ -118,6 +118,10 @@ class DocumentShift:
         rank_b: Its output rank in run B (``None``: not returned).
         explanation_a: Run A's explanation, if any.
         explanation_b: Run B's explanation, if any.
+        score_a: Run A's score of it, also when A did not return it (``None``: not recorded, in older traces).
+        score_b: Run B's score of it.
+        verdict_a: Run A's verdict, where A judged it.
+        verdict_b: Run B's verdict, where B judged it.
     """
 
     key: str
@@ -126,6 +130,10 @@ class DocumentShift:
     rank_b: int | None
     explanation_a: str | None = None
     explanation_b: str | None = None
+    score_a: float | None = None
+    score_b: float | None = None
+    verdict_a: str | None = None
+    verdict_b: str | None = None
 
     @property
     def shift(self) -> int | None:
@@ -210,13 +218,27 @@ def diff_records(a: TraceRecord, b: TraceRecord) -> QueryDiff:
     order_b = tuple(keys_b[r.input_rank] for r in b.results)
     result_a = {keys_a[r.input_rank]: r for r in a.results}
     result_b = {keys_b[r.input_rank]: r for r in b.results}
+    candidate_a = {keys_a[c.input_rank]: c for c in a.candidates}
+    candidate_b = {keys_b[c.input_rank]: c for c in b.candidates}
+
+    def judged(key: str, results: dict[str, TraceResult], candidates: dict[str, TraceCandidate]
+               ) -> tuple[float | None, str | None]:
+        """The score and verdict a run gave a document: from its result, else (not returned) its candidate."""
+        if key in results:
+            return results[key].score, results[key].verdict
+        candidate = candidates.get(key)
+        return (candidate.score, candidate.verdict) if candidate else (None, None)
+
     shifts = []
     for key in dict.fromkeys([*order_a, *order_b]):
         ra, rb = result_a.get(key), result_b.get(key)
+        (score_a, verdict_a), (score_b, verdict_b) = judged(key, result_a, candidate_a), judged(key, result_b,
+                                                                                              candidate_b)
         shifts.append(DocumentShift(key=key, input_rank=(ra or rb).input_rank,  # type: ignore[union-attr]
                                     rank_a=ra.rank if ra else None, rank_b=rb.rank if rb else None,
                                     explanation_a=ra.explanation if ra else None,
-                                    explanation_b=rb.explanation if rb else None))
+                                    explanation_b=rb.explanation if rb else None, score_a=score_a,
+                                    score_b=score_b, verdict_a=verdict_a, verdict_b=verdict_b))
     big = 1 << 30
     shifts.sort(key=lambda s: (-(big if s.shift is None else abs(s.shift)), s.rank_a or big, s.rank_b or big))
     same = [keys_a[c.input_rank] for c in a.candidates] == [keys_b[c.input_rank] for c in b.candidates]

@@ -7,6 +7,7 @@ A :class:`TraceRecord` is built from a :class:`~r2r_agent.Ranking` and the passa
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -24,6 +25,35 @@ TRACE_RUN_ENV = "R2R_TRACE_RUN"
 TRACE_FORMAT = 1
 #: How many characters of each candidate's text a record keeps (enough to recognise it in ``r2r traces show``).
 PREVIEW_CHARS = 200
+#: Environment variable: ``0`` (or ``false``, ``no``, ``off``) makes trace sinks drop the returned passages' whole
+#: text. By default a record keeps it, so the trace page can show the evidence in place. Privacy: a trace then holds
+#: the user's query and the full text of every returned document (with or without it, the query, a 200-character
+#: preview of every candidate, the evidence sentences and the explanations); treat trace files as you treat the
+#: documents, or turn the text off.
+TRACE_TEXT_ENV = "R2R_TRACE_TEXT"
+
+
+def keep_text_default() -> bool:
+    """Whether sinks keep the returned passages' text when not told: yes unless ``$R2R_TRACE_TEXT`` says no."""
+    return os.environ.get(TRACE_TEXT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class CallDetails:
+    """What a rerank call knew that its :class:`~r2r_agent.Ranking` does not keep, for its trace record.
+
+    Attributes:
+        scores: ``input index (0-based) -> (score, stage)`` for every candidate: the value it was ordered by and
+            what that value is.
+        judged: ``input index -> (relevance, verdict)`` for each judged candidate.
+        relevant_at: The calibrator's "relevant" threshold, if verdicts were given.
+        partial_at: The calibrator's "partial" threshold.
+    """
+
+    scores: Mapping[int, tuple[float, str]] = field(default_factory=dict)
+    judged: Mapping[int, tuple[float | None, str | None]] = field(default_factory=dict)
+    relevant_at: float | None = None
+    partial_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +67,12 @@ class TraceCandidate:
         preview: The start of the passage text (at most :data:`PREVIEW_CHARS` characters, whitespace collapsed).
         truncated: Whether a model cut the passage to its token budget; ``None`` when unknown (the passage was not
             among the returned ones).
+        score: The student's score of it (the value the order was made from; see :attr:`stage` for what it is),
+            also for a passage that was not returned; ``None`` in records written before this was kept.
+        stage: What ``score`` is: ``"score"`` (the scorer's), ``"score+first_stage"`` (mixed with the retriever's),
+            ``"rrf"`` (reciprocal-rank fusion), ``"rescore"``, ...
+        relevance: Its calibrated relevance, when it was judged (returned, or dropped by ``min_relevance``).
+        verdict: Its verdict, when it was judged.
     """
 
     input_rank: int
@@ -44,6 +80,10 @@ class TraceCandidate:
     first_stage_score: float | None = None
     preview: str = ""
     truncated: bool | None = None
+    score: float | None = None
+    stage: str | None = None
+    relevance: float | None = None
+    verdict: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
@@ -72,6 +112,8 @@ class TraceResult:
         evidence: Its best-answering sentence.
         evidence_span: The evidence's character offsets in the passage.
         unsupported: Claims the guard removed from the explanation.
+        text: The whole passage, so the evidence can be shown in place (``None`` when the sink keeps no text, see
+            :data:`TRACE_TEXT_ENV`, or in records written before it was kept).
     """
 
     rank: int
@@ -86,6 +128,7 @@ class TraceResult:
     evidence: str | None = None
     evidence_span: tuple[int, int] | None = None
     unsupported: tuple[str, ...] = ()
+    text: str | None = None
 
     def __post_init__(self) -> None:
         if self.evidence_span is not None:
@@ -148,6 +191,9 @@ class TraceRecord:
         answerable: Whether some returned passage was judged to answer the query (``None``: not judged).
         query_truncated: Whether a model cut the query.
         config: The call's settings (:class:`~r2r_agent.RerankConfig` as a dict), when recorded.
+        thresholds: The calibrator's verdict thresholds (``{"partial": .., "relevant": ..}``), when verdicts were given.
+        load_seconds: Seconds this call spent loading the student's models the first time (part of ``seconds``, in
+            no stage); ``None`` when nothing was loaded.
     """
 
     query: str
@@ -165,11 +211,17 @@ class TraceRecord:
     answerable: bool | None = None
     query_truncated: bool = False
     config: Mapping[str, Any] = field(default_factory=dict)
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+    load_seconds: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "candidates", tuple(self.candidates))
         object.__setattr__(self, "results", tuple(self.results))
         object.__setattr__(self, "stages", tuple(self.stages))
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+                   for v in self.thresholds.values()):
+            raise InvalidInputError(f"TraceRecord.thresholds must map verdicts to numbers in [0, 1], got "
+                                    f"{dict(self.thresholds)!r:.80}")
         # An index for candidate(): rendering looks up every result's candidate, and a scan each time was
         # quadratic (a 50k-candidate record took 34.5 s to show).
         object.__setattr__(self, "_by_input_rank", {c.input_rank: c for c in reversed(self.candidates)})
@@ -177,7 +229,9 @@ class TraceRecord:
     @classmethod
     def from_ranking(cls, ranking: Ranking, passages: Sequence[Passage] | None = None, *, top_n: int | None = None,
                      seconds: float | None = None, run: str | None = None,
-                     preview_chars: int = PREVIEW_CHARS, config: Mapping[str, Any] | None = None) -> TraceRecord:
+                     preview_chars: int = PREVIEW_CHARS, config: Mapping[str, Any] | None = None,
+                     details: CallDetails | None = None, load_seconds: float | None = None,
+                     text: bool = True) -> TraceRecord:
         """Build a record from a :class:`~r2r_agent.Ranking` and the passages that went in.
 
         Args:
@@ -189,11 +243,24 @@ class TraceRecord:
             run: A run label.
             preview_chars: How many characters of each candidate's text to keep.
             config: The call's settings, to record.
+            details: Every candidate's score and the judged verdicts, from the call (:class:`CallDetails`).
+            load_seconds: Seconds the call spent loading models.
+            text: Keep the returned passages' whole text.
 
         Raises:
             InvalidInputError: when ``passages`` do not match the ranking (a different number of candidates).
         """
         truncated = {j.input_rank: j.truncated for j in ranking}
+        details = details or CallDetails()
+        known = passages is not None and len(details.scores) == len(passages)
+
+        def extra(index: int) -> dict[str, Any]:
+            if not known or index not in details.scores:
+                return {}
+            score, stage = details.scores[index]
+            relevance, verdict = details.judged.get(index, (None, None))
+            return {"score": float(score), "stage": stage, "relevance": relevance, "verdict": verdict}
+
         if passages is not None:
             if ranking.num_candidates and len(passages) != ranking.num_candidates:
                 raise InvalidInputError(
@@ -201,21 +268,31 @@ class TraceRecord:
                     f"{len(passages)} were given; pass the same passages that went into the rerank call")
             candidates = tuple(
                 TraceCandidate(input_rank=i, id=p.id, first_stage_score=p.first_stage_score,
-                               preview=_preview(p.text, preview_chars), truncated=truncated.get(i))
+                               preview=_preview(p.text, preview_chars), truncated=truncated.get(i), **extra(i - 1))
                 for i, p in enumerate(passages, start=1))
         else:
             candidates = tuple(
                 TraceCandidate(input_rank=j.input_rank, id=j.id, first_stage_score=j.first_stage_score,
-                               preview=_preview(j.text, preview_chars), truncated=j.truncated)
+                               preview=_preview(j.text, preview_chars), truncated=j.truncated, score=j.score,
+                               stage=j.stage, relevance=j.relevance, verdict=j.verdict)
                 for j in sorted(ranking, key=lambda j: j.input_rank))
         results = tuple(TraceResult(rank=j.rank, input_rank=j.input_rank, id=j.id, score=j.score, stage=j.stage,
                                     explanation=j.explanation, truncated=j.truncated, relevance=j.relevance,
                                     verdict=j.verdict, evidence=j.evidence, evidence_span=j.evidence_span,
-                                    unsupported=j.unsupported) for j in ranking)
+                                    unsupported=j.unsupported, text=j.text if text else None) for j in ranking)
+        thresholds = ({"partial": details.partial_at, "relevant": details.relevant_at}
+                      if details.relevant_at is not None and details.partial_at is not None else {})
         return cls(query=ranking.query, candidates=candidates, results=results, comparison=ranking.comparison,
                    top_n=top_n, model=ranking.model, adapter=ranking.adapter, prompt_version=ranking.prompt_version,
                    stages=ranking.stages, seconds=seconds, run=run, answerable=ranking.answerable,
-                   query_truncated=ranking.query_truncated, config=dict(config or {}))
+                   query_truncated=ranking.query_truncated, config=dict(config or {}), thresholds=thresholds,
+                   load_seconds=load_seconds)
+
+    def without_text(self) -> TraceRecord:
+        """This record without the returned passages' whole text (previews and evidence stay)."""
+        if all(r.text is None for r in self.results):
+            return self
+        return replace(self, results=tuple(replace(r, text=None) for r in self.results))
 
     @property
     def num_candidates(self) -> int:
@@ -255,6 +332,8 @@ class TraceRecord:
             "answerable": self.answerable,
             "query_truncated": self.query_truncated,
             "config": dict(self.config),
+            "thresholds": dict(self.thresholds),
+            "load_seconds": self.load_seconds,
         }
 
     @classmethod

@@ -10,11 +10,15 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import InvalidInputError, R2RError
 from ..types import Passage, Ranking
-from .records import TRACE_PATH_ENV, TRACE_RUN_ENV, TraceRecord
+from .records import TRACE_PATH_ENV, TRACE_RUN_ENV, CallDetails, TraceRecord, keep_text_default
+
+if TYPE_CHECKING:
+    from ..calibration import Calibrator
+    from ..candidate import Candidate
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class MemoryTraceSink:
 
     Args:
         run: A label stamped on records that have none.
+        text: Keep the returned passages' whole text (default: yes unless ``$R2R_TRACE_TEXT`` is ``0``).
 
     Example:
         >>> sink = MemoryTraceSink(run="v1")
@@ -43,8 +48,9 @@ class MemoryTraceSink:
         ('v1', 1)
     """
 
-    def __init__(self, *, run: str | None = None) -> None:
+    def __init__(self, *, run: str | None = None, text: bool | None = None) -> None:
         self.run = run
+        self.text = keep_text_default() if text is None else text
         self._records: list[TraceRecord] = []
         self._lock = threading.Lock()
 
@@ -52,6 +58,8 @@ class MemoryTraceSink:
         """Append ``record`` (stamped with this sink's run label when it has none)."""
         if self.run is not None and record.run is None:
             record = replace(record, run=self.run)
+        if not self.text:
+            record = record.without_text()
         with self._lock:
             self._records.append(record)
 
@@ -94,17 +102,21 @@ class JsonlTraceSink:
     Args:
         path: The JSON Lines file.
         run: A label stamped on records that have none (e.g. ``"student-v2"``), so ``r2r traces diff`` can name runs.
+        text: Keep the returned passages' whole text, so the trace page shows the evidence in place (default: yes
+            unless ``$R2R_TRACE_TEXT`` is ``0``). The file then holds the full text of every returned document:
+            treat it as you treat the documents (see :data:`~r2r_agent.traces.TRACE_TEXT_ENV`).
 
     Example:
         >>> sink = JsonlTraceSink("traces.jsonl", run="v1")   # doctest: +SKIP
         >>> reranker = Reranker(trace=sink)                      # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, run: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, run: str | None = None, text: bool | None = None) -> None:
         if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
             raise InvalidInputError(f"JsonlTraceSink: path must be a non-empty file path, got {path!r}")
         self.path = Path(path).expanduser()
         self.run = run
+        self.text = keep_text_default() if text is None else text
         self.failed_writes = 0
         self._warned = False
         self._lock = _file_lock(self.path)
@@ -113,6 +125,8 @@ class JsonlTraceSink:
         """Append ``record`` as one line; never raises for an unwritable file (see the class docs)."""
         if self.run is not None and record.run is None:
             record = replace(record, run=self.run)
+        if not self.text:
+            record = record.without_text()
         line = record.to_json() + "\n"
         try:
             with self._lock:
@@ -130,7 +144,7 @@ class JsonlTraceSink:
                 logger.debug("r2r traces: write to %s failed again: %s", self.path, exc)
 
     def __repr__(self) -> str:
-        return f"JsonlTraceSink({str(self.path)!r}, run={self.run!r})"
+        return f"JsonlTraceSink({str(self.path)!r}, run={self.run!r}, text={self.text!r})"
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,37 @@ class Tracer:
         self.sink = sink
         self.dropped = 0
         self._warned: set[str] = set()
+        # Per thread: a call's details are noted and then recorded by the same thread (rerank_many runs calls on
+        # several threads at once).
+        self._pending = threading.local()
+        self._load_seconds: float | None = None
+        self._load_lock = threading.Lock()
+
+    def loaded(self, seconds: float) -> None:
+        """Note that loading the models took ``seconds``: the next record (one only) carries it."""
+        with self._load_lock:
+            self._load_seconds = seconds
+
+    def observe(self, candidates: Sequence[Candidate], calibrator: Calibrator | None = None) -> None:
+        """Note what the call in progress on this thread knows beyond its ranking, for its record; never raises.
+
+        Called with every candidate once they are scored (their scores), and with the judged ones (their verdicts,
+        with the calibrator that gave them); :meth:`record` writes them with the call's record and forgets them.
+
+        Args:
+            candidates: The call's candidates (their ``index``, ``score``, ``stage`` and ``judged``).
+            calibrator: The calibrator that gave the verdicts (its thresholds are recorded).
+        """
+        try:
+            details: CallDetails = getattr(self._pending, "details", None) or CallDetails()
+            scores = {**details.scores, **{c.index: (c.score, c.stage) for c in candidates}}
+            judged = {**details.judged, **{c.index: (c.judged.relevance, c.judged.verdict) for c in candidates
+                                           if c.judged.verdict is not None}}
+            if calibrator is not None and judged:
+                details = replace(details, relevant_at=calibrator.relevant_at, partial_at=calibrator.partial_at)
+            self._pending.details = replace(details, scores=scores, judged=judged)
+        except Exception as exc:  # noqa: BLE001 - a trace must never fail the query it describes
+            logger.debug("r2r traces: could not note the call's details: %s", exc)
 
     @classmethod
     def from_option(cls, trace: Any) -> Tracer | None:
@@ -261,10 +306,14 @@ class Tracer:
 
     def record(self, ranking: Ranking, passages: Sequence[Passage], *, top_n: int | None,
                seconds: float | None, config: Mapping[str, Any] | None = None) -> None:
-        """Write the record of one call; never raises."""
+        """Write the record of one call (with the details :meth:`observe` noted on this thread); never raises."""
+        details: CallDetails | None = getattr(self._pending, "details", None)
+        self._pending.details = None
+        with self._load_lock:
+            load_seconds, self._load_seconds = self._load_seconds, None
         try:
             self.sink.write(TraceRecord.from_ranking(ranking, passages, top_n=top_n, seconds=seconds,
-                                                     config=config))
+                                                     config=config, details=details, load_seconds=load_seconds))
         except Exception as exc:  # noqa: BLE001 - a trace must never fail the query it describes
             self.dropped += 1
             kind = type(exc).__name__

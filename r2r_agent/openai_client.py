@@ -2,13 +2,18 @@
 
 One :class:`OpenAIClient` per student, shared by its scorer and explainer. It posts JSON and returns JSON, with
 timeouts, retries with exponential backoff on timeouts, connection errors, HTTP 408/409/425/429 and 5xx (honouring
-``Retry-After``) and malformed or truncated response bodies, and a bound on the requests in flight. Two paths:
+``Retry-After``) and malformed or truncated response bodies, and a bound on the requests in flight. Each attempt
+ends by its ``timeout`` however slowly the server sends, and a response body is read up to ``max_response_bytes``
+(after decompression; :mod:`r2r_agent.bounded_http`). Two paths:
 :meth:`OpenAIClient.post` (``httpx.Client``, fanned out over a thread pool by :meth:`OpenAIClient.map`) and
 :meth:`OpenAIClient.apost` (``httpx.AsyncClient``, one per event loop). ``httpx`` is the ``served`` extra, imported on
 first use.
 
 The API key is sent as a bearer token and shown nowhere else: not in the client's or its owner's ``repr``, not in
-errors or log lines (a server that echoes it back in an error body is redacted), not in student names or traces.
+errors or log lines, not in student names or traces. A server that echoes it back, in any encoding
+(:mod:`r2r_agent.redaction`), is redacted before anything is cut or shown, and every string of a decoded answer is
+scrubbed before it is read; errors leave the client with no ``httpx`` exception (which holds the request's headers)
+chained to them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import concurrent.futures
 import email.utils
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -28,7 +34,9 @@ from typing import Any, TypeVar
 
 from ._optional import require
 from .aio import gather_or_cancel, results_or_cancel
+from .bounded_http import ACCEPT_ENCODING, BodyError, BodyReader, BodyTooLarge, attempt_deadline, install_deadlines
 from .errors import InvalidInputError, R2RError
+from .redaction import Redactor, Secret
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +45,10 @@ R = TypeVar("R")
 
 #: Statuses retried besides 5xx: request timeout, conflict, too early, too many requests.
 RETRY_STATUS = frozenset({408, 409, 425, 429})
+#: Default cap on a response body, in bytes after decompression (an answer with logprobs is a few kB).
+MAX_RESPONSE_BYTES = 4 * 2**20
+#: Most bytes of an error body read (its first 300 characters are shown).
+_ERROR_BODY_BYTES = 64 * 2**10
 _HINTS = {401: "not retried: check the API key (api_key=, or the environment variable the command reads it from)",
           403: "not retried: check the API key's permissions",
           404: "not retried: check the base URL (it usually ends in /v1) and the model name the server serves",
@@ -63,33 +75,6 @@ def first_choice(body: Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
         raise MalformedResponse(f"no choices in the answer (keys: {sorted(body)})")
     return choices[0]
-
-
-class Secret:
-    """A string that never shows itself: ``repr``/``str`` print ``'***'``; :meth:`reveal` gives the value."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself (only for the request header)."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __copy__(self) -> Secret:  # immutable: copies (deep ones too, e.g. pydantic's) share it
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
-        return self
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a Secret is not pickled (the key would travel in the bytes); build the client where it runs")
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -137,6 +122,19 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
+class _Done:
+    """A finished attempt's result (an attempt returns this or a :class:`_Retry`, and raises only fatal errors)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+#: What a parser may raise on a body of an unexpected shape, besides MalformedResponse: retried as malformed.
+_SHAPE_ERRORS = (TypeError, KeyError, IndexError, AttributeError, ValueError, ArithmeticError, RecursionError)
+
+
 class OpenAIClient:
     """``POST`` JSON to an OpenAI-compatible server, with retries, timeouts and a bound on requests in flight.
 
@@ -144,7 +142,8 @@ class OpenAIClient:
         base_url: The API root, e.g. ``http://localhost:8000/v1`` (vLLM) or ``http://localhost:8080/v1``
             (llama.cpp). Credentials in it (``user:pw@``) are used but never shown.
         api_key: Sent as ``Authorization: Bearer ...`` when given; shown nowhere.
-        timeout: Seconds per attempt (connect, read, write and pool wait).
+        timeout: Seconds per attempt, start to end: connecting, sending, waiting and reading the whole body (a
+            server that sends slowly is cut off at this deadline and the attempt is retried).
         max_retries: Retries after the first attempt (timeouts, connection errors, 408/409/425/429, 5xx and
             malformed bodies). Other statuses (400, 401, 404...) fail at once.
         backoff: First retry delay in seconds, doubled at each retry (plus up to 10% jitter), at most
@@ -153,12 +152,17 @@ class OpenAIClient:
         max_retry_after: Longest ``Retry-After`` honoured, in seconds (a longer one waits this long).
         max_concurrency: Requests in flight at most: on the sync path (threads) and on each event loop. A vLLM
             server batches whatever is in flight, so keep it at or above its ``--max-num-seqs`` share.
+        max_response_bytes: Largest response body read, in bytes, on the wire and after ``gzip``/``deflate``
+            decompression (default 4 MiB); a larger one is a :class:`ServerError`, not retried.
         headers: Extra HTTP headers.
         transport: An ``httpx`` transport for the sync path (tests).
         async_transport: An ``httpx`` transport for the async path (tests).
         jitter: Random extra delay before a retry, as a fraction of the delay (parallel clients do not retry in step).
         sleep: How the sync path waits between retries (tests pass a recorder).
         extra: The optional dependency's extra and purpose named when httpx is missing.
+
+    Raises:
+        InvalidInputError: a setting that is not a finite number in range (NaN and infinity are refused).
 
     Example:
         >>> client = OpenAIClient("http://localhost:8000/v1", api_key="sk-...")          # doctest: +SKIP
@@ -167,17 +171,22 @@ class OpenAIClient:
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0, max_retries: int = 4,
                  backoff: float = 0.5, max_backoff: float = 30.0, max_retry_after: float = 120.0,
-                 max_concurrency: int = 32, headers: Mapping[str, str] | None = None, transport: Any = None,
-                 async_transport: Any = None, jitter: float = 0.1, sleep: Callable[[float], None] = time.sleep,
+                 max_concurrency: int = 32, max_response_bytes: int = MAX_RESPONSE_BYTES,
+                 headers: Mapping[str, str] | None = None, transport: Any = None, async_transport: Any = None,
+                 jitter: float = 0.1, sleep: Callable[[float], None] = time.sleep,
                  extra: tuple[str, str] = ("served", "a served student (Student.from_openai)")) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise InvalidInputError(f"OpenAIClient: base_url must be an http(s) URL such as "
                                     f"'http://localhost:8000/v1', got {base_url!r}")
-        for label, value in (("timeout", timeout), ("backoff", backoff), ("max_backoff", max_backoff),
-                             ("max_retry_after", max_retry_after), ("jitter", jitter)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise InvalidInputError(f"OpenAIClient: {label} must be a number >= 0, got {value!r}")
-        for label, value, least in (("max_retries", max_retries, 0), ("max_concurrency", max_concurrency, 1)):
+        for label, value, positive in (("timeout", timeout, True), ("backoff", backoff, False),
+                                       ("max_backoff", max_backoff, False),
+                                       ("max_retry_after", max_retry_after, False), ("jitter", jitter, False)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                    or value < 0 or (positive and value == 0):
+                raise InvalidInputError(f"OpenAIClient: {label} must be a finite number {'>' if positive else '>='}"
+                                        f" 0, got {value!r}")
+        for label, value, least in (("max_retries", max_retries, 0), ("max_concurrency", max_concurrency, 1),
+                                    ("max_response_bytes", max_response_bytes, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise InvalidInputError(f"OpenAIClient: {label} must be an int >= {least}, got {value!r}")
         parts = urllib.parse.urlsplit(base_url)
@@ -189,12 +198,14 @@ class OpenAIClient:
         self.backoff, self.max_backoff = float(backoff), float(max_backoff)
         self.max_retry_after = float(max_retry_after)
         self.max_concurrency = max_concurrency
+        self.max_response_bytes = max_response_bytes
         self.jitter = float(jitter)
         self._sleep = sleep
         self._extra = extra
         self._closes = 0  # how many times close() ran: a sync call started before a close sends nothing more
         self._api_key = Secret(api_key) if api_key else None
-        self._headers = dict(headers or {})
+        self._redact = Redactor([api_key or "", *(s.reveal() for s in self._basic or ())], basic=self._auth())
+        self._headers = {"Accept-Encoding": ACCEPT_ENCODING, **dict(headers or {})}  # only codings read here
         self._transport, self._async_transport = transport, async_transport
         self._lock = threading.Lock()
         self._client: Any = None
@@ -208,12 +219,9 @@ class OpenAIClient:
                 f"max_retries={self.max_retries}, max_concurrency={self.max_concurrency})")
 
     def redact(self, text: str) -> str:
-        """``text`` with the API key and the URL's credentials replaced by ``***`` (for errors and logs)."""
-        secrets = [self._api_key, *(self._basic or ())]
-        for secret in sorted((s.reveal() for s in secrets if s is not None), key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """``text`` with the API key and the URL's credentials, in any encoding, replaced by ``***`` (for errors and
+        logs; redact a text before cutting it short)."""
+        return self._redact(text)
 
     def _auth(self) -> tuple[str, str] | None:
         return (self._basic[0].reveal(), self._basic[1].reveal()) if self._basic else None
@@ -230,6 +238,7 @@ class OpenAIClient:
                 httpx = require("httpx", *self._extra)
                 self._client = httpx.Client(timeout=httpx.Timeout(self.timeout), headers=self._all_headers(),
                                             auth=self._auth(), transport=self._transport)
+                install_deadlines(self._client)
             return self._client
 
     def _async_client(self) -> tuple[Any, asyncio.Semaphore]:
@@ -257,22 +266,153 @@ class OpenAIClient:
         delay = min(self.backoff * (2**retry), self.max_backoff)
         return delay + random.uniform(0.0, self.jitter * delay)
 
-    def _check(self, path: str, response: Any) -> dict[str, Any]:
-        """The JSON body of a 2xx ``response``; raises :class:`_Retry` (retry) or :class:`ServerError` (do not)."""
+    # -- one attempt: send, read the body within the cap and the deadline, parse --------------------------------
+
+    def _reader(self, response: Any) -> BodyReader:
         status = response.status_code
+        if response.is_stream_consumed:  # a transport that built the body in memory (tests): httpx decoded it
+            encoding = None
+        else:
+            encoding = response.headers.get("content-encoding")
+            length = response.headers.get("content-length", "")
+            if status < 300 and length.isdigit() and int(length) > self.max_response_bytes:
+                raise BodyTooLarge(f"Content-Length {length}")
+        if status < 300:
+            return BodyReader(encoding, self.max_response_bytes)
+        try:
+            return BodyReader(encoding, min(self.max_response_bytes, _ERROR_BODY_BYTES), truncate=True)
+        except BodyError:  # an error body in a coding not read: its status still says what went wrong
+            return BodyReader(None, 0, truncate=True)
+
+    def _exchange(self, client: Any, path: str, payload: Mapping[str, Any]) -> tuple[int, Any, bytes]:
+        """One sync attempt: the status, headers and body, all within the attempt's deadline."""
+        with attempt_deadline(self.timeout) as deadline, \
+                client.stream("POST", self._endpoint(path), json=dict(payload)) as response:
+            reader = self._reader(response)
+            if response.is_stream_consumed:
+                reader.feed(response.content)
+            else:
+                for chunk in response.iter_raw():
+                    reader.feed(chunk)
+                    if reader.full:
+                        break
+                    if time.monotonic() > deadline:
+                        raise _Retry(self._late())
+            return response.status_code, response.headers, reader.body()
+
+    async def _aexchange(self, client: Any, path: str, payload: Mapping[str, Any]) -> tuple[int, Any, bytes]:
+        """One async attempt (the caller bounds it with the attempt's deadline)."""
+        async with client.stream("POST", self._endpoint(path), json=dict(payload)) as response:
+            reader = self._reader(response)
+            if response.is_stream_consumed:
+                reader.feed(response.content)
+            else:
+                async for chunk in response.aiter_raw():
+                    reader.feed(chunk)
+                    if reader.full:
+                        break
+            return response.status_code, response.headers, reader.body()
+
+    def _late(self) -> str:
+        return f"no answer within {self.timeout:g}s (the attempt's deadline)"
+
+    def _too_large(self, path: str) -> ServerError:
+        return ServerError(f"{self.url}/{path} answered with more than {self.max_response_bytes} bytes "
+                           f"(max_response_bytes={self.max_response_bytes}, counted after decompression); not "
+                           "retried: check that the base URL is the model server, or raise max_response_bytes if "
+                           "its answers are that large (e.g. top_logprobs over a whole vocabulary)")
+
+    def _sync_attempt(self, client: Any, httpx: Any, path: str, payload: Mapping[str, Any],
+                      parse: Callable[[dict[str, Any]], Any] | None) -> _Done | _Retry:
+        # Errors are built in the except blocks and raised after them, so that no httpx exception (it holds the
+        # request and its Authorization header) is chained to what leaves the client.
+        fatal: ServerError | None = None
+        try:
+            status, headers, content = self._exchange(client, path, payload)
+        except _Retry as retry:
+            return _Retry(str(retry))
+        except BodyTooLarge:
+            fatal = self._too_large(path)
+        except BodyError as exc:
+            return _Retry(f"a body that cannot be read: {exc}")
+        except (httpx.HTTPError, httpx.StreamError, RuntimeError, OSError) as exc:
+            # RuntimeError: httpx's "the client has been closed", i.e. close() ran meanwhile
+            return self._failure(exc, httpx)
+        if fatal is not None:
+            raise fatal
+        return self._outcome(path, status, headers, content, parse)
+
+    async def _async_attempt(self, client: Any, httpx: Any, path: str, payload: Mapping[str, Any],
+                             parse: Callable[[dict[str, Any]], Any] | None) -> _Done | _Retry:
+        fatal: ServerError | None = None
+        try:
+            status, headers, content = await asyncio.wait_for(self._aexchange(client, path, payload), self.timeout)
+        except asyncio.TimeoutError:
+            return _Retry(self._late())
+        except BodyTooLarge:
+            fatal = self._too_large(path)
+        except BodyError as exc:
+            return _Retry(f"a body that cannot be read: {exc}")
+        except (httpx.HTTPError, httpx.StreamError, OSError) as exc:
+            return self._failure(exc, httpx)
+        if fatal is not None:
+            raise fatal
+        return self._outcome(path, status, headers, content, parse)
+
+    def _outcome(self, path: str, status: int, headers: Any, content: bytes,
+                 parse: Callable[[dict[str, Any]], Any] | None) -> _Done | _Retry:
+        fatal: ServerError | None = None
+        try:
+            body = self._check(path, status, headers, content)
+        except _Retry as retry:
+            return _Retry(str(retry), retry.retry_after)
+        except ServerError as exc:
+            fatal = ServerError(str(exc))
+        if fatal is not None:
+            raise fatal
+        if parse is None:
+            return _Done(body)
+        message, retried = "", True
+        try:
+            return _Done(parse(body))
+        except MalformedResponse as exc:
+            message = str(exc)
+        except ServerError as exc:  # not retried: add where it came from
+            message, retried = f"{self.url}/{path}: {exc}", False
+        except _SHAPE_ERRORS as exc:
+            message = f"an answer of an unexpected shape ({type(exc).__name__}: {exc})"
+        message = self.redact(message)
+        if retried:
+            return _Retry(message)
+        raise ServerError(message)
+
+    def _check(self, path: str, status: int, headers: Any, content: bytes) -> dict[str, Any]:
+        """The JSON body of a 2xx answer, every string in it redacted; raises :class:`_Retry` (retry) or
+        :class:`ServerError` (do not)."""
         if status >= 300:
-            body = self.redact(" ".join(response.text.split())[:300])
+            body = " ".join(self._shown(content).split())[:300]
             if status in RETRY_STATUS or status >= 500:
-                raise _Retry(f"HTTP {status}: {body!r}", parse_retry_after(response.headers.get("retry-after")))
+                raise _Retry(f"HTTP {status}: {body!r}", parse_retry_after(headers.get("retry-after")))
             hint = _HINTS.get(status, "not retried: check the request")
             raise ServerError(f"{self.url}/{path} answered HTTP {status}: {body!r}; {hint}")
         try:
-            data = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _Retry(f"a body that is not JSON ({exc}): {self.redact(response.text[:200])!r}") from None
+            data = json.loads(content)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            reason = f"{type(exc).__name__}" if isinstance(exc, RecursionError) else str(exc)
+            text = self.redact(content.decode("utf-8", "replace"))  # before the cut: a cut can leave part of a key
+            raise _Retry(f"a body that is not JSON ({reason}): {text[:200]!r}") from None
         if not isinstance(data, dict):
-            raise _Retry(f"a JSON {type(data).__name__} instead of an object: {self.redact(response.text[:200])!r}")
-        return data
+            raise _Retry(f"a JSON {type(data).__name__} instead of an object: {self._shown(content)[:200]!r}")
+        return self._redact.scrub(data)  # type: ignore[no-any-return]
+
+    def _shown(self, content: bytes) -> str:
+        """A body as shown in an error, redacted: JSON is decoded and written again first, so that no escape
+        (``\\u0073k-...``) hides a secret from the redaction; other text as it came."""
+        try:
+            shown = json.dumps(self._redact.scrub(json.loads(content)), ensure_ascii=False)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            shown = content.decode("utf-8", "replace")
+        return self.redact(shown)
 
     def _failure(self, exc: Exception, httpx: Any) -> _Retry:
         if isinstance(exc, httpx.TimeoutException):
@@ -292,10 +432,12 @@ class OpenAIClient:
              parse: Callable[[dict[str, Any]], T] | None = None) -> T:
         """``POST`` ``payload`` to ``{base_url}/{path}`` and return the JSON body (or ``parse(body)``), retrying.
 
-        ``parse`` may raise :class:`MalformedResponse` to have the request retried (a body of the wrong shape).
+        ``parse`` may raise :class:`MalformedResponse` to have the request retried (a body of the wrong shape); a
+        ``TypeError``, ``KeyError``... from it counts as malformed too. It sees the body with every string redacted.
 
         Raises:
-            ServerError: a status that is not retried, every attempt failed, or ``parse`` raised one.
+            ServerError: a status that is not retried, a body over ``max_response_bytes``, every attempt failed, or
+                ``parse`` raised one.
         """
         httpx = require("httpx", *self._extra)
         with self._lock:
@@ -305,22 +447,16 @@ class OpenAIClient:
         with self._slots:
             for attempt in range(self.max_retries + 1):
                 self._check_open(path, closes)
-                try:
-                    try:
-                        response = client.post(self._endpoint(path), json=dict(payload))
-                    except (httpx.TransportError, httpx.TimeoutException, RuntimeError) as exc:
-                        # RuntimeError: httpx's "the client has been closed", i.e. close() ran meanwhile
-                        self._check_open(path, closes)
-                        raise self._failure(exc, httpx) from None
-                    return self._parsed(path, response, parse)
-                except _Retry as retry:
-                    last = str(retry)
-                    self._check_open(path, closes)
-                    if attempt == self.max_retries:
-                        break
-                    delay = self._delay(attempt, retry.retry_after)
-                    self._log_retry(path, last, attempt, delay)
-                    self._sleep(delay)
+                outcome = self._sync_attempt(client, httpx, path, payload, parse)
+                self._check_open(path, closes)
+                if isinstance(outcome, _Done):
+                    return outcome.value  # type: ignore[no-any-return]
+                last = str(outcome)
+                if attempt == self.max_retries:
+                    break
+                delay = self._delay(attempt, outcome.retry_after)
+                self._log_retry(path, last, attempt, delay)
+                self._sleep(delay)
         raise self._give_up(path, last)
 
     def _check_open(self, path: str, closes: int) -> None:
@@ -335,31 +471,16 @@ class OpenAIClient:
         last = ""
         async with slots:
             for attempt in range(self.max_retries + 1):
-                try:
-                    try:
-                        response = await client.post(self._endpoint(path), json=dict(payload))
-                    except (httpx.TransportError, httpx.TimeoutException) as exc:
-                        raise self._failure(exc, httpx) from None
-                    return self._parsed(path, response, parse)
-                except _Retry as retry:
-                    last = str(retry)
-                    if attempt == self.max_retries:
-                        break
-                    delay = self._delay(attempt, retry.retry_after)
-                    self._log_retry(path, last, attempt, delay)
-                    await asyncio.sleep(delay)
+                outcome = await self._async_attempt(client, httpx, path, payload, parse)
+                if isinstance(outcome, _Done):
+                    return outcome.value  # type: ignore[no-any-return]
+                last = str(outcome)
+                if attempt == self.max_retries:
+                    break
+                delay = self._delay(attempt, outcome.retry_after)
+                self._log_retry(path, last, attempt, delay)
+                await asyncio.sleep(delay)
         raise self._give_up(path, last)
-
-    def _parsed(self, path: str, response: Any, parse: Callable[[dict[str, Any]], T] | None) -> T:
-        body = self._check(path, response)
-        if parse is None:
-            return body  # type: ignore[return-value]
-        try:
-            return parse(body)
-        except MalformedResponse as exc:
-            raise _Retry(self.redact(str(exc))) from None
-        except ServerError as exc:  # not retried: add where it came from
-            raise ServerError(f"{self.url}/{path}: {self.redact(str(exc))}") from None
 
     def map(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``function(item)`` for each item on the client's threads (at most ``max_concurrency`` at once), results
@@ -401,5 +522,5 @@ class OpenAIClient:
         self.close()
 
 
-__all__ = ["MalformedResponse", "OpenAIClient", "Secret", "ServerError", "display_url", "first_choice",
-           "parse_retry_after"]
+__all__ = ["MAX_RESPONSE_BYTES", "MalformedResponse", "OpenAIClient", "Secret", "ServerError", "display_url",
+           "first_choice", "parse_retry_after"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 
@@ -134,5 +135,17 @@ def test_client_settings_are_checked():
         OpenAIClient("localhost:8000")
     with pytest.raises(ValueError, match="max_concurrency must be an int >= 1, got 0"):
         OpenAIClient("http://x/v1", max_concurrency=0)
-    with pytest.raises(ValueError, match="timeout must be a number >= 0"):
+    with pytest.raises(ValueError, match="timeout must be a finite number > 0"):
         OpenAIClient("http://x/v1", timeout=-1)
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("max_retry_after", math.nan), ("max_retry_after", math.inf), ("backoff", math.nan), ("backoff", -math.inf),
+    ("max_backoff", math.inf), ("timeout", math.nan), ("timeout", math.inf), ("timeout", 0), ("jitter", math.inf),
+    ("jitter", math.nan), ("max_response_bytes", 0), ("max_response_bytes", 1.5), ("max_response_bytes", True),
+])
+def test_nan_and_infinite_settings_are_refused_at_construction(setting, value):
+    # Issue 19 item 15: max_retry_after=nan with Retry-After: 1e9 slept 1e9 s; backoff=nan, timeout=nan/inf and
+    # jitter=inf were accepted.
+    with pytest.raises(ValueError, match=f"OpenAIClient: {setting} must be a"):
+        OpenAIClient("http://x/v1", **{setting: value})

@@ -151,8 +151,8 @@ def read_passages(source: str, stdin: TextIO | BinaryIO | None = None) -> list[P
     are skipped.
 
     Raises:
-        R2RError: for a missing file, or a line that is not UTF-8, not JSON, nested too deeply or not a passage,
-            naming the line.
+        R2RError: for a missing, unreadable or folder path, or a line that is not UTF-8, not JSON, nested too deeply
+            or not a passage, naming the line.
     """
     if source == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
@@ -160,9 +160,14 @@ def read_passages(source: str, stdin: TextIO | BinaryIO | None = None) -> list[P
         where = "standard input"
     else:
         path = Path(source)
+        if path.is_dir():
+            raise R2RError(f"passages file {source!r} is a folder; pass a JSON Lines file")
         if not path.is_file():
             raise R2RError(f"passages file {source!r} not found")
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:  # unreadable (permissions, I/O error): say so, not a PermissionError traceback
+            raise R2RError(f"passages file {source!r} cannot be read: {exc.strerror or exc}") from None
         where = source
     data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
     passages: list[Passage] = []
@@ -291,8 +296,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``r2r`` console script."""
+    """Entry point of the ``r2r`` console script: exit 0 on success, 2 on an error (one line on stderr), 130 when
+    interrupted with Ctrl-C (one line, no traceback)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        command = next((a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")), "")
+        print(f"r2r{' ' + command if command else ''}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -161,3 +161,94 @@ def test_first_stage_weight_flag_reaches_the_reranker(monkeypatch, tmp_path, cap
     assert {j["stage"] for j in data["judgments"]} == {"score+first_stage"}
     assert cli.main(["rerank", "-q", "fleas", "-p", str(path), "--first-stage-weight", "2"]) == 2
     assert "first_stage_weight must be a number in [0, 1], got 2.0" in capsys.readouterr().err
+
+
+# Issue 19 item 14: CLI rough edges give one line and a defined exit status.
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("missing", "no such file"), ("directory", "is a folder"), ("bad utf-8", "not UTF-8"),
+    ("deep json", "nested too deeply"),
+])
+def test_calibrate_labelled_bad_files_are_one_line_errors(tmp_path, capsys, kind, expected):
+    path = tmp_path / "labelled.jsonl"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "bad utf-8":
+        path.write_bytes(b'{"query": "q", "text": "t", "label": 1}\n{"query": "\xff\xfe"}\n')
+    elif kind == "deep json":
+        path.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    assert cli.main(["calibrate", "--labelled", str(path), "-o", str(tmp_path / "out.json")]) == 2
+    assert expected in _one_line_error(capsys)
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_rerank_on_an_unreadable_or_folder_passages_file_is_a_clear_error(tmp_path, capsys):
+    from pathlib import Path
+
+    unreadable = Path("/proc/self/mem")  # a regular file whose read fails (EIO), even for root
+    if unreadable.is_file():
+        assert cli.main(["rerank", "-q", "fleas", "-p", str(unreadable)]) == 2
+        assert "cannot be read" in _one_line_error(capsys)
+    assert cli.main(["rerank", "-q", "fleas", "-p", str(tmp_path)]) == 2
+    assert "is a folder" in _one_line_error(capsys)
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_rerank", interrupted)
+    assert cli.main(["rerank", "-q", "fleas", "-p", "-"]) == cli.EXIT_INTERRUPTED == 130
+    assert _one_line_error(capsys).strip() == "r2r rerank: interrupted"
+
+
+def test_ctrl_c_in_a_real_r2r_process_exits_130_without_a_traceback():
+    """SIGINT while `r2r rerank -p -` waits for its passages (it printed a 115-line traceback)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-c", "import sys; from r2r_agent.cli import main; "
+                                "print('ready', flush=True); sys.exit(main(sys.argv[1:]))",
+                                "rerank", "-q", "fleas", "-p", "-"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(1.0)  # into main(), blocked reading standard input
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert err.strip() == "r2r rerank: interrupted"
+
+
+def test_rerank_many_checks_every_list_before_the_first_query():
+    """A bad 6th list failed after 13 requests and 8 s: now before any scoring."""
+    from r2r_agent import Student
+    from r2r_agent.errors import InvalidInputError, InvalidPassageError
+    from r2r_agent.scorers import Scores
+
+    calls = []
+
+    class Counting:
+        name = "counting"
+
+        def score(self, query, passages):
+            calls.append(query)
+            return Scores([1.0] * len(passages))
+
+    reranker = Reranker(Student(scorer=Counting()), explain_top=0, compare_top=0, judge=False)
+    lists = [["fleas live"]] * 5 + [["ok", 5]]
+    with pytest.raises(InvalidPassageError, match=r"passage list 6 \(query 'q6'\)"):
+        reranker.rerank_many([f"q{i}" for i in range(1, 7)], lists)
+    with pytest.raises(InvalidInputError, match="query 2 must be a non-empty str"):
+        reranker.rerank_many(["q1", "  "], [["a"], ["b"]])
+    assert calls == []
+    assert len(reranker.rerank_many(["q1", "q2"], [["a"], iter(["b"])])) == 2  # an iterator is not used up

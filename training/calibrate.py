@@ -21,6 +21,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from r2r_agent.calibration import FEATURES, VERDICTS, Calibrator
@@ -82,12 +83,24 @@ def _verdict_of(label: Any, where: str) -> str:
 def jsonl_pairs(path: str | os.PathLike[str]) -> list[LabelledPair]:
     """Labelled pairs from your own JSON Lines file: ``query``, ``text`` and ``label`` per line (``qid`` optional;
     pairs without one are grouped by query text for the split)."""
-    pairs = []
-    for where, row in iter_json_rows(path, lambda where, exc: InvalidInputError(f"{where}: not JSON ({exc.msg})")):
-        if not isinstance(row, Mapping) or not all(isinstance(row.get(key), str) for key in ("query", "text")):
-            raise InvalidInputError(f"{where}: expected an object with string 'query' and 'text' and a 'label'")
-        query_id = str(row.get("qid") or hashlib.sha256(row["query"].encode()).hexdigest()[:16])
-        pairs.append(LabelledPair(query_id, row["query"], row["text"], _verdict_of(row.get("label"), where)))
+    pairs: list[LabelledPair] = []
+    if Path(path).is_dir():
+        raise InvalidInputError(f"{path} is a folder; pass a JSON Lines file of labelled pairs")
+    if not Path(path).is_file():
+        raise InvalidInputError(f"{path}: no such file")
+    where = f"{path}:1"
+    try:
+        for where, row in iter_json_rows(path, lambda at, exc: InvalidInputError(f"{at}: not JSON ({exc.msg})")):
+            if not isinstance(row, Mapping) or not all(isinstance(row.get(key), str) for key in ("query", "text")):
+                raise InvalidInputError(f"{where}: expected an object with string 'query' and 'text' and a 'label'")
+            query_id = str(row.get("qid") or hashlib.sha256(row["query"].encode()).hexdigest()[:16])
+            pairs.append(LabelledPair(query_id, row["query"], row["text"], _verdict_of(row.get("label"), where)))
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except RecursionError:
+        raise InvalidInputError(f"{path}: a line after {where} is nested too deeply to be a labelled pair") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{path} cannot be read: {exc.strerror or exc}") from None
     if not pairs:
         raise InvalidInputError(f"{path} holds no labelled pairs")
     return pairs

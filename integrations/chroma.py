@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._optional import missing_extra_error, require
-from ..errors import InvalidInputError
 from ..progress import maybe_progress
+from ..validation import check_count
 
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -82,9 +82,7 @@ def persistent_collection(path: str | os.PathLike[str], passages: Mapping[str, s
         >>> collection.query(query_texts=["flea lifespan"], n_results=1)["ids"]              # doctest: +SKIP
         [['d1']]
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"persistent_collection: batch_size must be an int >= 1 (passages per add call), got "
-                                f"{type(batch_size).__name__} {batch_size!r}")
+    check_count("persistent_collection: batch_size", batch_size, hint=" (passages per add call)")
     chromadb = require("chromadb", "chromadb", "persistent_collection")
     function = embedding_function if embedding_function is not None else minilm_embedding_function()
     client = chromadb.PersistentClient(path=os.fspath(path),

@@ -193,7 +193,8 @@ class OpenAIScorer:
 
 
 def _reply(body: dict[str, Any]) -> tuple[str, int]:
-    """The message text of a chat answer and its completion tokens (``usage``; 0 when the server gives none)."""
+    """The message text of a chat answer and its completion tokens (``usage``; 0 when the server gives none or a
+    count that is not one)."""
     choice = first_choice(body)
     message = choice.get("message")
     if not isinstance(message, Mapping):
@@ -208,7 +209,7 @@ def _reply(body: dict[str, Any]) -> tuple[str, int]:
         raise MalformedResponse(f"choices[0].message.content is a {type(content).__name__}, expected text")
     usage = body.get("usage")
     tokens = usage.get("completion_tokens") if isinstance(usage, Mapping) else None
-    return content or "", tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else 0
+    return content or "", tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0 else 0
 
 
 class _Plan:

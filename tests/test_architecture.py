@@ -6,11 +6,19 @@ Layers (``package-dir`` maps the folders into ``r2r_agent``):
     r2r_agent.evals                                  (3) compares systems; may use training and integrations
     r2r_agent.integrations | r2r_agent.training      (2) siblings: neither imports the other
     r2r_agent (core)                                 (1) types, reranker, student, prompts, traces, CLI
+
+The contracts are import-linter's, declared in ``pyproject.toml`` (``[tool.importlinter]``); import-linter sees every
+import, at module level, inside functions and under ``TYPE_CHECKING``. It reads a package's folder, so
+:func:`installed_layout` copies the sources as they are installed (``integrations/`` as ``r2r_agent/integrations``).
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +26,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"r2r_agent": "r2r_agent", "integrations": "r2r_agent.integrations", "training": "r2r_agent.training",
            "evals": "r2r_agent.evals"}
-LAYER = {"r2r_agent": 1, "r2r_agent.integrations": 2, "r2r_agent.training": 2, "r2r_agent.evals": 3}
 
 
 def _modules() -> dict[str, Path]:
@@ -43,88 +50,45 @@ def package_of(module: str) -> str:
     return "r2r_agent"
 
 
-def _type_checking_lines(tree: ast.AST) -> set[int]:
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
-    return lines
+def installed_layout(target: Path) -> Path:
+    """Copy the sources into ``target`` as installed (``package-dir``): ``target/r2r_agent/{integrations,...}``."""
+    for folder, package in FOLDERS.items():
+        destination = target.joinpath(*package.split("."))
+        shutil.copytree(ROOT / folder, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                        dirs_exist_ok=True)
+    return target
 
 
-def imports(module: str) -> list[tuple[str, bool]]:
-    """``(imported r2r_agent module, at run time)`` for every import in ``module`` (lazy ones included)."""
-    path = MODULES[module]
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = _type_checking_lines(tree)
-    is_package = path.name == "__init__.py"
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module.split(".") if is_package else module.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)]
-                prefix = ".".join(base + ([node.module] if node.module else []))
-            else:
-                prefix = node.module or ""
-            targets = [f"{prefix}.{alias.name}" if f"{prefix}.{alias.name}" in MODULES else prefix
-                       for alias in node.names]
-        else:
-            continue
-        for target in targets:
-            while target and target not in MODULES:
-                target = target.rpartition(".")[0]
-            if target.startswith("r2r_agent"):
-                found.append((target, node.lineno not in typing_only))
-    return found
+def lint_imports(source: Path, config: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``lint-imports`` with ``config`` on the installed layout of ``source``'s copy."""
+    environment = {**os.environ, "PYTHONPATH": str(source)}
+    command = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command as c; "
+               "sys.exit(c())", "--no-cache", str(config)]
+    return subprocess.run(command, cwd=source, env=environment, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("module", sorted(MODULES))
-def test_layers(module):
-    source = package_of(module)
-    for target, _ in imports(module):
-        destination = package_of(target)
-        if destination == source:
-            continue
-        assert LAYER[destination] < LAYER[source], f"{module} imports {target}: {source} may not use {destination}"
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory) -> Path:
+    return installed_layout(tmp_path_factory.mktemp("installed"))
 
 
-def test_no_import_cycles():
-    graph = {module: {t for t, runtime in imports(module) if runtime and t != module} for module in MODULES}
-    # A package importing its own submodules (to re-export them) is not a cycle when they do not import it back.
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    cycles: list[list[str]] = []
+def test_the_import_contracts_hold(layout):
+    result = lint_imports(layout, ROOT / "pyproject.toml")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "Contracts: 4 kept, 0 broken." in result.stdout, result.stdout[-2000:]
 
-    def visit(node: str) -> None:  # Tarjan's strongly connected components
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in graph[node]:
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                item = stack.pop()
-                on_stack.discard(item)
-                component.append(item)
-                if item == node:
-                    break
-            if len(component) > 1:
-                cycles.append(sorted(component))
 
-    for module in sorted(graph):
-        if module not in index:
-            visit(module)
-    assert not cycles, f"import cycles: {cycles}"
+def test_the_contracts_see_imports_inside_functions_and_for_typing(layout, tmp_path):
+    # The checks must fail when they should: a lazy import of training from the core, and a typing-only cycle.
+    broken = installed_layout(tmp_path / "broken")
+    with (broken / "r2r_agent" / "render.py").open("a", encoding="utf-8") as f:
+        f.write("\n\ndef _probe():\n    from .training import dataset\n\n    return dataset\n")
+    with (broken / "r2r_agent" / "training" / "rng.py").open("a", encoding="utf-8") as f:
+        f.write("\nif TYPE_CHECKING:\n    from .trainer_loop import TrainerLoop\n")
+    result = lint_imports(broken, ROOT / "pyproject.toml")
+    assert result.returncode != 0
+    assert "r2r_agent.render -> r2r_agent.training.dataset" in result.stdout
+    assert "No cycles are allowed in r2r_agent.training" in result.stdout
 
 
 def test_the_core_names_no_upper_package_even_by_string():

@@ -20,15 +20,28 @@ import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import DamagedCheckpointError, DistillError, UnsafeCheckpointError
+from .loop_config import LoopConfig
 from .rng import rng_state, set_rng_state
 
-if TYPE_CHECKING:
-    from .trainer_loop import TrainerLoop
-
 logger = logging.getLogger(__name__)
+
+
+class Checkpointed(Protocol):
+    """What a checkpoint saves and restores of a trainer (:class:`~r2r_agent.training.trainer_loop.TrainerLoop`
+    has it); declared here so this module does not import the loop that imports it."""
+
+    output_dir: Path
+    base_model: str
+    config: LoopConfig
+    step: int
+    optimizer: Any
+    scheduler: Any
+    history: list[dict[str, float]]
+    validation: list[dict[str, float | None]]
+    damaged_checkpoints: set[Path]
 
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "trainer_state.pt"
@@ -56,7 +69,7 @@ def find_latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     return folders[0] if folders else None
 
 
-def save_trainer_checkpoint(trainer: TrainerLoop, write_weights: Callable[[Path], None]) -> Path:
+def save_trainer_checkpoint(trainer: Checkpointed, write_weights: Callable[[Path], None]) -> Path:
     """Write ``checkpoints/checkpoint-<step>`` of ``trainer`` atomically (temporary folder, then rename); prune old.
 
     ``write_weights(folder)`` writes the trainer's weights; the state holds only tensors and plain data.
@@ -147,7 +160,7 @@ def read_safetensors(path: Path) -> dict[str, Any]:
         raise DamagedCheckpointError(f"{path} cannot be read ({type(exc).__name__}: {exc})", path) from exc
 
 
-def restore_trainer_state(trainer: TrainerLoop, state: Mapping[str, Any]) -> None:
+def restore_trainer_state(trainer: Checkpointed, state: Mapping[str, Any]) -> None:
     """Put the optimizer, scheduler, RNG states, step, history and validation of a checkpoint back into ``trainer``."""
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.scheduler.load_state_dict(state["scheduler"])

@@ -45,8 +45,9 @@ R = TypeVar("R")
 
 #: Statuses retried besides 5xx: request timeout, conflict, too early, too many requests.
 RETRY_STATUS = frozenset({408, 409, 425, 429})
-#: Default cap on a response body, in bytes after decompression (an answer with logprobs is a few kB).
-MAX_RESPONSE_BYTES = 4 * 2**20
+#: Default cap on a response body, in bytes after decompression. An answer with 20 top logprobs is a few kB; parsed
+#: JSON can take ~25 times its size in memory, so 32 answers in flight at the cap stay under 1 GB.
+MAX_RESPONSE_BYTES = 2**20
 #: Most bytes of an error body read (its first 300 characters are shown).
 _ERROR_BODY_BYTES = 64 * 2**10
 _HINTS = {401: "not retried: check the API key (api_key=, or the environment variable the command reads it from)",
@@ -153,7 +154,7 @@ class OpenAIClient:
         max_concurrency: Requests in flight at most: on the sync path (threads) and on each event loop. A vLLM
             server batches whatever is in flight, so keep it at or above its ``--max-num-seqs`` share.
         max_response_bytes: Largest response body read, in bytes, on the wire and after ``gzip``/``deflate``
-            decompression (default 4 MiB); a larger one is a :class:`ServerError`, not retried.
+            decompression (default 1 MiB); a larger one is a :class:`ServerError`, not retried.
         headers: Extra HTTP headers.
         transport: An ``httpx`` transport for the sync path (tests).
         async_transport: An ``httpx`` transport for the async path (tests).

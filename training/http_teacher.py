@@ -2,8 +2,10 @@
 
 Uses ``httpx`` (the ``training`` extra): timeouts, retries with exponential backoff on timeouts, connection errors,
 HTTP 429 and 5xx (honouring ``Retry-After``) and malformed or truncated response bodies, and a limit on concurrent
-requests shared by all threads using the teacher. :meth:`OpenAIChatTeacher.close` ends the calls in flight in other
-threads quietly: they send no further request (no retry) and raise :class:`~r2r_agent.training.TeacherError`.
+requests shared by all threads using the teacher; each attempt ends by its timeout, a reply is read up to
+``max_response_bytes``, and the API key is redacted (in any encoding) from every error, log line and cached reply.
+:meth:`OpenAIChatTeacher.close` ends the calls in flight in other threads quietly: they send no further request (no
+retry) and raise :class:`~r2r_agent.training.TeacherError`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r2r_agent.errors import InvalidInputError
-from r2r_agent.openai_client import MalformedResponse, OpenAIClient, ServerError, parse_retry_after
+from r2r_agent.openai_client import (
+    MAX_RESPONSE_BYTES,
+    MalformedResponse,
+    OpenAIClient,
+    ServerError,
+    parse_retry_after,
+)
 
 from .errors import TeacherError
 
@@ -31,7 +39,8 @@ class OpenAIChatTeacher:
             may answer differently (another temperature, another quantisation).
         temperature: Sampling temperature (0 for reproducible annotations).
         max_tokens: Upper bound on the answer's length.
-        timeout: Seconds per request (connect, read and write).
+        timeout: Seconds per attempt, start to end (connecting, sending, waiting and reading the whole reply): a
+            server that sends slowly is cut off at this deadline and the attempt retried.
         max_retries: Retries after the first attempt on timeouts, connection errors, 408/409/425/429, 5xx and
             malformed response bodies.
         backoff: First retry delay in seconds; doubled at each retry, capped at ``max_backoff``.
@@ -39,6 +48,8 @@ class OpenAIChatTeacher:
         max_retry_after: Longest ``Retry-After`` honoured, in seconds.
         jitter: Random extra delay, as a fraction of the delay, so that parallel clients do not retry in step.
         max_concurrency: Requests in flight at most (shared by all threads calling this teacher).
+        max_response_bytes: Largest reply read, in bytes (on the wire and after decompression); a larger one is a
+            :class:`~r2r_agent.training.TeacherError`, not retried.
         extra_body: Extra JSON fields for the request (e.g. ``{"response_format": {"type": "json_object"}}``).
         headers: Extra HTTP headers.
         transport: An ``httpx`` transport (tests pass ``httpx.MockTransport``).
@@ -62,6 +73,7 @@ class OpenAIChatTeacher:
     max_retry_after: float = 300.0
     jitter: float = 0.1
     max_concurrency: int = 4
+    max_response_bytes: int = MAX_RESPONSE_BYTES
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     transport: Any = field(default=None, repr=False)
@@ -78,7 +90,8 @@ class OpenAIChatTeacher:
             self._client = OpenAIClient(self.base_url, api_key=self.api_key, timeout=self.timeout,
                                         max_retries=self.max_retries, backoff=self.backoff,
                                         max_backoff=self.max_backoff, max_retry_after=self.max_retry_after,
-                                        max_concurrency=self.max_concurrency, headers=self.headers,
+                                        max_concurrency=self.max_concurrency,
+                                        max_response_bytes=self.max_response_bytes, headers=self.headers,
                                         transport=self.transport, jitter=self.jitter, sleep=self.sleep,
                                         extra=("training", "OpenAIChatTeacher"))
         except InvalidInputError as exc:

@@ -11,6 +11,7 @@ import base64
 import gzip
 import json
 import logging
+import math
 import time
 import tracemalloc
 import urllib.parse
@@ -290,3 +291,32 @@ def test_malformed_bodies_are_retried_then_a_server_error(body, reason):
             bounded(call, 60)
     assert reason in str(info.value)
     assert len(server.requests) == 2
+
+
+# ---- the teacher's HTTP path is the same client --------------------------------------------------------------------
+
+def test_the_teachers_attempt_ends_near_its_timeout_and_its_size_is_capped():
+    http_teacher = pytest.importorskip("r2r_agent.training.http_teacher")
+    from r2r_agent.training import TeacherError
+
+    messages = [{"role": "user", "content": "rank"}]
+    with serve(list(drip(response(200, CHAT), 0.4))) as server:
+        teacher = http_teacher.OpenAIChatTeacher("m", base_url=server.url, timeout=2, max_retries=0)
+        start = time.monotonic()
+        with pytest.raises(TeacherError, match="no answer within 2s"):
+            bounded(lambda: teacher.complete(messages), 60)
+        assert time.monotonic() - start < 3.5
+    with serve(response(200, gzip_bomb(50 * 2**20), {"Content-Encoding": "gzip"})) as server:
+        teacher = http_teacher.OpenAIChatTeacher("m", base_url=server.url, timeout=10, max_retries=2,
+                                                 max_response_bytes=2**16)
+        with pytest.raises(TeacherError, match="more than 65536 bytes"):
+            bounded(lambda: teacher.complete(messages), 60)
+        assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("setting", ["timeout", "backoff", "max_retry_after", "jitter"])
+def test_the_teacher_refuses_nan_and_infinite_settings(setting):
+    http_teacher = pytest.importorskip("r2r_agent.training.http_teacher")
+    for value in (math.nan, math.inf):
+        with pytest.raises(ValueError, match=f"OpenAIChatTeacher: OpenAIClient: {setting} must be a finite"):
+            http_teacher.OpenAIChatTeacher("m", **{setting: value})

@@ -114,6 +114,67 @@ class BodyReader:
         return b"".join(self._parts)
 
 
+#: Most bytes of an error body read (its first 300 characters are shown).
+ERROR_BODY_BYTES = 64 * 2**10
+
+
+def response_reader(response: Any, limit: int) -> BodyReader:
+    """The reader of an ``httpx`` response's body: up to ``limit`` bytes for a 2xx (a larger ``Content-Length`` is
+    :class:`BodyTooLarge` at once), the first :data:`ERROR_BODY_BYTES` of an error body (cut quietly)."""
+    status = response.status_code
+    if response.is_stream_consumed:  # a transport that built the body in memory (tests): httpx decoded it
+        encoding = None
+    else:
+        encoding = response.headers.get("content-encoding")
+        length = response.headers.get("content-length", "")
+        if status < 300 and length.isdigit() and int(length) > limit:
+            raise BodyTooLarge(f"Content-Length {length}")
+    if status < 300:
+        return BodyReader(encoding, limit)
+    try:
+        return BodyReader(encoding, min(limit, ERROR_BODY_BYTES), truncate=True)
+    except BodyError:  # an error body in a coding not read: its status still says what went wrong
+        return BodyReader(None, 0, truncate=True)
+
+
+class AttemptTimeout(Exception):
+    """The attempt's deadline passed while its body was still arriving."""
+
+
+def read_response(response: Any, limit: int, deadline: float) -> bytes:
+    """The body of a streamed ``httpx`` response, within ``limit`` and by ``deadline`` (``time.monotonic()``).
+
+    Raises:
+        BodyTooLarge: over ``limit`` (2xx).
+        BodyError: a coding not read, or a broken one.
+        AttemptTimeout: ``deadline`` passed between two chunks.
+    """
+    reader = response_reader(response, limit)
+    if response.is_stream_consumed:
+        reader.feed(response.content)
+        return reader.body()
+    for chunk in response.iter_raw():
+        reader.feed(chunk)
+        if reader.full:
+            break
+        if time.monotonic() > deadline:
+            raise AttemptTimeout
+    return reader.body()
+
+
+async def aread_response(response: Any, limit: int) -> bytes:
+    """:func:`read_response` for an async ``httpx`` response (the caller bounds the time)."""
+    reader = response_reader(response, limit)
+    if response.is_stream_consumed:
+        reader.feed(response.content)
+        return reader.body()
+    async for chunk in response.aiter_raw():
+        reader.feed(chunk)
+        if reader.full:
+            break
+    return reader.body()
+
+
 # -- the attempt deadline (sync path) -----------------------------------------------------------------------------
 
 _state = threading.local()
@@ -194,5 +255,6 @@ def install_deadlines(client: Any) -> int:
     return wrapped
 
 
-__all__ = ["ACCEPT_ENCODING", "CODINGS", "BodyError", "BodyReader", "BodyTooLarge", "attempt_deadline",
-           "install_deadlines"]
+__all__ = ["ACCEPT_ENCODING", "CODINGS", "ERROR_BODY_BYTES", "AttemptTimeout", "BodyError", "BodyReader",
+           "BodyTooLarge", "aread_response", "attempt_deadline", "install_deadlines", "read_response",
+           "response_reader"]

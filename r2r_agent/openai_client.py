@@ -34,7 +34,16 @@ from typing import Any, TypeVar
 
 from ._optional import require
 from .aio import gather_or_cancel, results_or_cancel
-from .bounded_http import ACCEPT_ENCODING, BodyError, BodyReader, BodyTooLarge, attempt_deadline, install_deadlines
+from .bounded_http import (
+    ACCEPT_ENCODING,
+    AttemptTimeout,
+    BodyError,
+    BodyTooLarge,
+    aread_response,
+    attempt_deadline,
+    install_deadlines,
+    read_response,
+)
 from .errors import InvalidInputError, R2RError
 from .redaction import Redactor, Secret
 
@@ -48,8 +57,6 @@ RETRY_STATUS = frozenset({408, 409, 425, 429})
 #: Default cap on a response body, in bytes after decompression. An answer with 20 top logprobs is a few kB; parsed
 #: JSON can take ~25 times its size in memory, so 32 answers in flight at the cap stay under 1 GB.
 MAX_RESPONSE_BYTES = 2**20
-#: Most bytes of an error body read (its first 300 characters are shown).
-_ERROR_BODY_BYTES = 64 * 2**10
 _HINTS = {401: "not retried: check the API key (api_key=, or the environment variable the command reads it from)",
           403: "not retried: check the API key's permissions",
           404: "not retried: check the base URL (it usually ends in /v1) and the model name the server serves",
@@ -269,50 +276,17 @@ class OpenAIClient:
 
     # -- one attempt: send, read the body within the cap and the deadline, parse --------------------------------
 
-    def _reader(self, response: Any) -> BodyReader:
-        status = response.status_code
-        if response.is_stream_consumed:  # a transport that built the body in memory (tests): httpx decoded it
-            encoding = None
-        else:
-            encoding = response.headers.get("content-encoding")
-            length = response.headers.get("content-length", "")
-            if status < 300 and length.isdigit() and int(length) > self.max_response_bytes:
-                raise BodyTooLarge(f"Content-Length {length}")
-        if status < 300:
-            return BodyReader(encoding, self.max_response_bytes)
-        try:
-            return BodyReader(encoding, min(self.max_response_bytes, _ERROR_BODY_BYTES), truncate=True)
-        except BodyError:  # an error body in a coding not read: its status still says what went wrong
-            return BodyReader(None, 0, truncate=True)
-
     def _exchange(self, client: Any, path: str, payload: Mapping[str, Any]) -> tuple[int, Any, bytes]:
         """One sync attempt: the status, headers and body, all within the attempt's deadline."""
         with attempt_deadline(self.timeout) as deadline, \
                 client.stream("POST", self._endpoint(path), json=dict(payload)) as response:
-            reader = self._reader(response)
-            if response.is_stream_consumed:
-                reader.feed(response.content)
-            else:
-                for chunk in response.iter_raw():
-                    reader.feed(chunk)
-                    if reader.full:
-                        break
-                    if time.monotonic() > deadline:
-                        raise _Retry(self._late())
-            return response.status_code, response.headers, reader.body()
+            return response.status_code, response.headers, read_response(response, self.max_response_bytes,
+                                                                          deadline)
 
     async def _aexchange(self, client: Any, path: str, payload: Mapping[str, Any]) -> tuple[int, Any, bytes]:
         """One async attempt (the caller bounds it with the attempt's deadline)."""
         async with client.stream("POST", self._endpoint(path), json=dict(payload)) as response:
-            reader = self._reader(response)
-            if response.is_stream_consumed:
-                reader.feed(response.content)
-            else:
-                async for chunk in response.aiter_raw():
-                    reader.feed(chunk)
-                    if reader.full:
-                        break
-            return response.status_code, response.headers, reader.body()
+            return response.status_code, response.headers, await aread_response(response, self.max_response_bytes)
 
     def _late(self) -> str:
         return f"no answer within {self.timeout:g}s (the attempt's deadline)"
@@ -325,40 +299,49 @@ class OpenAIClient:
 
     def _sync_attempt(self, client: Any, httpx: Any, path: str, payload: Mapping[str, Any],
                       parse: Callable[[dict[str, Any]], Any] | None) -> _Done | _Retry:
-        # Errors are built in the except blocks and raised after them, so that no httpx exception (it holds the
-        # request and its Authorization header) is chained to what leaves the client.
-        fatal: ServerError | None = None
         try:
-            status, headers, content = self._exchange(client, path, payload)
-        except _Retry as retry:
-            return _Retry(str(retry))
-        except BodyTooLarge:
-            fatal = self._too_large(path)
-        except BodyError as exc:
-            return _Retry(f"a body that cannot be read: {exc}")
-        except (httpx.HTTPError, httpx.StreamError, RuntimeError, OSError) as exc:
-            # RuntimeError: httpx's "the client has been closed", i.e. close() ran meanwhile
-            return self._failure(exc, httpx)
-        if fatal is not None:
-            raise fatal
-        return self._outcome(path, status, headers, content, parse)
+            exchanged = self._exchange(client, path, payload)
+        except Exception as exc:
+            failure = self._failed(exc, httpx, path)
+            if failure is None:
+                raise
+        else:
+            return self._outcome(path, *exchanged, parse)
+        return self._settle(failure)
 
     async def _async_attempt(self, client: Any, httpx: Any, path: str, payload: Mapping[str, Any],
                              parse: Callable[[dict[str, Any]], Any] | None) -> _Done | _Retry:
-        fatal: ServerError | None = None
         try:
-            status, headers, content = await asyncio.wait_for(self._aexchange(client, path, payload), self.timeout)
-        except asyncio.TimeoutError:
+            exchanged = await asyncio.wait_for(self._aexchange(client, path, payload), self.timeout)
+        except Exception as exc:
+            failure = self._failed(exc, httpx, path)
+            if failure is None:
+                raise
+        else:
+            return self._outcome(path, *exchanged, parse)
+        return self._settle(failure)
+
+    def _failed(self, exc: Exception, httpx: Any, path: str) -> _Retry | ServerError | None:
+        """What a failed exchange means: a retry, an error not retried, or ``None`` (not a failure of the exchange:
+        raised as it is)."""
+        if isinstance(exc, AttemptTimeout | asyncio.TimeoutError):  # (TimeoutError is an OSError: first)
             return _Retry(self._late())
-        except BodyTooLarge:
-            fatal = self._too_large(path)
-        except BodyError as exc:
+        if isinstance(exc, BodyTooLarge):
+            return self._too_large(path)
+        if isinstance(exc, BodyError):
             return _Retry(f"a body that cannot be read: {exc}")
-        except (httpx.HTTPError, httpx.StreamError, OSError) as exc:
+        if isinstance(exc, httpx.HTTPError | httpx.StreamError | RuntimeError | OSError):
+            # RuntimeError: httpx's "the client has been closed", i.e. close() ran meanwhile
             return self._failure(exc, httpx)
-        if fatal is not None:
-            raise fatal
-        return self._outcome(path, status, headers, content, parse)
+        return None
+
+    @staticmethod
+    def _settle(failure: _Retry | ServerError) -> _Retry:
+        # Raised here, after the except block that built it, so that no httpx exception (it holds the request and
+        # its Authorization header) is chained to what leaves the client.
+        if isinstance(failure, ServerError):
+            raise failure
+        return failure
 
     def _outcome(self, path: str, status: int, headers: Any, content: bytes,
                  parse: Callable[[dict[str, Any]], Any] | None) -> _Done | _Retry:
@@ -425,9 +408,14 @@ class OpenAIClient:
                            f"{last.rstrip('.')}. "
                            "Check that the server is up and reachable, or raise timeout/max_retries.")
 
-    def _log_retry(self, path: str, reason: str, attempt: int, delay: float) -> None:
-        logger.warning("%s/%s: %s; retry %d/%d in %.2fs", self.url, path, reason, attempt + 1, self.max_retries,
+    def _retry_delay(self, path: str, failed: _Retry, attempt: int) -> float | None:
+        """Seconds to wait before retrying after ``failed`` (logged), or ``None`` when no retry is left."""
+        if attempt == self.max_retries:
+            return None
+        delay = self._delay(attempt, failed.retry_after)
+        logger.warning("%s/%s: %s; retry %d/%d in %.2fs", self.url, path, failed, attempt + 1, self.max_retries,
                        delay)
+        return delay
 
     def post(self, path: str, payload: Mapping[str, Any], *,
              parse: Callable[[dict[str, Any]], T] | None = None) -> T:
@@ -452,11 +440,9 @@ class OpenAIClient:
                 self._check_open(path, closes)
                 if isinstance(outcome, _Done):
                     return outcome.value  # type: ignore[no-any-return]
-                last = str(outcome)
-                if attempt == self.max_retries:
+                last, delay = str(outcome), self._retry_delay(path, outcome, attempt)
+                if delay is None:
                     break
-                delay = self._delay(attempt, outcome.retry_after)
-                self._log_retry(path, last, attempt, delay)
                 self._sleep(delay)
         raise self._give_up(path, last)
 
@@ -475,11 +461,9 @@ class OpenAIClient:
                 outcome = await self._async_attempt(client, httpx, path, payload, parse)
                 if isinstance(outcome, _Done):
                     return outcome.value  # type: ignore[no-any-return]
-                last = str(outcome)
-                if attempt == self.max_retries:
+                last, delay = str(outcome), self._retry_delay(path, outcome, attempt)
+                if delay is None:
                     break
-                delay = self._delay(attempt, outcome.retry_after)
-                self._log_retry(path, last, attempt, delay)
                 await asyncio.sleep(delay)
         raise self._give_up(path, last)
 

@@ -3,6 +3,8 @@
     r2r traces show traces.jsonl                  # per call: what moved, by how much, and why
     r2r traces show traces.jsonl -q fleas --last 2
     r2r traces diff v1.jsonl v2.jsonl             # per query: order changes, Kendall tau, RBO, explanations
+    r2r traces html traces.jsonl -o report.html   # the trace page, one self-contained HTML file
+    r2r traces view traces.jsonl                  # the same page served on 127.0.0.1
 
 Trace files are written by ``Reranker(trace="traces.jsonl")`` or with ``R2R_TRACE_PATH=traces.jsonl`` set.
 """
@@ -29,6 +31,8 @@ examples:
   R2R_TRACE_RUN=v1 R2R_TRACE_PATH=v1.jsonl python eval_queries.py
   R2R_TRACE_RUN=v2 R2R_TRACE_PATH=v2.jsonl python eval_queries.py
   r2r traces diff v1.jsonl v2.jsonl --movers 3
+  r2r traces html v1.jsonl --diff v2.jsonl -o report.html
+  r2r traces view traces.jsonl --no-browser
 """
 
 
@@ -36,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``show`` and ``diff`` subcommands to the ``r2r traces`` parser."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    commands = parser.add_subparsers(dest="traces_command", metavar="{show,diff}", required=True)
+    commands = parser.add_subparsers(dest="traces_command", metavar="{show,diff,html,view}", required=True)
     show = commands.add_parser("show", help="render a trace file: what moved, by how much, and why",
                                description="Render each traced rerank call: the returned passages with their input "
                                "rank, how far they moved, the score and the explanation; the passages pushed out "
@@ -58,6 +62,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     diff.add_argument("--changed-only", action="store_true", help="list only queries whose order changed")
     diff.add_argument("--width", type=int, default=100, metavar="W", help="line width (default 100)")
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON instead")
+
+    page_help = ("The page: an index of the calls (filter by verdict, not answerable, run label; search; j/k to move), "
+                 "and per call the ranked passages with their input -> output rank, verdict, relevance against the "
+                 "calibrator's thresholds, explanation and the evidence highlighted in the text; the stage costs, "
+                 "the settings and a chart of input vs output rank. With --diff, what changed per query.")
+    html_cmd = commands.add_parser("html", help="write the trace page: one self-contained HTML file",
+                                   description="Write one HTML file (no external resource; opens from file://). "
+                                   + page_help)
+    view = commands.add_parser("view", help="serve the trace page on 127.0.0.1 and open it in a browser",
+                               description="Serve the same page as `r2r traces html` on 127.0.0.1 (Ctrl-C stops). "
+                               + page_help)
+    for command in (html_cmd, view):
+        command.add_argument("files", nargs="+", metavar="TRACE", help="JSON Lines trace files")
+        command.add_argument("--diff", nargs="+", default=[], metavar="B",
+                             help="trace files of a second run of the same queries, to compare with")
+        command.add_argument("--title", default=None, help="the page title")
+    html_cmd.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+    view.add_argument("--port", type=int, default=0, help="the port (default: any free one)")
+    view.add_argument("--no-browser", action="store_true", help="only print the URL")
 
 
 def _emit(text: str, *, raw: bool = False) -> None:
@@ -303,6 +326,53 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _page(args: argparse.Namespace) -> str:
+    from . import load_traces
+    from .report import render_html
+
+    def load(names: Sequence[str]) -> list[tuple[str, TraceFile]]:
+        loaded = [(name, load_traces(name)) for name in names]
+        for _, file in loaded:
+            _report_skipped(file)
+        return loaded
+
+    return render_html(load(args.files), load(args.diff), title=args.title)
+
+
+def _html(args: argparse.Namespace) -> int:
+    from ..files import atomic_write_text
+
+    page = _page(args)
+    atomic_write_text(args.output, page)
+    _emit(f"wrote {args.output} ({len(page.encode('utf-8')):,} bytes); open it in a browser")
+    return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from ..errors import InvalidInputError
+    from .report import serve_page
+
+    if not 0 <= args.port <= 65535:
+        raise InvalidInputError(f"--port must be in 0..65535, got {args.port}")
+    try:
+        server = serve_page(_page(args), port=args.port)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot serve on 127.0.0.1:{args.port} ({exc}); pick another --port") from None
+    _emit(f"serving the trace page at {server.url} (Ctrl-C stops)")
+    sys.stdout.flush()
+    if not args.no_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``r2r traces show`` or ``r2r traces diff``; returns the exit status."""
-    return {"show": _show, "diff": _diff}[args.traces_command](args)
+    """Run ``r2r traces show|diff|html|view``; returns the exit status."""
+    return {"show": _show, "diff": _diff, "html": _html, "view": _view}[args.traces_command](args)

@@ -267,14 +267,21 @@ class TraceDiff:
                 "only_b": list(self.only_b)}
 
 
-def _by_query(records: Iterable[TraceRecord]) -> dict[tuple[str, int], TraceRecord]:
+def occurrences(records: Iterable[TraceRecord]) -> list[tuple[str, int]]:
+    """Each record's matching key: its query and how many records before it had the same query (the n-th occurrence
+    of a query in one run is compared with the n-th in the other)."""
     seen: dict[str, int] = {}
-    out = {}
+    keys = []
     for record in records:
         n = seen.get(record.query, 0)
         seen[record.query] = n + 1
-        out[(record.query, n)] = record
-    return out
+        keys.append((record.query, n))
+    return keys
+
+
+def _by_query(records: Iterable[TraceRecord]) -> dict[tuple[str, int], TraceRecord]:
+    items = list(records)
+    return dict(zip(occurrences(items), items))
 
 
 def diff_traces(a: Iterable[TraceRecord], b: Iterable[TraceRecord]) -> TraceDiff:

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 from typing import Any
 
 from ..cli_flags import add_config_arguments
@@ -117,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
         raise R2RError(f"--workers must be >= 1, got {args.workers}")
     _log_setup(args.log_level)
     settings = server_settings(args)  # bad limits or keys fail here, before anything loads
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler that was there before
+    # it started: with Python's defaults that is death by the signal (exit -15) or a KeyboardInterrupt traceback. A
+    # graceful stop is a success for an operator's supervisor, so the handlers it finds do nothing: exit 0.
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: None)
     common = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=False,
                   timeout_graceful_shutdown=int(max(1, settings.shutdown_timeout_s)))
     if args.workers == 1:

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from . import orderings
 from .errors import InvalidInputError
+from .orderings import FIRST_STAGE_ORDER, FUSED_STAGE, RRF_STAGE
 
 
 def _count(minimum: int, *, optional: bool = False) -> Any:
@@ -61,23 +63,19 @@ def _flag() -> Any:
     return check
 
 
-def _choice(options: tuple[str, ...]) -> Any:
-    """A check for one of ``options``."""
+def _choice(options: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Any:
+    """A check for one of ``options`` (or of what ``options()`` lists when the check runs: a registry's names)."""
 
     def check(name: str, value: Any) -> str | None:
-        return None if value in options else f"one of {', '.join(map(repr, options))}"
+        known = options() if callable(options) else options
+        return None if value in known else f"one of {', '.join(map(repr, known))}"
 
     return check
 
 
-#: ``RerankConfig.ordering``: how passages are ordered.
-ORDERINGS = ("scorer", "rrf", "first_stage")
-#: The :attr:`Judgment.stage` of a passage ordered by its scorer score mixed with its first-stage score.
-FUSED_STAGE = "score+first_stage"
-#: The :attr:`Judgment.stage` of a passage ordered by reciprocal-rank fusion of the input order and the scorer's.
-RRF_STAGE = "score+rrf"
-#: The :attr:`Judgment.stage` of a passage left in the retriever's order (``ordering="first_stage"``).
-FIRST_STAGE_ORDER = "first_stage_order"
+#: ``RerankConfig.ordering``: how passages are ordered; the names of :data:`r2r_agent.orderings.REGISTRY` (one
+#: class each), as registered when this module was imported (the setting's check reads the registry itself).
+ORDERINGS = orderings.names()
 #: ``RerankConfig.explain``: how explanations are made.
 EXPLAIN_MODES = ("evidence", "full")
 #: ``RerankConfig.comparison``: how the comparison is made.
@@ -106,7 +104,10 @@ class RerankConfig:
         ordering: ``"scorer"``: by the student's score (mixed with the first-stage score when
             ``first_stage_weight > 0``); ``"rrf"``: by reciprocal-rank fusion of the input order (the retriever's)
             and the scorer's order, which needs no retriever score; ``"first_stage"``: the input order is kept and
-            the student only judges and explains.
+            the student only judges and explains; ``"tiers"``: every ``relevant`` passage, then every ``partial``
+            one, then the ``not_relevant`` ones, each tier in the input order (the judging stage then runs on every
+            passage, whatever ``judge`` says); ``"tiers_rrf"``: the same tiers, fusion within. One class each in
+            :mod:`r2r_agent.orderings`.
         judge: Give each returned passage its evidence, relevance and verdict (scores its sentences with the scorer:
             cheap for a few returned passages, more for a hundred). Off: scores and order only, and explanations
             without a verdict.
@@ -134,7 +135,9 @@ class RerankConfig:
     ordering: str = setting(
         "scorer", "how all passages are ordered: 'scorer' (the student's score, mixed with the first-stage score by "
         "first_stage_weight), 'rrf' (reciprocal-rank fusion of the input order and the scorer's), 'first_stage' "
-        "(keep the input order: judge and explain only)", _choice(ORDERINGS), "POLICY")
+        "(keep the input order: judge and explain only), 'tiers' (relevant, then partial, then not relevant, the "
+        "input order within each; judges every passage), 'tiers_rrf' (the same tiers, rrf within)",
+        _choice(orderings.names), "POLICY")
     judge: bool = setting(
         True, "judge the returned passages: evidence (each sentence scored by the scorer), relevance and verdict; "
         "off: the order and scores only (faster with many returned passages)", _flag(), "")

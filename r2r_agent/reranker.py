@@ -9,20 +9,20 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
-from . import aio, prompts, traces
+from . import aio, orderings, prompts, traces
 from . import stages as stage
-from .config import FIRST_STAGE_ORDER, FUSED_STAGE, RRF_STAGE, RerankConfig
+from .candidate import Candidate
+from .config import RerankConfig
 from .errors import InvalidInputError
-from .scorers import as_scores
+from .orderings import FUSED_STAGE, RRF_K, mix_scores, reciprocal_rank_fusion
 from .student import Student, shared_default_student
 from .types import Judgment, Passage, Ranking, StageCost, model_text, to_passages
 
 logger = logging.getLogger(__name__)
 
-#: Reciprocal-rank fusion's constant (Cormack, Clarke and Buettcher, 2009), not tuned here.
-RRF_K = 60
 #: The :attr:`Judgment.stage` of a passage explained in the order given, not scored (:meth:`Reranker.explain`).
 GIVEN_STAGE = "given"
 
@@ -33,48 +33,6 @@ def _first_stage_scores(items: Sequence[Passage]) -> list[float] | None:
     if any(v is None or not math.isfinite(v) for v in values):
         return None
     return [float(v) for v in values if v is not None]
-
-
-def reciprocal_rank_fusion(scores: Sequence[float], k: int = RRF_K) -> list[float]:
-    """``1 / (k + input rank) + 1 / (k + scorer rank)`` per passage (ranks from 1; the scorer's ties keep the input
-    order): the input order is the retriever's, so no retriever score is needed.
-
-    Example:
-        >>> [round(v, 5) for v in reciprocal_rank_fusion([0.1, 0.9, 0.5])]
-        [0.03227, 0.03252, 0.032]
-    """
-    by_score = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    scorer_rank = {i: rank for rank, i in enumerate(by_score, start=1)}
-    return [1.0 / (k + i + 1) + 1.0 / (k + scorer_rank[i]) for i in range(len(scores))]
-
-
-#: Beyond this magnitude (or below its inverse) :func:`mix_scores` rescales before squaring.
-_SCALE_LIMIT = 1e100
-
-
-def mix_scores(first: Sequence[float], second: Sequence[float], weight: float) -> list[float]:
-    """``(1 - weight) * z(first) + weight * z(second)``, z-scores over the list; ``weight == 1`` returns ``second``.
-
-    Standardising makes a cosine in [-1, 1] and a log-odds in the tens comparable; a constant list contributes 0.
-
-    Example:
-        >>> mix_scores([0.9, 0.5, 0.1], [0.0, 2.0, 1.0], 0.5)
-        [0.0, 0.6123724356957945, -0.6123724356957945]
-    """
-    if weight >= 1.0:
-        return [float(v) for v in second]
-
-    def standardised(values: Sequence[float]) -> list[float]:
-        # Huge (or tiny) scores are scaled first: z-scores do not depend on the scale, and squares of 1e200 overflow.
-        # Ordinary ones are not touched, so their mixed scores stay exactly what they always were.
-        scale = max((abs(v) for v in values), default=0.0)
-        if scale > _SCALE_LIMIT or 0.0 < scale < 1.0 / _SCALE_LIMIT:
-            values = [v / scale for v in values]
-        mean = sum(values) / len(values)
-        spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
-        return [(v - mean) / spread if spread > 0 else 0.0 for v in values]
-
-    return [(1.0 - weight) * a + weight * b for a, b in zip(standardised(first), standardised(second))]
 
 
 _UNSET: Any = object()
@@ -241,23 +199,19 @@ class Reranker:
             raise InvalidInputError(f"Reranker.explain: the student {student.name!r} has no explainer; build it with "
                                     "one (e.g. Student.default())")
         with student.lock:
-            texts = [model_text(p.text) for p in items]
             model_query = model_text(query)
-            begin = time.perf_counter()
-            scored = as_scores(student.scorer.score(model_query, texts), len(items), student.scorer.name)
-            stages = [StageCost("score", student.scorer.name, len(items), time.perf_counter() - begin)]
-            everything = list(range(len(items)))
+            candidates, cost, query_cut = stage.score(student.scorer, model_query, items)
+            given = [replace(c, stage=GIVEN_STAGE) for c in candidates]
             ranking = self._judged_ranking(student, call.replace(explain_top=len(items), min_relevance=None),
-                                           query, model_query, items, texts, everything, scored.values,
-                                           scored.values, [GIVEN_STAGE] * len(items), scored.truncated, stages,
-                                           scored.query_truncated)
+                                           query, model_query, given, len(items), [cost], query_cut)
         if self._tracer is not None:
             self._tracer.record(ranking, items, top_n=None, seconds=time.perf_counter() - start,
                                 config=call.to_dict())
         return ranking
 
-    def _fuse(self, scores: list[float], items: Sequence[Passage], weight: float) -> list[float] | None:
-        """The scorer's scores mixed with the first-stage ones, or ``None`` (with a log line) when some are missing."""
+    def _fuse(self, candidates: list[Candidate], items: Sequence[Passage], weight: float) -> list[Candidate]:
+        """The candidates' scores mixed with their first-stage scores (stage ``"score+first_stage"``), or the
+        candidates unchanged (with a log line) when some passage has none."""
         given = _first_stage_scores(items)
         if given is None:
             missing = sum(1 for p in items if p.first_stage_score is None or not math.isfinite(p.first_stage_score))
@@ -268,91 +222,72 @@ class Reranker:
             log("first_stage_weight=%g not applied: %d of %d passages have no finite first-stage score "
                 "(Passage.first_stage_score); ordered by the scorer alone (stage 'score'). Pass every passage's "
                 "retriever score, or set first_stage_weight=0.", weight, missing, len(items))
-            return None
+            return candidates
         # mix_scores weighs its second argument by ``weight``: the first-stage scores go second.
-        return mix_scores(scores, given, weight)
+        mixed = mix_scores([c.score for c in candidates], given, weight)
+        return [replace(c, score=value, stage=FUSED_STAGE) for c, value in zip(candidates, mixed)]
 
     def _rerank_locked(self, student: Student, query: str, items: list[Passage], call: RerankConfig) -> Ranking:
-        texts = [model_text(p.text) for p in items]
         model_query = model_text(query)
-        stages: list[StageCost] = []
-        start = time.perf_counter()
-        first = as_scores(student.scorer.score(model_query, texts), len(items), student.scorer.name)
-        query_cut = first.query_truncated
-        stages.append(StageCost("score", student.scorer.name, len(items), time.perf_counter() - start))
-        scores = list(first.values)
-        truncated = list(first.truncated)
-        stage_of = ["score"] * len(items)
+        candidates, cost, query_cut = stage.score(student.scorer, model_query, items)
+        stages = [cost]
         if call.first_stage_weight > 0.0:  # 0 skips the mix entirely, so the default is today's order bit for bit
-            fused = self._fuse(scores, items, call.first_stage_weight)
-            if fused is not None:
-                scores = fused
-                stage_of = [FUSED_STAGE] * len(items)
-        if call.ordering == "rrf":
-            scores = reciprocal_rank_fusion(scores)
-            stage_of = [RRF_STAGE] * len(items)
-        # Stable: ties keep the input order.
-        order = sorted(range(len(items)), key=lambda i: (-scores[i], i))
-        if call.ordering == "first_stage":  # the retriever's order is kept; the scores say what the student thinks
-            order = list(range(len(items)))
-            stage_of = [FIRST_STAGE_ORDER] * len(items)
-
+            candidates = self._fuse(candidates, items, call.first_stage_weight)
+        ordering = orderings.get(call.ordering)
+        if ordering.needs_verdicts:  # it orders by verdict: every candidate is judged first, not only those returned
+            candidates, judging = stage.judge_candidates(student, model_query, candidates)
+            stages.extend([judging] if judging else [])
+        ordered = ordering.order(candidates)
         rescorer = student.rescorer
         k = min(call.rescore_top, len(items)) if rescorer is not None else 0
         if rescorer is not None and k > 0:
-            head = order[:k]
-            start = time.perf_counter()
-            second = as_scores(rescorer.score(model_query, [texts[i] for i in head]), k, rescorer.name)
-            query_cut = query_cut or second.query_truncated
-            stages.append(StageCost("rescore", rescorer.name, k, time.perf_counter() - start))
-            mixed = mix_scores([scores[i] for i in head], list(second.values), call.rescore_weight)
-            for i, value, cut in zip(head, mixed, second.truncated):
-                scores[i] = value
-                truncated[i] = truncated[i] or cut
-                stage_of[i] = "rescore"
-            first_stage_position = {i: position for position, i in enumerate(head)}
-            order = sorted(head, key=lambda i: (-scores[i], first_stage_position[i])) + order[k:]
-
+            head, cost, cut = stage.rescore(rescorer, model_query, ordered[:k], call.rescore_weight)
+            stages.append(cost)
+            query_cut = query_cut or cut
+            ordered = ordering.reorder_head(head) + ordered[k:]
         n = len(items) if call.top_n is None else min(call.top_n, len(items))
-        return self._judged_ranking(student, call, query, model_query, items, texts, order[:n], first.values,
-                                    scores, stage_of, truncated, stages, query_cut)
+        if self._tracer is not None:  # every candidate's score, which the Ranking does not keep
+            self._tracer.observe(ordered)
+        return self._judged_ranking(student, call, query, model_query, ordered[:n], len(items), stages, query_cut,
+                                    judged=ordering.needs_verdicts)
 
     def _judged_ranking(self, student: Student, call: RerankConfig, query: str, model_query: str,
-                        items: Sequence[Passage], texts: Sequence[str], head: Sequence[int],
-                        raw_scores: Sequence[float], scores: Sequence[float], stage_of: Sequence[str],
-                        truncated: Sequence[bool], stages: list[StageCost], query_cut: bool) -> Ranking:
-        """Judge ``head`` (the passages to return, in order), drop those under ``min_relevance``, explain and compare
-        the top ones, and build the ranking."""
-        originals = [p.text for p in items]
-        judged: dict[int, stage.Judged] = {i: stage.Judged() for i in head}
+                        head: list[Candidate], num_candidates: int, stages: list[StageCost],
+                        query_cut: bool, judged: bool = False) -> Ranking:
+        """Judge ``head`` (the passages to return, in order; unless already ``judged``), drop those under
+        ``min_relevance``, explain and compare the top ones, and build the ranking."""
         answerable = None
-        if call.judge:
-            judged, cost = stage.judge(student, model_query, texts, originals, head, raw_scores)
-            stages.extend([cost] if cost else [])
+        if call.judge or judged:
+            if not judged:
+                head, cost = stage.judge_candidates(student, model_query, head)
+                stages.extend([cost] if cost else [])
             if stage.usable_calibrator(student) is not None:
-                answerable = any(judged[i].verdict == "relevant" for i in head)
+                answerable = any(c.judged.verdict == "relevant" for c in head)
+        if self._tracer is not None:  # the verdicts, also of the passages min_relevance drops next
+            self._tracer.observe(head, student.calibrator)
         floor = call.min_relevance
         if floor is not None:
-            head = [i for i in head if (relevance := judged[i].relevance) is None or relevance >= floor]
-        explained, cost, explain_cut = stage.explain(student, call.explain, model_query, texts, originals,
-                                                     head[: call.explain_top], judged)
+            head = [c for c in head if (relevance := c.judged.relevance) is None or relevance >= floor]
+        top, cost, explain_cut = stage.explain(student, call.explain, model_query, head[: call.explain_top])
         stages.extend([cost] if cost else [])
-        judgments = tuple(
-            Judgment(id=items[i].id, text=items[i].text, score=scores[i], rank=rank, input_rank=i + 1,
-                     first_stage_score=items[i].first_stage_score,
-                     explanation=explained[i].text if i in explained else None,
-                     truncated=truncated[i] or (i in explained and explained[i].truncated), stage=stage_of[i],
-                     metadata=items[i].metadata, relevance=judged[i].relevance, verdict=judged[i].verdict,
-                     evidence=judged[i].evidence, evidence_span=judged[i].evidence_span,
-                     unsupported=explained[i].unsupported if i in explained else ())
-            for rank, i in enumerate(head, start=1)
-        )
+        head = top + head[len(top):]
+        judgments = tuple(_judgment(c, rank) for rank, c in enumerate(head, start=1))
         comparison, cost = stage.compare(student, call.comparison, model_query, judgments[: call.compare_top])
         stages.extend([cost] if cost else [])
         return Ranking(query=query, judgments=judgments, comparison=comparison, model=student.name,
-                       adapter=student.adapter, num_candidates=len(items), stages=tuple(stages),
+                       adapter=student.adapter, num_candidates=num_candidates, stages=tuple(stages),
                        prompt_version=prompts.PROMPT_VERSION, query_truncated=query_cut or explain_cut,
                        answerable=answerable)
+
+
+def _judgment(c: Candidate, rank: int) -> Judgment:
+    """The :class:`Judgment` of candidate ``c`` at ``rank``."""
+    p, found, explained = c.passage, c.judged, c.explained
+    return Judgment(id=p.id, text=p.text, score=c.score, rank=rank, input_rank=c.input_rank,
+                    first_stage_score=p.first_stage_score, explanation=explained.text if explained else None,
+                    truncated=c.truncated or (explained is not None and explained.truncated), stage=c.stage,
+                    metadata=p.metadata, relevance=found.relevance, verdict=found.verdict, evidence=found.evidence,
+                    evidence_span=found.evidence_span, unsupported=explained.unsupported if explained else ())
 
 
 def _check_query(query: Any) -> None:
@@ -360,3 +295,6 @@ def _check_query(query: Any) -> None:
         raise InvalidInputError(f"query must be a str, got {type(query).__name__}")
     if not query.strip():
         raise InvalidInputError("query is empty or whitespace; pass the user's search text")
+
+
+__all__ = ["GIVEN_STAGE", "RRF_K", "Reranker", "mix_scores", "reciprocal_rank_fusion"]

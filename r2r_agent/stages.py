@@ -1,36 +1,43 @@
-"""The cascade's stages after the order is known: judge the returned passages (evidence, relevance, verdict), explain
-the top ones, compare the first few. :class:`~r2r_agent.Reranker` runs them in this order; each returns what it
-found and what it cost (:class:`~r2r_agent.StageCost`).
+"""The cascade's stages, each taking and returning :class:`~r2r_agent.candidate.Candidate` records: score every
+passage (:func:`score`), re-score the top (:func:`rescore`), judge the returned ones (evidence, relevance and verdict:
+:func:`judge_candidates`), explain the top ones (:func:`explain`) and compare the first few (:func:`compare`).
+:class:`~r2r_agent.Reranker` runs them in this order, with an :mod:`ordering <r2r_agent.orderings>` after scoring;
+each returns what it found and what it cost (:class:`~r2r_agent.StageCost`).
+
+What the stages need from the student's parts is declared: :class:`~r2r_agent.Scorer`,
+:class:`~r2r_agent.explainer.ExplainerLike`, and :class:`ReadsPrefix` for a scorer that reads only the start of a
+long passage (evidence is then looked for where it reads).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
+from typing import Protocol, runtime_checkable
 
 from .calibration import Calibrator
+from .candidate import Candidate, Explained, Judged
 from .evidence import candidate_spans, choose_evidence
 from .explanations import compose, contradicts, evidence_explanation, grounded_comparison
 from .grounding import guard
-from .scorers import as_scores
+from .orderings import mix_scores
+from .scorers import Scorer, as_scores
 from .student import Student
-from .types import Judgment, StageCost
+from .types import Judgment, Passage, StageCost, model_text
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Judged:
-    """What the judging stage found about one passage."""
+@runtime_checkable
+class ReadsPrefix(Protocol):
+    """A scorer that reads only the start of a long passage says how much (e.g. :class:`~r2r_agent.EncoderScorer`):
+    the judging stage then takes evidence from that part only. A scorer without it reads every passage whole."""
 
-    relevance: float | None = None
-    verdict: str | None = None
-    evidence: str | None = None
-    evidence_span: tuple[int, int] | None = None
-    evidence_score: float | None = None  # the highest score of any of its sentences (a calibrator feature)
+    def visible_chars(self, text: str) -> int:
+        """How many leading characters of ``text`` it reads."""
+        ...
 
 
 _warned_calibrators: set[tuple[str, str]] = set()
@@ -62,6 +69,36 @@ def _best_per_passage(spans: Sequence[Sequence[tuple[int, int]]], scores: Sequen
     return out
 
 
+def score(scorer: Scorer, query: str, items: Sequence[Passage]) -> tuple[list[Candidate], StageCost, bool]:
+    """Every passage scored by ``scorer``, as candidates in input order; the stage's cost; whether it cut the query.
+
+    Args:
+        scorer: The student's scorer.
+        query: The query as the models read it.
+        items: The passages of the call.
+    """
+    texts = [model_text(p.text) for p in items]
+    start = time.perf_counter()
+    scored = as_scores(scorer.score(query, texts), len(items), scorer.name)
+    cost = StageCost("score", scorer.name, len(items), time.perf_counter() - start, cache_hits=scored.cache_hits)
+    candidates = [Candidate(i, p, text, value, value, truncated=cut)
+                  for i, (p, text, value, cut) in enumerate(zip(items, texts, scored.values, scored.truncated))]
+    return candidates, cost, scored.query_truncated
+
+
+def rescore(rescorer: Scorer, query: str, head: Sequence[Candidate],
+            weight: float) -> tuple[list[Candidate], StageCost, bool]:
+    """``head`` re-scored by the LM ``rescorer``, mixed with their scores by ``weight``
+    (:func:`~r2r_agent.orderings.mix_scores`), in the same order; the cost; whether it cut the query."""
+    start = time.perf_counter()
+    second = as_scores(rescorer.score(query, [c.text for c in head]), len(head), rescorer.name)
+    cost = StageCost("rescore", rescorer.name, len(head), time.perf_counter() - start, cache_hits=second.cache_hits)
+    mixed = mix_scores([c.score for c in head], list(second.values), weight)
+    out = [replace(c, score=value, truncated=c.truncated or cut, stage="rescore")
+           for c, value, cut in zip(head, mixed, second.truncated)]
+    return out, cost, second.query_truncated
+
+
 def judge(student: Student, query: str, texts: Sequence[str], originals: Sequence[str], indices: Sequence[int],
           scores: Sequence[float]) -> tuple[dict[int, Judged], StageCost | None]:
     """Evidence (the best sentence, scored by the student's own scorer), relevance and verdict of ``indices``.
@@ -78,8 +115,8 @@ def judge(student: Student, query: str, texts: Sequence[str], originals: Sequenc
         return {}, None
     start = time.perf_counter()
     scorer = student.scorer
-    visible = getattr(scorer, "visible_chars", None)
-    spans = [candidate_spans(originals[i], visible(texts[i]) if callable(visible) else None) for i in indices]
+    reads = scorer if isinstance(scorer, ReadsPrefix) else None
+    spans = [candidate_spans(originals[i], reads.visible_chars(texts[i]) if reads else None) for i in indices]
     sentences = [texts[i][s:e] for i, own in zip(indices, spans) for s, e in own]
     sentence_scores = as_scores(scorer.score(query, sentences), len(sentences), scorer.name).values if sentences \
         else []
@@ -101,54 +138,45 @@ def judge(student: Student, query: str, texts: Sequence[str], originals: Sequenc
     return judged, StageCost("judge", scorer.name, len(sentences), time.perf_counter() - start)
 
 
-@dataclass(frozen=True)
-class Explained:
-    """One explanation and the unsupported claims the guard removed from it."""
-
-    text: str
-    unsupported: tuple[str, ...] = ()
-    truncated: bool = False
-
-
-def _takes_judgments(explainer: object) -> bool:
-    """Whether ``explainer.explain`` accepts ``verdicts=`` and ``evidence=`` (every explainer of this package does)."""
-    try:
-        parameters = inspect.signature(explainer.explain).parameters  # type: ignore[attr-defined]
-    except (TypeError, ValueError):
-        return False
-    return "verdicts" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+def judge_candidates(student: Student, query: str,
+                     candidates: Sequence[Candidate]) -> tuple[list[Candidate], StageCost | None]:
+    """``candidates`` with what :func:`judge` finds about each (in the same order), and the stage's cost."""
+    if not candidates:
+        return [], None
+    # judge() indexes every passage of the call; only these are read.
+    texts = [c.text for c in candidates]
+    found, cost = judge(student, query, texts, [c.passage.text for c in candidates], range(len(candidates)),
+                        [c.raw_score for c in candidates])
+    return [replace(c, judged=found[n]) for n, c in enumerate(candidates)], cost
 
 
-def explain(student: Student, mode: str, query: str, texts: Sequence[str], originals: Sequence[str],
-            indices: Sequence[int], judged: dict[int, Judged]) -> tuple[dict[int, Explained], StageCost | None, bool]:
-    """Explanations of ``indices``: from the verdict and evidence alone (``mode == "evidence"`` or no explainer), or
+def explain(student: Student, mode: str, query: str,
+            candidates: Sequence[Candidate]) -> tuple[list[Candidate], StageCost | None, bool]:
+    """``candidates`` explained: from the verdict and evidence alone (``mode == "evidence"`` or no explainer), or
     with the explainer LM's reason, guarded (``"full"``). Returns them, the stage cost, and whether the explainer
     cut the query."""
-    if not indices:
-        return {}, None, False
+    if not candidates:
+        return [], None, False
     explainer = student.explainer
     if mode == "evidence" or explainer is None:
         start = time.perf_counter()
-        out = {i: Explained(evidence_explanation(judged[i].verdict, judged[i].evidence)) for i in indices}
-        return out, StageCost("explain", "evidence", len(indices), time.perf_counter() - start), False
-    passages = [texts[i] for i in indices]
-    if _takes_judgments(explainer):
-        result = explainer.explain(query, passages, verdicts=[judged[i].verdict for i in indices],
-                                   evidence=[judged[i].evidence for i in indices])
-    else:  # an explainer written for 0.1 judges by itself; its reason is still guarded and checked against the verdict
-        result = explainer.explain(query, passages)
-    out = {}
-    cut = list(result.truncated) or [False] * len(indices)
-    for i, reason, was_cut in zip(indices, result.texts, cut):
-        verdict = judged[i].verdict
-        checked = guard(reason, originals[i], query)
+        out = [replace(c, explained=Explained(evidence_explanation(c.judged.verdict, c.judged.evidence)))
+               for c in candidates]
+        return out, StageCost("explain", "evidence", len(candidates), time.perf_counter() - start), False
+    result = explainer.explain(query, [c.text for c in candidates], verdicts=[c.judged.verdict for c in candidates],
+                               evidence=[c.judged.evidence for c in candidates])
+    cut = list(result.truncated) or [False] * len(candidates)
+    out = []
+    for c, reason, was_cut in zip(candidates, result.texts, cut):
+        verdict = c.judged.verdict
+        checked = guard(reason, c.passage.text, query)
         if not checked.text.strip() or contradicts(checked.text, verdict):
-            text = evidence_explanation(verdict, judged[i].evidence)
+            explained = Explained(evidence_explanation(verdict, c.judged.evidence), checked.unsupported, was_cut)
         else:
-            text = compose(verdict, checked.text)
-        out[i] = Explained(text, checked.unsupported, was_cut)
-    cost = StageCost("explain", explainer.name, len(indices), result.seconds, result.generated_tokens)
-    return out, cost, bool(getattr(result, "query_truncated", False))
+            explained = Explained(compose(verdict, checked.text), checked.unsupported, was_cut, by="lm")
+        out.append(replace(c, explained=explained))
+    cost = StageCost("explain", explainer.name, len(candidates), result.seconds, result.generated_tokens)
+    return out, cost, result.query_truncated
 
 
 def compare(student: Student, mode: str, query: str, top: Sequence[Judgment]) -> tuple[str | None, StageCost | None]:
@@ -167,4 +195,5 @@ def compare(student: Student, mode: str, query: str, top: Sequence[Judgment]) ->
     return text, StageCost("compare", explainer.name, len(top), result.seconds, result.generated_tokens)
 
 
-__all__ = ["Explained", "Judged", "compare", "explain", "judge", "usable_calibrator"]
+__all__ = ["Candidate", "Explained", "Judged", "ReadsPrefix", "compare", "explain", "judge", "judge_candidates",
+           "rescore", "score", "usable_calibrator"]

@@ -35,13 +35,13 @@ class EchoExplainer:
     def __init__(self):
         self.calls = []
 
-    def explain(self, query, passages):
+    def explain(self, query, passages, *, verdicts=None, evidence=None):
         self.calls.append(("explain", list(passages)))
         return Generation(texts=[f"about {p[:10]}" for p in passages], truncated=[False] * len(passages))
 
-    def compare(self, query, passages):
-        self.calls.append(("compare", list(passages)))
-        return Generation(texts=[f"{len(passages)} ordered"], truncated=[False] * len(passages))
+    def compare_grounded(self, query, evidences, verdicts):
+        self.calls.append(("compare", list(evidences)))
+        return Generation(texts=[f"{len(evidences)} ordered"], truncated=[False] * len(evidences))
 
 
 def fake_reranker(table=None, **kwargs):
@@ -58,7 +58,7 @@ def test_orders_by_score_and_reports_original_positions():
     assert [j.explanation for j in ranking] == ["about The flea l", "about An adult f", None]
     # the comparison is built from the judgments (no LM): it cites the top two by rank with their best sentences
     assert ranking.comparison.startswith('[1] scores 3.000: "The flea life cycle has four stages')
-    assert "[2] scores 2.000" in ranking.comparison and ("compare", [PASSAGES[2], PASSAGES[0]]) not in explainer.calls
+    assert "[2] scores 2.000" in ranking.comparison and all(c[0] != "compare" for c in explainer.calls)
     assert [s.stage for s in ranking.stages] == ["score", "judge", "explain", "compare"]
     assert ranking.num_candidates == 4 and ranking.model == "fake"
 
@@ -368,3 +368,37 @@ def test_ordering_policies_scorer_rrf_and_first_stage():
     assert order("rrf")[:2] == (["b", "a", "c", "d"], {"score+rrf"}) and order("rrf")[2] == sorted(fused, reverse=True)
     texts, stages, scores = order("first_stage")
     assert texts == passages and stages == {"first_stage_order"} and scores == [0.1, 0.9, 0.5, 0.0]
+
+
+def test_first_stage_ordering_keeps_the_retriever_order_after_rescoring():
+    # the re-scorer prefers "c" then "b": rescore_top=3 re-scores the head, but ordering="first_stage" promises the
+    # retriever's order, so the head is not re-sorted (it was before: c, b, a, d)
+    student = Student(scorer=TableScorer({"a": 0.1, "b": 0.9, "c": 0.5, "d": 0.0}),
+                      rescorer=TableScorer({"a": 0.0, "b": 1.0, "c": 2.0}, name="lm"), name="cascade")
+    ranking = Reranker(student, ordering="first_stage", rescore_top=3, explain_top=0).rerank("q", ["a", "b", "c", "d"])
+    assert [j.text for j in ranking] == ["a", "b", "c", "d"]
+    assert [j.stage for j in ranking] == ["rescore", "rescore", "rescore", "first_stage_order"]
+    assert [j.score for j in ranking][:3] == [0.0, 1.0, 2.0]  # the scores still say what the re-scorer thinks
+
+
+def test_explainer_written_for_0_1_is_wrapped_with_a_deprecation_warning():
+    from r2r_agent.explainer import ExplainerLike, PreVerdictExplainer
+
+    class Old:
+        name = "old"
+
+        def explain(self, query, passages):
+            return Generation(texts=["Relevant: it says so."] * len(passages))
+
+    with pytest.warns(DeprecationWarning, match="0.1 form"):
+        student = Student(scorer=TableScorer({"a": 1.0}), explainer=Old())
+    assert isinstance(student.explainer, PreVerdictExplainer) and isinstance(student.explainer, ExplainerLike)
+    ranking = Reranker(student, explain_top=1).rerank("q", ["a"])
+    assert ranking[0].explanation is not None and ranking.stages[-1].component == "old"
+
+
+def test_explainer_protocol_is_what_the_student_declares():
+    from r2r_agent.explainer import Explainer, ExplainerLike
+
+    assert isinstance(EchoExplainer(), ExplainerLike)
+    assert not hasattr(Explainer, "compare")  # the dead 0.1 comparison of whole passages is gone

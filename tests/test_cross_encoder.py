@@ -96,7 +96,8 @@ def test_other_label_counts_are_refused(tmp_path, tokenizer):
 
 
 def test_pairs_keep_the_query_and_cut_the_passage(folder):
-    scorer = CrossEncoderScorer.from_pretrained(folder, max_tokens=24, max_query_tokens=8)
+    # The first window only (no windows): the passage is cut to what is left of the pair's budget.
+    scorer = CrossEncoderScorer.from_pretrained(folder, max_tokens=24, max_query_tokens=8, max_tokens_per_passage=None)
     long = " ".join(WORDS)
     got = scorer.score(QUERY, [long, "fleas"])
     assert got.truncated == [True, False] and not got.query_truncated

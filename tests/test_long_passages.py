@@ -115,3 +115,109 @@ def test_the_cap_joins_neighbours_into_exact_groups(limit):
 def test_a_bad_cap_is_refused(bad):
     with pytest.raises(ValueError, match="max_sentences"):
         candidate_spans("One. Two.", max_sentences=bad)
+
+
+# -- windows over a passage longer than the scorer's budget (issue 20 item 1) ----------------------------------------
+
+SENTENCES = ["The sun is hot in summer.", "A cat sleeps on the floor.", "The price of concrete is a cost.",
+             "Earth has a tilt on its axis.", "Adult fleas live two to three months on a host."]
+
+
+def long_text(n: int, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(SENTENCES) for _ in range(n))
+
+
+def test_windows_cover_the_text_in_overlapping_sentence_aligned_pieces(tiny_encoder):
+    from r2r_agent.windows import plan_windows
+
+    _, tokenizer = tiny_encoder
+    text = long_text(60)
+    plan = plan_windows(tokenizer, text, window_tokens=30, max_tokens=10_000, overlap=8)
+    assert not plan.truncated and plan.covered == len(text) and len(plan.spans) > 3
+    assert plan.spans[0][0] == 0 and plan.spans[-1][1] == len(text)
+    starts = {s for s, _ in sentence_spans(text)}
+    for (a, b), (c, d) in zip(plan.spans, plan.spans[1:]):
+        assert a < c < d and b < d and not text[b:c].strip()  # overlapping or adjacent: nothing is skipped
+        assert c in starts     # and at a sentence (every boundary here is within reach)
+        assert len(tokenizer(text[c:b], add_special_tokens=False)["input_ids"]) <= 8
+    for a, b in plan.spans:
+        assert len(tokenizer(text[a:b], add_special_tokens=False)["input_ids"]) <= 30
+    assert plan_windows(tokenizer, "fleas live", 30, 10_000).spans == [(0, len("fleas live"))]
+
+
+def test_windows_stop_at_the_bound_and_flag_it(tiny_encoder):
+    from r2r_agent.windows import plan_windows
+
+    _, tokenizer = tiny_encoder
+    text = long_text(200)
+    plan = plan_windows(tokenizer, text, window_tokens=30, max_tokens=100)
+    assert plan.truncated and plan.covered < len(text)
+    assert len(tokenizer(text[:plan.covered], add_special_tokens=False)["input_ids"]) == 100
+    assert plan.spans[-1][1] == plan.covered
+
+
+def test_a_long_passage_scores_as_its_best_window(tiny_encoder):
+    from r2r_agent import EncoderScorer
+
+    model, tokenizer = tiny_encoder
+    scorer = EncoderScorer(model, tokenizer, max_tokens=32)
+    first_window = EncoderScorer(model, tokenizer, max_tokens=32, max_tokens_per_passage=None)
+    text = long_text(40)
+    got = scorer.score("how long do adult fleas live", [text, "fleas bite"])
+    (windows, short) = got.windows
+    assert len(windows) > 2 and short == [(0, len("fleas bite"), got.values[1])]
+    alone = scorer.score("how long do adult fleas live", [text[a:b] for a, b, _ in windows]).values
+    assert [v for _, _, v in windows] == pytest.approx(alone, abs=1e-5)
+    assert got.values[0] == pytest.approx(max(alone), abs=1e-6) and got.truncated == [False, False]
+    # A passage within one window scores as before windows (padded in another batch: float noise at most).
+    assert got.values[1] == pytest.approx(first_window.score("how long do adult fleas live", ["fleas bite"]).values[0],
+                                          abs=1e-6)
+    assert first_window.score("q", [text]).truncated == [True]
+    assert scorer.visible_chars(text) == len(text) and first_window.visible_chars(text) < len(text)
+    mean = EncoderScorer(model, tokenizer, max_tokens=32, window_rule="mean").score("how long", [text])
+    assert mean.values[0] == pytest.approx(sum(v for _, _, v in mean.windows[0]) / len(mean.windows[0]))
+
+
+def test_evidence_may_come_from_any_window(tiny_encoder):
+    from r2r_agent import EncoderScorer
+
+    model, tokenizer = tiny_encoder
+    scorer = EncoderScorer(model, tokenizer, max_tokens=32)
+    text = long_text(30)
+    ranking = Reranker(Student(scorer=scorer), explain="evidence", compare_top=0).rerank("fleas", [text])
+    judged = next(stage for stage in ranking.stages if stage.stage == "judge")
+    assert judged.items == len(candidate_spans(text)) == 30  # every sentence, not those of the first 30 tokens
+    start, end = ranking[0].evidence_span
+    assert text[start:end] == ranking[0].evidence
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "4096"])
+def test_a_bad_bound_is_refused(tiny_encoder, bad):
+    from r2r_agent import EncoderScorer, InvalidInputError
+
+    model, tokenizer = tiny_encoder
+    with pytest.raises(InvalidInputError, match="max_tokens_per_passage must be an int >= 1"):
+        EncoderScorer(model, tokenizer, max_tokens_per_passage=bad)
+    with pytest.raises(InvalidInputError, match="window_rule must be one of"):
+        EncoderScorer(model, tokenizer, window_rule="best")
+
+
+def test_a_cross_encoder_reads_a_long_passage_in_windows(tmp_path, _tiny_encoder):
+    import copy
+
+    from r2r_agent.cross_encoder import CrossEncoderScorer
+    from tests.test_cross_encoder import save_reranker
+
+    tokenizer = copy.deepcopy(_tiny_encoder[1])
+    tokenizer.model_max_length = 48
+    scorer = CrossEncoderScorer.from_pretrained(save_reranker(tmp_path, tokenizer))
+    text = long_text(40)
+    got = scorer.score("how long do fleas live", [text, "fleas bite"])
+    windows = got.windows[0]
+    assert len(windows) > 2 and got.truncated == [False, False]
+    alone = scorer.score("how long do fleas live", [text[a:b] for a, b, _ in windows]).values
+    assert got.values[0] == pytest.approx(max(alone), abs=1e-5)
+    old = CrossEncoderScorer.from_pretrained(tmp_path, max_tokens_per_passage=None)
+    assert got.values[1] == pytest.approx(old.score("how long do fleas live", ["fleas bite"]).values[0], abs=1e-6)
+    assert old.score("how long do fleas live", [text]).truncated == [True]

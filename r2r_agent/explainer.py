@@ -1,7 +1,9 @@
 """The explainer: the part of the student that writes *why*.
 
-One batched, greedy ``generate`` call writes the direct explanations of several passages (left padding, bounded
-``max_new_tokens``); a second writes the comparison explanation of the top passages.
+:class:`ExplainerLike` is what the cascade needs from one (as :class:`~r2r_agent.Scorer` is for scoring);
+:class:`Explainer` is the in-process implementation: one batched, greedy ``generate`` call writes the direct
+explanations of several passages (left padding, bounded ``max_new_tokens``), a second the comparison of the top
+passages from their verdicts and evidence. :class:`~r2r_agent.OpenAIExplainer` is the served one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from . import prompts
 from .errors import InvalidInputError
@@ -36,6 +38,66 @@ class Generation:
     generated_tokens: int = 0
     seconds: float = 0.0
     query_truncated: bool = False
+
+
+@runtime_checkable
+class ExplainerLike(Protocol):
+    """Writes the reasons of a rerank: what :attr:`Student.explainer <r2r_agent.Student.explainer>` holds.
+
+    The protocol is named ``ExplainerLike`` because :class:`Explainer`, the in-process implementation, has been
+    public under that name since 0.1 (users build it with ``Explainer.from_pretrained``); as with
+    :class:`~r2r_agent.Scorer`, the reranker only relies on these two methods and ``name``.
+    """
+
+    name: str
+
+    def explain(self, query: str, passages: Sequence[str], *, verdicts: Sequence[str | None] | None = None,
+                evidence: Sequence[str | None] | None = None) -> Generation:
+        """One reason per passage, in input order, given each passage's verdict and best sentence (``None``:
+        unknown). :attr:`Generation.truncated` may be empty (nothing was cut)."""
+        ...
+
+    def compare_grounded(self, query: str, evidences: Sequence[str | None],
+                         verdicts: Sequence[str | None]) -> Generation:
+        """One comparison of passages (best first) from their best sentences and verdicts, in ``texts[0]``."""
+        ...
+
+
+class PreVerdictExplainer:
+    """An explainer written for 0.1, whose ``explain(query, passages)`` takes no verdicts, made an
+    :class:`ExplainerLike`: it judges by itself (its reason is still guarded and checked against the verdict).
+    :class:`~r2r_agent.Student` wraps such an explainer on construction, with a ``DeprecationWarning``.
+
+    Args:
+        explainer: The 0.1 explainer (``name``, ``explain(query, passages)``, optionally ``compare_grounded``).
+    """
+
+    def __init__(self, explainer: Any) -> None:
+        self.wrapped = explainer
+        self.name: str = explainer.name
+
+    @staticmethod
+    def needed(explainer: object) -> bool:
+        """Whether ``explainer.explain`` takes no ``verdicts=`` (the one signature check, made once per student)."""
+        import inspect
+
+        try:
+            parameters = inspect.signature(explainer.explain).parameters  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError):
+            return False
+        return "verdicts" not in parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+    def explain(self, query: str, passages: Sequence[str], *, verdicts: Sequence[str | None] | None = None,
+                evidence: Sequence[str | None] | None = None) -> Generation:
+        """The wrapped explainer's reasons (it is not given the verdicts and evidence)."""
+        result: Generation = self.wrapped.explain(query, passages)
+        return result
+
+    def compare_grounded(self, query: str, evidences: Sequence[str | None],
+                         verdicts: Sequence[str | None]) -> Generation:
+        """The wrapped explainer's ``compare_grounded``."""
+        result: Generation = self.wrapped.compare_grounded(query, evidences, verdicts)
+        return result
 
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
@@ -117,18 +179,6 @@ class Explainer:
         result = self.generate(rendered)
         return Generation(result.texts, flags, result.generated_tokens, result.seconds, query_cut)
 
-    def compare(self, query: str, passages: Sequence[str]) -> Generation:
-        """One comparison explanation of why ``passages`` (best first) are ordered as they are."""
-        query, query_cut = fit_tokens(self.tokenizer, query, self.max_query_tokens)
-        cut_passages, flags = [], []
-        for passage in passages:
-            cut, truncated = fit_tokens(self.tokenizer, passage, self.max_comparison_passage_tokens)
-            cut_passages.append(cut)
-            flags.append(truncated)
-        prompt = prompts.render(self.tokenizer, prompts.comparison_messages(query, cut_passages))
-        result = self.generate([prompt], max_new_tokens=self.max_new_tokens * 2)
-        return Generation(result.texts, flags, result.generated_tokens, result.seconds, query_cut)
-
     def compare_grounded(self, query: str, evidences: Sequence[str | None],
                          verdicts: Sequence[str | None]) -> Generation:
         """One comparison of passages (best first) written from their verdicts and best sentences only."""
@@ -173,4 +223,4 @@ class Explainer:
                           seconds=time.perf_counter() - start)
 
 
-__all__ = ["Explainer", "Generation", "tidy"]
+__all__ = ["Explainer", "ExplainerLike", "Generation", "PreVerdictExplainer", "tidy"]

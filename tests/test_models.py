@@ -56,7 +56,10 @@ def test_encoder_scorer_is_cosine_and_batch_invariant(tiny_encoder):
     assert all(-1.0001 <= v <= 1.0001 for v in scores.values)
     single = [scorer.score("how long do fleas live", [t]).values[0] for t in TEXTS]
     assert scores.values == pytest.approx(single, abs=1e-5)
-    assert scorer.score("q", ["fleas " * 200]).truncated == [True]
+    assert scorer.score("q", ["fleas " * 200]).truncated == [False]  # read whole, in windows
+    assert scorer.score("q", ["fleas " * 5000]).truncated == [True]  # past max_tokens_per_passage
+    first_window = EncoderScorer(model, tokenizer, max_tokens=32, max_tokens_per_passage=None)
+    assert first_window.score("q", ["fleas " * 200]).truncated == [True]
     assert scorer.score("q", []).values == []
 
 
@@ -67,8 +70,9 @@ def test_explainer_batched_matches_sequential(tiny_lm):
     sequential = [explainer.explain("how long do fleas live", [t]).texts[0] for t in TEXTS[:3]]
     assert batched.texts == sequential
     assert batched.generated_tokens <= 6 * 3
-    comparison = explainer.compare("how long do fleas live", TEXTS[:3])
+    comparison = explainer.compare_grounded("how long do fleas live", TEXTS[:3], ["relevant", "partial", None])
     assert len(comparison.texts) == 1 and comparison.truncated == [False, False, False]
+    assert comparison.generated_tokens <= 6 * 2
 
 
 def test_explainer_rejects_bad_settings(tiny_lm):
@@ -122,8 +126,10 @@ def test_from_pretrained_bad_folder_is_a_clear_error(tmp_path):
 
 
 def test_adapter_folder_without_config_is_a_clear_error(tiny_lm_dir, tmp_path):
-    from r2r_agent import ModelPreparationError
+    from r2r_agent import AdapterError, ModelPreparationError
 
     (tmp_path / "notadapter").mkdir()
-    with pytest.raises(ModelPreparationError, match="not a PEFT adapter folder"):
+    # an AdapterError (still a ModelPreparationError) names what is missing and what to pass instead
+    with pytest.raises(AdapterError, match="notadapter'?: no adapter_config.json; pass a folder written by") as error:
         Student.from_pretrained(tiny_lm_dir, adapter=tmp_path / "notadapter")
+    assert isinstance(error.value, ModelPreparationError)

@@ -151,8 +151,14 @@ class Distiller(TrainerLoop[DistillResult]):
         """The rendered prompt the explainer would send for ``example`` (passages cut to its token budgets)."""
         from r2r_agent.modeling import fit_tokens
 
-        budget = (self.config.max_passage_tokens if example.kind == "direct"
-                  else self.config.max_comparison_passage_tokens)
+        if example.kind == "direct":
+            cut = [fit_tokens(self.tokenizer, example.passages[0], self.config.max_passage_tokens)[0]]
+            return prompts.render(self.tokenizer, example.messages(cut))
+        budget = self.config.max_comparison_passage_tokens
+        if example.verdicts:  # as Explainer.compare_grounded: the best sentences, each cut to the comparison budget
+            evidence = [fit_tokens(self.tokenizer, e, budget)[0] if e else None for e in example.evidence]
+            messages = prompts.grounded_comparison_messages(example.query, evidence, example.verdicts)
+            return prompts.render(self.tokenizer, messages)
         cut = [fit_tokens(self.tokenizer, text, budget)[0] for text in example.passages]
         return prompts.render(self.tokenizer, example.messages(cut))
 
@@ -213,7 +219,7 @@ class Distiller(TrainerLoop[DistillResult]):
                                   output_hidden_states=self.rank_head is not None)
         if self.rank_head is not None:
             return self._forward_head(out.hidden_states[-1][:, -1].float()).squeeze(-1)
-        return self._scorer.relevance_from_logits(out.logits[:, -1])
+        return self._scorer.log_odds_from_logits(out.logits[:, -1])
 
     def rank_loss(self, example: RankingExample) -> Any:
         """The configured ranking loss of one query (candidates capped at ``max_rank_passages``)."""

@@ -136,9 +136,16 @@ def test_explanation_prompts_are_the_explainers_and_only_targets_count(tiny_lm_d
     recorder.explain(direct.query, direct.passages)
     assert distiller.explanation_prompt(direct) == recorder.seen[0]
     assert fit_tokens(tokenizer, long_passage, 12)[1]  # the passage really was cut
-    comparison = ExplanationExample("comparison", "q", "fleas", (long_passage, "cat dog"), "[1] first.")
-    recorder.compare(comparison.query, comparison.passages)
+    judged = ExplanationExample("direct", "q", "how long do fleas live", (long_passage,), "it gives the days.",
+                                verdicts=("relevant",), evidence=("fleas live 9 days",))
+    recorder.explain(judged.query, judged.passages, verdicts=judged.verdicts, evidence=judged.evidence)
+    assert distiller.explanation_prompt(judged) == recorder.seen[0]
+    # the comparison inference writes: from verdicts and best sentences, each cut to the comparison budget
+    comparison = ExplanationExample("comparison", "q", "fleas", (long_passage, "cat dog"), "[1] first.",
+                                    verdicts=("relevant", "not_relevant"), evidence=(long_passage, "cat dog"))
+    recorder.compare_grounded(comparison.query, comparison.evidence, comparison.verdicts)
     assert distiller.explanation_prompt(comparison) == recorder.seen[0]
+    assert long_passage not in recorder.seen[0]  # the long sentence really was cut
 
     ids, labels = distiller.encode_explanation(direct)
     prompt_len = len(tokenizer(distiller.explanation_prompt(direct), add_special_tokens=False)["input_ids"])

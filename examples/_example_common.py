@@ -34,14 +34,6 @@ def parse_args(description: str | None, argv: Sequence[str] | None = None) -> ar
     return parser.parse_args(argv)
 
 
-def quiet_model_loading() -> None:
-    """Hide transformers' per-load progress bars, which would bury the output."""
-    with contextlib.suppress(ImportError):
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-
-
 def load_passages(num_queries: int, data_dir: Path | None) -> tuple[list[str], dict[str, str], str]:
     """The queries, the passages (docid -> text) of their first-stage candidates, and where they came from."""
     from r2r_agent.demo import load_demo_queries
@@ -62,4 +54,4 @@ def database_folder(path: Path | None) -> Iterator[str]:
         yield folder
 
 
-__all__ = ["COLLECTION", "database_folder", "load_passages", "parse_args", "quiet_model_loading"]
+__all__ = ["COLLECTION", "database_folder", "load_passages", "parse_args"]

@@ -35,7 +35,6 @@ from _example_common import (  # noqa: E402
     database_folder,
     load_passages,
     parse_args,
-    quiet_model_loading,
 )
 from langchain_core.callbacks import CallbackManagerForRetrieverRun  # noqa: E402
 from langchain_core.documents import Document  # noqa: E402
@@ -68,29 +67,28 @@ class ChromaCollectionRetriever(BaseRetriever):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the example; returns the exit status."""
     args = parse_args(__doc__, argv)
-    from r2r_agent import Reranker
     from r2r_agent.integrations.chroma import persistent_collection
     from r2r_agent.integrations.langchain import R2RRetriever, create_r2r_tool
     from r2r_agent.traces import JsonlTraceSink
 
-    quiet_model_loading()
     queries, passages, source = load_passages(args.queries, args.data_dir)
     query = args.query or queries[0]
     print(f"{len(passages)} passages from {source}")
     with database_folder(args.db) as folder:
         collection = persistent_collection(folder, passages, name=COLLECTION)
         print(f"chromadb collection {COLLECTION!r} in {folder}: {collection.count()} passages")
-        reranker = Reranker(explain_top=args.explain_top, rescore_top=args.rescore_top,
-                            trace=JsonlTraceSink(args.trace, run="langchain-example"))
-        # The one-liner: wrap any LangChain retriever; fetch_k is passed to it as k=.
+        # The one-liner: wrap any LangChain retriever; fetch_k is passed to it as k=. The settings are the
+        # adapter's (fusion of the two orders, evidence-based reasons) with these on top; trace= records each call.
+        trace = JsonlTraceSink(args.trace, run="langchain-example")
         retriever = R2RRetriever(base_retriever=ChromaCollectionRetriever(collection=collection),
-                                 fetch_k=args.fetch_k, top_n=args.top_n, reranker=reranker)
+                                 fetch_k=args.fetch_k, top_n=args.top_n, explain_top=args.explain_top,
+                                 rescore_top=args.rescore_top, trace=trace)
         # What an agent sees: the tool's content has the passages with their explanations, the artifact the documents.
         tool = create_r2r_tool(retriever)
         message = tool.invoke({"type": "tool_call", "id": "call-1", "name": tool.name, "args": {"query": query}})
     documents: list[Document] = message.artifact
     print(f"\nQuery: {query}\nAnswer context for the agent (tool {tool.name!r}; top {len(documents)} of "
-          f"{args.fetch_k} retrieved, reranked by {reranker.student.name}):\n")
+          f"{args.fetch_k} retrieved, reranked by {retriever.reranker.student.name}):\n")
     print(message.content)
     print(f"\nTrace appended to {args.trace}; render it with: r2r traces show {args.trace}")
     return 0

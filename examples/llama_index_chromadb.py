@@ -31,7 +31,6 @@ from _example_common import (  # noqa: E402
     database_folder,
     load_passages,
     parse_args,
-    quiet_model_loading,
 )
 
 
@@ -43,12 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from llama_index.core.response_synthesizers.no_text import NoText
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from r2r_agent import Reranker
     from r2r_agent.integrations.chroma import ChromaEmbedding, minilm_embedding_function, persistent_collection
     from r2r_agent.integrations.llama_index import R2R, format_nodes
     from r2r_agent.traces import JsonlTraceSink
 
-    quiet_model_loading()
     queries, passages, source = load_passages(args.queries, args.data_dir)
     query = args.query or queries[0]
     print(f"{len(passages)} passages from {source}")
@@ -58,16 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chromadb collection {COLLECTION!r} in {folder}: {collection.count()} passages")
         index = VectorStoreIndex.from_vector_store(ChromaVectorStore(chroma_collection=collection),
                                                    embed_model=ChromaEmbedding(function))
-        reranker = Reranker(explain_top=args.explain_top, rescore_top=args.rescore_top,
-                            trace=JsonlTraceSink(args.trace, run="llama-index-example"))
-        # The one-liner: any query engine takes R2R as a node postprocessor. This example has no answer LLM, so the
-        # NoText synthesizer stops at the context; with a real LLM, pass llm=... alone to get the answer too.
+        # The one-liner: any query engine takes R2R as a node postprocessor (the adapter's settings, these on top;
+        # trace= records each call). This example has no answer LLM, so the NoText synthesizer stops at the context;
+        # with a real LLM, pass llm=... alone to get the answer too (without llm=, LlamaIndex uses Settings.llm,
+        # OpenAI unless set, which fails offline).
+        r2r = R2R(top_n=args.top_n, explain_top=args.explain_top, rescore_top=args.rescore_top,
+                  trace=JsonlTraceSink(args.trace, run="llama-index-example"))
         engine = index.as_query_engine(similarity_top_k=args.fetch_k, llm=MockLLM(),
-                                       response_synthesizer=NoText(llm=MockLLM()),
-                                       node_postprocessors=[R2R(top_n=args.top_n, reranker=reranker)])
+                                       response_synthesizer=NoText(llm=MockLLM()), node_postprocessors=[r2r])
         response = engine.query(query)
     print(f"\nQuery: {query}\nAnswer context (top {len(response.source_nodes)} of {args.fetch_k} retrieved, "
-          f"reranked by {reranker.student.name}):\n")
+          f"reranked by {r2r.reranker.student.name}):\n")
     print(format_nodes(response.source_nodes))
     print(f"\nTrace appended to {args.trace}; render it with: r2r traces show {args.trace}")
     return 0

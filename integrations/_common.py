@@ -1,6 +1,23 @@
-"""Helpers shared by the framework adapters: argument checks and the keys they write.
+"""Helpers shared by the framework adapters: argument checks, the settings rule and the keys they write.
 
 Nothing here imports a framework; each adapter maps its own objects to :class:`~r2r_agent.Passage` and back.
+
+What the adapters write follows each framework's own rerankers, so code written for those keeps working:
+
+- LangChain's (``CohereRerank``, ``FlashrankRerank``, ``JinaRerank``) return new ``Document`` objects with a deep
+  copy of the metadata and ``metadata["relevance_score"]``, a number in [0, 1]; ours is the calibrated relevance
+  (:func:`reported_score`). ``CrossEncoderReranker`` writes no key.
+- LlamaIndex's (``SentenceTransformerRerank``, ``CohereRerank``, ``LLMRerank``...) put their relevance in
+  ``NodeWithScore.score`` (``SimilarityPostprocessor(similarity_cutoff=...)`` filters on it) and, with
+  ``keep_retrieval_score=True``, the incoming score in ``metadata["retrieval_score"]``; ours: the calibrated
+  relevance, and the incoming score under both ``retrieval_score`` and ``r2r_first_stage_score``. They emit
+  ``ReRankStartEvent``/``ReRankEndEvent`` and the ``RERANKING`` callback event; so does ``R2R``. They change the
+  caller's nodes in place; ``R2R`` returns copies.
+
+Both also write the ``r2r_*`` keys. The order they return is R2R's (``r2r_rank``, by ``r2r_score``, the value of
+``r2r_stage``: the fused, scored or retriever's order), which need not be the order of the relevance they report: with
+``ordering="rrf"`` a passage the retriever ranked high can sit above one of higher relevance. The first item's
+``r2r_order_matches_score`` says whether re-sorting by the reported score would keep the order.
 """
 
 from __future__ import annotations
@@ -8,6 +25,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,36 +48,44 @@ RELEVANCE_KEY = "r2r_relevance"
 VERDICT_KEY = "r2r_verdict"
 EVIDENCE_KEY = "r2r_evidence"
 ANSWERABLE_KEY = "r2r_answerable"
-#: Keys of 0.1 (``retrieval_score`` in LlamaIndex, ``relevance_score`` in LangChain): no longer written, still cleared
-#: from items reranked again, and ``retrieval_score`` is still read as a first-stage score, for one release.
-OLD_FIRST_STAGE_SCORE_KEY = "retrieval_score"
-OLD_SCORE_KEY = "relevance_score"
+#: Which value ordered the items (:attr:`~r2r_agent.Judgment.stage`: ``score``, ``score+rrf``...).
+STAGE_KEY = "r2r_stage"
+#: On the first item: whether the items are also in order of the score reported to the framework.
+ORDER_MATCHES_SCORE_KEY = "r2r_order_matches_score"
+#: The frameworks' own keys: LangChain rerankers' relevance, LlamaIndex rerankers' incoming score.
+RELEVANCE_SCORE_KEY = "relevance_score"
+RETRIEVAL_SCORE_KEY = "retrieval_score"
 
 #: Keys written by a previous rerank that must not leak into a new result (an item reranked twice).
 STALE_KEYS = (SCORE_KEY, RANK_KEY, EXPLANATION_KEY, COMPARISON_KEY, NOTE_KEY, FIRST_STAGE_SCORE_KEY, RELEVANCE_KEY,
-              VERDICT_KEY, EVIDENCE_KEY, ANSWERABLE_KEY, OLD_FIRST_STAGE_SCORE_KEY, OLD_SCORE_KEY)
+              VERDICT_KEY, EVIDENCE_KEY, ANSWERABLE_KEY, STAGE_KEY, ORDER_MATCHES_SCORE_KEY, RETRIEVAL_SCORE_KEY,
+              RELEVANCE_SCORE_KEY)
 #: What an answer LLM reads by default (the reasons) and what it does not (numbers, and the evidence, which the
 #: passage text holds anyway).
 REASON_KEYS = (EXPLANATION_KEY, COMPARISON_KEY, NOTE_KEY, VERDICT_KEY, ANSWERABLE_KEY)
-NUMBER_KEYS = (SCORE_KEY, RANK_KEY, FIRST_STAGE_SCORE_KEY, RELEVANCE_KEY, EVIDENCE_KEY)
+NUMBER_KEYS = (SCORE_KEY, RANK_KEY, FIRST_STAGE_SCORE_KEY, RELEVANCE_KEY, EVIDENCE_KEY, STAGE_KEY,
+               ORDER_MATCHES_SCORE_KEY, RETRIEVAL_SCORE_KEY, RELEVANCE_SCORE_KEY)
 
 NO_TEXT_NOTE = "not reranked: this item has no text content, so it was passed through after the ranked ones"
 
-#: What the framework adapters use where the user gives neither ``config=`` nor ``reranker=`` (the settings they
-#: name are applied on top). An adapter cannot know whether the retriever in front of it is stronger than the
-#: scorer, so it orders by the policy with the smallest worst-case loss over weak (BM25) and strong (SPLADE++)
-#: first stages (docs/results.md, "The ordering policy of the framework adapters"). It sits in an agent's hot path,
-#: so its explanations are the verdict and the passage's best sentence (``explain="evidence"``): about 0.2 s over
-#: scoring instead of about 4.5 s for the LM's reasons here, which add little the evidence does not say
-#: (docs/performance.md); ``explain="full"`` gives them.
+#: What the framework adapters use unless given ``config=`` (the settings they name are applied on top), whether or not
+#: they are given a ``reranker=`` (which brings the models and its trace, never the settings). An adapter cannot know
+#: whether the retriever in front of it is stronger than the scorer, so it orders by the policy with the smallest
+#: worst-case loss over weak (BM25) and strong (SPLADE++) first stages (docs/results.md, "The ordering policy of the
+#: framework adapters"). It sits in an agent's hot path, so its explanations are the verdict and the passage's best
+#: sentence (``explain="evidence"``): about 0.2 s over scoring instead of about 4.5 s for the LM's reasons here, which
+#: add little the evidence does not say (docs/performance.md); ``explain="full"`` gives them.
 ADAPTER_DEFAULTS = RerankConfig(ordering="rrf", explain="evidence")
 
 
 def build_config(owner: str, *, config: RerankConfig | None, reranker: Reranker | None, settings: dict[str, Any],
                  default_top_n: int | None) -> RerankConfig:
-    """The settings an adapter holds: ``config`` (or the user's ``reranker``'s, or :data:`ADAPTER_DEFAULTS` with the
-    adapter's own ``default_top_n``), with ``settings`` applied (``None``: keep). Unknown names are refused, naming
-    the closest.
+    """The settings an adapter holds: ``config``, else :data:`ADAPTER_DEFAULTS` with the adapter's own
+    ``default_top_n``, with ``settings`` applied (``None``: keep). Unknown names are refused, naming the closest.
+
+    One rule: a ``reranker`` brings its student and its trace, never its settings (before 0.2, passing one just to
+    trace silently switched an adapter to the reranker's ``ordering="scorer"`` and ``explain="full"``). A reranker
+    whose settings differ from ``RerankConfig()`` gets a warning naming them and how to pass them.
     """
     RerankConfig.check_names(settings, owner)
     if isinstance(config, Mapping):  # read back from a serialised adapter (to_dict / from_dict)
@@ -69,12 +95,25 @@ def build_config(owner: str, *, config: RerankConfig | None, reranker: Reranker 
             raise InvalidTypeError(f"{owner}: config must be an r2r_agent.RerankConfig, got {type(config).__name__}")
         base = config
     else:
-        base = reranker.config if reranker is not None else ADAPTER_DEFAULTS
+        base = ADAPTER_DEFAULTS
         settings = {"top_n": default_top_n, **settings}
+    _warn_unused_reranker_settings(owner, reranker, config)
     try:
         return base.override(**settings)
     except InvalidInputError as exc:
         raise InvalidInputError(f"{owner}: {exc}") from None
+
+
+def _warn_unused_reranker_settings(owner: str, reranker: Reranker | None, config: RerankConfig | None) -> None:
+    own = getattr(reranker, "config", None)
+    if not isinstance(own, RerankConfig) or own == config:
+        return
+    plain = RerankConfig().to_dict()
+    changed = {k: v for k, v in own.to_dict().items() if plain.get(k) != v}
+    if changed:
+        shown = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        warnings.warn(f"{owner}: the reranker's own settings ({shown}) are not used; an adapter's settings are its "
+                      f"own: pass them to {owner}(...) (or config=reranker.config)", UserWarning, stacklevel=4)
 
 
 def split_init_kwargs(owner: str, data: dict[str, Any], own_fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -90,21 +129,26 @@ def split_init_kwargs(owner: str, data: dict[str, Any], own_fields: Any) -> tupl
     return settings, rest
 
 
-def resolve_reranker(owner: str, reranker: Reranker | None, student: Student | None) -> Reranker | None:
-    """The reranker to use: the one given, one built around ``student``, or ``None`` (the default, built lazily
-    around the process's shared default student)."""
+def resolve_reranker(owner: str, reranker: Reranker | None, student: Student | None, trace: Any = None
+                     ) -> Reranker | None:
+    """The reranker to use: the one given, one built around ``student`` and/or with ``trace`` (a trace sink or a
+    JSON Lines path, as :class:`~r2r_agent.Reranker` takes), or ``None`` (the default, built lazily around the
+    process's shared default student)."""
     if reranker is not None and student is not None:
         raise InvalidInputError(f"{owner}: pass either reranker= or student=, not both "
                                 "(a Reranker already holds its student)")
+    if reranker is not None and trace is not None:
+        raise InvalidInputError(f"{owner}: pass either reranker= or trace=, not both (give the trace to the "
+                                "Reranker, or let the adapter build one with trace=)")
     if reranker is not None:
         if not (hasattr(reranker, "rerank") and hasattr(reranker, "arerank") and hasattr(reranker, "config")):
             raise InvalidTypeError(f"{owner}: reranker must be an r2r_agent.Reranker (with rerank/arerank), got "
                                    f"{type(reranker).__name__}")
         return reranker
-    if student is not None:
+    if student is not None or trace is not None:
         from ..reranker import Reranker
 
-        return Reranker(student=student)
+        return Reranker(student=student, trace=trace)
     return None
 
 
@@ -131,9 +175,17 @@ def first_stage_score(value: Any) -> float | None:
     return None
 
 
+def reported_score(judgment: Judgment) -> float:
+    """The score an adapter reports to its framework (LlamaIndex ``NodeWithScore.score``, LangChain
+    ``metadata["relevance_score"]``): the calibrated relevance, a probability in [0, 1] whatever ordered the items,
+    so a cut-off means the same for every query; the ordering value (:attr:`~r2r_agent.Judgment.score`) for a
+    student without a calibrator."""
+    return judgment.relevance if judgment.relevance is not None else judgment.score
+
+
 def result_updates(judgment: Judgment, ranking: Ranking) -> dict[str, Any]:
-    """The metadata one ranked item gets (both adapters write the same keys)."""
-    updates: dict[str, Any] = {SCORE_KEY: judgment.score, RANK_KEY: judgment.rank}
+    """The ``r2r_*`` metadata one ranked item gets (both adapters write the same ones)."""
+    updates: dict[str, Any] = {SCORE_KEY: judgment.score, RANK_KEY: judgment.rank, STAGE_KEY: judgment.stage}
     optional = {FIRST_STAGE_SCORE_KEY: judgment.first_stage_score, RELEVANCE_KEY: judgment.relevance,
                 VERDICT_KEY: judgment.verdict, EVIDENCE_KEY: judgment.evidence, EXPLANATION_KEY: judgment.explanation}
     updates.update({k: v for k, v in optional.items() if v is not None})
@@ -142,6 +194,8 @@ def result_updates(judgment: Judgment, ranking: Ranking) -> dict[str, Any]:
             updates[COMPARISON_KEY] = ranking.comparison
         if ranking.answerable is not None:
             updates[ANSWERABLE_KEY] = ranking.answerable
+        reported = [reported_score(j) for j in ranking]
+        updates[ORDER_MATCHES_SCORE_KEY] = all(a >= b for a, b in zip(reported, reported[1:]))
     return updates
 
 

@@ -56,8 +56,8 @@ RERANK_EVENT = "r2r_rerank"
 
 
 #: Metadata keys a first-stage retriever's score is read from (the first finite number wins). ``retrieval_score``
-#: is the 0.1 name, still read for one release.
-FIRST_STAGE_SCORE_KEYS = ("score", common.FIRST_STAGE_SCORE_KEY, common.OLD_FIRST_STAGE_SCORE_KEY)
+#: is where LlamaIndex rerankers (and r2r-agent 0.1) keep it.
+FIRST_STAGE_SCORE_KEYS = ("score", common.FIRST_STAGE_SCORE_KEY, common.RETRIEVAL_SCORE_KEY)
 
 
 def _retriever_score(metadata: dict[str, Any] | None) -> float | None:
@@ -104,7 +104,10 @@ def _to_documents(documents: Sequence[Document], ranking: Ranking | None, textua
         if judgment is None or ranking is None:
             out.append(_copy(documents[position], {common.NOTE_KEY: common.NO_TEXT_NOTE}))
         else:
-            out.append(_copy(documents[position], common.result_updates(judgment, ranking)))
+            # LangChain's rerankers (Cohere, FlashRank, Jina) write relevance_score, and code downstream reads it.
+            updates = {common.RELEVANCE_SCORE_KEY: common.reported_score(judgment),
+                       **common.result_updates(judgment, ranking)}
+            out.append(_copy(documents[position], updates))
     return out
 
 
@@ -117,7 +120,8 @@ def _event_data(ranking: Ranking) -> dict[str, Any]:
         "comparison": ranking.comparison,
         "seconds": ranking.seconds,
         "judgments": [{"id": j.id, "rank": j.rank, "input_rank": j.input_rank, "score": j.score,
-                       "explanation": j.explanation, "truncated": j.truncated} for j in ranking],
+                       "relevance": j.relevance, "verdict": j.verdict, "explanation": j.explanation,
+                       "truncated": j.truncated} for j in ranking],
     }
 
 
@@ -152,10 +156,10 @@ class _R2RSettings:
         _reranker: Any
 
     def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None,
-                 config: RerankConfig | None = None, **data: Any) -> None:
+                 config: RerankConfig | None = None, trace: Any = None, **data: Any) -> None:
         owner = type(self).__name__
         settings, own = common.split_init_kwargs(owner, data, set(type(self).model_fields))  # type: ignore[attr-defined]
-        resolved = common.resolve_reranker(owner, reranker, student)
+        resolved = common.resolve_reranker(owner, reranker, student, trace)
         own["config"] = common.build_config(owner, config=config, reranker=reranker, settings=settings,
                                             default_top_n=self.DEFAULT_TOP_N)
         super().__init__(**own)
@@ -193,11 +197,14 @@ class _R2RSettings:
 
 _SETTINGS_DOC = """
     Args:
-        config: The rerank settings (:class:`~r2r_agent.RerankConfig`). Default: the reranker's, with this class's
-            ``top_n`` default.
-        reranker: An existing :class:`~r2r_agent.Reranker`. Default: ``Reranker()`` on the process's shared default
+        config: The rerank settings (:class:`~r2r_agent.RerankConfig`). Default: the adapters' defaults
+            (``ordering="rrf"``, ``explain="evidence"``, README "Integrations") with this class's ``top_n``.
+        reranker: An existing :class:`~r2r_agent.Reranker`, for its student and its trace: its own settings are not
+            used (a warning names them), the adapter's are. Default: ``Reranker()`` on the process's shared default
             student, built on first use.
         student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
+        trace: Record every call (a trace sink such as ``MemoryTraceSink()``, or a JSON Lines path), as
+            ``Reranker(trace=...)`` does, without bringing a reranker (not with ``reranker``).
         **settings: Any :class:`~r2r_agent.RerankConfig` setting (``top_n``, ``explain_top``, ``compare_top``,
             ``first_stage_weight``...) applied over ``config``, and the fields below. Unknown names are refused.
 """
@@ -207,10 +214,15 @@ class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
     __doc__ = """A document compressor that reranks with r2r-agent's student and says why.
 
     Returns new :class:`~langchain_core.documents.Document` objects (same class, ``id``, content and a deep copy of
-    the metadata) with ``r2r_score`` (the student's score), ``r2r_rank``, ``r2r_first_stage_score`` (the incoming
+    the metadata) with ``relevance_score``, the key LangChain's own rerankers (Cohere, FlashRank, Jina) write: the
+    calibrated relevance in [0, 1] (the ordering value for a student without a calibrator). Beside it:
+    ``r2r_score`` (the value that ordered them, of the kind ``r2r_stage`` names: the fused, scored or retriever's
+    order), ``r2r_rank``, ``r2r_first_stage_score`` (the incoming
     score, when there was one), ``r2r_relevance`` (the probability that it answers the query), ``r2r_verdict``,
     ``r2r_evidence`` (its best sentence), ``r2r_explanation`` (for the top ``explain_top``) and, on the first
-    document, ``r2r_comparison`` and ``r2r_answerable``. ``min_relevance`` drops documents unlikely to answer.
+    document, ``r2r_comparison``, ``r2r_answerable`` and ``r2r_order_matches_score`` (the order is R2R's, which
+    under ``ordering="rrf"`` can differ from the order of ``relevance_score``: code that re-sorts by
+    ``relevance_score`` gets the relevance order). ``min_relevance`` drops documents unlikely to answer.
     Documents with no text cannot be judged: they come after the ranked ones with an ``r2r_note``, within the
     ``top_n`` returned. Inside a LangChain run, each ranking is also dispatched as the custom
     event ``"r2r_rerank"``. A numeric ``metadata["score"]`` (or ``r2r_first_stage_score``) is passed to the reranker

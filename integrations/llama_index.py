@@ -57,24 +57,35 @@ class R2R(BaseNodePostprocessor):
     """Reranks retrieved nodes with r2r-agent's student and writes *why* into each node's metadata.
 
     The returned nodes are new copies (the caller's nodes are never modified). Each ranked copy gets
-    ``NodeWithScore.score`` set to the student's score and the metadata keys ``r2r_score``, ``r2r_rank``,
-    ``r2r_first_stage_score`` (the node's incoming score, when it had one and ``keep_first_stage_score``),
+    ``NodeWithScore.score`` set to the calibrated relevance, the probability in [0, 1] that it answers the query (for a
+    student without a calibrator: the value that ordered it), as LlamaIndex's own rerankers set their relevance there,
+    so ``SimilarityPostprocessor(similarity_cutoff=0.2)`` after ``R2R`` keeps the nodes of relevance >= 0.2 for every
+    query. The metadata keys: ``r2r_score`` (the value that ordered the nodes, of the kind ``r2r_stage`` names:
+    ``score+rrf`` for the fused order, ``score`` for the scorer's...), ``r2r_rank``, ``r2r_first_stage_score`` and
+    ``retrieval_score`` (LlamaIndex's name; the node's incoming score, when it had one and ``keep_first_stage_score``),
     ``r2r_relevance`` (the probability that it answers the query), ``r2r_verdict`` (``relevant``, ``partial``,
-    ``not_relevant``), ``r2r_evidence`` (its best sentence), ``r2r_explanation`` (for the top ``explain_top``) and,
-    on the first node only, ``r2r_comparison`` (why the top nodes are ordered as they are) and ``r2r_answerable``
-    (whether any returned node answers the query). ``min_relevance`` drops nodes unlikely to answer. All these keys
-    are excluded from the text the embedding model sees; the verdicts and explanations are shown to the LLM by
-    default (so an agent can use them; the explanations hold no claim the passage does not state), the numbers and
-    the evidence (already in the text) are not.
+    ``not_relevant``), ``r2r_evidence`` (its best sentence), ``r2r_explanation`` (for the top ``explain_top``) and, on
+    the first node only, ``r2r_comparison`` (why the top nodes are ordered as they are) and ``r2r_answerable`` (whether
+    any returned node answers the query), and ``r2r_order_matches_score``. The nodes come in R2R's order (``r2r_rank``),
+    which need not be the order of their scores: under ``ordering="rrf"`` a node the retriever ranked high can precede
+    one of higher relevance. A step that re-sorts by score (many do) gets the relevance order;
+    ``r2r_order_matches_score`` on the first node says whether the two agree. ``min_relevance`` drops nodes unlikely to
+    answer. All these keys are excluded from the text the embedding model sees; the verdicts and explanations are shown
+    to the LLM by default (so an agent can use them; the explanations hold no claim the passage does not state), the
+    numbers and the evidence (already in the text) are not.
 
     Nodes without text content (e.g. image-only nodes, blank text) cannot be judged: they come after the ranked
     ones, with no score (``None``) and an ``r2r_note`` saying why, within the ``top_n`` returned.
 
     Args:
-        config: The rerank settings (:class:`~r2r_agent.RerankConfig`). Default: the reranker's, with ``top_n=5``.
-        reranker: An existing :class:`~r2r_agent.Reranker` (shared, e.g. across postprocessors). Default: one
+        config: The rerank settings (:class:`~r2r_agent.RerankConfig`). Default: the adapters' defaults
+            (``ordering="rrf"``, ``explain="evidence"``, README "Integrations") with ``top_n=5``.
+        reranker: An existing :class:`~r2r_agent.Reranker` (shared, e.g. across postprocessors), for its student and
+            its trace: its own settings are not used (a warning names them), the adapter's are. Default: one
             ``Reranker()`` on the process's shared default student, built on first use.
         student: Build the reranker around this :class:`~r2r_agent.Student` instead (not with ``reranker``).
+        trace: Record every call (a trace sink such as ``MemoryTraceSink()``, or a JSON Lines path), as
+            ``Reranker(trace=...)`` does, without bringing a reranker (not with ``reranker``).
         **settings: Any :class:`~r2r_agent.RerankConfig` setting (``top_n``, ``explain_top``, ``compare_top``,
             ``first_stage_weight``...) applied over ``config``, and this class's own fields below. Unknown names are
             refused (``R2R(topn=2)`` is an error naming ``top_n``).
@@ -107,13 +118,13 @@ class R2R(BaseNodePostprocessor):
     _reranker: Any = PrivateAttr(default=None)
 
     def __init__(self, *, reranker: Reranker | None = None, student: Student | None = None,
-                 config: RerankConfig | None = None, **data: Any) -> None:
+                 config: RerankConfig | None = None, trace: Any = None, **data: Any) -> None:
         if "keep_retrieval_score" in data:  # the 0.1 name, read for one release
             warnings.warn("R2R(keep_retrieval_score=) is deprecated; use keep_first_stage_score=", DeprecationWarning,
                           stacklevel=2)
             data["keep_first_stage_score"] = data.pop("keep_retrieval_score")
         settings, own = common.split_init_kwargs("R2R", data, {*type(self).model_fields, "callback_manager"})
-        resolved = common.resolve_reranker("R2R", reranker, student)
+        resolved = common.resolve_reranker("R2R", reranker, student, trace)
         own["config"] = common.build_config("R2R", config=config, reranker=reranker, settings=settings,
                                             default_top_n=DEFAULT_TOP_N)
         super().__init__(**own)
@@ -196,7 +207,8 @@ class R2R(BaseNodePostprocessor):
     def _copy(self, item: NodeWithScore, score: float | None, updates: dict[str, Any]) -> NodeWithScore:
         metadata = {k: v for k, v in (item.node.metadata or {}).items() if k not in common.STALE_KEYS}
         if not self.keep_first_stage_score:
-            updates = {k: v for k, v in updates.items() if k != common.FIRST_STAGE_SCORE_KEY}
+            dropped = (common.FIRST_STAGE_SCORE_KEY, common.RETRIEVAL_SCORE_KEY)
+            updates = {k: v for k, v in updates.items() if k not in dropped}
         metadata.update(updates)
         ours = set(metadata) & {*_EXPLANATION_KEYS, *_SCORE_KEYS}
         hidden_from_llm: set[str] = set()
@@ -221,7 +233,10 @@ class R2R(BaseNodePostprocessor):
             if judgment is None or ranking is None:
                 out.append(self._copy(nodes[position], None, {common.NOTE_KEY: common.NO_TEXT_NOTE}))
             else:
-                out.append(self._copy(nodes[position], judgment.score, common.result_updates(judgment, ranking)))
+                updates = common.result_updates(judgment, ranking)
+                if judgment.first_stage_score is not None:  # where LlamaIndex's rerankers keep it
+                    updates[common.RETRIEVAL_SCORE_KEY] = judgment.first_stage_score
+                out.append(self._copy(nodes[position], common.reported_score(judgment), updates))
         return out
 
     # -- instrumentation ---------------------------------------------------------------------------------------

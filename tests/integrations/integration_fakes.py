@@ -47,14 +47,21 @@ class EchoExplainer:
 
     name = "fake-echo"
 
-    def explain(self, query: str, passages: Sequence[str]) -> Generation:
+    def explain(self, query: str, passages: Sequence[str], *, verdicts: Sequence[str | None] | None = None,
+                evidence: Sequence[str | None] | None = None) -> Generation:
         return Generation(texts=[f"About {query!r}: {' '.join(p.split()[:3])}." for p in passages],
                           truncated=[False] * len(passages), generated_tokens=0, seconds=0.0)
 
-    def compare(self, query: str, passages: Sequence[str]) -> Generation:
-        order = " > ".join(p.split()[0] for p in passages)
+    def compare_grounded(self, query: str, evidences: Sequence[str | None],
+                         verdicts: Sequence[str | None]) -> Generation:
+        order = " > ".join((e or "-").split()[0] for e in evidences)
         return Generation(texts=[f"Order for {query!r}: {order}."], truncated=[False], generated_tokens=0,
                           seconds=0.0)
+
+
+#: The core's defaults (``Reranker().rerank``'s), for tests that compare an adapter's output with the core's: an
+#: adapter's own defaults are ``ordering="rrf"``, ``explain="evidence"`` whatever reranker it is given.
+CORE = {"ordering": "scorer", "explain": "full"}
 
 
 def make_reranker(delay: float = 0.0, explain_top: int = 5, compare_top: int = 3) -> Reranker:

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("langchain_core")
 
-from integration_fakes import PASSAGES, QUERY, make_reranker  # noqa: E402
+from integration_fakes import CORE, PASSAGES, QUERY, make_reranker  # noqa: E402
 from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
 from langchain_core.documents import Document  # noqa: E402
 from langchain_core.messages import ToolMessage  # noqa: E402
@@ -65,7 +65,7 @@ def ids(docs) -> list[str | None]:
 def test_compressor_matches_core_and_keeps_ids_and_metadata(reranker):
     docs = make_docs()
     before = copy.deepcopy([d.model_dump() for d in docs])
-    out = R2RCompressor(top_n=3, reranker=reranker).compress_documents(docs, QUERY)
+    out = R2RCompressor(top_n=3, reranker=reranker, **CORE).compress_documents(docs, QUERY)
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES], top_n=3)
     assert ids(out) == [PASSAGES[j.input_rank - 1][0] for j in expected]
     for rank, (doc, j) in enumerate(zip(out, expected, strict=True), start=1):
@@ -91,7 +91,7 @@ def test_compressor_empty_list(reranker):
 def test_compressor_none_and_empty_metadata_duplicate_ids(reranker):
     docs = [Document(page_content=t, id="dup") for _, t, _ in PASSAGES]
     docs.append(Document.model_construct(page_content="fleas live long", id=None, metadata=None))
-    out = R2RCompressor(top_n=None, reranker=reranker).compress_documents(docs, QUERY)
+    out = R2RCompressor(top_n=None, reranker=reranker, **CORE).compress_documents(docs, QUERY)
     expected = reranker.rerank(QUERY, [d.page_content for d in docs])
     assert [d.page_content for d in out] == [j.text for j in expected]
     assert sorted(map(str, ids(out))) == sorted(map(str, ids(docs)))
@@ -126,7 +126,7 @@ def test_compressor_rejects_unknown_fields_and_non_documents(reranker):
 
 
 def test_rerank_twice_drops_stale_keys(reranker):
-    compressor = R2RCompressor(top_n=None, reranker=reranker, explain_top=1, compare_top=0)
+    compressor = R2RCompressor(top_n=None, reranker=reranker, explain_top=1, compare_top=0, **CORE)
     first = compressor.compress_documents(make_docs(), QUERY)
     second = compressor.compress_documents(first, "stock market")
     assert second[0].id == "d2"
@@ -152,7 +152,7 @@ def test_custom_event_only_inside_a_run(reranker):
 
 def test_retriever_fetches_k_reranks_and_passes_callbacks(reranker):
     base = FixedRetriever(docs=make_docs(), calls=[])
-    retriever = R2RRetriever(base_retriever=base, fetch_k=3, top_n=2, reranker=reranker)
+    retriever = R2RRetriever(base_retriever=base, fetch_k=3, top_n=2, reranker=reranker, **CORE)
     handler = Events()
     out = retriever.invoke(QUERY, config={"callbacks": [handler]})
     assert base.calls[0]["k"] == 3 and base.calls[0]["parent"] is not None
@@ -291,7 +291,7 @@ def test_compressor_first_stage_weight_mixes_metadata_scores(reranker):
 
     docs = scored_docs()
     before = copy.deepcopy([d.model_dump() for d in docs])
-    out = R2RCompressor(top_n=None, reranker=reranker, first_stage_weight=0.5).compress_documents(docs, QUERY)
+    out = R2RCompressor(top_n=None, reranker=reranker, first_stage_weight=0.5, **CORE).compress_documents(docs, QUERY)
     expected = reranker.rerank(QUERY, [Passage(t, id=i, first_stage_score=s) for i, t, s in PASSAGES],
                                first_stage_weight=0.5)
     assert ids(out) == [j.id for j in expected]
@@ -313,7 +313,7 @@ async def test_retriever_first_stage_weight_sync_and_async(reranker):
 
 def test_first_stage_weight_without_scores_keeps_the_student_order(reranker, caplog):
     with caplog.at_level("WARNING", logger="r2r_agent.reranker"):
-        out = R2RCompressor(top_n=None, reranker=reranker, first_stage_weight=1.0).compress_documents(
+        out = R2RCompressor(top_n=None, reranker=reranker, first_stage_weight=1.0, **CORE).compress_documents(
             make_docs(), QUERY)  # scores under another key: LangChain documents usually carry none
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES])
     assert ids(out) == [PASSAGES[j.input_rank - 1][0] for j in expected]
@@ -357,8 +357,12 @@ def test_verdicts_relevance_evidence_and_answerable_reach_the_documents_and_the_
     assert format_documents(nothing).startswith("None of these passages answers the query (best relevance")
 
 
-def test_the_adapter_defaults_apply_unless_a_reranker_brings_its_settings(reranker):
+def test_the_adapter_defaults_apply_whatever_reranker_is_given(reranker):
+    from r2r_agent import Reranker
     from r2r_agent.integrations._common import ADAPTER_DEFAULTS
 
     assert R2RCompressor(student=reranker.student).config == ADAPTER_DEFAULTS.replace(top_n=3)
-    assert R2RCompressor(reranker=reranker).config == reranker.config.replace(top_n=3)
+    assert R2RCompressor(reranker=reranker).config == ADAPTER_DEFAULTS.replace(top_n=3)
+    tuned = Reranker(reranker.student, explain_top=1)
+    with pytest.warns(UserWarning, match=r"the reranker's own settings \(explain_top=1\) are not used"):
+        assert R2RRetriever(base_retriever=FixedRetriever(docs=[]), reranker=tuned).config.explain_top == 5

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from integration_fakes import PASSAGES, QUERY, make_reranker  # noqa: E402
+from integration_fakes import CORE, PASSAGES, QUERY, make_reranker  # noqa: E402
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload  # noqa: E402
 from llama_index.core.callbacks.base_handler import BaseCallbackHandler  # noqa: E402
 from llama_index.core.instrumentation import get_dispatcher  # noqa: E402
@@ -39,7 +39,7 @@ def snapshot(nodes: list[NodeWithScore]) -> list[dict]:
 def test_ranks_like_the_core_and_writes_metadata_on_copies(reranker):
     nodes = make_nodes()
     before = snapshot(nodes)
-    out = R2R(top_n=3, reranker=reranker).postprocess_nodes(nodes, query_str=QUERY)
+    out = R2R(top_n=3, reranker=reranker, **CORE).postprocess_nodes(nodes, query_str=QUERY)
 
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES], top_n=3)
     assert [n.node.node_id for n in out] == [PASSAGES[j.input_rank - 1][0] for j in expected]
@@ -84,7 +84,7 @@ def test_keep_first_stage_score_off(reranker):
 
 
 def test_reranking_twice_does_not_keep_stale_keys(reranker):
-    pp = R2R(top_n=4, reranker=reranker, explain_top=1, compare_top=0)
+    pp = R2R(top_n=4, reranker=reranker, explain_top=1, compare_top=0, **CORE)
     first = pp.postprocess_nodes(make_nodes(), query_str=QUERY)
     second = pp.postprocess_nodes(list(reversed(first)), query_str="stock market")
     assert second[0].node.node_id == "d2"
@@ -135,7 +135,7 @@ def test_only_textless_nodes(reranker):
 
 def test_none_and_empty_metadata_and_duplicate_ids(reranker):
     nodes = [NodeWithScore(node=TextNode(id_="same", text=t, metadata={}), score=None) for _, t, _ in PASSAGES]
-    out = R2R(top_n=None, reranker=reranker).postprocess_nodes(nodes, query_str=QUERY)
+    out = R2R(top_n=None, reranker=reranker, **CORE).postprocess_nodes(nodes, query_str=QUERY)
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES])
     assert [n.node.text for n in out] == [j.text for j in expected]
     assert all(n.node.node_id == "same" for n in out)
@@ -157,12 +157,12 @@ def test_student_builds_a_reranker(reranker):
     assert pp.postprocess_nodes(make_nodes(), query_str=QUERY)[0].node.node_id == "d3"
 
 
-def test_the_adapter_defaults_apply_unless_a_reranker_brings_its_settings(reranker):
+def test_the_adapter_defaults_apply_whatever_reranker_is_given(reranker):
     from r2r_agent.integrations._common import ADAPTER_DEFAULTS
 
     assert R2R(student=reranker.student).config == ADAPTER_DEFAULTS.replace(top_n=5)
     assert R2R(student=reranker.student, ordering="scorer").config.ordering == "scorer"
-    assert R2R(reranker=reranker).config == reranker.config.replace(top_n=5)
+    assert R2R(reranker=reranker).config == ADAPTER_DEFAULTS.replace(top_n=5)  # a reranker brings no settings
 
 
 def test_class_name_and_serialisation_skip_the_model(reranker):
@@ -276,7 +276,7 @@ async def test_async_missing_query_bundle(reranker):
 
 
 def test_query_bundle_object(reranker):
-    out = R2R(top_n=1, reranker=reranker).postprocess_nodes(make_nodes(), query_bundle=QueryBundle(QUERY))
+    out = R2R(top_n=1, reranker=reranker, **CORE).postprocess_nodes(make_nodes(), query_bundle=QueryBundle(QUERY))
     assert out[0].node.node_id == "d3"
 
 
@@ -296,7 +296,7 @@ class FixedRetriever(BaseRetriever):
 
 def test_retriever_reranks_the_base_results(reranker):
     base = FixedRetriever(make_nodes())
-    retriever = R2RRetriever(base, top_n=2, fetch_k=3, reranker=reranker)
+    retriever = R2RRetriever(base, top_n=2, fetch_k=3, reranker=reranker, **CORE)
     out = retriever.retrieve(QUERY)
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES[:3]], top_n=2)
     assert [n.node.node_id for n in out] == [PASSAGES[j.input_rank - 1][0] for j in expected]
@@ -369,7 +369,7 @@ def test_first_stage_weight_mixes_the_node_scores_in(reranker):
 
     nodes = make_nodes()
     before = snapshot(nodes)
-    out = R2R(top_n=None, reranker=reranker, first_stage_weight=0.5).postprocess_nodes(nodes, query_str=QUERY)
+    out = R2R(top_n=None, reranker=reranker, first_stage_weight=0.5, **CORE).postprocess_nodes(nodes, query_str=QUERY)
     expected = reranker.rerank(QUERY, [Passage(t, id=i, first_stage_score=s) for i, t, s in PASSAGES],
                                first_stage_weight=0.5)
     assert [n.node.node_id for n in out] == [j.id for j in expected]
@@ -378,9 +378,9 @@ def test_first_stage_weight_mixes_the_node_scores_in(reranker):
     assert {j.stage for j in expected} == {"score+first_stage"}
     assert snapshot(nodes) == before
     # 1: the retriever's order; None: the reranker's own setting (0 here: the student's order)
-    first = R2R(top_n=None, reranker=reranker, first_stage_weight=1.0).postprocess_nodes(nodes, query_str=QUERY)
+    first = R2R(top_n=None, reranker=reranker, first_stage_weight=1.0, **CORE).postprocess_nodes(nodes, query_str=QUERY)
     assert [n.node.node_id for n in first] == ["d1", "d2", "d3", "d4"]
-    plain = R2R(top_n=None, reranker=reranker).postprocess_nodes(nodes, query_str=QUERY)
+    plain = R2R(top_n=None, reranker=reranker, **CORE).postprocess_nodes(nodes, query_str=QUERY)
     assert [n.node.node_id for n in plain] == [j.id for j in reranker.rerank(QUERY, [Passage(t, id=i) for i, t, _ in
                                                                                        PASSAGES])]
 
@@ -397,7 +397,8 @@ async def test_first_stage_weight_async_and_through_the_retriever(reranker):
 def test_first_stage_weight_without_node_scores_keeps_the_student_order(reranker, caplog):
     nodes = [NodeWithScore(node=n.node, score=None if n.node.node_id == "d2" else n.score) for n in make_nodes()]
     with caplog.at_level("WARNING", logger="r2r_agent.reranker"):
-        out = R2R(top_n=None, reranker=reranker, first_stage_weight=1.0).postprocess_nodes(nodes, query_str=QUERY)
+        out = R2R(top_n=None, reranker=reranker, first_stage_weight=1.0, **CORE).postprocess_nodes(nodes,
+                                                                                          query_str=QUERY)
     expected = reranker.rerank(QUERY, [t for _, t, _ in PASSAGES])
     assert [n.node.node_id for n in out] == [PASSAGES[j.input_rank - 1][0] for j in expected]
     assert "1 of 4 passages have no finite first-stage score" in caplog.text
@@ -422,7 +423,9 @@ def test_settings_come_from_one_config(reranker):
     pp = R2R(reranker=reranker, config=RerankConfig(top_n=2, explain_top=1), compare_top=0)
     assert pp.config == RerankConfig(top_n=2, explain_top=1, compare_top=0)
     shared = type(reranker)(reranker.student, explain_top=1)
-    assert R2R(reranker=shared).config == RerankConfig(top_n=5, explain_top=1)  # the reranker's, with R2R's top_n
+    with pytest.warns(UserWarning, match="not used"):  # the adapter's settings, never the reranker's
+        assert R2R(reranker=shared).config.explain_top == 5
+    assert R2R(reranker=shared, config=shared.config).config == RerankConfig(explain_top=1)
 
 
 def test_default_postprocessors_share_one_student_per_process(monkeypatch, tiny_student):

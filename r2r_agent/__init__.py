@@ -29,7 +29,7 @@ from .errors import (
 from .prompts import PROMPT_VERSION
 from .types import Judgment, Passage, Ranking, StageCost
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 if TYPE_CHECKING:
     from .cross_encoder import CrossEncoderScorer

@@ -45,13 +45,16 @@ class FakeExplainer:
     def __init__(self) -> None:
         self.explained: list[str] = []
 
-    def explain(self, query: str, passages: Sequence[str]) -> Generation:
+    def explain(self, query: str, passages: Sequence[str], *, verdicts: Sequence[str | None] | None = None,
+                evidence: Sequence[str | None] | None = None) -> Generation:
+        # It judges by itself (no calibrator here, so no verdicts are given).
         self.explained += list(passages)
         texts = [f"The passage is relevant: {p} covers {query}." if p.startswith("text 3")
                  else f"The passage is not relevant; {p} says nothing about it." for p in passages]
         return Generation(texts, [False] * len(passages), generated_tokens=7 * len(passages), seconds=0.02)
 
-    def compare(self, query: str, passages: Sequence[str]) -> Generation:  # pragma: no cover - compare_top=0
+    def compare_grounded(self, query: str, evidences: Sequence[str | None],
+                         verdicts: Sequence[str | None]) -> Generation:  # pragma: no cover - compare_top=0
         raise AssertionError("the evaluation asks for no comparison")
 
 

@@ -168,7 +168,9 @@ class EchoExplainer:
         self.queries: list[str] = []
         self.always_relevant = always_relevant
 
-    def explain(self, query: str, passages: Sequence[str]) -> Generation:
+    def explain(self, query: str, passages: Sequence[str], *, verdicts: Sequence[str | None] | None = None,
+                evidence: Sequence[str | None] | None = None) -> Generation:
+        # It judges by itself (the fake students here have no calibrator, so no verdicts are given).
         self.queries.append(query)
         texts = [f"The passage is relevant: {p}." if self.always_relevant or "fleas" in p
                  else f"The passage is not relevant: {p}." for p in passages]

@@ -16,7 +16,8 @@ What the adapters write follows each framework's own rerankers, so code written 
 
 Both also write the ``r2r_*`` keys. The order they return is R2R's (``r2r_rank``, by ``r2r_score``, the value of
 ``r2r_stage``: the fused, scored or retriever's order), which need not be the order of the relevance they report: with
-``ordering="rrf"`` a passage the retriever ranked high can sit above one of higher relevance. The first item's
+the default ``ordering="tiers"`` (and ``"rrf"``) a passage the retriever ranked high can sit above one of higher
+relevance within its verdict's tier. The first item's
 ``r2r_order_matches_score`` says whether re-sorting by the reported score would keep the order.
 """
 
@@ -69,13 +70,16 @@ NUMBER_KEYS = (SCORE_KEY, RANK_KEY, FIRST_STAGE_SCORE_KEY, RELEVANCE_KEY, EVIDEN
 NO_TEXT_NOTE = "not reranked: this item has no text content, so it was passed through after the ranked ones"
 
 #: What the framework adapters use unless given ``config=`` (the settings they name are applied on top), whether or not
-#: they are given a ``reranker=`` (which brings the models and its trace, never the settings). An adapter cannot know
-#: whether the retriever in front of it is stronger than the scorer, so it orders by the policy with the smallest
-#: worst-case loss over weak (BM25) and strong (SPLADE++) first stages (docs/results.md, "The ordering policy of the
-#: framework adapters"). It sits in an agent's hot path, so its explanations are the verdict and the passage's best
-#: sentence (``explain="evidence"``): about 0.2 s over scoring instead of about 4.5 s for the LM's reasons here, which
-#: add little the evidence does not say (docs/performance.md); ``explain="full"`` gives them.
-ADAPTER_DEFAULTS = RerankConfig(ordering="rrf", explain="evidence")
+#: they are given a ``reranker=`` (which brings the models and its trace, never the settings). The rule for their
+#: ordering: an agent reads the top of the list, so a passage the calibrator calls ``not_relevant`` must never come
+#: above a ``relevant`` or ``partial`` one, whatever the retriever in front of it is. ``ordering="tiers"`` keeps that
+#: by construction (every relevant passage, then every partial one, then the rest, the retriever's order within a
+#: tier); its nDCG against ``rrf`` and ``tiers_rrf`` behind weak (BM25) and strong (SPLADE++) first stages is in
+#: docs/results.md. Without a calibrator there are no verdicts and it keeps the retriever's order. It sits in an
+#: agent's hot path, so its explanations are the verdict and the passage's best sentence (``explain="evidence"``):
+#: about 0.2 s over scoring instead of about 4.5 s for the LM's reasons here, which add little the evidence does not
+#: say (docs/performance.md); ``explain="full"`` gives them.
+ADAPTER_DEFAULTS = RerankConfig(ordering="tiers", explain="evidence")
 
 
 def build_config(owner: str, *, config: RerankConfig | None, reranker: Reranker | None, settings: dict[str, Any],

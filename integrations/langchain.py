@@ -198,7 +198,7 @@ class _R2RSettings:
 _SETTINGS_DOC = """
     Args:
         config: The rerank settings (:class:`~r2r_agent.RerankConfig`). Default: the adapters' defaults
-            (``ordering="rrf"``, ``explain="evidence"``, README "Integrations") with this class's ``top_n``.
+            (``ordering="tiers"``, ``explain="evidence"``, README "Integrations") with this class's ``top_n``.
         reranker: An existing :class:`~r2r_agent.Reranker`, for its student and its trace: its own settings are not
             used (a warning names them), the adapter's are. Default: ``Reranker()`` on the process's shared default
             student, built on first use.
@@ -221,9 +221,9 @@ class R2RCompressor(_R2RSettings, BaseDocumentCompressor):
     score, when there was one), ``r2r_relevance`` (the probability that it answers the query), ``r2r_verdict``,
     ``r2r_evidence`` (its best sentence), ``r2r_explanation`` (for the top ``explain_top``) and, on the first
     document, ``r2r_comparison``, ``r2r_answerable`` and ``r2r_order_matches_score`` (the order is R2R's, which
-    under ``ordering="rrf"`` can differ from the order of ``relevance_score``: code that re-sorts by
-    ``relevance_score`` gets the relevance order). ``min_relevance`` drops documents unlikely to answer.
-    Documents with no text cannot be judged: they come after the ranked ones with an ``r2r_note``, within the
+    within a verdict tier of the default ``ordering="tiers"`` can differ from the order of ``relevance_score``: code
+    that re-sorts by ``relevance_score`` gets the relevance order). ``min_relevance`` drops documents unlikely to
+    answer. Documents with no text cannot be judged: they come after the ranked ones with an ``r2r_note``, within the
     ``top_n`` returned. Inside a LangChain run, each ranking is also dispatched as the custom
     event ``"r2r_rerank"``. A numeric ``metadata["score"]`` (or ``r2r_first_stage_score``) is passed to the reranker
     as the first-stage score, so traces record it and ``first_stage_weight`` can mix it in. LangChain's vector-store

@@ -61,25 +61,26 @@ class R2R(BaseNodePostprocessor):
     student without a calibrator: the value that ordered it), as LlamaIndex's own rerankers set their relevance there,
     so ``SimilarityPostprocessor(similarity_cutoff=0.2)`` after ``R2R`` keeps the nodes of relevance >= 0.2 for every
     query. The metadata keys: ``r2r_score`` (the value that ordered the nodes, of the kind ``r2r_stage`` names:
-    ``score+rrf`` for the fused order, ``score`` for the scorer's...), ``r2r_rank``, ``r2r_first_stage_score`` and
+    ``verdict+first_stage_order`` for the default verdict tiers, ``score+rrf`` for the fused order, ``score`` for the
+    scorer's...), ``r2r_rank``, ``r2r_first_stage_score`` and
     ``retrieval_score`` (LlamaIndex's name; the node's incoming score, when it had one and ``keep_first_stage_score``),
     ``r2r_relevance`` (the probability that it answers the query), ``r2r_verdict`` (``relevant``, ``partial``,
     ``not_relevant``), ``r2r_evidence`` (its best sentence), ``r2r_explanation`` (for the top ``explain_top``) and, on
     the first node only, ``r2r_comparison`` (why the top nodes are ordered as they are) and ``r2r_answerable`` (whether
     any returned node answers the query), and ``r2r_order_matches_score``. The nodes come in R2R's order (``r2r_rank``),
-    which need not be the order of their scores: under ``ordering="rrf"`` a node the retriever ranked high can precede
-    one of higher relevance. A step that re-sorts by score (many do) gets the relevance order;
-    ``r2r_order_matches_score`` on the first node says whether the two agree. ``min_relevance`` drops nodes unlikely to
-    answer. All these keys are excluded from the text the embedding model sees; the verdicts and explanations are shown
-    to the LLM by default (so an agent can use them; the explanations hold no claim the passage does not state), the
-    numbers and the evidence (already in the text) are not.
+    which need not be the order of their scores: within a verdict tier (the default ``ordering="tiers"``) a node the
+    retriever ranked high can precede one of higher relevance. A step that re-sorts by score (many do) gets the
+    relevance order; ``r2r_order_matches_score`` on the first node says whether the two agree. ``min_relevance`` drops
+    nodes unlikely to answer. All these keys are excluded from the text the embedding model sees; the verdicts and
+    explanations are shown to the LLM by default (so an agent can use them; the explanations hold no claim the passage
+    does not state), the numbers and the evidence (already in the text) are not.
 
     Nodes without text content (e.g. image-only nodes, blank text) cannot be judged: they come after the ranked
     ones, with no score (``None``) and an ``r2r_note`` saying why, within the ``top_n`` returned.
 
     Args:
         config: The rerank settings (:class:`~r2r_agent.RerankConfig`). Default: the adapters' defaults
-            (``ordering="rrf"``, ``explain="evidence"``, README "Integrations") with ``top_n=5``.
+            (``ordering="tiers"``, ``explain="evidence"``, README "Integrations") with ``top_n=5``.
         reranker: An existing :class:`~r2r_agent.Reranker` (shared, e.g. across postprocessors), for its student and
             its trace: its own settings are not used (a warning names them), the adapter's are. Default: one
             ``Reranker()`` on the process's shared default student, built on first use.

@@ -14,11 +14,13 @@ from r2r_agent.calibration import Calibrator
 from r2r_agent.traces import MemoryTraceSink
 
 QUERY = "how long do fleas live"
-#: (id, text, retriever score): the retriever put the weakest passage first, so fusion and relevance disagree.
+#: (id, text, retriever score): the retriever put the weakest passage first and the best one last. Under the
+#: calibrator below: howlong 0.97 and fleas 0.62 relevant, eggs 0.38 partial, cats 0.18 not relevant.
 DOCS = [
     ("cats", "Cats nap in the sun.", 0.9),
     ("fleas", "Adult fleas live two to three months.", 0.8),
     ("eggs", "Fleas lay eggs that hatch in two days.", 0.7),
+    ("howlong", "How long do fleas live? Adult fleas live months.", 0.6),
 ]
 
 
@@ -33,7 +35,7 @@ class Words:
 
 
 def calibrated_reranker(**settings) -> Reranker:
-    calibrator = Calibrator(scorer="words", features=("evidence_score",), weights=(1.0,), bias=-2.0, relevant_at=0.5,
+    calibrator = Calibrator(scorer="words", features=("evidence_score",), weights=(1.0,), bias=-1.5, relevant_at=0.5,
                             partial_at=0.25)
     return Reranker(Student(scorer=Words(), calibrator=calibrator), **settings)
 
@@ -52,11 +54,11 @@ def test_langchain_writes_relevance_score_as_the_calibrated_relevance():
     for doc in out:
         relevance = doc.metadata["r2r_relevance"]
         assert doc.metadata["relevance_score"] == relevance and 0.0 < relevance < 1.0  # never the caller's stale 99
-        assert doc.metadata["r2r_stage"] == "score+rrf"  # the adapters' default ordering fuses the two orders
-    assert [d.id for d in out] == ["fleas", "cats", "eggs"]
+        assert doc.metadata["r2r_stage"] == "verdict+first_stage_order"  # the adapters' default: verdict tiers
+    assert [d.id for d in out] == ["fleas", "howlong", "eggs", "cats"]
     by_relevance = sorted(out, key=lambda d: -d.metadata["relevance_score"])
-    # The fused order keeps the retriever's first passage above one with more relevance, and says so.
-    assert [d.id for d in by_relevance] == ["fleas", "eggs", "cats"]
+    # Within the relevant tier the retriever's order stays, above a passage of more relevance, and it says so.
+    assert [d.id for d in by_relevance] == ["howlong", "fleas", "eggs", "cats"]
     assert out[0].metadata["r2r_order_matches_score"] is False
     assert docs[1].metadata["relevance_score"] == 99.0  # the caller's documents are untouched
 
@@ -93,12 +95,15 @@ def test_llama_index_score_is_the_relevance_so_a_similarity_cutoff_means_what_it
     ranked = R2R(reranker=calibrated_reranker(), top_n=None).postprocess_nodes(nodes(), query_str=QUERY)
     assert [n.score for n in ranked] == [n.node.metadata["r2r_relevance"] for n in ranked]
     assert all(0.0 < n.score < 1.0 for n in ranked)
-    assert {n.node.metadata["r2r_stage"] for n in ranked} == {"score+rrf"}
-    assert all(n.node.metadata["r2r_score"] < 0.04 for n in ranked)  # the fusion value: no cut-off means anything
+    assert {n.node.metadata["r2r_stage"] for n in ranked} == {"verdict+first_stage_order"}
     kept = SimilarityPostprocessor(similarity_cutoff=0.5).postprocess_nodes(ranked)
     assert [n.node.node_id for n in kept] == [n.node.node_id for n in ranked if n.node.metadata["r2r_relevance"] >= 0.5]
-    assert [n.node.node_id for n in kept] == ["fleas"]
-    assert ranked[0].node.metadata["r2r_order_matches_score"] is False  # cats (retrieved first) outranks eggs
+    assert [n.node.node_id for n in kept] == ["fleas", "howlong"]
+    assert ranked[0].node.metadata["r2r_order_matches_score"] is False  # fleas (retrieved first) above howlong
+    # Under fusion the ordering value is ~0.03 for every node, which is why it is not the reported score.
+    fused = R2R(reranker=calibrated_reranker(), top_n=None, ordering="rrf").postprocess_nodes(nodes(), query_str=QUERY)
+    assert all(n.node.metadata["r2r_score"] < 0.04 for n in fused)
+    assert [n.score for n in fused] == [n.node.metadata["r2r_relevance"] for n in fused]
 
 
 def test_llama_index_keeps_the_incoming_score_where_its_rerankers_do():
@@ -134,7 +139,7 @@ def test_llama_index_in_a_query_engine_before_a_similarity_cutoff():
         Fixed(), llm=MockLLM(), response_synthesizer=NoText(llm=MockLLM()),
         node_postprocessors=[R2R(reranker=calibrated_reranker()), SimilarityPostprocessor(similarity_cutoff=0.2)])
     response = engine.query(QUERY)
-    assert [n.node.node_id for n in response.source_nodes] == ["fleas", "eggs"]
+    assert [n.node.node_id for n in response.source_nodes] == ["fleas", "howlong", "eggs"]
     assert all(n.score >= 0.2 for n in response.source_nodes)
 
 
@@ -160,6 +165,56 @@ def test_trace_without_bringing_a_reranker(framework):
         adapter.postprocess_nodes(nodes(), query_str=QUERY)
     (record,) = sink.records
     assert record.query == QUERY
-    assert (adapter.config.ordering, adapter.config.explain) == ("rrf", "evidence")  # the adapter's defaults kept
+    assert (adapter.config.ordering, adapter.config.explain) == ("tiers", "evidence")  # the adapter's defaults kept
     with pytest.raises(ValueError, match="either reranker= or trace="):
         type(adapter)(reranker=calibrated_reranker(), trace=sink)
+
+
+# -- the adapters' default ordering: never a not_relevant passage above a relevant or partial one --------------------
+
+#: Short lists (3-8 passages) in retriever orders that put the not-relevant passages high.
+EXTRA = [("dogs", "Dogs bark at night.", 0.0), ("lay", "Fleas lay eggs.", 0.0), ("rain", "Rain fell all day.", 0.0),
+         ("life", "Fleas live for months.", 0.0)]
+SHORT_LISTS = [
+    DOCS[:3],
+    DOCS,
+    [DOCS[0], EXTRA[0], DOCS[3], DOCS[2]],
+    [EXTRA[0], EXTRA[2], DOCS[0], DOCS[2], EXTRA[1], DOCS[1]],
+    [DOCS[0], EXTRA[0], EXTRA[2], DOCS[2], EXTRA[1], DOCS[3], EXTRA[3], DOCS[1]],
+]
+
+
+def not_relevant_above_a_better_one(verdicts: list[str]) -> bool:
+    """Whether a ``not_relevant`` verdict comes before a ``relevant`` or ``partial`` one."""
+    first_bad = next((i for i, v in enumerate(verdicts) if v == "not_relevant"), len(verdicts))
+    return any(v in ("relevant", "partial") for v in verdicts[first_bad:])
+
+
+def ranked_verdicts(framework: str, docs: list[tuple[str, str, float]], **settings) -> list[str]:
+    if framework == "langchain":
+        from langchain_core.documents import Document
+
+        from r2r_agent.integrations.langchain import R2RCompressor
+
+        adapter = R2RCompressor(reranker=calibrated_reranker(), top_n=None, **settings)
+        out = adapter.compress_documents([Document(page_content=t, id=i) for i, t, _ in docs], QUERY)
+        return [d.metadata["r2r_verdict"] for d in out]
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    from r2r_agent.integrations.llama_index import R2R
+
+    adapter = R2R(reranker=calibrated_reranker(), top_n=None, **settings)
+    out = adapter.postprocess_nodes([NodeWithScore(node=TextNode(id_=i, text=t)) for i, t, _ in docs],
+                                    query_str=QUERY)
+    return [n.node.metadata["r2r_verdict"] for n in out]
+
+
+@pytest.mark.parametrize("framework", ["langchain", "llama_index"])
+def test_the_default_ordering_never_puts_a_not_relevant_passage_above_a_relevant_or_partial_one(framework):
+    pytest.importorskip("langchain_core" if framework == "langchain" else "llama_index.core")
+    for docs in SHORT_LISTS:
+        verdicts = ranked_verdicts(framework, docs)
+        assert len(verdicts) == len(docs) and "not_relevant" in verdicts and "relevant" in verdicts
+        assert not not_relevant_above_a_better_one(verdicts), ([i for i, _, _ in docs], verdicts)
+    # What the rule guards against: fusion keeps the retriever's first passage (not relevant) above a partial one.
+    assert not_relevant_above_a_better_one(ranked_verdicts(framework, DOCS, ordering="rrf"))

@@ -112,7 +112,7 @@ def test_textless_nodes_come_after_the_ranked_ones_unscored_within_top_n(reranke
     nodes = make_nodes()
     blank = NodeWithScore(node=TextNode(id_="blank", text="   "), score=5.0)
     image = NodeWithScore(node=ImageNode(id_="img", image="aGVsbG8="), score=4.0)
-    out = R2R(top_n=None, reranker=reranker).postprocess_nodes([blank, *nodes, image], query_str=QUERY)
+    out = R2R(top_n=None, reranker=reranker, **CORE).postprocess_nodes([blank, *nodes, image], query_str=QUERY)
     assert len(out) == 6
     assert [n.node.node_id for n in out[4:]] == ["blank", "img"]
     assert all(n.node.metadata["r2r_note"].startswith("not reranked") for n in out[4:])

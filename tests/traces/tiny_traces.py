@@ -3,6 +3,8 @@ explainer), so a trace has verdicts, evidence spans, explanations and stage cost
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from r2r_agent import Passage, Reranker, Scores, Student
 from r2r_agent.calibration import Calibrator
 from r2r_agent.explainer import Generation
@@ -51,7 +53,7 @@ def student(bonus: dict[str, float] | None = None) -> Student:
     return Student(scorer=WordScorer(bonus), explainer=EchoExplainer(), calibrator=CALIBRATOR, name="tiny-words")
 
 
-def records(run: str = "v1", bonus: dict[str, float] | None = None, extra: list[tuple[str, list[Passage]]] = ()
+def records(run: str = "v1", bonus: dict[str, float] | None = None, extra: Sequence[tuple[str, list[Passage]]] = ()
             ) -> list[TraceRecord]:
     """Three calls (one not answerable) and any ``extra`` ``(query, passages)`` calls."""
     sink = MemoryTraceSink(run=run)

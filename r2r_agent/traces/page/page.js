@@ -596,10 +596,19 @@
       else if (ev.key === "p" || ev.key === "PageUp") { ev.preventDefault(); select((state.page - 1) * PAGE); }
       else if (ev.key === "d" && DATA.diff_files.length) { showView(state.view === "diff" ? "calls" : "diff"); }
     });
+    // Read the fragment before the first render: opening the first call rewrites it to #call-0.
+    var asked = location.hash;
     filterRows();
-    var m = /^#call-(\d+)$/.exec(location.hash);
-    if (m && CALLS[+m[1]]) { var pos = state.rows.indexOf(+m[1]); if (pos >= 0) select(pos); }
-    if (location.hash === "#diff" && DATA.diff_files.length) showView("diff");
+    function follow(hash) {  // #call-N opens call N (links, the back button); #diff the comparison
+      var m = /^#call-(\d+)$/.exec(hash);
+      if (m && CALLS[+m[1]]) {
+        if (state.view !== "calls") showView("calls");
+        var pos = state.rows.indexOf(+m[1]);
+        if (pos >= 0) select(pos); else openCall(+m[1]);
+      } else if (hash === "#diff" && DATA.diff_files.length) showView("diff");
+    }
+    window.addEventListener("hashchange", function () { follow(location.hash); });
+    follow(asked);
     document.body.setAttribute("data-ready", "1");
   }
 

@@ -284,7 +284,116 @@ class CachedScorer:
                       windows=[list(r.windows) for r in rows] if any(r.windows for r in rows) else [])
 
 
-def with_score_cache(student: Student, cache: ScoreCache | str | os.PathLike[str] | None = None) -> Student:
+_EXPLAINER_SETTINGS = ("max_new_tokens", "max_passage_tokens", "max_query_tokens", "max_comparison_passage_tokens")
+
+
+class CachedExplainer:
+    """An explainer whose reasons and comparisons are kept in process (an LRU of ``maxsize`` texts): a repeated
+    (query, passage, verdict, evidence) is not written again. Generation is greedy, so the kept text is the text the
+    LM wrote for that input. Texts are never written to disk.
+
+    Args:
+        explainer: Any :class:`~r2r_agent.explainer.ExplainerLike`.
+        maxsize: Texts kept (the least recently used go first).
+    """
+
+    def __init__(self, explainer: Any, maxsize: int = 4096) -> None:
+        if not callable(getattr(explainer, "explain", None)):
+            raise InvalidInputError(f"CachedExplainer: expected an explainer (with explain(query, passages, ...)), "
+                                    f"got {type(explainer).__name__}")
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise InvalidInputError(f"CachedExplainer: maxsize must be an int >= 1, got {maxsize!r}")
+        self.explainer = explainer
+        self.name: str = explainer.name
+        self.maxsize = maxsize
+        self._texts: OrderedDict[str, tuple[str, bool, bool]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._identity: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("explainer", "_texts", "_lock", "_identity"):
+            raise AttributeError(name)
+        return getattr(self.explainer, name)
+
+    def __repr__(self) -> str:
+        return f"CachedExplainer({self.explainer!r})"
+
+    def _key(self, *parts: object) -> str:
+        if self._identity is None:  # on first use: a lazy explainer's model is loaded by then
+            pieces = [f"{type(self.explainer).__module__}.{type(self.explainer).__qualname__}", str(self.name)]
+            pieces += [f"{s}={getattr(self.explainer, s, None)}" for s in _EXPLAINER_SETTINGS]
+            model = getattr(self.explainer, "model", None)
+            if model is not None and not isinstance(model, str):
+                pieces.append(f"weights={_weights_fingerprint(model)}")
+            self._identity = "|".join(pieces)
+        return hashlib.sha256(json.dumps([self._identity, *parts], ensure_ascii=False).encode("utf-8",
+                                                                                              "surrogatepass")
+                              ).hexdigest()
+
+    def _get(self, keys: Sequence[str]) -> list[tuple[str, bool, bool] | None]:
+        with self._lock:
+            found = [self._texts.get(k) for k in keys]
+            for key, hit in zip(keys, found):
+                if hit is not None:
+                    self._texts.move_to_end(key)
+            return found
+
+    def _put(self, items: Sequence[tuple[str, tuple[str, bool, bool]]]) -> None:
+        with self._lock:
+            for key, value in items:
+                self._texts[key] = value
+                self._texts.move_to_end(key)
+            while len(self._texts) > self.maxsize:
+                self._texts.popitem(last=False)
+
+    def explain(self, query: str, passages: Sequence[str], *, verdicts: Sequence[str | None] | None = None,
+                evidence: Sequence[str | None] | None = None) -> Any:
+        """The kept reason of each input seen before; the wrapped explainer writes the rest in one batch."""
+        import time
+
+        from .explainer import Generation
+
+        start = time.perf_counter()
+        verdict_list = list(verdicts) if verdicts is not None else [None] * len(passages)
+        evidence_list = list(evidence) if evidence is not None else [None] * len(passages)
+        keys = [self._key("explain", query, p, v, e) for p, v, e in zip(passages, verdict_list, evidence_list)]
+        found = self._get(keys)
+        missing = [i for i, hit in enumerate(found) if hit is None]
+        tokens = 0
+        if missing:
+            result = self.explainer.explain(query, [passages[i] for i in missing],
+                                            verdicts=None if verdicts is None else [verdict_list[i] for i in missing],
+                                            evidence=None if evidence is None else [evidence_list[i] for i in missing])
+            cut = list(result.truncated) or [False] * len(missing)
+            fresh = [(keys[i], (text, flag, result.query_truncated))
+                     for i, text, flag in zip(missing, result.texts, cut)]
+            self._put(fresh)
+            for (_, value), i in zip(fresh, missing):
+                found[i] = value
+            tokens = result.generated_tokens
+        rows = [hit for hit in found if hit is not None]
+        return Generation([r[0] for r in rows], [r[1] for r in rows], tokens, time.perf_counter() - start,
+                          any(r[2] for r in rows))
+
+    def compare_grounded(self, query: str, evidences: Sequence[str | None], verdicts: Sequence[str | None]) -> Any:
+        """The kept comparison of these evidences and verdicts, or the wrapped explainer's."""
+        import time
+
+        from .explainer import Generation
+
+        start = time.perf_counter()
+        key = self._key("compare", query, list(evidences), list(verdicts))
+        hit = self._get([key])[0]
+        if hit is not None:
+            return Generation([hit[0]], [False] * len(evidences), 0, time.perf_counter() - start, hit[2])
+        result = self.explainer.compare_grounded(query, evidences, verdicts)
+        if result.texts:
+            self._put([(key, (result.texts[0], False, result.query_truncated))])
+        return result
+
+
+def with_score_cache(student: Student, cache: ScoreCache | str | os.PathLike[str] | None = None, *,
+                     explanations: bool = True) -> Student:
     """A copy of ``student`` whose scorer (and LM re-scorer) read and fill a score cache: the simple way to turn
     the cache on. The models are shared, not copied; ``student`` itself is left as it was.
 
@@ -297,6 +406,7 @@ def with_score_cache(student: Student, cache: ScoreCache | str | os.PathLike[str
         cache: ``None``: an in-process :class:`LRUScoreCache` (one, shared by the scorer and the re-scorer, whose
             keys differ by scorer); a path: a :class:`SQLiteScoreCache` there (kept across runs, shared by
             processes); or any :class:`ScoreCache`.
+        explanations: Also keep the explainer's texts in process (:class:`CachedExplainer`).
 
     Example:
         >>> from r2r_agent import Reranker, Student
@@ -326,8 +436,12 @@ def with_score_cache(student: Student, cache: ScoreCache | str | os.PathLike[str
             return scorer
         return CachedScorer(scorer, store)
 
-    return dataclasses.replace(student, scorer=wrap(student.scorer), rescorer=wrap(student.rescorer))
+    explainer = student.explainer
+    if explanations and explainer is not None and not isinstance(explainer, CachedExplainer):
+        explainer = CachedExplainer(explainer)
+    return dataclasses.replace(student, scorer=wrap(student.scorer), rescorer=wrap(student.rescorer),
+                               explainer=explainer)
 
 
-__all__ = ["DEFAULT_LRU_SIZE", "CachedScore", "CachedScorer", "LRUScoreCache", "SQLiteScoreCache", "ScoreCache",
-           "scorer_identity", "with_score_cache"]
+__all__ = ["DEFAULT_LRU_SIZE", "CachedExplainer", "CachedScore", "CachedScorer", "LRUScoreCache", "SQLiteScoreCache",
+           "ScoreCache", "scorer_identity", "with_score_cache"]

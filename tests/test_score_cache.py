@@ -253,3 +253,41 @@ def test_the_default_student_gives_the_same_ranking_from_the_cache(dl19_candidat
         got = Reranker(cached, explain="evidence").rerank(row["query"], texts, top_n=10)
         assert _outcome(got) == _outcome(want) and got.comparison == want.comparison
     assert next(s for s in got.stages if s.stage == "score").cache_hits == 30
+
+
+def test_explanations_are_kept_so_a_repeated_full_call_writes_nothing(tiny_student):
+    from r2r_agent.score_cache import CachedExplainer
+
+    calls: list[int] = []
+    inner = tiny_student.explainer
+    original_explain, original_compare = inner.explain, inner.compare_grounded
+
+    def explain(query, texts, **kwargs):
+        calls.append(len(texts))
+        return original_explain(query, texts, **kwargs)
+
+    def compare(*args, **kwargs):
+        calls.append(-1)
+        return original_compare(*args, **kwargs)
+
+    inner.explain, inner.compare_grounded = explain, compare  # type: ignore[method-assign]
+    cached = with_score_cache(tiny_student)
+    assert isinstance(cached.explainer, CachedExplainer) and cached.explainer.max_new_tokens == 8
+    settings = {"explain": "full", "comparison": "lm", "explain_top": 3, "compare_top": 2}
+    texts = passages(8)
+    want = Reranker(tiny_student, **settings).rerank(QUERY, texts)
+    calls.clear()
+    first = Reranker(cached, **settings).rerank(QUERY, texts)
+    written = list(calls)
+    second = Reranker(cached, **settings).rerank(QUERY, texts)
+    assert written and calls == written  # the repeated call wrote nothing
+    for got in (first, second):
+        assert _outcome(got) == _outcome(want) and got.comparison == want.comparison
+    explained = next(s for s in second.stages if s.stage == "explain")
+    assert explained.generated_tokens == 0
+    # Part seen, part new: only the new passages are written, in input order.
+    alone = cached.explainer.explain(QUERY, [texts[0]], verdicts=["relevant"], evidence=["Fleas."])
+    calls.clear()
+    mixed = cached.explainer.explain(QUERY, ["A new passage about fleas.", texts[0]], verdicts=["partial", "relevant"],
+                                     evidence=[None, "Fleas."])
+    assert calls == [1] and mixed.texts[1] == alone.texts[0] and len(mixed.texts) == 2

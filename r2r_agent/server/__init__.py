@@ -1,7 +1,8 @@
 """``r2r serve``: the Cohere-compatible rerank HTTP API, with reasons (the ``server`` extra).
 
 Routes: ``POST /v1/rerank`` and ``POST /v2/rerank`` (Cohere's shapes), ``POST /rerank`` (Hugging Face TEI's),
-``GET /health``, ``GET /ready``, ``GET /v1/models``, ``GET /metrics`` (Prometheus). Every result also carries r2r's
+``GET /health``, ``GET /ready``, ``GET /v1/models``, ``GET /metrics`` (Prometheus), and with a trace folder
+``GET /ui`` (the trace page of the recent requests). Every result also carries r2r's
 own fields (``verdict``, ``evidence``, ``evidence_span``, ``explanation``, ``rank``, ``input_rank``) and every
 response ``answerable``, ``comparison`` and ``stages``; any :class:`~r2r_agent.RerankConfig` setting may be sent as
 an extra request field. docs/serve.md has the API, the limits and the operator's notes.

@@ -22,12 +22,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import InvalidInputError, InvalidTypeError, R2RError
 from ..reranker import Reranker
-from ..traces import JsonlTraceSink, Tracer
+from ..traces import JsonlTraceSink
 from ..types import Ranking
 from .metrics import Metrics
 from .requests import RequestError, RerankRequest, parse_json, parse_request
@@ -68,10 +68,10 @@ class ServerState:
         self.executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._loader: asyncio.Task[None] | None = None
         self._keys = tuple(key.encode() for key in settings.api_keys)
-        self.tracer = None
+        self.trace_sink: JsonlTraceSink | None = None
         if settings.trace_dir is not None:
             path = Path(settings.trace_dir).expanduser() / f"serve-{os.getpid()}.jsonl"
-            self.tracer = Tracer(JsonlTraceSink(path))
+            self.trace_sink = JsonlTraceSink(path)
 
     # -- start-up ---------------------------------------------------------------------------------------------------
     def start_loading(self) -> None:
@@ -107,14 +107,11 @@ class ServerState:
         """The work of one request, in a worker thread; stops at its next model call once ``token`` is cancelled."""
         token.check()
         student = cancellable_student(self.reranker.student, token)
-        reranker = Reranker(student, config=self.reranker.config, trace=False)
-        started = time.perf_counter()
-        ranking = reranker.rerank(request.query, list(request.passages), **request.settings)
-        if self.tracer is not None:
-            call = self.reranker.settings(**request.settings)
-            self.tracer.record(ranking, request.passages, top_n=call.top_n, seconds=time.perf_counter() - started,
-                               config=call.to_dict())
-        return ranking
+        # The request's own Reranker writes its record itself, so the record carries what only the call sees: every
+        # candidate's score and the verdicts (the trace page shows them), not just the returned ranking.
+        trace: JsonlTraceSink | bool = self.trace_sink if self.trace_sink is not None else False
+        reranker = Reranker(student, config=self.reranker.config, trace=trace)
+        return reranker.rerank(request.query, list(request.passages), **request.settings)
 
     async def _admit_and_run(self, request: RerankRequest, token: CancelToken) -> Ranking:
         await self.admission.acquire(request.priority)
@@ -288,9 +285,23 @@ def build_app(state: ServerState) -> Starlette:
         text, kind = state.metrics.render()
         return Response(text, media_type=kind)
 
+    async def ui(request: Request, request_id: str, info: dict[str, Any]) -> Response:
+        from .ui import DEFAULT_RECORDS, MAX_RECORDS, ui_page
+
+        given = request.query_params.get("n", str(DEFAULT_RECORDS))
+        if not given.isdigit() or not 1 <= int(given) <= MAX_RECORDS:
+            raise RequestError(422, f"n must be a whole number of records from 1 to {MAX_RECORDS}, got {given!r:.40}",
+                               "n")
+        assert settings.trace_dir is not None  # the route exists only with a trace folder
+        page, policy = await asyncio.to_thread(ui_page, settings.trace_dir, int(given))
+        info["documents"] = 0
+        return HTMLResponse(page, headers={"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff",
+                                           "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
-        routes = "POST /v1/rerank, /v2/rerank, /rerank; GET /health, /ready, /v1/models, /metrics"
+        routes = "POST /v1/rerank, /v2/rerank, /rerank; GET /health, /ready, /v1/models, /metrics" + (
+            ", /ui" if settings.trace_dir is not None else "")
         response = JSONResponse({"message": f"{request.method} {request.url.path}: {status} "
                                  f"({'no such route' if status == 404 else 'method not allowed'}); routes: "
                                  f"{routes}"}, status)
@@ -314,6 +325,8 @@ def build_app(state: ServerState) -> Starlette:
         Route("/v1/models", _endpoint(state, "/v1/models", models), methods=["GET"]),
         Route("/metrics", _endpoint(state, "/metrics", metrics), methods=["GET"]),
     ]
+    if settings.trace_dir is not None:  # the trace page of the recent requests: only when they are recorded
+        routes.append(Route("/ui", _endpoint(state, "/ui", ui), methods=["GET"]))
     middleware = []
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware

@@ -226,3 +226,6 @@ def test_trace_dir_records_each_request(make_server, tmp_path):
     records = read_traces(files[0])
     assert [r.query for r in records] == [QUERY, QUERY]
     assert [len(r.results) for r in records] == [2, 3] and records[0].num_candidates == 4
+    # the request's own details too (what the trace page shows): every candidate's score, also the ones not returned
+    assert all(c.score is not None and c.stage == "score" for c in records[0].candidates)
+    assert records[0].config["top_n"] == 2 and records[0].thresholds

@@ -15,6 +15,9 @@ Example:
     >>> ranking = reranker.rerank("how long do fleas live", passages)   # doctest: +SKIP
     >>> sink.records[-1].moves()[0]                                      # doctest: +SKIP
 
+:class:`OpenInferenceSink` sends each call as an OpenTelemetry RERANKER span (OpenInference conventions) to the
+application's TracerProvider (or set ``R2R_OTEL=1``); :class:`TeeTraceSink` writes to several sinks.
+
 ``r2r traces show FILE`` renders a trace file; ``r2r traces diff A B`` compares two runs of the same queries.
 """
 
@@ -29,6 +32,7 @@ from .diff import (
     kendall_tau,
     rank_biased_overlap,
 )
+from .otel import OTEL_ENV, OpenInferenceSink, span_attributes
 from .records import (
     PREVIEW_CHARS,
     TRACE_FORMAT,
@@ -40,9 +44,19 @@ from .records import (
     TraceRecord,
     TraceResult,
 )
-from .sinks import JsonlTraceSink, MemoryTraceSink, TraceFile, Tracer, TraceSink, load_traces, read_traces
+from .sinks import (
+    JsonlTraceSink,
+    MemoryTraceSink,
+    TeeTraceSink,
+    TraceFile,
+    Tracer,
+    TraceSink,
+    load_traces,
+    read_traces,
+)
 
 __all__ = [
+    "OTEL_ENV",
     "PREVIEW_CHARS",
     "TRACE_FORMAT",
     "TRACE_PATH_ENV",
@@ -52,7 +66,9 @@ __all__ = [
     "DocumentShift",
     "JsonlTraceSink",
     "MemoryTraceSink",
+    "OpenInferenceSink",
     "QueryDiff",
+    "TeeTraceSink",
     "TraceCandidate",
     "TraceDiff",
     "TraceFile",
@@ -66,4 +82,5 @@ __all__ = [
     "load_traces",
     "rank_biased_overlap",
     "read_traces",
+    "span_attributes",
 ]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import InvalidInputError, R2RError
 from ..types import Passage, Ranking
+from .otel import OpenInferenceSink, otel_enabled
 from .records import TRACE_PATH_ENV, TRACE_RUN_ENV, CallDetails, TraceRecord, keep_text_default
 
 if TYPE_CHECKING:
@@ -145,6 +146,44 @@ class JsonlTraceSink:
 
     def __repr__(self) -> str:
         return f"JsonlTraceSink({str(self.path)!r}, run={self.run!r}, text={self.text!r})"
+
+
+class TeeTraceSink:
+    """Writes every record to several sinks (a file and OpenTelemetry, say); one failing does not stop the others.
+
+    Args:
+        sinks: The sinks, each with ``write(record)``.
+
+    Raises:
+        InvalidInputError: when a sink has no ``write`` method.
+
+    Example:
+        >>> a, b = MemoryTraceSink(), MemoryTraceSink()
+        >>> TeeTraceSink(a, b).write(TraceRecord(query="q"))
+        >>> len(a), len(b)
+        (1, 1)
+    """
+
+    def __init__(self, *sinks: TraceSink) -> None:
+        for sink in sinks:
+            if isinstance(sink, type) or not isinstance(sink, TraceSink):
+                raise InvalidInputError(f"TeeTraceSink: each sink needs a write(record) method, got "
+                                        f"{type(sink).__name__} {sink!r:.60}")
+        self.sinks = tuple(sinks)
+
+    def write(self, record: TraceRecord) -> None:
+        """Write ``record`` to every sink; then raise the first failure, if any (the Tracer logs it)."""
+        failure: Exception | None = None
+        for sink in self.sinks:
+            try:
+                sink.write(record)
+            except Exception as exc:  # noqa: BLE001 - the next sink still gets the record
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def __repr__(self) -> str:
+        return f"TeeTraceSink({', '.join(map(repr, self.sinks))})"
 
 
 @dataclass(frozen=True)
@@ -285,24 +324,33 @@ class Tracer:
         Args:
             trace: A :class:`TraceSink`; a file path (``str`` or path-like) for a :class:`JsonlTraceSink`; ``None``
                 to follow ``$R2R_TRACE_PATH`` (no tracing when unset or empty); ``False`` for no tracing at all.
+                Unless it is ``False``, ``$R2R_OTEL=1`` adds an :class:`~r2r_agent.traces.OpenInferenceSink` (every
+                call also becomes an OpenTelemetry span).
 
         Raises:
             InvalidInputError: for anything else.
+            R2RError: when ``$R2R_OTEL`` asks for spans and OpenTelemetry is not installed.
         """
         if trace is False:
             return None
         run = os.environ.get(TRACE_RUN_ENV) or None
+        sink: TraceSink | None
         if trace is None:
             path = os.environ.get(TRACE_PATH_ENV, "").strip()
-            return cls(JsonlTraceSink(path, run=run)) if path else None
-        if isinstance(trace, (str, os.PathLike)) and os.fspath(trace):
-            return cls(JsonlTraceSink(trace, run=run))
-        if isinstance(trace, TraceSink) and not isinstance(trace, type):
-            return cls(trace)
-        raise InvalidInputError(
-            f"trace must be a trace sink (an object with write(record), e.g. MemoryTraceSink()), a file path for a "
-            f"JSON Lines trace, None (follow ${TRACE_PATH_ENV}) or False (off); got {type(trace).__name__} "
-            f"{trace!r:.60}")
+            sink = JsonlTraceSink(path, run=run) if path else None
+        elif isinstance(trace, (str, os.PathLike)) and os.fspath(trace):
+            sink = JsonlTraceSink(trace, run=run)
+        elif isinstance(trace, TraceSink) and not isinstance(trace, type):
+            sink = trace
+        else:
+            raise InvalidInputError(
+                f"trace must be a trace sink (an object with write(record), e.g. MemoryTraceSink()), a file path for "
+                f"a JSON Lines trace, None (follow ${TRACE_PATH_ENV}) or False (off); got {type(trace).__name__} "
+                f"{trace!r:.60}")
+        if otel_enabled():  # $R2R_OTEL: every call also becomes a span, beside whatever else traces it
+            spans = OpenInferenceSink(run=run)
+            sink = spans if sink is None else TeeTraceSink(sink, spans)
+        return None if sink is None else cls(sink)
 
     def record(self, ranking: Ranking, passages: Sequence[Passage], *, top_n: int | None,
                seconds: float | None, config: Mapping[str, Any] | None = None) -> None:

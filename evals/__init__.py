@@ -5,16 +5,16 @@ run/qrels files), :mod:`.candidates` (the shared candidate-list format), :mod:`.
 ``xlangai/BRIGHT`` copy), :mod:`.beir` (BEIR folders), :mod:`.dataset` (a loaded dataset, a corpus),
 :mod:`.registry` (datasets by name).
 
-Metrics: :mod:`.measures` (nDCG@10 from the core, RR@10, R@k), :mod:`.metrics` (trec_eval-exact evaluation),
-:mod:`.significance` (paired tests).
+Metrics: :mod:`.measures` (nDCG@10, RR@10, R@k), :mod:`.evaluation` (trec_eval-exact evaluation by ir_measures;
+``.metrics``, its old name, still works), :mod:`.significance` (paired tests, scipy).
 
 First stages: :mod:`.first_stage` (BM25, dense, reason-then-retrieve), :mod:`.first_stage_options` (which one, how
 built) and :mod:`.retrieval` (a dataset's candidates retrieved from its corpus, cached).
 
 Systems and runs: :mod:`.protocol` (what a system is), :mod:`.reranker_system` and :mod:`.teacher_system` (the
 systems), :mod:`.systems` (systems by name and their options), :mod:`.results` (what a run measures),
-:mod:`.tasks` and :mod:`.cache` (the one cached loop), :mod:`.runner` (``run_eval``) and :mod:`.passes` (its passes
-besides ranking), :mod:`.memory` (the RSS a system needs), :mod:`.report`, :mod:`.trust_report`, :mod:`.markdown`
+:mod:`.tasks` and :mod:`.result_cache` (the one cached loop), :mod:`.runner` (``run_eval``) and :mod:`.passes` (its
+passes besides ranking), :mod:`.memory` (the RSS a system needs), :mod:`.report`, :mod:`.trust_report`, :mod:`.markdown`
 and :mod:`.plots` (markdown, JSON, PNG).
 
 Explanations: :mod:`.explanation_quality` (against qrels; its measures in :mod:`.verdicts`, :mod:`.text_measures`
@@ -50,7 +50,7 @@ from .bright import (
 )
 from .candidates import read_candidates, write_candidates
 from .dataset import Corpus, Dataset
-from .metrics import DEFAULT_MEASURES, Evaluation, Measure, PairedTest, RunIssues, evaluate, paired_test, rank_order
+from .evaluation import DEFAULT_MEASURES, Evaluation, Measure, PairedTest, RunIssues, evaluate, paired_test, rank_order
 from .records import Candidate, CandidateList, Qrel, Qrels, Run, ScoredDoc, candidate
 from .registry import (
     DATASETS,

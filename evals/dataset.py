@@ -13,7 +13,7 @@ from functools import cached_property
 
 from r2r_agent import Passage
 
-from .metrics import DEFAULT_MEASURES, Evaluation, Measure, evaluate
+from .evaluation import DEFAULT_MEASURES, Evaluation, Measure, evaluate
 from .records import CandidateList, Qrels, Run, docid
 
 

@@ -218,7 +218,7 @@ def explanation_quality(
     Args:
         rankings: ``{qid: Ranking}``, one ranking per query (the qid keys the qrels).
         qrels: ``{qid: {docid: grade}}`` (e.g. from :func:`r2r_agent.evals.read_trec_qrels` via
-            :func:`r2r_agent.evals.metrics.to_qrels`).
+            :func:`r2r_agent.evals.evaluation.to_qrels`).
         threshold: A passage is relevant when ``grade >= threshold`` (1 for TREC DL).
         worst_k: How many worst cases of each kind to keep.
 

@@ -14,12 +14,12 @@ from typing import Any
 from r2r_agent import Passage, Ranking
 from r2r_agent.errors import InvalidInputError
 
-from .cache import ResultCache
 from .dataset import Dataset
 from .evidence_agreement import evidence_agreement
 from .explanation_quality import explanation_quality
 from .judgments import JudgedQuery, JudgmentRun, judgment_quality
 from .protocol import System, needs_texts, system_key
+from .result_cache import ResultCache
 from .results import ExplanationRun
 from .tasks import Job, Task, dataset_tasks, run_cached
 from .teacher_agreement import AgreementRun, ValidationSplit, adapter_split_note, agreement_quality, score_pair

@@ -29,7 +29,7 @@ from r2r_agent.errors import InvalidInputError
 PathLike = str | os.PathLike[str]
 #: Judgments ``{query_id: {doc_id: relevance}}``.
 Qrels = dict[str, dict[str, int]]
-#: A run ``{query_id: {doc_id: score}}`` (one score per document; see :func:`r2r_agent.evals.metrics.to_run`).
+#: A run ``{query_id: {doc_id: score}}`` (one score per document; see :func:`r2r_agent.evals.evaluation.to_run`).
 Run = dict[str, dict[str, float]]
 
 

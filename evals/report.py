@@ -293,7 +293,7 @@ def render_markdown(results: EvalResults, *, plots: Sequence[str] = (), command:
     limit = results.settings.get("limit_queries")
     lines += [] if not results.datasets else [  # a teacher-agreement-only run ranks nothing
         "",
-        "Metrics use trec_eval semantics (see `r2r_agent.evals.metrics`): nDCG@10 is the headline, MRR@10 is "
+        "Metrics use trec_eval semantics (see `r2r_agent.evals.evaluation`): nDCG@10 is the headline, MRR@10 is "
         "RR@10, Recall@100 is over the first-stage top-100. Means are over the queries with both a ranking and "
         "judgments.",
         "Δ columns: mean per-query nDCG@10 difference from the baseline, with the two-sided paired randomization "

@@ -17,10 +17,10 @@ from typing import Any
 from r2r_agent import Passage, Ranking, StageCost
 from r2r_agent.errors import InvalidInputError
 
+from .evaluation import Evaluation
 from .explanation_quality import ExplanationQuality
 from .judgments import JudgmentRun
 from .measures import DEFAULT_MEASURES
-from .metrics import Evaluation
 from .records import PerQueryMeans, docid
 from .significance import PairedTest
 from .teacher_agreement import AgreementRun

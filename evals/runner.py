@@ -39,7 +39,6 @@ from r2r_agent.training.splits import (
     normalize_query,
 )
 
-from .cache import ResultCache, input_hash
 from .checks import check_count
 from .dataset import Dataset
 from .judgments import JudgmentRun
@@ -57,6 +56,7 @@ from .passes import (
 )
 from .protocol import System, can_explain, can_explain_passages, can_judge, query_limit, system_key
 from .records import PathLike, docid
+from .result_cache import ResultCache, input_hash
 from .results import (
     Comparison,
     DatasetInfo,

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from r2r_agent._optional import is_available
+from r2r_agent._optional import require
 from r2r_agent.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -69,8 +68,9 @@ def paired_test(
 
     ``"randomization"`` flips the sign of each per-query difference at random (Fisher's paired randomization test,
     Smucker et al., CIKM 2007); it enumerates all ``2**n`` flips when that is at most ``n_resamples``, else samples
-    ``n_resamples`` with ``p = (hits + 1) / (n_resamples + 1)``. ``"t"`` is the paired Student t-test (scipy when
-    installed, else an equivalent pure-Python computation).
+    ``n_resamples`` with ``p = (hits + 1) / (n_resamples + 1)`` (``scipy.stats.permutation_test``). ``"t"`` is the
+    paired Student t-test (``scipy.stats.ttest_1samp`` on the differences, as ``ttest_rel``). Both need scipy (the
+    ``evals`` extra).
 
     Args:
         a: ``{qid: value}`` of system A.
@@ -81,6 +81,7 @@ def paired_test(
 
     Raises:
         InvalidInputError: with fewer than 2 paired queries, or an unknown method.
+        MissingExtraError: without scipy.
     """
     common = [q for q in a if q in b]
     unpaired = len(set(a) ^ set(b))
@@ -107,22 +108,26 @@ def paired_test(
     raise InvalidInputError(f"method must be 't' or 'randomization', got {method!r}.")
 
 
+def _stats() -> Any:
+    return require("scipy.stats", "evals", "The paired significance tests")
+
+
 def _randomization_p(diffs: Sequence[float], n_resamples: int, seed: int) -> tuple[float, bool]:
-    n = len(diffs)
-    observed = abs(math.fsum(diffs))
-    tol = 1e-12 * max(1.0, observed)  # equal sums must count as "as extreme" despite float rounding
-    if 2**n <= n_resamples:
-        hits = 0
-        for mask in range(2**n):
-            total = math.fsum(-d if mask >> i & 1 else d for i, d in enumerate(diffs))
-            hits += abs(total) >= observed - tol
-        return hits / 2**n, True
-    rng = random.Random(seed)
-    hits = 0
-    for _ in range(n_resamples):
-        total = math.fsum(d if rng.random() < 0.5 else -d for d in diffs)
-        hits += abs(total) >= observed - tol
-    return (hits + 1) / (n_resamples + 1), False
+    """scipy's permutation test on one sample of differences: each sign flipped at random (``"samples"`` on a single
+    sample), exact over all ``2**n`` flips when that is at most ``n_resamples``."""
+    import numpy as np
+
+    observed = math.fsum(diffs)
+    if observed == 0.0:  # every flip is at least as extreme as no difference at all
+        return 1.0, 2 ** len(diffs) <= n_resamples
+    # Two-sided as the share of flips with |sum| at least the observed one (alternative="greater" on |sum|): scipy's
+    # "two-sided" doubles the smaller one-sided p, which for sampled flips starts at 2/(n+1) instead of 1/(n+1).
+    result = _stats().permutation_test(
+        (np.asarray(diffs, dtype=np.float64),), lambda x, axis: np.abs(np.sum(x, axis=axis)),
+        permutation_type="samples", vectorized=True, n_resamples=n_resamples, alternative="greater",
+        rng=np.random.default_rng(seed))
+    exact = 2 ** len(diffs) <= n_resamples
+    return float(min(1.0, result.pvalue)), exact
 
 
 def _paired_t(diffs: Sequence[float]) -> tuple[float, float]:
@@ -130,53 +135,11 @@ def _paired_t(diffs: Sequence[float]) -> tuple[float, float]:
     mean = math.fsum(diffs) / n
     var = math.fsum((d - mean) ** 2 for d in diffs) / (n - 1)
     if var == 0.0:
-        # Identical differences: no variance. Same values -> no evidence; a constant shift -> certain.
+        # Identical differences: no variance (scipy returns NaN). Same values -> no evidence; a constant shift ->
+        # certain.
         return (0.0, 1.0) if mean == 0.0 else (math.copysign(math.inf, mean), 0.0)
-    t = mean / math.sqrt(var / n)
-    if is_available("scipy"):
-        from scipy import stats
-
-        return t, float(stats.t.sf(abs(t), n - 1) * 2)
-    df = n - 1
-    return t, _betainc(df / 2, 0.5, df / (df + t * t))
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b) (continued fraction, Numerical Recipes 6.4)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1) / (a + b + 2):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    tiny, eps = 1e-300, 3e-16
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 1000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            break
-    return h
+    result = _stats().ttest_1samp(diffs, 0.0)  # the paired t-test is the one-sample test of the differences
+    return float(result.statistic), float(result.pvalue)
 
 
 __all__ = ["PairedTest", "paired_test"]

@@ -16,8 +16,8 @@ from r2r_agent import Passage
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.progress import maybe_progress
 
-from .cache import ResultCache, input_hash
 from .dataset import Dataset
+from .result_cache import ResultCache, input_hash
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ class Job(Generic[T]):
 
     Attributes:
         name: What the progress bar says (``"minilm on dl19"``).
-        kind: The cache row kind (``"result"`` or ``"ranking"``, see :class:`~r2r_agent.evals.cache.ResultCache`).
+        kind: The cache row kind (``"result"`` or ``"ranking"``, see
+            :class:`~r2r_agent.evals.result_cache.ResultCache`).
         key: The system's cache key for this pass.
         dataset: The dataset name in the cache.
         compute: Runs the system on one query (and checks its output).

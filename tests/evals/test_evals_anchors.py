@@ -11,11 +11,8 @@ import math
 import pytest
 
 from r2r_agent.evals import BRIGHT_SUBSETS, evaluate, load_dataset
-from r2r_agent.evals import metrics as metrics_module
 from r2r_agent.evals.bright import SharedBrightPaths, excluded_from_examples, read_bright_queries
 from r2r_agent.evals.trec import read_trec_qrels, read_trec_run
-
-BACKENDS = ["python"] + (["ir_measures"] if metrics_module.is_available("ir_measures") else [])
 
 DL_ANCHORS = {"dl19": (43, 0.5058), "dl20": (54, 0.4796), "dl19-splade": (43, 0.7308), "dl20-splade": (54, 0.7197)}
 
@@ -31,13 +28,12 @@ def _rounds_to(value: float, expected: float) -> bool:
     return math.isclose(round(value, 4), expected, abs_tol=1e-9)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", list(DL_ANCHORS))
-def test_trec_dl_anchor(data_dir, name, backend):
+def test_trec_dl_anchor(data_dir, name):
     n_queries, expected = DL_ANCHORS[name]
     ds = load_dataset(name, data_dir)
     assert ds.has_texts and all(len(c) == 100 for c in ds.candidates.values())
-    ev = ds.evaluate_first_stage(["nDCG@10"], backend=backend)
+    ev = ds.evaluate_first_stage(["nDCG@10"])
     assert ev.n_queries == n_queries and ev.issues.ok
     assert _rounds_to(ev["nDCG@10"], expected), ev["nDCG@10"]
 

@@ -106,9 +106,9 @@ def test_trec_dl_loader_on_a_tiny_folder(tmp_path, monkeypatch):
     assert ds.queries == {"q1": "flea lifespan"} and ds.has_texts
     assert ds.first_stage_run() == {"q1": {"d2": 3.0, "d1": 2.0}}
     assert ds.candidate_lists()[0].candidates[1].text == "Fleas."
-    ev = ds.evaluate_first_stage(["RR@10"], backend="python")
+    ev = ds.evaluate_first_stage(["RR@10"])
     assert ev["RR@10"] == 0.5 and ev.issues.missing_in_run == ("q2",)
-    reranked = ds.evaluate({"q1": ["d1", "d2"]}, ["RR@10"], backend="python")
+    reranked = ds.evaluate({"q1": ["d1", "d2"]}, ["RR@10"])
     assert reranked["RR@10"] == 1.0
 
 

@@ -154,13 +154,13 @@ def test_registry_bright_with_local_texts(tmp_path, make_bright_folder, bright_c
     assert ds.candidates["1"][1].text == "" and not ds.has_texts
     assert ds.missing_texts == {"missing/from_corpus.txt"}  # recorded beside the candidates
     assert "missing from the corpus" in caplog.text
-    ev = ds.evaluate_first_stage(["nDCG@10", "RR@10"], backend="python")
+    ev = ds.evaluate_first_stage(["nDCG@10", "RR@10"])
     assert ev.per_query["1"]["RR@10"] == 1.0  # the excluded id at rank 1 does not count
     assert ev.per_query["0"]["RR@10"] == 1.0
     # scoring a raw run with the dataset's excluded ids gives the same as removing them by hand
     raw = {"1": {"torch/Memory Management_2_0.txt": 5.0, "torch/Memory Management_1_0.txt": 1.0}}
-    assert ds.evaluate(raw, ["RR@10"], backend="python")["RR@10"] == 1.0
-    assert evaluate(ds.qrels, raw, ["RR@10"], backend="python")["RR@10"] == 0.5
+    assert ds.evaluate(raw, ["RR@10"])["RR@10"] == 1.0
+    assert evaluate(ds.qrels, raw, ["RR@10"])["RR@10"] == 0.5
 
 
 def test_registry_bright_without_texts_and_missing_shared_files(tmp_path, bright_content):

@@ -124,7 +124,7 @@ def test_explanations_resume_from_the_cache(tmp_path: Path) -> None:
     second = run_eval([tiny_dataset()], [explaining_system(explainer=again)], cache_path=cache_path,
                       explain_queries=2, explain_top=2)
     assert again.explained == [] and second.explanations[0].computed == 0
-    assert ResultCache(cache_path).get_ranking(key, "tiny", "q1", "other-input") is None
+    assert ResultCache(cache_path).lookup("ranking", key, "tiny", "q1", "other-input") is None
 
     more = FakeExplainer()  # one more query: only it is computed
     third = run_eval([tiny_dataset()], [explaining_system(explainer=more)], cache_path=cache_path,

@@ -1,28 +1,20 @@
-"""Metrics with trec_eval semantics, both backends, bad-input reporting and paired significance tests."""
+"""Metrics with trec_eval semantics (by ir_measures, checked against the semantics written out), bad-input reporting
+and paired significance tests (scipy)."""
 
 from __future__ import annotations
 
 import json
 import math
 import random
+import sys
 
 import pytest
 
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.evals import Evaluation, ScoredDoc, evaluate, paired_test, rank_order
-from r2r_agent.evals import metrics as metrics_module
-from r2r_agent.evals import significance as significance_module
-from r2r_agent.evals.metrics import parse_measure
+from r2r_agent.evals.evaluation import parse_measure
 from r2r_agent.evals.trec import read_trec_qrels, read_trec_run
 from r2r_agent.metrics import ndcg_at_k
-
-BACKENDS = [
-    "python",
-    pytest.param(
-        "ir_measures",
-        marks=pytest.mark.skipif(not metrics_module.is_available("ir_measures"), reason="ir_measures not installed"),
-    ),
-]
 
 QRELS = """\
 q1 0 a 1
@@ -47,15 +39,13 @@ def _log2(i: int) -> float:
     return math.log2(i + 1)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_hand_computed_values(backend):
+def test_hand_computed_values():
     ev = evaluate(
         read_trec_qrels(QRELS.splitlines()),
         read_trec_run(RUN.splitlines()),
         ["nDCG@10", "MRR@10", "RR(rel=2)@10", "R@3", "R(rel=2)@3", "nDCG@3"],
-        backend=backend,
     )
-    assert ev.backend == backend
+    assert ev.backend == "ir_measures"
     assert ev.measures == ("nDCG@10", "RR@10", "RR(rel=2)@10", "R@3", "R(rel=2)@3", "nDCG@3")
     ideal_q1 = 2 / _log2(1) + 1 / _log2(2)
     q1 = ev.per_query["q1"]
@@ -80,18 +70,32 @@ def test_rank_order_is_trec_eval_order():
     assert rank_order({"a": 1.0, "b": 1.0, "c": 2.0, "B": 1.0}) == ["c", "b", "a", "B"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_rr_cutoff(backend):
+def test_rr_cutoff():
     qrels = {"q": {"d11": 1}}
     run = {"q": {f"d{i:02d}" if i < 10 else f"d{i}": 100.0 - i for i in range(1, 20)}}
-    ev = evaluate(qrels, run, ["RR@10", "RR@11", "R@10", "R@11"], backend=backend)
+    ev = evaluate(qrels, run, ["RR@10", "RR@11", "R@10", "R@11"])
     assert ev["RR@10"] == 0.0
     assert ev["RR@11"] == pytest.approx(1 / 11)
     assert (ev["R@10"], ev["R@11"]) == (0.0, 1.0)
 
 
-@pytest.mark.skipif(not metrics_module.is_available("ir_measures"), reason="ir_measures not installed")
-def test_backends_agree_on_random_runs():
+def reference_values(rels, docs, measures):
+    """The semantics written out by hand (the core's nDCG over the trec_eval order), to check ir_measures' numbers."""
+    order = rank_order(docs)
+    out = {}
+    for m in map(parse_measure, measures):
+        top = order[: m.cutoff]
+        if m.kind == "nDCG":
+            out[m.name] = ndcg_at_k(top, rels, m.cutoff) if top else 0.0
+        elif m.kind == "RR":
+            out[m.name] = next((1.0 / (i + 1) for i, d in enumerate(top) if rels.get(d, 0) >= m.rel), 0.0)
+        else:
+            relevant = sum(1 for r in rels.values() if r >= m.rel)
+            out[m.name] = sum(1 for d in top if rels.get(d, 0) >= m.rel) / relevant if relevant else 0.0
+    return out
+
+
+def test_ir_measures_agrees_with_the_semantics_on_random_runs():
     rng = random.Random(7)
     qrels, run = {}, {}
     for q in range(30):
@@ -100,58 +104,52 @@ def test_backends_agree_on_random_runs():
         # coarse scores make many ties, which exercises the tie-breaking rule
         run[f"q{q}"] = {d: float(rng.randint(0, 8)) for d in rng.sample(docs, 30)}
     measures = ["nDCG@10", "nDCG@5", "RR@10", "RR(rel=2)@10", "R@20", "R(rel=3)@20"]
-    py = evaluate(qrels, run, measures, backend="python")
-    ir = evaluate(qrels, run, measures, backend="ir_measures")
-    for q in py.per_query:
-        for m in py.measures:
-            assert py.per_query[q][m] == pytest.approx(ir.per_query[q][m], abs=1e-9), (q, m)
-    # the fallback's nDCG is the core's ndcg_at_k over the trec_eval order
-    q0 = py.per_query["q0"]["nDCG@10"]
-    assert q0 == pytest.approx(ndcg_at_k(rank_order(run["q0"]), qrels["q0"], 10))
+    ir = evaluate(qrels, run, measures)
+    assert sorted(ir.per_query) == sorted(qrels)
+    for q, values in ir.per_query.items():
+        expected = reference_values(qrels[q], run[q], measures)
+        for m in ir.measures:
+            assert values[m] == pytest.approx(expected[m], abs=1e-9), (q, m)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_missing_zero_counts_absent_queries(backend):
-    ev = evaluate({"q1": {"a": 1}, "q2": {"b": 1}}, {"q1": {"a": 1.0}}, ["nDCG@10"], missing="zero", backend=backend)
+def test_missing_zero_counts_absent_queries():
+    ev = evaluate({"q1": {"a": 1}, "q2": {"b": 1}}, {"q1": {"a": 1.0}}, ["nDCG@10"], missing="zero")
     assert ev.per_query == {"q1": {"nDCG@10": 1.0}, "q2": {"nDCG@10": 0.0}}
     assert ev["nDCG@10"] == 0.5
     assert ev.issues.missing_in_run == ("q2",)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_duplicates_keep_highest_and_are_reported(backend, caplog):
+def test_duplicates_keep_highest_and_are_reported(caplog):
     run = [ScoredDoc("q", "a", 1.0), ScoredDoc("q", "b", 2.0), ScoredDoc("q", "a", 3.0), ScoredDoc("q", "a", 0.1)]
     with caplog.at_level("WARNING"):
-        ev = evaluate({"q": {"a": 1}}, run, ["RR@10"], backend=backend)
+        ev = evaluate({"q": {"a": 1}}, run, ["RR@10"])
     assert ev["RR@10"] == 1.0  # a kept at its highest score 3.0 -> rank 1
     assert dict(ev.issues.duplicates) == {"q": ("a",)}
     assert "duplicate doc ids" in caplog.text
 
 
 def test_ranked_lists_keep_first_position():
-    ev = evaluate({"q": {"b": 1}}, {"q": ["a", "b", "a", "c"]}, ["RR@10"], backend="python")
+    ev = evaluate({"q": {"b": 1}}, {"q": ["a", "b", "a", "c"]}, ["RR@10"])
     assert ev["RR@10"] == 0.5
     assert dict(ev.issues.duplicates) == {"q": ("a",)}
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("run", [{}, [], {"q1": {}}])
-def test_empty_run_is_reported_not_raised(backend, run):
-    ev = evaluate({"q1": {"a": 1}}, run, backend=backend)
+def test_empty_run_is_reported_not_raised(run):
+    ev = evaluate({"q1": {"a": 1}}, run)
     assert ev.issues.empty_run
     assert ev.n_queries == 0
     assert all(v == 0.0 for v in ev.aggregates.values())
     assert "the run is empty" in ev.issues.messages()[0]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_excluded_ids_removed_before_scoring(backend):
+def test_excluded_ids_removed_before_scoring():
     run = {"q": {"x": 3.0, "a": 2.0}}
     excluded = {"q": ["x"]}
-    ev = evaluate({"q": {"a": 1}}, run, ["RR@10"], excluded=excluded, backend=backend)
+    ev = evaluate({"q": {"a": 1}}, run, ["RR@10"], excluded=excluded)
     assert ev["RR@10"] == 1.0
     assert run == {"q": {"x": 3.0, "a": 2.0}}  # caller's run untouched
-    gone = evaluate({"q": {"a": 1}}, {"q": {"x": 1.0}}, ["RR@10"], excluded=excluded, backend=backend)
+    gone = evaluate({"q": {"a": 1}}, {"q": {"x": 1.0}}, ["RR@10"], excluded=excluded)
     assert gone.issues.empty_queries == ("q",) and gone.issues.missing_in_run == ("q",)
 
 
@@ -166,10 +164,12 @@ def test_measure_parsing():
         evaluate({}, {}, ["MAP"])
     with pytest.raises(InvalidInputError, match="backend"):
         evaluate({}, {}, backend="trec")
+    with pytest.warns(DeprecationWarning, match="backend='python'"):  # the pure-Python copy: same numbers, gone
+        assert evaluate({"q": {"a": 1}}, {"q": {"a": 1.0}}, ["RR@10"], backend="python").backend == "ir_measures"
 
 
 def test_evaluation_roundtrip_and_values():
-    ev = evaluate({"q1": {"a": 1}, "q2": {"b": 1}}, {"q1": {"a": 1.0}, "q2": {"c": 1.0}}, backend="python")
+    ev = evaluate({"q1": {"a": 1}, "q2": {"b": 1}}, {"q1": {"a": 1.0}, "q2": {"c": 1.0}})
     back = Evaluation.from_dict(json.loads(json.dumps(ev.to_dict())))
     assert back == ev
     assert ev.values("nDCG@10") == {"q1": 1.0, "q2": 0.0}
@@ -201,24 +201,36 @@ def test_randomization_sampled_is_reproducible_and_sensible():
     assert r1.p_value == pytest.approx(1 / 2001)
 
 
-def test_t_test_matches_scipy_and_fallback(monkeypatch):
+def test_t_test_is_scipys_paired_t_test():
     stats = pytest.importorskip("scipy.stats")
     rng = random.Random(5)
     a = {f"q{i}": rng.random() for i in range(25)}
     b = {q: v + rng.gauss(0.05, 0.2) for q, v in a.items()}
     res = paired_test(a, b, method="t")
     ref = stats.ttest_rel([b[q] for q in a], [a[q] for q in a])
-    assert res.statistic == pytest.approx(ref.statistic)
-    assert res.p_value == pytest.approx(ref.pvalue)
-    monkeypatch.setattr(significance_module, "is_available", lambda name: False)
-    pure = paired_test(a, b, method="t")
-    assert pure.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    assert res.statistic == pytest.approx(ref.statistic, rel=1e-12)
+    assert res.p_value == pytest.approx(ref.pvalue, rel=1e-12)
 
 
-def test_betainc_matches_scipy():
-    special = pytest.importorskip("scipy.special")
-    for a, b, x in [(0.5, 0.5, 0.3), (12.0, 0.5, 0.9), (2.0, 3.0, 0.999), (50.0, 0.5, 0.01), (1.5, 0.5, 0.5)]:
-        assert significance_module._betainc(a, b, x) == pytest.approx(float(special.betainc(a, b, x)), rel=1e-10)
+def test_randomization_matches_a_brute_force_count():
+    rng = random.Random(11)
+    a = {f"q{i}": rng.random() for i in range(10)}
+    b = {q: v + rng.gauss(0.05, 0.3) for q, v in a.items()}
+    diffs = [b[q] - a[q] for q in a]
+    observed = abs(sum(diffs))
+    hits = sum(abs(sum(-d if mask >> i & 1 else d for i, d in enumerate(diffs))) >= observed - 1e-12
+               for mask in range(2**10))
+    res = paired_test(a, b, method="randomization", n_resamples=2**10)
+    assert res.exact and res.p_value == pytest.approx(hits / 2**10)
+
+
+def test_the_tests_need_scipy(monkeypatch):
+    from r2r_agent.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)  # import fails as if scipy were not installed
+    for method in ("t", "randomization"):
+        with pytest.raises(MissingExtraError, match="evals"):
+            paired_test({"q1": 0.1, "q2": 0.3}, {"q1": 0.2, "q2": 0.5}, method=method)  # type: ignore[arg-type]
 
 
 def test_t_test_degenerate_and_bad_input(caplog):

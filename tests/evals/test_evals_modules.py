@@ -26,6 +26,9 @@ def test_module_examples_run(name: str) -> None:
     ("systems", ["System", "SystemResult", "FirstStageSystem", "RerankerSystem", "TeacherSystem", "SystemOptions",
                  "ModelPool", "build_system", "build_systems", "known_systems", "parse_system", "system_key",
                  "query_limit", "can_explain", "can_explain_passages"]),
+    ("cache", ["ResultCache", "input_hash"]),  # the old name of result_cache
+    ("evaluation", ["evaluate", "Evaluation", "paired_test", "PairedTest", "parse_measure", "rank_order",
+                    "DEFAULT_MEASURES"]),
     ("metrics", ["evaluate", "Evaluation", "paired_test", "PairedTest", "parse_measure", "rank_order",
                  "DEFAULT_MEASURES"]),
     ("explanation_quality", ["explanation_quality", "extract_verdict", "verdict_agreement", "groundedness",

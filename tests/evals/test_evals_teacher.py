@@ -255,7 +255,8 @@ def test_run_eval_teacher_agreement_with_a_fake_explainer(tmp_path: Path) -> Non
     second = run_eval([], [echo_system(again)], cache_path=cache, agreement=split)
     assert again.queries == [] and second.agreements[0].computed == 0
     assert second.agreements[0].quality == by_name["echo-student"].quality
-    assert ResultCache(cache).get_ranking(agreement_key(good), AGREEMENT_DATASET, split.queries[0].qid, "x") is None
+    cached = ResultCache(cache).lookup("ranking", agreement_key(good), AGREEMENT_DATASET, split.queries[0].qid, "x")
+    assert cached is None
 
     files = write_report(results, tmp_path / "report", plots=True)
     md = files.markdown.read_text(encoding="utf-8")

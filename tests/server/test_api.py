@@ -216,7 +216,7 @@ def test_one_log_line_per_request_without_texts(make_server, caplog):
     assert f"query={QUERY!r}" in caplog.text and DOCUMENTS[0] not in caplog.text
 
 
-def test_trace_dir_records_each_request(make_server, tmp_path):
+def test_trace_dir_records_each_request(make_server, tmp_path, capsys):
     server = make_server(trace_dir=str(tmp_path / "traces"))
     for top_n in (2, 3):
         assert httpx.post(server.url + "/v2/rerank", json={"query": QUERY, "documents": DOCUMENTS,
@@ -229,3 +229,10 @@ def test_trace_dir_records_each_request(make_server, tmp_path):
     # the request's own details too (what the trace page shows): every candidate's score, also the ones not returned
     assert all(c.score is not None and c.stage == "score" for c in records[0].candidates)
     assert records[0].config["top_n"] == 2 and records[0].thresholds
+    # r2r traces show and diff read the server's file
+    from r2r_agent.cli import main
+
+    capsys.readouterr()
+    assert main(["traces", "show", str(files[0])]) == 0
+    assert QUERY in capsys.readouterr().out
+    assert main(["traces", "diff", str(files[0]), str(files[0])]) == 0

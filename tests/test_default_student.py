@@ -42,3 +42,39 @@ def test_default_student_end_to_end(default_reranker, no_network):
     long_judgment = next(j for j in default_reranker.rerank(QUERY, passages, explain_top=0, compare_top=0)
                          if j.id == "p5")
     assert long_judgment.truncated
+
+
+#: Runs in a fresh interpreter (the point is what a new process loads): an evidence-mode call, then a full one.
+LAZY_CHILD = r"""
+import json, sys
+from r2r_agent import Reranker
+from r2r_agent.student import shared_default_student
+query, passages = sys.argv[1], json.loads(sys.argv[2])
+evidence = Reranker(explain="evidence", compare_top=0).rerank(query, passages, top_n=2)
+student = shared_default_student()
+loaded_after_evidence = student.explainer.shared.loaded or student.rescorer.built
+full = Reranker(explain="full", explain_top=1, compare_top=0).rerank(query, passages, top_n=2)
+print(json.dumps({"after_evidence": loaded_after_evidence, "after_full": student.explainer.shared.loaded,
+                  "same_student": shared_default_student() is student,
+                  "evidence": [j.explanation for j in evidence], "full": [j.explanation for j in full]}))
+"""
+
+
+def test_evidence_mode_never_loads_smollm2_and_full_mode_then_does():
+    """Issue 20 item 6, in a new process: the adapters' default (explain="evidence") pays for MiniLM only."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "R2R_TRACE_PATH"}  # no trace file written
+    out = subprocess.run([sys.executable, "-c", LAZY_CHILD, QUERY, json.dumps(PASSAGES[:5])], capture_output=True,
+                         text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["after_evidence"] is False and result["same_student"]
+    assert result["after_full"] is True
+    assert all(text and text.split(":")[0] in {"Relevant", "Partly relevant", "Not relevant"}
+               for text in result["evidence"] + result["full"][:1])
+    assert result["full"][1] is None  # explain_top=1
+    assert result["full"][0] != result["evidence"][0]  # the LM wrote the first reason, not the evidence template

@@ -6,8 +6,8 @@ scores, relevance, verdicts: no texts) and measured against the TREC labels, unj
 "Answers" means TREC label >= 2 (what :attr:`r2r_agent.Judgment.relevance` estimates); "on topic" means label >= 1.
 
 - **verdict coverage**: the share of judgments with a verdict;
-- **balanced accuracy** (:func:`balanced_accuracy`) of ``verdict == "relevant"`` against label >= 2 and of
-  ``verdict != "not_relevant"`` against label >= 1, over judgments with a verdict (a constant scores 0.5);
+- **balanced accuracy** (:func:`r2r_agent.metrics.balanced_accuracy`) of ``verdict == "relevant"`` against label
+  >= 2 and of ``verdict != "not_relevant"`` against label >= 1, over judgments with a verdict (a constant scores 0.5);
 - **calibration** of ``relevance`` against label >= 2: expected calibration error (10 equal-width bins) and Brier
   score; and the AUC of ``relevance`` and, for reference, of the judgment's score, pooled over all pairs;
 - **abstention** (:func:`abstention`): the AUC of a list's best relevance between each query's full list (when it
@@ -16,7 +16,8 @@ scores, relevance, verdicts: no texts) and measured against the TREC labels, unj
 - **verdict counts** and mean relevance, overall and per TREC label.
 
 Example:
-    >>> balanced_accuracy([True, True, False, False], [True, False, False, False])
+    >>> from r2r_agent.metrics import balanced_accuracy
+    >>> balanced_accuracy([True, False, False, False], [True, True, False, False])  # labels, then predictions
     0.8333333333333333
 """
 
@@ -29,7 +30,7 @@ from typing import Any
 
 from r2r_agent import Passage, Ranking
 from r2r_agent.errors import InvalidInputError
-from r2r_agent.metrics import auc, brier, expected_calibration_error
+from r2r_agent.metrics import auc, balanced_accuracy, brier, expected_calibration_error
 
 from .records import PerQueryMeans, docid
 
@@ -102,15 +103,6 @@ class JudgedQuery:
         if candidates is not None:
             judged._check(candidates)
         return judged
-
-
-def balanced_accuracy(predicted: Sequence[bool], actual: Sequence[bool]) -> float | None:
-    """The mean of the true-positive and true-negative rates; ``None`` without both classes in ``actual``."""
-    positives = [p for p, a in zip(predicted, actual) if a]
-    negatives = [p for p, a in zip(predicted, actual) if not a]
-    if not positives or not negatives:
-        return None
-    return (sum(positives) / len(positives) + sum(not p for p in negatives) / len(negatives)) / 2
 
 
 def _number(value: float) -> float | None:
@@ -267,10 +259,10 @@ def judgment_quality(judged: Mapping[str, JudgedQuery], qrels: Mapping[str, Mapp
     return JudgmentQuality(
         n_queries=len(lists), n_judgments=len(rows), n_with_verdict=len(with_verdict),
         n_answers=sum(answers), n_on_topic=sum(label >= ON_TOPIC for label, _, _ in rows),
-        balanced_accuracy_relevant=balanced_accuracy([v == "relevant" for _, v in with_verdict],
-                                                     [label >= ANSWERS for label, _ in with_verdict]),
-        balanced_accuracy_on_topic=balanced_accuracy([v != "not_relevant" for _, v in with_verdict],
-                                                     [label >= ON_TOPIC for label, _ in with_verdict]),
+        balanced_accuracy_relevant=_number(balanced_accuracy([label >= ANSWERS for label, _ in with_verdict],
+                                                             [v == "relevant" for _, v in with_verdict])),
+        balanced_accuracy_on_topic=_number(balanced_accuracy([label >= ON_TOPIC for label, _ in with_verdict],
+                                                             [v != "not_relevant" for _, v in with_verdict])),
         ece=_number(expected_calibration_error(probabilities, outcomes)), brier=_number(brier(probabilities, outcomes)),
         auc_relevance=_number(auc(probabilities, outcomes)), auc_score=_number(auc(scores, answers)),
         mean_relevance=math.fsum(probabilities) / len(probabilities) if probabilities else None,
@@ -310,4 +302,4 @@ class JudgmentRun(PerQueryMeans):
 
 
 __all__ = ["ANSWERS", "ON_TOPIC", "TARGETS", "VERDICT_KEYS", "Abstention", "JudgedQuery", "JudgmentQuality",
-           "JudgmentRun", "abstention", "balanced_accuracy", "judgment_quality"]
+           "JudgmentRun", "abstention", "judgment_quality"]

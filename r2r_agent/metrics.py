@@ -65,6 +65,24 @@ def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     return (positive_rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def balanced_accuracy(labels: Sequence[bool], predicted: Sequence[bool]) -> float:
+    """The mean of the true-positive and true-negative rates of ``predicted`` against ``labels`` (0.5 for a constant
+    guess); NaN without both classes in ``labels``, as :func:`auc`. The argument order is scikit-learn's
+    (``y_true, y_pred``).
+
+    Example:
+        >>> balanced_accuracy([True, True, False, False], [True, False, False, False])
+        0.75
+    """
+    if len(labels) != len(predicted):
+        raise ValueError(f"balanced_accuracy: {len(labels)} labels but {len(predicted)} predictions")
+    positives = [p for p, y in zip(predicted, labels) if y]
+    negatives = [p for p, y in zip(predicted, labels) if not y]
+    if not positives or not negatives:
+        return math.nan
+    return (sum(map(bool, positives)) / len(positives) + sum(not p for p in negatives) / len(negatives)) / 2
+
+
 def brier(probabilities: Sequence[float], labels: Sequence[bool]) -> float:
     """Mean squared difference between predicted probabilities and outcomes (0 is perfect); NaN when empty."""
     if not probabilities:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,12 +14,12 @@ from test_evals_runner_report import write_trec_dl
 from r2r_agent.calibration import Calibrator
 from r2r_agent.cli import main
 from r2r_agent.errors import InvalidInputError
-from r2r_agent.evals.judgments import JudgedQuery, abstention, balanced_accuracy, judgment_quality
+from r2r_agent.evals.judgments import JudgedQuery, abstention, judgment_quality
 from r2r_agent.evals.records import candidate
 from r2r_agent.evals.report import render_markdown, write_report
 from r2r_agent.evals.runner import ResultCache, judgment_key, run_eval
 from r2r_agent.evals.systems import FirstStageSystem, RerankerSystem, SystemOptions, build_system, can_judge
-from r2r_agent.metrics import auc, brier, expected_calibration_error
+from r2r_agent.metrics import auc, balanced_accuracy, brier, expected_calibration_error
 from r2r_agent.reranker import Reranker
 from r2r_agent.student import Student
 
@@ -55,9 +56,13 @@ def judging_system(scorer: CountingScorer | None = None, *, calibrator: Calibrat
 
 
 def test_balanced_accuracy() -> None:
+    # One implementation (r2r_agent.metrics), labels first, for evals and the calibrator's thresholds alike.
     assert balanced_accuracy([True, False], [True, False]) == 1.0
-    assert balanced_accuracy([True, True, True], [True, False, False]) == 0.5  # a constant scores 0.5
-    assert balanced_accuracy([True], [True]) is None  # one class only
+    assert balanced_accuracy([True, False, False], [True, True, True]) == 0.5  # a constant scores 0.5
+    assert balanced_accuracy([True, False, False, False], [True, True, False, False]) == pytest.approx(5 / 6)
+    assert math.isnan(balanced_accuracy([True], [True]))  # one class only (a report shows it as None)
+    with pytest.raises(ValueError, match="2 labels but 1 predictions"):
+        balanced_accuracy([True, False], [True])
 
 
 def test_abstention_counts_each_side() -> None:

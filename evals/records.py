@@ -78,12 +78,15 @@ def candidate(docid: str, first_stage_score: float, text: str = "") -> Passage:
 
 
 def Candidate(docid: str, score: float, text: str | None = None) -> Passage:  # the former class's name and arguments
-    """Deprecated: candidates are :class:`r2r_agent.Passage` objects; make them with :func:`candidate`.
+    """Deprecated, removed in 0.3: candidates are :class:`r2r_agent.Passage` objects; make them with
+    :func:`candidate`. (A function spelled as the 0.1 class, so old code keeps running; it is not
+    :class:`r2r_agent.candidate.Candidate`, the reranker's per-candidate state.)
 
     A ``None`` text becomes ``""`` here; record such ids in the dataset's ``missing_texts``.
     """
-    warnings.warn("r2r_agent.evals.Candidate is deprecated: candidates are r2r_agent.Passage objects; make them with "
-                  "r2r_agent.evals.candidate(docid, first_stage_score, text)", DeprecationWarning, stacklevel=2)
+    warnings.warn("r2r_agent.evals.Candidate is deprecated and goes in 0.3: candidates are r2r_agent.Passage objects; "
+                  "make them with r2r_agent.evals.candidate(docid, first_stage_score, text)", DeprecationWarning,
+                  stacklevel=2)
     return candidate(docid, score, "" if text is None else text)
 
 

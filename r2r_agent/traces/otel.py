@@ -137,8 +137,8 @@ class OpenInferenceSink:
 
     The span is started and ended when the call's record is written, which the Reranker does on the calling thread
     just before the call returns, so its parent is the caller's current span; its start is set ``record.seconds``
-    before its end, so it covers the call. (``rerank_many`` runs calls on worker threads, which do not inherit the
-    caller's context: those spans are roots unless the threads carry the context.)
+    before its end, so it covers the call. ``rerank_many`` and ``arerank`` carry the caller's context into their
+    worker threads, so their spans nest as well.
 
     Args:
         tracer_provider: Where the spans go (default: the global one, ``opentelemetry.trace.set_tracer_provider``).

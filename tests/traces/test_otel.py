@@ -152,3 +152,26 @@ def test_bad_settings_are_refused():
 
     with pytest.raises(R2RError, match="max_input_documents"):
         OpenInferenceSink(max_input_documents=-1)
+
+
+def test_rerank_many_and_arerank_spans_nest_under_the_callers_span(spans):
+    import asyncio
+
+    provider, exporter = spans
+    reranker = Reranker(student(), trace=OpenInferenceSink(tracer_provider=provider))
+    agent = provider.get_tracer("agent")
+    with agent.start_as_current_span("batch") as batch:
+        reranker.rerank_many([FLEAS, "flea life cycle stages", "why do cats purr"], [PASSAGES] * 3, top_n=2,
+                             concurrency=3)  # worker threads: the caller's context travels with each call
+
+    async def agent_step():
+        with agent.start_as_current_span("async step") as step:
+            await asyncio.gather(reranker.arerank(FLEAS, PASSAGES, top_n=2),
+                                 reranker.arerank("why do cats purr", PASSAGES, top_n=2))
+            return step
+
+    step = asyncio.run(agent_step())
+    reranks = [s for s in exporter.get_finished_spans() if s.name == "r2r.rerank"]
+    parents = sorted(s.parent.span_id for s in reranks if s.parent is not None)
+    assert len(reranks) == 5
+    assert parents == sorted([batch.get_span_context().span_id] * 3 + [step.get_span_context().span_id] * 2)

@@ -1,9 +1,11 @@
 """Evidence: the sentence of a passage that best answers the query, as an exact substring with character offsets.
 
 A passage is cut into sentences (:func:`sentence_spans`); the student's own scorer scores each sentence against the
-query, and the best one is the evidence (:func:`choose_evidence`). Only text the scorer saw counts: when a passage
-was cut to the scorer's token budget, sentences that start past the cut are left out and one that runs over it is
-cut there, so an explanation never rests on text the model did not read. Offsets always index the original text.
+query, and the best one that states something is the evidence (:func:`choose_evidence`): a question, a title or a
+near-copy of the query repeats the query rather than answering it (:func:`statement_problem`). Only text the scorer
+saw counts: when a passage was cut to the scorer's token budget, sentences that start past the cut are left out and
+one that runs over it is cut there, so an explanation never rests on text the model did not read. Offsets always
+index the original text.
 
 Bounded work on any input: splitting is linear and only the part read is split (a 4 MB document costs what its
 first window costs), and at most :data:`MAX_SENTENCES_PER_PASSAGE` spans of a passage are judged.
@@ -89,6 +91,54 @@ def _windows(text: str, start: int, end: int, max_words: int) -> list[tuple[int,
             (words[i : i + max_words] for i in range(0, len(words), max_words))]
 
 
+#: A span of at most this many words without a sentence's closing punctuation reads as a title or heading
+#: ("Tsar Nicholas II", "What does a high TSH mean"), not as a statement.
+TITLE_MAX_WORDS = 8
+#: A span holding this share of the query's words, with at most :data:`NEAR_COPY_EXTRA_WORDS` words more than the
+#: query, repeats the query rather than answering it.
+NEAR_COPY_SHARE = 0.8
+NEAR_COPY_EXTRA_WORDS = 3
+_TOKEN = re.compile(r"[^\W_]+")
+_CLOSING = ".!?。！？…:;\"'”’)]"
+
+
+def statement_problem(sentence: str, query: str | None = None) -> str | None:
+    """Why ``sentence`` is no evidence of an answer, or ``None`` when it states something.
+
+    ``"question"``: it ends with a question mark; ``"title"``: at most :data:`TITLE_MAX_WORDS` words without a
+    sentence's closing punctuation, or in Title Case (a heading, a page title, a label: "Flail Chest.");
+    ``"near-copy of the query"`` (only with ``query``): it holds :data:`NEAR_COPY_SHARE` of the query's words and
+    adds at most :data:`NEAR_COPY_EXTRA_WORDS`.
+
+    Example:
+        >>> statement_problem("What does a high TSH mean?")
+        'question'
+        >>> statement_problem("Tsar Nicholas II")
+        'title'
+        >>> statement_problem("What does a high TSH mean for you.", "what does a high TSH mean")
+        'near-copy of the query'
+        >>> statement_problem("A high TSH means the thyroid is underactive.") is None
+        True
+    """
+    text = sentence.strip()
+    if not text:
+        return "title"
+    if text.rstrip("\"'”’)] ").endswith(("?", "？")):
+        return "question"
+    words = _TOKEN.findall(text.lower())
+    if query is not None:
+        wanted = set(_TOKEN.findall(query.lower()))
+        if wanted and len(wanted & set(words)) >= NEAR_COPY_SHARE * len(wanted) \
+                and len(words) <= len(wanted) + NEAR_COPY_EXTRA_WORDS:
+            return "near-copy of the query"
+    if len(words) <= TITLE_MAX_WORDS:
+        long_words = [w for w in _TOKEN.findall(text) if len(w) >= 4 and w.isalpha()]
+        title_case = len(long_words) >= 2 and all(w[0].isupper() for w in long_words)
+        if title_case or not text.endswith(tuple(_CLOSING)):
+            return "title"
+    return None
+
+
 @dataclass(frozen=True)
 class Evidence:
     """The best-answering sentence of one passage.
@@ -159,8 +209,12 @@ def _at_most(spans: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
 
 def choose_evidence(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
                     sentence_scores: Sequence[float],
-                    preference: Sequence[float] | None = None) -> list[Evidence | None]:
-    """The best span of each text.
+                    preference: Sequence[float] | None = None, *, query: str | None = None) -> list[Evidence | None]:
+    """The best span of each text that states something.
+
+    A question, a title or (given ``query``) a near-copy of the query (:func:`statement_problem`) scores high against
+    the query because it repeats it, yet answers nothing: such a span is evidence only when no span of the passage
+    states anything.
 
     Args:
         texts: The passages.
@@ -168,10 +222,16 @@ def choose_evidence(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, in
         sentence_scores: The scorer's score of every span, flattened in the same order (passage by passage).
         preference: What picks the best span, in the same order (default: ``sentence_scores``), e.g. each
             sentence's calibrated relevance, which also weighs the query words it holds.
+        query: The query, to recognise a near-copy of it (questions and titles are recognised without it).
 
     Returns:
         One :class:`Evidence` per passage (``None`` for a passage without any span), with its scorer score. Ties keep
         the earlier sentence.
+
+    Example:
+        >>> text = "What is a flea? A flea is a small wingless insect."
+        >>> choose_evidence([text], [sentence_spans(text)], [0.9, 0.6])[0].text
+        'A flea is a small wingless insect.'
     """
     preference = sentence_scores if preference is None else preference
     if not sum(len(s) for s in spans) == len(sentence_scores) == len(preference):
@@ -186,11 +246,12 @@ def choose_evidence(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, in
         if not own:
             out.append(None)
             continue
-        best = max(range(len(own)), key=lambda k: (rank[k], -k))
+        stating = [k for k, (a, b) in enumerate(own) if statement_problem(text[a:b], query) is None]
+        best = max(stating or range(len(own)), key=lambda k: (rank[k], -k))
         start, end = own[best]
         out.append(Evidence(span=(start, end), text=text[start:end], score=float(scores[best])))
     return out
 
 
-__all__ = ["MAX_SENTENCES_PER_PASSAGE", "MAX_SENTENCE_WORDS", "Evidence", "candidate_spans", "choose_evidence",
-           "sentence_spans"]
+__all__ = ["MAX_SENTENCES_PER_PASSAGE", "MAX_SENTENCE_WORDS", "NEAR_COPY_EXTRA_WORDS", "NEAR_COPY_SHARE",
+           "TITLE_MAX_WORDS", "Evidence", "candidate_spans", "choose_evidence", "sentence_spans", "statement_problem"]

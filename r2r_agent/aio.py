@@ -9,6 +9,15 @@ coroutine *on the caller's event loop* (its ``httpx.AsyncClient``, its concurren
 anywhere else, it takes its sync path. In-process models have no async path: they run in the worker thread as
 before, one call at a time under the student's lock.
 
+Cancellation: when the task awaiting :func:`run_in_thread` is cancelled (``asyncio.wait_for`` timing out, a client
+that disconnected), the worker thread cannot be interrupted, but it is told: :func:`checkpoint` (called by the
+reranker between stages) then raises :class:`asyncio.CancelledError` in it, :func:`holding` stops waiting for a lock,
+and :func:`call` cancels the coroutine it waits for. Abandoned calls so stop at the next stage boundary and release
+the student's lock instead of running every stage for nobody.
+
+Models: :func:`model_lock` is the one lock of an in-process model or tokenizer object, whatever holds it (two
+students sharing one scorer share its lock); :func:`guarded_by_model` takes it around a method.
+
 Example:
     >>> import asyncio
     >>> class Echo:
@@ -29,7 +38,9 @@ import concurrent.futures
 import contextvars
 import functools
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from .errors import InvalidInputError
@@ -40,6 +51,11 @@ R = TypeVar("R")
 #: The event loop of the :func:`run_in_thread` call this thread works for (``None``: none).
 _CALLER_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
     "r2r_caller_loop", default=None)
+
+#: Set when the task awaiting the :func:`run_in_thread` call this thread works for was cancelled.
+_CANCELLED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("r2r_cancelled", default=None)
+#: How often a thread waiting for a lock checks whether its call was cancelled.
+_LOCK_POLL_SECONDS = 0.05
 
 # Worker threads of run_in_thread. Not asyncio's default executor: that one has min(32, cores + 4) threads (6 on a
 # 2-core machine), which would cap the queries a served student runs at once; these threads mostly wait on the loop.
@@ -65,7 +81,98 @@ async def run_in_thread(function: Callable[..., T], /, *args: Any, **kwargs: Any
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
     context.run(_CALLER_LOOP.set, loop)
-    return await loop.run_in_executor(_worker_pool(), functools.partial(context.run, function, *args, **kwargs))
+    cancelled = threading.Event()
+    context.run(_CANCELLED.set, cancelled)
+    try:
+        return await loop.run_in_executor(_worker_pool(), functools.partial(context.run, function, *args, **kwargs))
+    except asyncio.CancelledError:
+        # The thread cannot be stopped from here; it stops itself at its next checkpoint (see the module docstring).
+        cancelled.set()
+        raise
+
+
+def cancelled() -> bool:
+    """Whether the task awaiting the :func:`run_in_thread` call this thread works for was cancelled (``False``
+    outside one)."""
+    event = _CANCELLED.get()
+    return event is not None and event.is_set()
+
+
+def checkpoint(where: str) -> None:
+    """Raise :class:`asyncio.CancelledError` if this thread's call was cancelled (:func:`cancelled`): what the
+    reranker calls between stages, so abandoned work stops there. ``where`` names the next stage (in the message)."""
+    if cancelled():
+        raise asyncio.CancelledError(f"arerank was cancelled by its caller; stopped before {where}")
+
+
+@contextmanager
+def holding(lock: Any) -> Iterator[None]:
+    """``with lock:``, except that a thread whose call was cancelled while it waited gives up waiting
+    (:class:`asyncio.CancelledError`) instead of queueing its work behind the others. A lock without ``acquire``
+    (e.g. ``contextlib.nullcontext()``, a served student's) is entered as it is."""
+    acquire = getattr(lock, "acquire", None)
+    if acquire is None or _CANCELLED.get() is None:  # not cancellable: wait as `with lock` would
+        with lock:
+            yield
+        return
+    while not acquire(timeout=_LOCK_POLL_SECONDS):
+        checkpoint("it got the student's lock")
+    try:
+        checkpoint("it got the student's lock")  # cancelled while the lock was being handed over: let it go at once
+        yield
+    finally:
+        lock.release()
+
+
+_model_locks: dict[int, threading.RLock] = {}
+_model_locks_guard = threading.Lock()
+
+
+def model_lock(model: object) -> threading.RLock:
+    """The one lock of ``model`` (an in-process model or tokenizer object), the same for every caller: whatever
+    holds the object (two students sharing one scorer, a scorer and an explainer sharing a tokenizer) runs it one
+    call at a time. Hugging Face fast tokenizers are not safe to call from two threads at once (``ValueError:
+    Unable to create tensor``), and torch already uses every core.
+
+    Reentrant, so a guarded method may call another guarded method of the same model.
+    """
+    key = id(model)
+    with _model_locks_guard:
+        lock = _model_locks.get(key)
+        if lock is None:
+            lock = _model_locks[key] = threading.RLock()
+            try:  # forgotten with the object, before its id can be reused
+                weakref.finalize(model, _model_locks.pop, key, None)
+            except TypeError:  # not weak-referenceable: its lock lives as long as the process (harmless)
+                pass
+        return lock
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded_by_model(attribute: str = "tokenizer") -> Callable[[F], F]:
+    """A method decorator: the method runs holding :func:`model_lock` of ``self.<attribute>`` (the object that
+    must not run in two threads at once: by default the tokenizer, which every model call goes through).
+
+    Example:
+        >>> class Scorer:
+        ...     def __init__(self, tokenizer): self.tokenizer = tokenizer
+        ...     @guarded_by_model()
+        ...     def score(self, query, passages): return [0.0] * len(passages)
+        >>> Scorer(object()).score("q", ["a"])
+        [0.0]
+    """
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with model_lock(getattr(self, attribute)):
+                return method(self, *args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
 
 
 def caller_loop() -> asyncio.AbstractEventLoop | None:
@@ -94,8 +201,11 @@ def call(sync: Callable[[], T], asynchronous: Callable[[], Awaitable[T]]) -> T:
     future = asyncio.run_coroutine_threadsafe(run(), loop)
     while True:  # never wait forever on a loop that stopped before it ran the coroutine
         try:
-            return future.result(timeout=_POLL_SECONDS)
+            return future.result(timeout=_LOCK_POLL_SECONDS if _CANCELLED.get() is not None else _POLL_SECONDS)
         except concurrent.futures.TimeoutError:
+            if cancelled():  # nobody awaits the answer any more: stop the request on the loop too
+                future.cancel()
+                checkpoint("its request finished")
             if loop.is_closed() or not loop.is_running():
                 future.cancel()
                 raise RuntimeError("the event loop that called arerank stopped before the request finished; keep "
@@ -189,5 +299,6 @@ async def gather_or_cancel(awaitables: Sequence[Awaitable[R]]) -> list[R]:
         raise
 
 
-__all__ = ["arun_many", "call", "caller_loop", "check_lists", "concurrency_of", "gather_or_cancel", "results_or_cancel",
-           "run_in_thread", "run_many"]
+__all__ = ["arun_many", "call", "caller_loop", "cancelled", "check_lists", "checkpoint", "concurrency_of",
+           "gather_or_cancel", "guarded_by_model", "holding", "model_lock", "results_or_cancel", "run_in_thread",
+           "run_many"]

@@ -117,6 +117,18 @@ class RerankConfig:
             calibrator, see :mod:`r2r_agent.calibration`).
         comparison: ``"grounded"``: the comparison is built from the verdicts, relevance and evidence (no LM);
             ``"lm"``: written by the explainer LM and checked by the grounding guard.
+        budget_ms: A latency budget for the call, in milliseconds, counted from the moment ``rerank`` is called
+            (waiting for the student's lock included); ``None`` (default): no budget. The guarantee: scoring,
+            re-scoring and judging always run, whatever they cost, so the order, scores, verdicts and evidence never
+            depend on the budget. The two LM stages are the ones it bounds: the LM reasons (``explain="full"``) start
+            only if the budget is not yet spent when that stage is reached, else every explained passage gets the
+            evidence explanation (its verdict and best sentence); the LM comparison (``comparison="lm"``) likewise
+            falls back to the grounded one. A stage that has started is finished, so no reason is ever cut short
+            and nothing raises: a call can overrun its budget by the time of the scoring and judging plus at most
+            one LM stage (the one already running when the budget ran out). Each judgment says what it got
+            (:attr:`Judgment.explained_by <r2r_agent.Judgment.explained_by>`: ``"lm"`` or ``"evidence"``), and
+            :attr:`Ranking.stages <r2r_agent.Ranking.stages>` names what ran (component ``"evidence"`` /
+            ``"grounded"`` instead of the explainer's name). ``0`` never runs the LM.
     """
 
     top_n: int | None = setting(None, "how many judgments to return, best first (default: all)",
@@ -150,6 +162,10 @@ class RerankConfig:
     comparison: str = setting(
         "grounded", "how the comparison is written: 'grounded' (from the verdicts and evidence, no LM) or 'lm' "
         "(the explainer LM, checked by the grounding guard)", _choice(COMPARISON_MODES), "MODE")
+    budget_ms: int | None = setting(
+        None, "latency budget in ms: scoring and judging always run; the LM reasons and the LM comparison start only "
+        "while it lasts, else the evidence explanation and the grounded comparison (default: no budget)",
+        _count(0, optional=True), "MS")
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -141,8 +141,8 @@ class Reranker:
             ranking = Ranking(query=query, prompt_version=prompts.PROMPT_VERSION)
         else:
             student = self.student
-            with student.lock:
-                ranking = self._rerank_locked(student, query, items, call)
+            with aio.holding(student.lock):  # an arerank cancelled while it waits gives up its place
+                ranking = self._rerank_locked(student, query, items, call, _deadline(start, call))
         if self._tracer is not None:
             self._tracer.record(ranking, items, top_n=call.top_n, seconds=time.perf_counter() - start,
                                 config=call.to_dict())
@@ -151,7 +151,12 @@ class Reranker:
     async def arerank(self, query: str, passages: Sequence[Any], top_n: int | None = _UNSET, *,
                       config: RerankConfig | None = None, **settings: Any) -> Ranking:
         """:meth:`rerank` in a worker thread, so the event loop keeps running. The student's async-native parts (a
-        served student's ``ascore``/``aexplain``) run on this event loop (:mod:`r2r_agent.aio`)."""
+        served student's ``ascore``/``aexplain``) run on this event loop (:mod:`r2r_agent.aio`).
+
+        Cancelling it (``asyncio.wait_for`` timing out, a client that went away) stops the work in the thread at the
+        next stage boundary, or while it still waits for the student's lock, and releases the lock: an abandoned call
+        never runs its later stages (a stage already running, e.g. one batch of explanations, is finished first).
+        """
         return await aio.run_in_thread(self.rerank, query, passages, top_n, config=config, **settings)
 
     def rerank_many(self, queries: Sequence[str], passages_lists: Sequence[Sequence[Any]], top_n: int | None = _UNSET,
@@ -198,12 +203,14 @@ class Reranker:
         if student.explainer is None:
             raise InvalidInputError(f"Reranker.explain: the student {student.name!r} has no explainer; build it with "
                                     "one (e.g. Student.default())")
-        with student.lock:
+        with aio.holding(student.lock):
+            aio.checkpoint("scoring")
             model_query = model_text(query)
             candidates, cost, query_cut = stage.score(student.scorer, model_query, items)
             given = [replace(c, stage=GIVEN_STAGE) for c in candidates]
             ranking = self._judged_ranking(student, call.replace(explain_top=len(items), min_relevance=None),
-                                           query, model_query, given, len(items), [cost], query_cut)
+                                           query, model_query, given, len(items), [cost], query_cut,
+                                           deadline=_deadline(start, call))
         if self._tracer is not None:
             self._tracer.record(ranking, items, top_n=None, seconds=time.perf_counter() - start,
                                 config=call.to_dict())
@@ -227,7 +234,10 @@ class Reranker:
         mixed = mix_scores([c.score for c in candidates], given, weight)
         return [replace(c, score=value, stage=FUSED_STAGE) for c, value in zip(candidates, mixed)]
 
-    def _rerank_locked(self, student: Student, query: str, items: list[Passage], call: RerankConfig) -> Ranking:
+    def _rerank_locked(self, student: Student, query: str, items: list[Passage], call: RerankConfig,
+                       deadline: float | None = None) -> Ranking:
+        # Between stages: an arerank cancelled by its caller stops here (aio.checkpoint), lock released on the way out.
+        aio.checkpoint("scoring")
         model_query = model_text(query)
         candidates, cost, query_cut = stage.score(student.scorer, model_query, items)
         stages = [cost]
@@ -235,12 +245,14 @@ class Reranker:
             candidates = self._fuse(candidates, items, call.first_stage_weight)
         ordering = orderings.get(call.ordering)
         if ordering.needs_verdicts:  # it orders by verdict: every candidate is judged first, not only those returned
+            aio.checkpoint("judging")
             candidates, judging = stage.judge_candidates(student, model_query, candidates)
             stages.extend([judging] if judging else [])
         ordered = ordering.order(candidates)
         rescorer = student.rescorer
         k = min(call.rescore_top, len(items)) if rescorer is not None else 0
         if rescorer is not None and k > 0:
+            aio.checkpoint("re-scoring")
             head, cost, cut = stage.rescore(rescorer, model_query, ordered[:k], call.rescore_weight)
             stages.append(cost)
             query_cut = query_cut or cut
@@ -249,16 +261,18 @@ class Reranker:
         if self._tracer is not None:  # every candidate's score, which the Ranking does not keep
             self._tracer.observe(ordered)
         return self._judged_ranking(student, call, query, model_query, ordered[:n], len(items), stages, query_cut,
-                                    judged=ordering.needs_verdicts)
+                                    judged=ordering.needs_verdicts, deadline=deadline)
 
     def _judged_ranking(self, student: Student, call: RerankConfig, query: str, model_query: str,
                         head: list[Candidate], num_candidates: int, stages: list[StageCost],
-                        query_cut: bool, judged: bool = False) -> Ranking:
+                        query_cut: bool, judged: bool = False, deadline: float | None = None) -> Ranking:
         """Judge ``head`` (the passages to return, in order; unless already ``judged``), drop those under
-        ``min_relevance``, explain and compare the top ones, and build the ranking."""
+        ``min_relevance``, explain and compare the top ones, and build the ranking. Past ``deadline`` (a
+        ``time.perf_counter()`` value: ``budget_ms``), the LM stages are replaced by their no-LM forms."""
         answerable = None
         if call.judge or judged:
             if not judged:
+                aio.checkpoint("judging")
                 head, cost = stage.judge_candidates(student, model_query, head)
                 stages.extend([cost] if cost else [])
             if stage.usable_calibrator(student) is not None:
@@ -268,11 +282,16 @@ class Reranker:
         floor = call.min_relevance
         if floor is not None:
             head = [c for c in head if (relevance := c.judged.relevance) is None or relevance >= floor]
-        top, cost, explain_cut = stage.explain(student, call.explain, model_query, head[: call.explain_top])
+        aio.checkpoint("explaining")
+        # budget_ms: an LM stage starts only while the budget lasts, and one that started is finished (see RerankConfig)
+        explain_mode = "evidence" if _spent(deadline) else call.explain
+        top, cost, explain_cut = stage.explain(student, explain_mode, model_query, head[: call.explain_top])
         stages.extend([cost] if cost else [])
         head = top + head[len(top):]
         judgments = tuple(_judgment(c, rank) for rank, c in enumerate(head, start=1))
-        comparison, cost = stage.compare(student, call.comparison, model_query, judgments[: call.compare_top])
+        aio.checkpoint("comparing")
+        compare_mode = "grounded" if _spent(deadline) else call.comparison
+        comparison, cost = stage.compare(student, compare_mode, model_query, judgments[: call.compare_top])
         stages.extend([cost] if cost else [])
         return Ranking(query=query, judgments=judgments, comparison=comparison, model=student.name,
                        adapter=student.adapter, num_candidates=num_candidates, stages=tuple(stages),
@@ -287,7 +306,18 @@ def _judgment(c: Candidate, rank: int) -> Judgment:
                     first_stage_score=p.first_stage_score, explanation=explained.text if explained else None,
                     truncated=c.truncated or (explained is not None and explained.truncated), stage=c.stage,
                     metadata=p.metadata, relevance=found.relevance, verdict=found.verdict, evidence=found.evidence,
-                    evidence_span=found.evidence_span, unsupported=explained.unsupported if explained else ())
+                    evidence_span=found.evidence_span, unsupported=explained.unsupported if explained else (),
+                    explained_by=explained.by if explained else None)
+
+
+def _deadline(start: float, call: RerankConfig) -> float | None:
+    """When ``call``'s ``budget_ms`` runs out (a ``time.perf_counter()`` value), counted from ``start``."""
+    return None if call.budget_ms is None else start + call.budget_ms / 1000.0
+
+
+def _spent(deadline: float | None) -> bool:
+    """Whether the budget ending at ``deadline`` is spent (never without one)."""
+    return deadline is not None and time.perf_counter() >= deadline
 
 
 def _check_query(query: Any) -> None:

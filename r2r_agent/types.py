@@ -295,7 +295,10 @@ class Judgment:
         truncated: Whether the passage was cut to fit a model's token budget in any stage.
         stage: The name of the cascade stage that produced ``score``: ``"score"`` (the scorer alone),
             ``"score+first_stage"`` (the scorer mixed with ``first_stage_score``, see ``first_stage_weight``),
-            ``"rescore"``, or ``"given"`` (explained in the given order, not scored: :meth:`Reranker.explain`).
+            ``"score+rrf"`` (fused with the input order, ``ordering="rrf"``), ``"first_stage_order"`` (left in the
+            input order), ``"verdict+first_stage_order"`` / ``"verdict+rrf"`` (the verdict tiers, ``"tiers"`` /
+            ``"tiers_rrf"``: ordered by verdict first, ``score`` only within a tier), ``"rescore"``, or ``"given"``
+            (explained in the given order, not scored: :meth:`Reranker.explain`). See :mod:`r2r_agent.orderings`.
         metadata: The passage's metadata (a deep copy: changing it changes nothing of the caller's).
         relevance: The probability that the passage answers the query (TREC DL: label >= 2), from the student's
             calibrator; ``None`` when the student has none for its scorer (see :mod:`r2r_agent.calibration`).
@@ -306,6 +309,10 @@ class Judgment:
         evidence_span: ``(start, end)`` character offsets of ``evidence`` in ``text``.
         unsupported: Claims (numbers, quantities, dates, quoted phrases) that the explainer wrote but neither the
             query nor the passage states; the sentences holding them were dropped from ``explanation``.
+        explained_by: What wrote ``explanation``: ``"lm"`` (the explainer LM's reason after the verdict, guarded)
+            or ``"evidence"`` (the verdict and the evidence sentence, no LM: ``explain="evidence"``, a student
+            without an explainer, an LM reason the guard emptied or that contradicted the verdict, or a spent
+            ``budget_ms``); ``None`` when the passage was not explained.
     """
 
     id: str | None
@@ -323,6 +330,7 @@ class Judgment:
     evidence: str | None = None
     evidence_span: tuple[int, int] | None = None
     unsupported: tuple[str, ...] = ()
+    explained_by: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", _copy_metadata(self.metadata))

@@ -124,8 +124,13 @@ class ServerState:
             self.admission.release()
             raise
         # The slot is freed when the work has really ended, not when the client stopped waiting for it.
-        future.add_done_callback(
-            lambda _: loop.call_soon_threadsafe(self.admission.release, time.perf_counter() - started))
+        def release(_: object) -> None:
+            try:
+                loop.call_soon_threadsafe(self.admission.release, time.perf_counter() - started)
+            except RuntimeError:  # the loop has closed (the server stopped): no queue is left to release
+                pass
+
+        future.add_done_callback(release)
         return await asyncio.wrap_future(future)
 
     async def run(self, request: RerankRequest, http: Request, deadline: float) -> Ranking:
@@ -138,6 +143,12 @@ class ServerState:
         try:
             done, _ = await asyncio.wait({work, gone}, timeout=max(0.0, deadline - time.monotonic()),
                                          return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # uvicorn cancels the requests still running when the shutdown timeout ends: their work must stop too,
+            # or the worker thread would keep the process alive until it finished.
+            token.cancel("server shutting down")
+            work.cancel()
+            raise
         finally:
             gone.cancel()
             self.metrics.in_flight.dec()
@@ -223,6 +234,11 @@ def _endpoint(state: ServerState, route: str, handler: Handler, *, auth: bool = 
         except QueueFull as exc:
             response = JSONResponse(_error_body(route, str(exc), None), 429,
                                     headers={"Retry-After": str(exc.retry_after)})
+        except asyncio.CancelledError:
+            # uvicorn cancels the requests still running when the shutdown timeout ends, and would answer them 500;
+            # they are not the server's failure: 503, retry (elsewhere).
+            response = JSONResponse(_error_body(route, "the server is shutting down; retry", None), 503,
+                                    headers={"Retry-After": "1", "Connection": "close"})
         except (ClientGone, Cancelled, ClientDisconnect):
             response = Response(status_code=499)  # nobody reads it: nginx's code for "client closed request"
         except (InvalidInputError, InvalidTypeError) as exc:  # an input the reranker itself refused

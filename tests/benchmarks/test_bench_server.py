@@ -5,15 +5,18 @@ nothing failed (no 5xx, no transport error) and that each answer ranks every doc
 
 The server is a real ``r2r serve`` subprocess on 127.0.0.1 (so its RSS is its own, and the clients' threads do not
 share its interpreter lock); each client is a thread with its own ``httpx.Client`` sending its requests one after
-another (a closed loop). Per level: requests/s and passages/s (answered ones over the level's wall time), p50/p95
-latency, the server's peak RSS during the level (sampled from /proc every 0.1 s) and the errors by status.
+another (a closed loop). Every level sends the same mix: the first ``R2R_BENCH_SERVER_QUERIES`` DL19 queries (default
+4), each equally often, ``ROUNDS x max(clients, queries)`` requests in all; the cost of a request depends on its
+documents, so levels with different queries would not compare. Per level: requests/s and passages/s (answered ones
+over the level's wall time), p50/p95 latency, the server's peak RSS during the level (sampled from /proc every 0.1 s)
+and the errors by status.
 
 The deadline is raised (``--deadline-s``): the in-process student runs one request at a time, so with 16 clients a
 request waits for the 15 before it, longer than the default 60 s whenever one request takes over 4 s (100 DL19
-documents take 10-40 s here). Knobs (environment): ``R2R_BENCH_SERVER_ROUNDS`` requests per client per level
-(default 2), ``R2R_BENCH_SERVER_LEAK_REQUESTS`` (default 1000) and ``R2R_BENCH_SERVER_LEAK_DOCUMENTS`` (default 2)
-for the RSS run, ``R2R_BENCH_SERVER_THREADS`` the server's OMP_NUM_THREADS (default 2), ``R2R_BENCH_SERVER_OUT`` a
-JSON file for the results. Each level also prints a Markdown row.
+documents take 10-40 s here). Knobs (environment): ``R2R_BENCH_SERVER_ROUNDS`` the multiplier above (default 2),
+``R2R_BENCH_SERVER_LEAK_REQUESTS`` (default 1000) and ``R2R_BENCH_SERVER_LEAK_DOCUMENTS`` (default 2) for the RSS
+run, ``R2R_BENCH_SERVER_THREADS`` the server's OMP_NUM_THREADS (default 2), ``R2R_BENCH_SERVER_OUT`` a JSON file for
+the results. Each level also prints a Markdown row.
 
     OMP_NUM_THREADS=1 pytest tests/benchmarks/test_bench_server.py -m benchmark -s -p no:cacheprovider
 """
@@ -43,6 +46,7 @@ pytest.importorskip("uvicorn")
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
 ROUNDS = int(os.environ.get("R2R_BENCH_SERVER_ROUNDS", "2"))
+QUERIES = int(os.environ.get("R2R_BENCH_SERVER_QUERIES", "4"))
 LEAK_REQUESTS = int(os.environ.get("R2R_BENCH_SERVER_LEAK_REQUESTS", "1000"))
 LEAK_DOCUMENTS = int(os.environ.get("R2R_BENCH_SERVER_LEAK_DOCUMENTS", "2"))
 THREADS = os.environ.get("R2R_BENCH_SERVER_THREADS", "2")
@@ -218,7 +222,8 @@ def _row(level: dict[str, Any]) -> str:
 @pytest.mark.parametrize("clients", [1, 4, 16])
 def test_concurrent_clients(served, dl19, clients):
     url, pid = served
-    level = load(url, pid, dl19, clients, ROUNDS).summary()
+    per_client = ROUNDS * max(clients, QUERIES) // clients
+    level = load(url, pid, dl19[:QUERIES], clients, per_client).summary()
     RESULTS[f"clients_{clients}"] = level
     if clients > 1 and "clients_1" in RESULTS:
         level["passages_per_s_vs_1_client"] = round(level["passages_per_s"] /

@@ -89,6 +89,39 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(serve, tiny_lm_dir, 
     assert len(records) == 1 and records[0].query == QUERY
 
 
+def test_sigterm_past_the_shutdown_timeout_stops_the_work_and_exits_0(serve, tiny_lm_dir, tmp_path):
+    """A request still running when --shutdown-timeout-s ends is cancelled, and its work stops (it never reaches its
+    trace record) instead of keeping the process alive until it is done."""
+    traces = tmp_path / "traces"
+    served = serve("--model", str(tiny_lm_dir), "--explain", "full", "--shutdown-timeout-s", "1", "--trace-dir",
+                   str(traces))
+    served.wait_ready()
+    documents = [f"{DOCUMENTS[0]} Passage {i}." for i in range(400)]
+    result: dict = {}
+
+    def long_request() -> None:
+        try:
+            result["response"] = httpx.post(served.url + "/v2/rerank", timeout=600, json={
+                "query": QUERY, "documents": documents, "explain_top": 400})
+        except httpx.TransportError as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=long_request)
+    thread.start()
+    wait_for(lambda: b"r2r_requests_running 1.0" in httpx.get(served.url + "/metrics").content, 30,
+             "the request to be running")
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(120) == 0
+    thread.join(60)
+    # a 503 saying so, or (when the loop closed first) a dropped connection; never a 500 or the whole answer
+    assert "error" in result or result["response"].status_code == 503, served.log.read_text()[-3000:]
+    if "response" in result:
+        assert "shutting down" in result["response"].json()["message"]
+    log = served.log.read_text()
+    assert "timeout graceful shutdown exceeded" in log and "Event loop is closed" not in log
+    assert not [r for f in traces.glob("*.jsonl") for r in read_traces(f)]
+
+
 def test_kill_9_and_restart(serve, tiny_lm_dir, tmp_path):
     traces = tmp_path / "traces"
     first = serve("--model", str(tiny_lm_dir), "--explain", "evidence", "--trace-dir", str(traces))

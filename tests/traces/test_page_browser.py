@@ -220,6 +220,12 @@ def test_a_real_trace_in_the_browser_and_the_screenshots(browser, dl19_trace, tm
     DOCS.mkdir(exist_ok=True)
     browser.set_window_size(1400, 1000)
     browser.save_screenshot(str(DOCS / "trace-index.png"))
-    browser.execute_script("document.getElementById('passages').scrollIntoView()")
+    # Scroll the call's pane to its passages and let two frames paint before the picture (it raced before).
+    browser.execute_script("var d = document.getElementById('detail'), p = document.getElementById('passages');"
+                           " d.scrollTop = p.getBoundingClientRect().top - d.getBoundingClientRect().top + d.scrollTop"
+                           " - 8;")
+    browser.execute_async_script("var done = arguments[0];"
+                                 " requestAnimationFrame(function () { requestAnimationFrame(done); });")
+    assert browser.execute_script("return document.getElementById('detail').scrollTop") > 0
     browser.save_screenshot(str(DOCS / "trace-call.png"))
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -51,6 +51,14 @@
     return text.length > n ? text.slice(0, n) + "\u2026 [" + text.length.toLocaleString() + " characters]" : text;
   }
 
+  // A short label (a model, a run): cut with an ellipsis, the whole of it in the tooltip (as text, escapes kept).
+  function label(text, n, prefix) {
+    text = String(text);
+    var node = el("span", null, (prefix || "") + (text.length > n ? text.slice(0, n - 1) + "\u2026" : text));
+    if (text.length > n) node.title = text.replace(UNSAFE, escapeCode);
+    return node;
+  }
+
   function num(v, digits) { return typeof v === "number" && isFinite(v) ? v.toFixed(digits) : "\u2013"; }
 
   function secs(v) {
@@ -144,8 +152,8 @@
       row.appendChild(el("div", "q", cut(call.q, 300)));
       var meta = el("div", "meta");
       meta.appendChild(el("span", null, (call.t || "").replace("T", " ").slice(0, 19)));
-      if (call.model) meta.appendChild(el("span", null, cut(call.model, 60)));
-      if (call.run) meta.appendChild(el("span", null, "run " + cut(call.run, 40)));
+      if (call.model) meta.appendChild(label(call.model, 60));
+      if (call.run) meta.appendChild(label(call.run, 40, "run "));
       meta.appendChild(el("span", call.ans === false ? "n-not" : call.ans ? "n-rel" : null,
         call.ans === false ? "not answerable" : call.ans ? "answerable" : "answerable: \u2013"));
       var c = call._counts;
@@ -259,7 +267,7 @@
   function costBar(call) {
     var wrap = el("div");
     var parts = [];
-    if (typeof call.load === "number" && call.load > 0) parts.push({ name: "model loading", s: call.load });
+    if (typeof call.load === "number" && call.load >= 0.001) parts.push({ name: "model loading", s: call.load });
     (call.stages || []).forEach(function (s) { parts.push({ name: s.stage + " (" + s.items + ")", s: s.seconds, title: s.component }); });
     var known = parts.reduce(function (t, p) { return t + (p.s || 0); }, 0);
     if (typeof call.sec === "number" && call.sec > known + 0.0005) parts.push({ name: "other", s: call.sec - known });

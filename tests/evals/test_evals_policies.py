@@ -155,3 +155,61 @@ def test_cli_ordering(tmp_path: Path, add_system, capsys: pytest.CaptureFixture[
     assert "Run `first-stage` and `minilm` too" in md  # no minilm in this run
     assert main([*argv[:5], "--ordering", "best", *argv[7:]]) == 2
     assert "unknown ordering 'best'" in capsys.readouterr().err
+
+
+def _pool_dataset():
+    """Two queries, five candidates each in the retriever's order, with each passage's score and verdict."""
+    from r2r_agent import Passage
+    from r2r_agent.evals.dataset import Dataset
+
+    candidates = {q: tuple(Passage(f"{q} text {i}", id=f"{q}-d{i}") for i in range(5)) for q in ("q1", "q2")}
+    qrels = {"q1": {"q1-d3": 3, "q1-d4": 1}, "q2": {"q2-d0": 2}}
+    return Dataset(name="toy", queries={"q1": "a", "q2": "b"}, candidates=candidates, qrels=qrels)
+
+
+def _pool():
+    from r2r_agent.evals.policies import Found
+
+    # q1: the scorer likes d0 (not relevant) best; d3 is the answer (relevant), d4 on topic (partial)
+    # q2: the retriever's first (d0) answers; the scorer prefers d1 (not relevant)
+    table = {("q1", "q1-d0"): (0.9, 0.05, "not_relevant"), ("q1", "q1-d1"): (0.2, 0.05, "not_relevant"),
+             ("q1", "q1-d2"): (0.3, 0.05, "not_relevant"), ("q1", "q1-d3"): (0.8, 0.6, "relevant"),
+             ("q1", "q1-d4"): (0.1, 0.2, "partial"), ("q2", "q2-d0"): (0.5, 0.5, "relevant"),
+             ("q2", "q2-d1"): (0.7, 0.05, "not_relevant"), ("q2", "q2-d2"): (0.1, 0.05, "not_relevant"),
+             ("q2", "q2-d3"): (0.0, 0.05, "not_relevant"), ("q2", "q2-d4"): (0.2, 0.15, "partial")}
+    return {key: Found(*value) for key, value in table.items()}
+
+
+def test_policy_order_uses_each_orderings_own_class_and_never_puts_not_relevant_above_a_tier() -> None:
+    from r2r_agent.evals.policies import policy_order
+
+    dataset, pool = _pool_dataset(), _pool()
+    found = {d: f for (q, d), f in pool.items() if q == "q1"}
+    passages = dataset.candidates["q1"]
+    assert policy_order("first_stage", passages, found) == ["q1-d0", "q1-d1", "q1-d2", "q1-d3", "q1-d4"]
+    assert policy_order("scorer", passages, found)[0] == "q1-d0"  # the scorer's favourite answers nothing
+    assert policy_order("tiers", passages, found) == ["q1-d3", "q1-d4", "q1-d0", "q1-d1", "q1-d2"]
+    assert policy_order("tiers_rrf", passages, found)[:2] == ["q1-d3", "q1-d4"]
+    assert policy_order("tiers", passages, found, cut=3) == ["q1-d0", "q1-d1", "q1-d2"]  # only the first 3 shown
+
+
+def test_cut_table_measures_each_cut_against_the_better_baseline_and_picks_a_tiered_default() -> None:
+    from r2r_agent.evals.policies import cut_section, cut_table, pick_default
+
+    dataset, pool = _pool_dataset(), _pool()
+    rows = cut_table([dataset], pool, cuts=(2, None))
+    by = {(r["cut"], r["policy"]): r for r in rows}
+    assert set(by) == {(c, p) for c in (2, None) for p in ("first_stage", "scorer", "rrf", "tiers", "tiers_rrf")}
+    for cut in (2, None):
+        # a baseline is at most 0 from the better of the two, and one of them is exactly 0
+        assert max(by[(cut, "first_stage")]["worst"], by[(cut, "scorer")]["worst"]) == 0.0
+    # on the whole lists the tiers put q1's answer first and keep q2's first: the best of all
+    assert by[(None, "tiers")]["worst"] > 0 and by[(None, "tiers")]["ndcg"]["toy"] == 1.0
+    assert by[(None, "tiers")]["queries"] == {"toy": 2}
+    assert pick_default(rows) == "tiers"
+    # a passage missing from the pool leaves that query out of the cuts that show it, and says so
+    partial = {k: v for k, v in pool.items() if k != ("q2", "q2-d4")}
+    rows = cut_table([dataset], partial, cuts=(2, None))
+    assert {r["cut"]: r["queries"]["toy"] for r in rows} == {2: 2, None: 1}
+    text = "\n".join(cut_section(rows, ["toy"]))
+    assert "| all | **`tiers`**" in text and "worst" in text

@@ -221,3 +221,65 @@ def test_a_cross_encoder_reads_a_long_passage_in_windows(tmp_path, _tiny_encoder
     old = CrossEncoderScorer.from_pretrained(tmp_path, max_tokens_per_passage=None)
     assert got.values[1] == pytest.approx(old.score("how long do fleas live", ["fleas bite"]).values[0], abs=1e-6)
     assert old.score("how long do fleas live", [text]).truncated == [True]
+
+
+# -- the long-document evaluation (evals/long_documents.py) ----------------------------------------------------------
+
+
+def _annotations(n: int = 6):
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(query_id=f"q{i}", query=f"topic{i} question",
+                            candidates=[SimpleNamespace(text=f"Answer about topic{i} number {k}. " * 3)
+                                        for k in range(3)], order=[1, 0, 2]) for i in range(n)]
+
+
+@pytest.mark.parametrize("position", ["start", "middle", "end"])
+def test_long_documents_place_the_best_passage_where_asked(position):
+    from evals.long_documents import build_cases
+
+    cases = build_cases(_annotations(), queries=3, lengths=[300, 900], positions=[position], distractors=2)
+    assert len(cases) == 6
+    for case in cases:
+        doc = case.documents[case.target]
+        a, b = case.answer_span
+        assert doc[a:b] == f"Answer about topic{case.query.split()[0][5:]} number 1. " * 3
+        assert len(doc) >= case.length and len(case.documents) == 3
+        own = case.query.split()[0]
+        assert sum(own in d for d in case.documents) == 1  # the distractors hold other queries' passages only
+        if position == "start":
+            assert a == 0
+        elif position == "end":
+            assert b == len(doc)
+        else:
+            assert 0 < a and b < len(doc)
+
+
+def test_long_documents_count_a_tie_as_wrong_and_charge_windows():
+    from evals.long_documents import accuracy_table, build_cases, run_cases
+
+    cases = build_cases(_annotations(), queries=2, lengths=[400], distractors=2)
+
+    class Finds:  # scores a document by whether it holds the query's own topic word
+        def score(self, query, texts):
+            return Scores(values=[float(query.split()[0] in t) for t in texts],
+                          windows=[[(0, 1, 0.0), (1, 2, 0.0)] for _ in texts])
+
+    class Blind:
+        def score(self, query, texts):
+            return Scores(values=[0.0] * len(texts))
+
+    table = accuracy_table({"finds": run_cases(Finds(), cases), "blind": run_cases(Blind(), cases)})
+    assert table["finds"]["top1"] == 1.0 and table["blind"]["top1"] == 0.0
+    assert table["finds"]["by_length"]["400"]["windows_per_case"] == 6.0  # 3 documents, 2 windows each
+    assert table["blind"]["by_length"]["400"]["windows_per_case"] == 3.0
+
+
+def test_long_documents_refuse_bad_settings():
+    from evals.long_documents import build_cases
+    from r2r_agent import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="positions must be among"):
+        build_cases(_annotations(), positions=["top"])
+    with pytest.raises(InvalidInputError, match="distractors"):
+        build_cases(_annotations(), distractors=0)

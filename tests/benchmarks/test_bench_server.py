@@ -103,6 +103,7 @@ class Level:
     statuses: dict[str, int]
     latencies_s: list[float] = field(repr=False)
     peak_rss_mb: float = 0.0
+    compute_s: list[float] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> int:
@@ -119,7 +120,11 @@ class Level:
                 "passages_per_s": round(self.ok * self.documents / self.wall_s, 2),
                 "p50_s": round(statistics.median(ordered), 2),
                 "p95_s": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered) + 0.5) - 1)], 2),
-                "peak_rss_mb": round(self.peak_rss_mb), "errors": self.errors, "statuses": self.statuses}
+                "peak_rss_mb": round(self.peak_rss_mb), "errors": self.errors, "statuses": self.statuses,
+                # the server's own seconds per request (its stages), and the share of the wall it was computing:
+                # tells a slower machine (compute up, busy ~1) from server overhead (busy < 1)
+                "compute_s_mean": round(statistics.fmean(self.compute_s), 2) if self.compute_s else None,
+                "busy": round(sum(self.compute_s) / self.wall_s, 3)}
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +182,7 @@ def load(url: str, pid: int, rows: list[tuple[str, list[str]]], clients: int, pe
     ``rows[i % len(rows)]`` with its first ``documents`` documents (all when ``None``)."""
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
+    compute: list[float] = []
     lock = threading.Lock()
     start = threading.Barrier(clients + 1)
     sizes = set()
@@ -191,8 +197,12 @@ def load(url: str, pid: int, rows: list[tuple[str, list[str]]], clients: int, pe
                 try:
                     response = http.post("/v2/rerank", json={"query": query, "documents": texts, **(extra or {})})
                     status = str(response.status_code)
-                    if response.status_code == 200 and len(response.json()["results"]) != len(texts):
-                        status = "200-short"
+                    if response.status_code == 200:
+                        answer = response.json()
+                        if len(answer["results"]) != len(texts):
+                            status = "200-short"
+                        with lock:
+                            compute.append(sum(stage["seconds"] for stage in answer["stages"]))
                 except httpx.HTTPError as exc:
                     status = type(exc).__name__
                 with lock:
@@ -210,7 +220,7 @@ def load(url: str, pid: int, rows: list[tuple[str, list[str]]], clients: int, pe
             thread.join()
         wall = time.perf_counter() - began
     assert len(sizes) == 1, f"the level mixed document counts {sizes}"
-    return Level(clients, clients * per_client, sizes.pop(), wall, dict(statuses), latencies, rss.peak)
+    return Level(clients, clients * per_client, sizes.pop(), wall, dict(statuses), latencies, rss.peak, compute)
 
 
 def _row(level: dict[str, Any]) -> str:

@@ -129,3 +129,19 @@ def test_an_empty_call_sends_nothing(server, lm):
     assert student.scorer.score(QUERY, []).values == []
     assert student.explainer.explain(QUERY, []).texts == []
     assert server.requests == []
+
+
+def test_log_odds_from_logits_is_the_scorers_reading_and_the_old_name_warns(lm):
+    # Issue 18 item 6: relevance_from_logits returned log-odds, not a relevance; renamed, the old name kept one release.
+    import torch
+
+    model, tokenizer = lm
+    scorer = LMScorer(model, tokenizer)
+    logits = torch.randn(3, len(tokenizer), generator=torch.Generator().manual_seed(0))
+    log_odds = scorer.log_odds_from_logits(logits)
+    logprobs = torch.log_softmax(logits, dim=-1)
+    expected = (torch.logsumexp(logprobs[:, scorer.yes_token_ids], -1)
+                - torch.logsumexp(logprobs[:, scorer.no_token_ids], -1))
+    assert torch.allclose(log_odds, expected)
+    with pytest.warns(DeprecationWarning, match="renamed log_odds_from_logits"):
+        assert torch.equal(scorer.relevance_from_logits(logits), log_odds)

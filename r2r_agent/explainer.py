@@ -8,6 +8,7 @@ passages from their verdicts and evidence. :class:`~r2r_agent.OpenAIExplainer` i
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import time
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from . import prompts
+from . import aio, prompts
 from .errors import InvalidInputError
 from .modeling import fit_tokens, left_pad, load_causal_lm
 from .scorers import DEFAULT_MAX_QUERY_TOKENS
@@ -176,7 +177,8 @@ class Explainer:
             messages = prompts.direct_explanation_messages(query, cut, verdict, sentence)
             rendered.append(prompts.render(self.tokenizer, messages))
             flags.append(truncated)
-        result = self.generate(rendered)
+        # The judged prompt asks for one sentence, the zero-shot one for one or two: stop there (issue 20 item 4).
+        result = self.generate(rendered, sentences=[1 if v is not None else 2 for v in verdicts])
         return Generation(result.texts, flags, result.generated_tokens, result.seconds, query_cut)
 
     def compare_grounded(self, query: str, evidences: Sequence[str | None],
@@ -185,13 +187,20 @@ class Explainer:
         query, query_cut = fit_tokens(self.tokenizer, query, self.max_query_tokens)
         cut = [fit_tokens(self.tokenizer, e, self.max_comparison_passage_tokens)[0] if e else None for e in evidences]
         prompt = prompts.render(self.tokenizer, prompts.grounded_comparison_messages(query, cut, verdicts))
-        result = self.generate([prompt], max_new_tokens=self.max_new_tokens * 2)
+        result = self.generate([prompt], max_new_tokens=self.max_new_tokens * 2, sentences=[2])  # "In two sentences"
         return Generation(result.texts, [False] * len(evidences), result.generated_tokens, result.seconds, query_cut)
 
-    def generate(self, rendered_prompts: Sequence[str], *, max_new_tokens: int | None = None) -> Generation:
-        """Greedy generation for already-rendered prompts, batched with left padding."""
+    @aio.guarded_by_model()  # one call at a time per tokenizer/model, whoever holds it (H1: issue 19.13)
+    def generate(self, rendered_prompts: Sequence[str], *, max_new_tokens: int | None = None,
+                 sentences: Sequence[int | None] | None = None) -> Generation:
+        """Greedy generation for already-rendered prompts, batched with left padding.
+
+        The prompts' longest common token prefix (system prompt, query...) is run once and its KV cache shared by
+        the batch (:data:`MIN_SHARED_PREFIX_TOKENS` or more). A row stops after ``sentences[i]`` complete sentences
+        (``None``: at end of turn or ``max_new_tokens`` only); the batch ends when every row has.
+        """
         import torch
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, StoppingCriteriaList
 
         start = time.perf_counter()
         if not rendered_prompts:
@@ -202,25 +211,107 @@ class Explainer:
         config = GenerationConfig(max_new_tokens=max_new_tokens or self.max_new_tokens, do_sample=False,
                                   pad_token_id=pad_id, eos_token_id=eos_id)
         encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in rendered_prompts]
+        wanted = list(sentences) if sentences is not None else [None] * len(encoded)
         texts: list[str] = [""] * len(encoded)
         generated = 0
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
         with torch.inference_mode():
             for begin in range(0, len(order), self.batch_size):
                 batch = order[begin : begin + self.batch_size]
-                ids, mask = left_pad([encoded[i] for i in batch], pad_id)
-                width = ids.shape[1]
-                output = self.model.generate(input_ids=ids.to(self.model.device),
-                                             attention_mask=mask.to(self.model.device), generation_config=config)
+                rows = [encoded[i] for i in batch]
+                stop = _SentenceStop(tokenizer, [wanted[i] for i in batch])
+                criteria = StoppingCriteriaList([stop]) if stop.active else None
+                output, width = self._generate_batch(rows, pad_id, config, criteria)
                 new_tokens = output[:, width:]
                 for row, i in enumerate(batch):
                     tokens = new_tokens[row].cpu().tolist()
+                    if stop.lengths[row] is not None:
+                        tokens = tokens[: stop.lengths[row]]
                     if eos_id is not None and eos_id in tokens:
                         tokens = tokens[: tokens.index(eos_id)]
                     generated += len(tokens)
                     texts[i] = tidy(tokenizer.decode(tokens, skip_special_tokens=True))
         return Generation(texts=texts, truncated=[False] * len(texts), generated_tokens=generated,
                           seconds=time.perf_counter() - start)
+
+    def _generate_batch(self, rows: list[list[int]], pad_id: int, config: Any, criteria: Any) -> tuple[Any, int]:
+        """``generate`` on one batch, the shared prefix's KV cache computed once: ``(output ids, input width)``."""
+        import torch
+
+        device = self.model.device
+        shared = _common_prefix(rows) if len(rows) > 1 else 0
+        shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a token of its own to feed
+        if shared < MIN_SHARED_PREFIX_TOKENS:
+            ids, mask = left_pad(rows, pad_id)
+            output = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                         generation_config=config, stopping_criteria=criteria)
+            return output, ids.shape[1]
+        from transformers import DynamicCache
+
+        # Prefix, then each row's own tokens left-padded *after* it: the padding sits mid-sequence, masked out, and
+        # positions come from the attention mask, so every row attends to and is placed exactly as when run alone.
+        prefix = torch.tensor([rows[0][:shared]], dtype=torch.long, device=device)
+        cache = DynamicCache(config=self.model.config)
+        # transformers 5.x renames past_key_values to cache (the old name goes in 5.40); take what this one has
+        keyword = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        self.model(input_ids=prefix, use_cache=True, **{keyword: cache})
+        cache.batch_repeat_interleave(len(rows))
+        tails, tail_mask = left_pad([r[shared:] for r in rows], pad_id)
+        ids = torch.cat([prefix.expand(len(rows), -1), tails.to(device)], dim=1)
+        mask = torch.cat([torch.ones((len(rows), shared), dtype=torch.long), tail_mask], dim=1).to(device)
+        output = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                                     stopping_criteria=criteria, **{keyword: cache})
+        return output, ids.shape[1]
+
+
+#: Prompts sharing at least this many leading tokens run them once per batch (shorter: not worth a second pass).
+MIN_SHARED_PREFIX_TOKENS = 16
+
+
+def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """The length of the longest token prefix all ``rows`` share."""
+    first = rows[0]
+    length = min(len(r) for r in rows)
+    for other in rows[1:]:
+        n = 0
+        while n < length and other[n] == first[n]:
+            n += 1
+        length = n
+    return length
+
+
+class _SentenceStop:
+    """A stopping criterion ending each row after its number of complete sentences (a ``.``, ``!`` or ``?`` then
+    whitespace: the row has written the first token after it, which :func:`tidy` drops).
+
+    Records, per row, how many new tokens it had when it stopped (``lengths``), so that what a finished row is
+    padded with afterwards is never read.
+    """
+
+    def __init__(self, tokenizer: Any, sentences: Sequence[int | None]) -> None:
+        self.tokenizer = tokenizer
+        self.sentences = list(sentences)
+        self.active = any(n is not None and n > 0 for n in self.sentences)
+        self.lengths: list[int | None] = [None] * len(self.sentences)
+        self.start: int | None = None
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        if self.start is None:
+            self.start = input_ids.shape[1] - 1  # called first after the first new token
+        new = input_ids.shape[1] - self.start
+        done = []
+        for row, wanted in enumerate(self.sentences):
+            if self.lengths[row] is None and wanted:
+                text = self.tokenizer.decode(input_ids[row, self.start :].tolist(), skip_special_tokens=True)
+                if len(_SENTENCE_STOP.findall(text)) >= wanted:
+                    self.lengths[row] = new
+            done.append(self.lengths[row] is not None)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+_SENTENCE_STOP = re.compile(r"[.!?]\s")
 
 
 __all__ = ["Explainer", "ExplainerLike", "Generation", "PreVerdictExplainer", "tidy"]

@@ -353,7 +353,8 @@ def _adapter_weight_shapes(folder: Path) -> dict[str, tuple[int, int, int]]:
                                      f"again with safe_serialization=True)")
     parts: dict[str, dict[str, list[int]]] = {}
     try:
-        with safe_open(str(path), "pt") as handle:  # type: ignore[no-untyped-call]
+        # "np": the header is read the same way, and checking an adapter does not import torch (issue 20 item 6)
+        with safe_open(str(path), "np") as handle:  # type: ignore[no-untyped-call]
             for key in handle.keys():
                 match = _LORA_KEY.match(key)
                 if match:
@@ -396,6 +397,31 @@ def check_adapter_fits(spec: AdapterSpec, model: Any) -> None:
 
 #: File name of R2R's rank head inside an adapter folder (a ``Linear(hidden_size, 1)`` state dict).
 RANK_HEAD_FILE = "rank_head.safetensors"
+
+
+def check_rank_head(adapter: str | os.PathLike[str]) -> bool:
+    """Whether a distilled adapter has a rank head, checked from its safetensors header (no tensor is read, torch
+    is not imported): the checks of :func:`load_rank_head`, for a student that loads the head later.
+
+    Raises:
+        AdapterError: The file is damaged or is not a rank head.
+    """
+    from safetensors import safe_open
+
+    path = Path(adapter) / RANK_HEAD_FILE
+    if not path.is_file():
+        return False
+    try:
+        with safe_open(str(path), "np") as handle:  # type: ignore[no-untyped-call]
+            shapes = {key: list(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a damaged file
+        raise AdapterError(f"{path} is not a readable safetensors file ({type(exc).__name__})") from None
+    weight = shapes.get("weight")
+    if set(shapes) - {"weight", "bias"} or weight is None or len(weight) != 2 or weight[0] != 1 \
+            or shapes.get("bias", [1]) != [1]:
+        raise AdapterError(f"{path} is not a rank head (expected 'weight' [1, hidden] and 'bias' [1], got "
+                           f"{shapes})")
+    return True
 
 
 def load_rank_head(adapter: str | os.PathLike[str]) -> Any | None:

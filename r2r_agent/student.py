@@ -10,14 +10,24 @@ from pathlib import Path
 from typing import Any
 
 from .calibration import Calibrator, shipped_calibrator
-from .errors import AdapterError, ModelPreparationError
+from .errors import AdapterError, InvalidInputError, ModelPreparationError
 from .explainer import Explainer, ExplainerLike, PreVerdictExplainer
 from .lazy import LazyExplainer, LazyScorer, SharedCausalLM
-from .modeling import RANK_HEAD_FILE, check_adapter, check_quantize, load_causal_lm, load_rank_head
+from .modeling import (
+    RANK_HEAD_FILE,
+    check_adapter,
+    check_quantize,
+    check_rank_head,
+    load_causal_lm,
+    load_rank_head,
+)
 from .scorers import EncoderScorer, LMScorer, Scorer
 from .windows import DEFAULT_MAX_TOKENS_PER_PASSAGE
 
 logger = logging.getLogger(__name__)
+
+#: Where :meth:`Student.default` runs its MiniLM scorer: torch (default) or ONNX Runtime (r2r_agent.onnx_scorer).
+SCORER_RUNTIMES = ("torch", "onnx")
 
 #: ``Student.default(adapter=SHIPPED)``: the distilled adapter that ships in the package.
 SHIPPED = "shipped"
@@ -91,7 +101,8 @@ class Student:
     def default(cls, *, dtype: str = "auto", quantize: str = "none", progress: bool = False,
                 cache_dir: str | os.PathLike[str] | None = None,
                 adapter: str | os.PathLike[str] | None = SHIPPED,
-                max_tokens_per_passage: int | None = DEFAULT_MAX_TOKENS_PER_PASSAGE, lazy: bool = True) -> Student:
+                max_tokens_per_passage: int | None = DEFAULT_MAX_TOKENS_PER_PASSAGE, lazy: bool = True,
+                scorer_runtime: str = "torch") -> Student:
         """The embedded default: all-MiniLM-L6-v2 scorer + SmolLM2-135M-Instruct explainer (and LM re-scorer).
 
         Works offline from two PyPI packages. SmolLM2 is loaded the first time a call needs it (``lazy``); the first
@@ -114,11 +125,18 @@ class Student:
                 the adapter and its checks do not wait: a bad adapter fails here either way.
             max_tokens_per_passage: Tokens of a passage the scorer reads at most, in overlapping windows of its 256
                 (:mod:`r2r_agent.windows`; 4,096 by default); ``None``: the first 256 only.
+            scorer_runtime: ``"torch"`` (default) or ``"onnx"``: MiniLM in ONNX Runtime
+                (:class:`~r2r_agent.onnx_scorer.OnnxEncoderScorer`, ``pip install 'r2r-agent[onnx]'``; ``quantize``
+                ``"int8"`` or ``"none"``, float32), prepared in the cache on first use; scoring then never imports
+                torch. Speed and nDCG@10 of each: docs/performance.md.
         """
         from .default_models import SMOLLM2_ID, prepare_smollm2, shipped_adapter
         from .modeling import resolve_dtype
 
         check_quantize(quantize)
+        if scorer_runtime not in SCORER_RUNTIMES:
+            raise InvalidInputError(f"Student.default: scorer_runtime must be one of {SCORER_RUNTIMES}, got "
+                                    f"{scorer_runtime!r}")
         adapter_dir = _default_adapter(adapter, shipped_adapter())
         if adapter_dir is not None:
             check_adapter(adapter_dir)  # an adapter error is reported as one, before the base cache is touched
@@ -138,16 +156,29 @@ class Student:
                 return load_causal_lm(folder, dtype=dtype, adapter=adapter_dir)
 
         # SmolLM2 loads the first time a call writes with it or re-scores (explain="evidence" never does): 1,266 ->
-        # ~530 MB and no +7.4 s for the adapters' default. The rank head is tiny and read now, so a bad one fails here.
+        # ~530 MB and no +7.4 s for the adapters' default. The rank head is checked now (header only), loaded with it.
         shared = SharedCausalLM(load, name=lm_name)
-        head = load_rank_head(adapter_dir) if adapter_dir is not None else None
+        has_head = adapter_dir is not None and check_rank_head(adapter_dir)  # a bad head fails here, torch unloaded
         if not lazy:
             shared.get()
-        scorer = EncoderScorer.default(quantize=quantize, dtype=dtype, max_tokens_per_passage=max_tokens_per_passage)
+        scorer: EncoderScorer
+        if scorer_runtime == "onnx":
+            from .onnx_scorer import OnnxEncoderScorer
+
+            scorer = OnnxEncoderScorer.default(quantize=quantize, cache_dir=cache_dir,
+                                               max_tokens_per_passage=max_tokens_per_passage)
+            weights = f"{'int8' if quantize == 'int8' else 'float32'}, onnx"
+            # "auto" is resolved when SmolLM2 loads: resolving it here would import torch for an evidence-mode user
+            lm_weights = dtype if dtype != "auto" else "auto dtype"
+        else:
+            scorer = EncoderScorer.default(quantize=quantize, dtype=dtype,
+                                           max_tokens_per_passage=max_tokens_per_passage)
+            weights = "int8" if quantize == "int8" else str(resolve_dtype(dtype)).removeprefix("torch.")
+            lm_weights = str(resolve_dtype(dtype)).removeprefix("torch.")  # the explainer is never quantised
         explainer = LazyExplainer(shared, name=lm_name)
-        rescorer = LazyScorer(lm_name, lambda: LMScorer(*shared.get(), name=lm_name, rank_head=head))
-        weights = "int8" if quantize == "int8" else str(resolve_dtype(dtype)).removeprefix("torch.")
-        lm_weights = str(resolve_dtype(dtype)).removeprefix("torch.")  # the explainer is never quantised
+        head_dir = adapter_dir if has_head else None
+        rescorer = LazyScorer(lm_name, lambda: LMScorer(*shared.get(), name=lm_name,
+                                                        rank_head=load_rank_head(head_dir) if head_dir else None))
         return cls(scorer=scorer, explainer=explainer, rescorer=rescorer,
                    name=f"{scorer.name} ({weights}) + {lm_name} ({lm_weights})",
                    adapter=str(adapter_dir) if adapter_dir is not None else None,
@@ -213,7 +244,6 @@ class Student:
         """
         import contextlib
 
-        from .errors import InvalidInputError
         from .openai_client import OpenAIClient
 
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:

@@ -294,7 +294,7 @@ def test_a_good_adapter_still_loads_and_a_bad_rank_head_is_an_adapter_error(watc
     from safetensors.torch import save_file
 
     from r2r_agent import AdapterError
-    from r2r_agent.modeling import RANK_HEAD_FILE, load_rank_head
+    from r2r_agent.modeling import RANK_HEAD_FILE, check_rank_head, load_rank_head
     from r2r_agent.student import Student
 
     folder = write_tiny_adapter(tmp_path / "good")
@@ -303,6 +303,15 @@ def test_a_good_adapter_still_loads_and_a_bad_rank_head_is_an_adapter_error(watc
     save_file({"weight": torch.zeros(3, 32), "junk": torch.zeros(1)}, str(folder / RANK_HEAD_FILE))
     with pytest.raises(AdapterError, match="is not a rank head"):
         load_rank_head(folder)
+    with pytest.raises(AdapterError, match="is not a rank head"):  # checked from the header when the student is built
+        Student.default(adapter=folder)
+    (folder / RANK_HEAD_FILE).write_bytes(b"\x08" + bytes(20))
+    with pytest.raises(AdapterError, match="is not a readable safetensors file"):
+        Student.default(adapter=folder)
+    save_file({"weight": torch.ones(1, 32), "bias": torch.zeros(1)}, str(folder / RANK_HEAD_FILE))
+    assert check_rank_head(folder) and not check_rank_head(tmp_path)
+    lazy = Student.default(adapter=folder)
+    assert lazy.rescorer.get().rank_head is not None  # loaded with the LM, on first use
 
 
 def test_default_loads_smollm2_only_when_a_call_needs_it(watched_base, tmp_path):

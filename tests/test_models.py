@@ -133,3 +133,58 @@ def test_adapter_folder_without_config_is_a_clear_error(tiny_lm_dir, tmp_path):
     with pytest.raises(AdapterError, match="notadapter'?: no adapter_config.json; pass a folder written by") as error:
         Student.from_pretrained(tiny_lm_dir, adapter=tmp_path / "notadapter")
     assert isinstance(error.value, ModelPreparationError)
+
+
+def test_shared_prompt_prefix_runs_once_and_changes_nothing(tiny_lm, monkeypatch):
+    """Issue 20 item 4: the prompts' common prefix (system prompt + query) is prefilled once for the batch; every
+    row still writes exactly what it writes alone (mid-sequence padding is masked, positions follow the mask)."""
+    import functools
+
+    from r2r_agent import explainer as explainer_module
+
+    model, tokenizer = tiny_lm
+    explainer = Explainer(model, tokenizer, max_new_tokens=8, batch_size=8)
+    passages = ["fleas live two months", "a", "the sun is a star that warms the earth every day"]
+    calls: list[int] = []
+    real_forward = model.forward
+
+    @functools.wraps(real_forward)  # keeps its signature (the explainer reads which cache keyword it takes)
+    def counting_forward(*args, **kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        calls.append(int(ids.shape[0] * ids.shape[1]) if ids is not None else 0)
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counting_forward)
+    shared = explainer.explain("how long do fleas live", passages, verdicts=["relevant", None, "not_relevant"])
+    prefilled_shared = calls[0] + calls[1]
+    calls.clear()
+    monkeypatch.setattr(explainer_module, "MIN_SHARED_PREFIX_TOKENS", 10**9)
+    unshared = explainer.explain("how long do fleas live", passages, verdicts=["relevant", None, "not_relevant"])
+    alone = [explainer.explain("how long do fleas live", [p], verdicts=[v]).texts[0]
+             for p, v in zip(passages, ["relevant", None, "not_relevant"])]
+    assert shared.texts == unshared.texts == alone
+    assert shared.generated_tokens == unshared.generated_tokens
+    assert prefilled_shared < calls[0]  # fewer prompt tokens went through the model
+
+
+def test_generation_stops_at_the_end_of_the_reason(tiny_lm):
+    """A row stops once it has written its sentences (the token after the full stop shows it ended); what a stopped
+    row is padded with afterwards is never read."""
+    import torch
+
+    from r2r_agent.explainer import _SentenceStop
+
+    _, tokenizer = tiny_lm
+    prompt = tokenizer("Query: fleas", add_special_tokens=False)["input_ids"]
+    steps = [tokenizer(text, add_special_tokens=False)["input_ids"]
+             for text in ("It lives two months. It also", "Version 2.5 is out. Then more", "no end")]
+    width = max(len(s) for s in steps)
+    stop = _SentenceStop(tokenizer, [1, 2, 1])
+    done = None
+    for n in range(1, width + 1):
+        rows = [prompt + (s + [tokenizer.pad_token_id] * width)[:n] for s in steps]
+        done = stop(torch.tensor(rows), None)
+    assert done.tolist() == [True, False, False] and stop.lengths[1:] == [None, None]
+    first = tokenizer.decode(steps[0][: stop.lengths[0]], skip_special_tokens=True)
+    assert first.startswith("It lives two months.") and tidy(first) == "It lives two months."
+    assert not _SentenceStop(tokenizer, [None, None]).active

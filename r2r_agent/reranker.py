@@ -41,10 +41,13 @@ _UNSET: Any = object()
 class Reranker:
     """Reranks passages for a query and explains the order.
 
-    The cascade: the student's scorer scores every passage (optionally mixed with the first-stage score each passage
-    came with, ``first_stage_weight``); optionally its LM re-scorer re-scores the top ``rescore_top``; the explainer
-    writes a direct explanation for each of the top ``explain_top`` and one comparison over the top ``compare_top``.
-    Each stage's cost is recorded in :attr:`Ranking.stages`.
+    The cascade (:mod:`r2r_agent.stages`, one :class:`~r2r_agent.candidate.Candidate` record per passage): the
+    student's scorer scores every passage (optionally mixed with the first-stage score each passage came with,
+    ``first_stage_weight``); the ``ordering`` (:mod:`r2r_agent.orderings`) orders them all (the verdict tiers judge
+    every passage first); optionally its LM re-scorer re-scores the top ``rescore_top``; the returned passages are
+    judged (evidence, relevance, verdict); the top ``explain_top`` get a direct explanation and the top
+    ``compare_top`` one comparison (LM stages that ``budget_ms`` may skip). Each stage's cost is recorded in
+    :attr:`Ranking.stages`.
 
     Every setting of a call lives in one :class:`~r2r_agent.RerankConfig` (see its fields for what each does). The
     reranker holds the defaults; each call may override any of them by keyword or pass a whole ``config``.

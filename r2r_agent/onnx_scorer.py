@@ -211,6 +211,8 @@ def _session(path: Path, threads: int | None) -> Any:
     options.inter_op_num_threads = 1
     # No busy-waiting between calls: the scorer's threads would spin on the cores the explainer (torch) needs next.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No arena: it keeps the largest batch's activations (attention of 32 x 256 tokens) resident after the call.
+    options.enable_cpu_mem_arena = False
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

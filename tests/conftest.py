@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+import ctypes
+import ctypes.util
+import gc
 import os
 import socket
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,3 +142,29 @@ def dl19_candidates() -> Path:
     if not path.is_file():
         pytest.skip(f"shared TREC DL data not present ({path})")
     return path
+
+
+# -- the suite's footprint ------------------------------------------------------------------------------------------
+
+
+def _trim_heap() -> None:
+    """Give freed memory back to the system: collect cycles (models held in reference cycles), then ask glibc to
+    return its free arenas (``malloc_trim``). Without it a process that once held a model keeps that resident size
+    for the rest of the run, and every later peak starts from there."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        name = ctypes.util.find_library("c")
+        if name:
+            try:
+                ctypes.CDLL(name).malloc_trim(0)
+            except (OSError, AttributeError):  # not glibc (musl): nothing to trim
+                pass
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the last test of each module, once its module-scoped fixtures (models) are torn down."""
+    result = yield
+    if nextitem is None or getattr(nextitem, "module", None) is not getattr(item, "module", None):
+        _trim_heap()
+    return result

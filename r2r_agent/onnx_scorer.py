@@ -231,6 +231,9 @@ class OnnxEncoderScorer(EncoderScorer):
 
     def __init__(self, session: Any, tokenizer: Any, *, name: str = MINILM_ID, weights: str = "int8",
                  **settings: Any) -> None:
+        # Batches of 8, not torch's 32: less padding and a smaller peak. Scoring 100 DL19 passages (int8, best of
+        # 3, busy machine): 1.37 CPU s at 8 vs 2.27 at 32; peak RSS of the scorer alone 422 vs 553 MB.
+        settings.setdefault("batch_size", 8)
         super().__init__(None, tokenizer, name=name, **settings)
         self.session = session
         self.weights = weights

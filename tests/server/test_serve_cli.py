@@ -90,10 +90,10 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(serve, tiny_lm_dir, 
 
 
 def test_sigterm_past_the_shutdown_timeout_stops_the_work_and_exits_0(serve, tiny_lm_dir, tmp_path):
-    """A request still running when --shutdown-timeout-s ends is cancelled, and its work stops (it never reaches its
-    trace record) instead of keeping the process alive until it is done."""
+    """On SIGTERM the server stops accepting at once; a request still running when --shutdown-timeout-s ends is
+    cancelled, and its work stops (it never reaches its trace record) instead of keeping the process alive."""
     traces = tmp_path / "traces"
-    served = serve("--model", str(tiny_lm_dir), "--explain", "full", "--shutdown-timeout-s", "1", "--trace-dir",
+    served = serve("--model", str(tiny_lm_dir), "--explain", "full", "--shutdown-timeout-s", "3", "--trace-dir",
                    str(traces))
     served.wait_ready()
     documents = [f"{DOCUMENTS[0]} Passage {i}." for i in range(400)]
@@ -111,6 +111,18 @@ def test_sigterm_past_the_shutdown_timeout_stops_the_work_and_exits_0(serve, tin
     wait_for(lambda: b"r2r_requests_running 1.0" in httpx.get(served.url + "/metrics").content, 30,
              "the request to be running")
     served.process.send_signal(signal.SIGTERM)
+
+    def refused() -> bool:
+        try:
+            httpx.get(served.url + "/health", timeout=1)
+        except httpx.ConnectError:
+            return True
+        except httpx.TimeoutException:  # a busy machine: ask again
+            pass
+        return False
+
+    wait_for(refused, 10, "the server to stop accepting connections")
+    assert not result, "the request ended before the server stopped accepting"  # it was still in flight
     assert served.process.wait(120) == 0
     thread.join(60)
     # a 503 saying so, or (when the loop closed first) a dropped connection; never a 500 or the whole answer

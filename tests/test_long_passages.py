@@ -283,3 +283,18 @@ def test_long_documents_refuse_bad_settings():
         build_cases(_annotations(), positions=["top"])
     with pytest.raises(InvalidInputError, match="distractors"):
         build_cases(_annotations(), distractors=0)
+
+
+def test_truncated_means_cut_at_the_bound_and_evidence_stays_before_it(tiny_encoder):
+    from r2r_agent import EncoderScorer
+
+    model, tokenizer = tiny_encoder
+    text = long_text(200)
+    bounded = EncoderScorer(model, tokenizer, max_tokens=32, max_tokens_per_passage=100)
+    whole = EncoderScorer(model, tokenizer, max_tokens=32, max_tokens_per_passage=100_000)
+    cut = Reranker(Student(scorer=bounded), explain="evidence", compare_top=0).rerank("fleas", [text, "fleas bite"])
+    read = Reranker(Student(scorer=whole), explain="evidence", compare_top=0).rerank("fleas", [text, "fleas bite"])
+    by_text = {j.text: j for j in cut}
+    assert by_text[text].truncated and not by_text["fleas bite"].truncated
+    assert not any(j.truncated for j in read)
+    assert by_text[text].evidence_span[1] <= bounded.visible_chars(text) < len(text)

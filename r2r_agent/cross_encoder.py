@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import aio
 from .errors import InvalidInputError, ModelPreparationError
 from .modeling import fit_tokens, load_tokenizer, resolve_dtype, visible_chars
 from .progress import quiet_loading
@@ -150,11 +151,13 @@ class CrossEncoderScorer:
         """Tokens of a passage read with windows of ``window`` tokens (one window when not windowing)."""
         return window if self.max_tokens_per_passage is None else self.max_tokens_per_passage
 
+    @aio.guarded_by_model()  # one call at a time per tokenizer/model, whoever holds it (H1: issue 19.13)
     def visible_chars(self, text: str) -> int:
         """How many leading characters of a passage the model reads with any query within ``max_query_tokens``:
         up to ``max_tokens_per_passage`` tokens in windows (else a lower bound: a shorter query leaves it more)."""
         return visible_chars(self.tokenizer, text, self._bound(self._passage_budget(self.max_query_tokens)))
 
+    @aio.guarded_by_model()  # one call at a time per tokenizer/model, whoever holds it (H1: issue 19.13)
     def score(self, query: str, passages: Sequence[str]) -> Scores:
         """Score each (query, passage) pair, batched and length-sorted."""
 

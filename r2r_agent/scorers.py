@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from . import prompts
+from . import aio, prompts
 from .errors import InvalidInputError
 from .modeling import (
     check_quantize,
@@ -206,6 +206,7 @@ class EncoderScorer:
     def _windowed(self) -> bool:
         return self.max_tokens_per_passage is not None and self.max_tokens_per_passage > self._window_tokens
 
+    @aio.guarded_by_model()  # one call at a time per tokenizer/model, whoever holds it (H1: issue 19.13)
     def visible_chars(self, text: str) -> int:
         """How many leading characters of ``text`` the scorer reads: up to ``max_tokens_per_passage`` tokens in
         windows (or the first window), all of it when it is not cut."""
@@ -248,6 +249,7 @@ class EncoderScorer:
             return torch.empty(0), []
         return torch.stack(rows), truncated
 
+    @aio.guarded_by_model()  # one call at a time per tokenizer/model, whoever holds it (H1: issue 19.13)
     def score(self, query: str, passages: Sequence[str]) -> Scores:
         """Cosine similarity between the query and each passage (a long passage: of each window, pooled by
         :attr:`window_rule`)."""
@@ -334,6 +336,7 @@ class LMScorer:
                       "old name goes in the next release", DeprecationWarning, stacklevel=2)
         return self.log_odds_from_logits(logits)
 
+    @aio.guarded_by_model()  # one call at a time per tokenizer/model, whoever holds it (H1: issue 19.13)
     def visible_chars(self, text: str) -> int:
         """How many leading characters of a passage fit the passage token budget."""
         return visible_chars(self.tokenizer, text, self.max_passage_tokens)
@@ -352,6 +355,7 @@ class LMScorer:
             flags.append(truncated)
         return texts, flags
 
+    @aio.guarded_by_model()  # one call at a time per tokenizer/model, whoever holds it (H1: issue 19.13)
     def score(self, query: str, passages: Sequence[str]) -> Scores:
         """Score each passage with one forward pass (batched, length-sorted, last position only)."""
         import torch

@@ -199,6 +199,37 @@ def candidate_spans(text: str, visible_chars: int | None = None, *,
     return _at_most(kept, max_sentences)
 
 
+def best_window_spans(text: str, windows: Sequence[tuple[int, int, float]], visible_chars: int | None = None, *,
+                      keep: int = 2, max_sentences: int = MAX_SENTENCES_PER_PASSAGE) -> list[tuple[int, int]]:
+    """The sentence spans of a long passage's ``keep`` best-scoring windows (``Scores.windows``), in text order.
+
+    A passage read in many windows has more sentences than :data:`MAX_SENTENCES_PER_PASSAGE`, which
+    :func:`candidate_spans` joins into groups (evidence of 2-3 sentences at 20,000 characters); the sentences of the
+    windows the scorer scored best are where the answer is, and there are few enough to judge one by one.
+    Without windows (or with one) this is :func:`candidate_spans`.
+
+    Args:
+        text: The passage.
+        windows: ``(start, end, score)`` of each window, offsets into ``text``.
+        visible_chars: As :func:`candidate_spans`.
+        keep: How many of the best windows to take sentences from.
+        max_sentences: As :func:`candidate_spans`.
+
+    Example:
+        >>> text = "Cats purr. Dogs bark. Fleas live three months. Birds sing."
+        >>> [text[s:e] for s, e in best_window_spans(text, [(0, 21, 0.1), (22, 58, 0.9)], keep=1)]
+        ['Fleas live three months.', 'Birds sing.']
+    """
+    if len(windows) < 2:
+        return candidate_spans(text, visible_chars, max_sentences=max_sentences)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"best_window_spans: keep must be an int >= 1, got {keep!r}")
+    best = sorted(windows, key=lambda w: -w[2])[:keep]
+    every = candidate_spans(text, visible_chars, max_sentences=len(text) + 1)
+    inside = [(s, e) for s, e in every if any(a <= s and e <= b for a, b, _ in best)]
+    return _at_most(inside, max_sentences) if inside else _at_most(every, max_sentences)
+
+
 def _at_most(spans: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
     """``spans`` joined, neighbour to neighbour, into at most ``limit`` groups of near-equal counts."""
     if len(spans) <= limit:
@@ -254,4 +285,5 @@ def choose_evidence(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, in
 
 
 __all__ = ["MAX_SENTENCES_PER_PASSAGE", "MAX_SENTENCE_WORDS", "NEAR_COPY_EXTRA_WORDS", "NEAR_COPY_SHARE",
-           "TITLE_MAX_WORDS", "Evidence", "candidate_spans", "choose_evidence", "sentence_spans", "statement_problem"]
+           "TITLE_MAX_WORDS", "Evidence", "best_window_spans", "candidate_spans", "choose_evidence", "sentence_spans",
+           "statement_problem"]

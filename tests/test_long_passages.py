@@ -298,3 +298,22 @@ def test_truncated_means_cut_at_the_bound_and_evidence_stays_before_it(tiny_enco
     assert by_text[text].truncated and not by_text["fleas bite"].truncated
     assert not any(j.truncated for j in read)
     assert by_text[text].evidence_span[1] <= bounded.visible_chars(text) < len(text)
+
+
+def test_evidence_candidates_of_a_long_passage_come_from_its_best_windows(tiny_encoder):
+    from r2r_agent import EncoderScorer
+    from r2r_agent.evidence import best_window_spans
+
+    model, tokenizer = tiny_encoder
+    text = long_text(300)
+    windows = EncoderScorer(model, tokenizer, max_tokens=32).score("fleas", [text]).windows[0]
+    assert len(candidate_spans(text)) == MAX_SENTENCES_PER_PASSAGE  # 300 sentences joined into groups
+    spans = best_window_spans(text, windows, keep=2)
+    best = sorted(windows, key=lambda w: -w[2])[:2]
+    assert 0 < len(spans) < MAX_SENTENCES_PER_PASSAGE
+    assert all(any(a <= s and e <= b for a, b, _ in best) for s, e in spans)
+    assert all(text[s:e] in SENTENCES for s, e in spans)  # whole single sentences, not groups
+    assert spans == sorted(spans)
+    assert best_window_spans(text, windows[:1]) == candidate_spans(text)
+    with pytest.raises(ValueError, match="keep must be an int >= 1"):
+        best_window_spans(text, windows, keep=0)

@@ -335,3 +335,22 @@ def test_default_loads_smollm2_only_when_a_call_needs_it(watched_base, tmp_path)
     assert full[0].explanation is not None and student.explainer.shared.loaded and student.rescorer.built
     assert watched_base == [False]  # prepared (looked up) once, for both
     assert student.rescorer.model is student.explainer.model  # one copy in memory
+
+
+def test_default_with_the_onnx_scorer_runtime(fake_default_parts, monkeypatch, tiny_encoder):
+    """Student.default(scorer_runtime="onnx") takes its scorer from OnnxEncoderScorer.default (asked for the same
+    quantisation and cache) and says so in its name; anything else is a clear error."""
+    pytest.importorskip("onnxruntime")
+    from r2r_agent import EncoderScorer, InvalidInputError
+    from r2r_agent.onnx_scorer import OnnxEncoderScorer
+    from r2r_agent.student import Student
+
+    asked = []
+    tiny = EncoderScorer(*tiny_encoder, name="all-MiniLM-L6-v2")
+    monkeypatch.setattr(OnnxEncoderScorer, "default", classmethod(lambda cls, **kwargs: asked.append(kwargs) or tiny))
+    student = Student.default(scorer_runtime="onnx", quantize="int8", dtype="float32", cache_dir="/nowhere")
+    assert student.scorer is tiny and asked[0]["quantize"] == "int8" and asked[0]["cache_dir"] == "/nowhere"
+    assert student.name.startswith("all-MiniLM-L6-v2 (int8, onnx) + ") and student.name.endswith("(float32)")
+    assert student.calibrator is not None  # MiniLM's shipped calibrator, by the scorer's name
+    with pytest.raises(InvalidInputError, match="scorer_runtime must be one of \\('torch', 'onnx'\\), got 'tensorrt'"):
+        Student.default(scorer_runtime="tensorrt")

@@ -110,3 +110,53 @@ def test_bad_settings_are_clear_errors(tmp_path):
         OnnxEncoderScorer.default(quantize="int4", cache_dir=tmp_path)
     with pytest.raises(InvalidInputError, match="float32 or int8"):
         OnnxEncoderScorer.default(dtype="bfloat16", cache_dir=tmp_path)
+
+
+def ndcg_at_10(scorer, candidates_file, qrels_file) -> float:
+    """Mean nDCG@10 of ``scorer`` reranking a top-100 file (trec_eval semantics: score descending, ties by docid
+    descending, linear gains, queries with judgments only). Measure only: DL19/DL20 are test sets."""
+    import gzip
+    import json
+    import math
+    from collections import defaultdict
+
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    with open(qrels_file, encoding="utf-8") as lines:
+        for line in lines:
+            qid, _, docid, label = line.split()
+            qrels[qid][docid] = int(label)
+    values = []
+    with gzip.open(candidates_file, "rt", encoding="utf-8") as handle:
+        for row in map(json.loads, handle):
+            judged = qrels.get(row["qid"])
+            if not judged:
+                continue
+            candidates = row["candidates"]
+            scores = scorer.score(row["query"], [c["text"] for c in candidates]).values
+            order = sorted(range(len(candidates)), key=lambda i: (scores[i], candidates[i]["docid"]), reverse=True)
+            dcg = sum(judged.get(candidates[i]["docid"], 0) / math.log2(rank + 2) for rank, i in enumerate(order[:10]))
+            ideal = sum(g / math.log2(rank + 2) for rank, g in enumerate(sorted(judged.values(), reverse=True)[:10]))
+            values.append(dcg / ideal if ideal else 0.0)
+    return sum(values) / len(values)
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark
+def test_int8_onnx_keeps_ndcg_within_0_003_of_float32(dl19_candidates, benchmark):
+    """Issue 20 item 4's condition for an int8 or ONNX scorer, on DL19 and DL20 (BM25 top-100, all judged queries).
+
+        pytest tests/test_onnx_scorer.py -m benchmark -k ndcg --benchmark-json=ndcg.json   # ~10 min on 2 cores
+    """
+    pytest.importorskip("onnx")
+    data = dl19_candidates.parent
+    float32 = EncoderScorer.default(dtype="float32")
+    int8 = OnnxEncoderScorer.default(quantize="int8")
+    results = {}
+    for name in ("dl19", "dl20"):
+        files = (data / f"{name}.bm25.top100.jsonl.gz", data / f"qrels.{name}-passage.txt")
+        results[name] = {"float32": round(ndcg_at_10(float32, *files), 4),
+                         "onnx_int8": round(ndcg_at_10(int8, *files), 4)}
+    benchmark.extra_info.update(results)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    for name, result in results.items():
+        assert abs(result["onnx_int8"] - result["float32"]) <= 0.003, (name, result)

@@ -26,6 +26,7 @@ from typing import Any
 
 from r2r_agent.calibration import FEATURES, VERDICTS, Calibrator
 from r2r_agent.errors import InvalidInputError
+from r2r_agent.metrics import balanced_accuracy
 from r2r_agent.progress import maybe_progress
 
 from .dataset import split_query_ids
@@ -149,17 +150,6 @@ def _fit_logistic(rows: Sequence[Sequence[float]], labels: Sequence[int], l2: fl
         b -= 0.5 * float((p - y).mean())
     weights = w / spread
     return [float(v) for v in weights], float(b - weights @ mean)
-
-
-def balanced_accuracy(labels: Sequence[bool], predicted: Sequence[bool]) -> float:
-    """The mean of the true-positive and true-negative rates (0.5 for a constant guess)."""
-    positives = sum(labels)
-    negatives = len(labels) - positives
-    if not positives or not negatives:
-        return float("nan")
-    hits = sum(1 for y, p in zip(labels, predicted) if y and p)
-    rejections = sum(1 for y, p in zip(labels, predicted) if not y and not p)
-    return 0.5 * (hits / positives + rejections / negatives)
 
 
 def best_threshold(values: Sequence[float], labels: Sequence[bool]) -> float:

@@ -90,10 +90,6 @@ class TeacherAnswer:
         """The direct reasons in ranked order (best first)."""
         return tuple(self.direct_reasons[i] for i in self.ranking)
 
-    def ranked_comparison_reasons(self) -> tuple[str | None, ...]:
-        """The comparison reasons in ranked order (best first)."""
-        return tuple(self.comparison_reasons[i] for i in self.ranking)
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (indices stay 0-based)."""
         return {

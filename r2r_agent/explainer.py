@@ -178,7 +178,7 @@ class Explainer:
             rendered.append(prompts.render(self.tokenizer, messages))
             flags.append(truncated)
         # The judged prompt asks for one sentence, the zero-shot one for one or two: stop there (issue 20 item 4).
-        result = self.generate(rendered, sentences=[1 if v is not None else 2 for v in verdicts])
+        result = self._generate(rendered, None, [1 if v is not None else 2 for v in verdicts])
         return Generation(result.texts, flags, result.generated_tokens, result.seconds, query_cut)
 
     def compare_grounded(self, query: str, evidences: Sequence[str | None],
@@ -187,8 +187,16 @@ class Explainer:
         query, query_cut = fit_tokens(self.tokenizer, query, self.max_query_tokens)
         cut = [fit_tokens(self.tokenizer, e, self.max_comparison_passage_tokens)[0] if e else None for e in evidences]
         prompt = prompts.render(self.tokenizer, prompts.grounded_comparison_messages(query, cut, verdicts))
-        result = self.generate([prompt], max_new_tokens=self.max_new_tokens * 2, sentences=[2])  # "In two sentences"
+        # The prompt asks for two sentences, but the adapter writes one per passage ("[1] ... [2] ... [3] ..."): stop
+        # after as many as there are passages, so no passage's sentence is cut off (A/B in docs/performance.md).
+        result = self._generate([prompt], self.max_new_tokens * 2, [max(2, len(evidences))])
         return Generation(result.texts, [False] * len(evidences), result.generated_tokens, result.seconds, query_cut)
+
+    def _generate(self, rendered: list[str], max_new_tokens: int | None, sentences: list[int | None]) -> Generation:
+        # A subclass written before generate(sentences=) (overriding generate without it) keeps working, unstopped.
+        if "sentences" in inspect.signature(self.generate).parameters:
+            return self.generate(rendered, max_new_tokens=max_new_tokens, sentences=sentences)
+        return self.generate(rendered, max_new_tokens=max_new_tokens)
 
     @aio.guarded_by_model()  # one call at a time per tokenizer/model, whoever holds it (H1: issue 19.13)
     def generate(self, rendered_prompts: Sequence[str], *, max_new_tokens: int | None = None,

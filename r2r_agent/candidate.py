@@ -64,6 +64,8 @@ class Candidate:
         truncated: Whether a model cut the passage to its budget.
         judged: What the judging stage found (empty until it ran).
         explained: Its direct explanation, if it got one.
+        windows: For a passage the scorer read in several windows, each window's ``(start, end, score)`` (offsets
+            into :attr:`text`); the judging stage looks for evidence in the best ones.
     """
 
     index: int
@@ -75,6 +77,7 @@ class Candidate:
     truncated: bool = False
     judged: Judged = field(default_factory=Judged)
     explained: Explained | None = None
+    windows: tuple[tuple[int, int, float], ...] = ()
 
     @property
     def input_rank(self) -> int:

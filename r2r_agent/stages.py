@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 from .calibration import Calibrator
 from .candidate import Candidate, Explained, Judged
-from .evidence import candidate_spans, choose_evidence
+from .evidence import best_window_spans, choose_evidence
 from .explanations import compose, contradicts, evidence_explanation, grounded_comparison
 from .grounding import guard
 from .orderings import mix_scores
@@ -81,8 +81,10 @@ def score(scorer: Scorer, query: str, items: Sequence[Passage]) -> tuple[list[Ca
     start = time.perf_counter()
     scored = as_scores(scorer.score(query, texts), len(items), scorer.name)
     cost = StageCost("score", scorer.name, len(items), time.perf_counter() - start, cache_hits=scored.cache_hits)
-    candidates = [Candidate(i, p, text, value, value, truncated=cut)
-                  for i, (p, text, value, cut) in enumerate(zip(items, texts, scored.values, scored.truncated))]
+    windows = scored.windows or [[] for _ in items]
+    candidates = [Candidate(i, p, text, value, value, truncated=cut, windows=tuple(own))
+                  for i, (p, text, value, cut, own) in enumerate(zip(items, texts, scored.values, scored.truncated,
+                                                                      windows))]
     return candidates, cost, scored.query_truncated
 
 
@@ -100,7 +102,8 @@ def rescore(rescorer: Scorer, query: str, head: Sequence[Candidate],
 
 
 def judge(student: Student, query: str, texts: Sequence[str], originals: Sequence[str], indices: Sequence[int],
-          scores: Sequence[float]) -> tuple[dict[int, Judged], StageCost | None]:
+          scores: Sequence[float], windows: Sequence[Sequence[tuple[int, int, float]]] | None = None,
+          ) -> tuple[dict[int, Judged], StageCost | None]:
     """Evidence (the best sentence, scored by the student's own scorer), relevance and verdict of ``indices``.
 
     Args:
@@ -110,23 +113,27 @@ def judge(student: Student, query: str, texts: Sequence[str], originals: Sequenc
         originals: Every passage as given (evidence is cut from these, so it is an exact substring).
         indices: The passages to judge.
         scores: Every passage's score from the scorer alone (what the calibrator was fitted on).
+        windows: Every passage's windows (``Scores.windows``) when the scorer read some in several: their sentences
+            are judged from the best-scoring windows (:func:`~r2r_agent.evidence.best_window_spans`), so a
+            20,000-character passage's evidence is a sentence, not a group of them.
     """
     if not indices:
         return {}, None
     start = time.perf_counter()
     scorer = student.scorer
     reads = scorer if isinstance(scorer, ReadsPrefix) else None
-    spans = [candidate_spans(originals[i], reads.visible_chars(texts[i]) if reads else None) for i in indices]
+    spans = [best_window_spans(originals[i], windows[i] if windows else (),
+                               reads.visible_chars(texts[i]) if reads else None) for i in indices]
     sentences = [texts[i][s:e] for i, own in zip(indices, spans) for s, e in own]
-    sentence_scores = as_scores(scorer.score(query, sentences), len(sentences), scorer.name).values if sentences \
-        else []
+    scored = as_scores(scorer.score(query, sentences), len(sentences), scorer.name) if sentences else None
+    sentence_scores = scored.values if scored else []
     calibrator = usable_calibrator(student)
     # With a calibrator, the evidence is the sentence most likely to answer on its own (its score and the query
     # words it holds); without one, the sentence the scorer scores highest.
     preference = None if calibrator is None else [
         calibrator.relevance(calibrator.feature_values(query, sentence, score, score))
         for sentence, score in zip(sentences, sentence_scores)]
-    evidence = choose_evidence([originals[i] for i in indices], spans, sentence_scores, preference)
+    evidence = choose_evidence([originals[i] for i in indices], spans, sentence_scores, preference, query=query)
     best_scores = _best_per_passage(spans, sentence_scores)
     judged = {}
     for i, found, best in zip(indices, evidence, best_scores):
@@ -135,7 +142,8 @@ def judge(student: Student, query: str, texts: Sequence[str], originals: Sequenc
             relevance = calibrator.relevance(calibrator.feature_values(query, texts[i], scores[i], best))
             verdict = calibrator.verdict(relevance)
         judged[i] = Judged(relevance, verdict, found.text if found else None, found.span if found else None, best)
-    return judged, StageCost("judge", scorer.name, len(sentences), time.perf_counter() - start)
+    return judged, StageCost("judge", scorer.name, len(sentences), time.perf_counter() - start,
+                             cache_hits=scored.cache_hits if scored else 0)
 
 
 def judge_candidates(student: Student, query: str,
@@ -146,7 +154,7 @@ def judge_candidates(student: Student, query: str,
     # judge() indexes every passage of the call; only these are read.
     texts = [c.text for c in candidates]
     found, cost = judge(student, query, texts, [c.passage.text for c in candidates], range(len(candidates)),
-                        [c.raw_score for c in candidates])
+                        [c.raw_score for c in candidates], [c.windows for c in candidates])
     return [replace(c, judged=found[n]) for n, c in enumerate(candidates)], cost
 
 

@@ -86,6 +86,15 @@ def test_judgments_carry_evidence_relevance_and_verdict():
     assert ranking.answerable is True
 
 
+def test_a_near_copy_of_the_query_is_not_the_evidence_of_a_rerank():
+    # The heading repeats every query word (it scores highest) but answers nothing; the reranker passes the query to
+    # the evidence choice, so the sentence that states the answer is chosen.
+    text = "How long do adult fleas live. Adult fleas live two to three months."
+    ranking = Reranker(Student(scorer=WordScorer(), calibrator=calibrator()), explain="evidence",
+                       compare_top=0).rerank("how long do adult fleas live", [text])
+    assert ranking[0].evidence == "Adult fleas live two to three months."
+
+
 def test_min_relevance_drops_and_answerable_says_when_nothing_answers():
     student = Student(scorer=WordScorer(), calibrator=calibrator())
     passages = ["The sun is hot.", "Cats sleep a lot.", "Fleas bite."]

@@ -221,6 +221,9 @@ def test_a_repeated_call_scores_nothing_again(tiny_encoder):
     second = reranker.rerank(QUERY, texts, top_n=5)
     assert scored_first > 20 and sum(seen) == scored_first  # passages and the judged sentences: all from the cache
     assert next(s for s in second.stages if s.stage == "score").cache_hits == 20
+    judged = next(s for s in second.stages if s.stage == "judge")
+    assert judged.cache_hits == judged.items > 0  # the judged sentences' hits are shown too
+    assert next(s for s in first.stages if s.stage == "judge").cache_hits == 0
     assert _outcome(second) == _outcome(first)
 
 

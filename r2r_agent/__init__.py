@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .explainer import Explainer
     from .openai_student import OpenAIExplainer, OpenAIScorer
     from .reranker import Reranker
+    from .score_cache import with_score_cache
     from .scorers import EncoderScorer, LMScorer, Scorer, Scores
     from .student import Student
 
@@ -50,6 +51,7 @@ _LAZY = {
     "CrossEncoderScorer": "cross_encoder",
     "OpenAIScorer": "openai_student",
     "OpenAIExplainer": "openai_student",
+    "with_score_cache": "score_cache",
 }
 
 
@@ -86,4 +88,5 @@ __all__ = [
     "Scores",
     "StageCost",
     "Student",
+    "with_score_cache",
 ]

@@ -50,11 +50,11 @@ class TableScorer:
 class EchoExplainer:
     name = "echo"
 
-    def explain(self, query, passages):
+    def explain(self, query, passages, *, verdicts=None, evidence=None):
         return Generation(texts=[f"mentions {p.split()[1]}" for p in passages], truncated=[False] * len(passages))
 
-    def compare(self, query, passages):
-        return Generation(texts=[f"{len(passages)} passages, most specific first"], truncated=[False])
+    def compare_grounded(self, query, evidences, verdicts):
+        return Generation(texts=[f"{len(evidences)} passages, most specific first"], truncated=[False])
 
 
 TABLE = {PASSAGES[2].text: 3.0, PASSAGES[3].text: 2.0, PASSAGES[0].text: 1.0, PASSAGES[1].text: -1.0}

@@ -163,6 +163,27 @@ def default_reranker() -> Reranker:
     return Reranker()
 
 
+class HoldsReranker:
+    """The ``reranker`` and ``top_n`` of an adapter (a framework's pydantic model declares ``config`` and the private
+    ``_reranker`` itself)."""
+
+    if TYPE_CHECKING:
+        config: RerankConfig
+        _reranker: Any
+
+    @property
+    def reranker(self) -> Reranker:
+        """The core reranker (the default one, on the shared default student, if none was given)."""
+        if self._reranker is None:
+            self._reranker = default_reranker()
+        return self._reranker
+
+    @property
+    def top_n(self) -> int | None:
+        """How many items are returned (``config.top_n``)."""
+        return self.config.top_n
+
+
 def check_count(owner: str, name: str, value: int | None) -> int | None:
     """Validate an optional non-negative count that is not a rerank setting (``fetch_k``)."""
     if value is None:

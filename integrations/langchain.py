@@ -144,7 +144,7 @@ async def _aemit(ranking: Ranking | None, callbacks: Callbacks | None) -> None:
     await adispatch_custom_event(RERANK_EVENT, _event_data(ranking), config=config)
 
 
-class _R2RSettings:
+class _R2RSettings(common.HoldsReranker):
     """The rerank settings (one :class:`~r2r_agent.RerankConfig`) and the reranker, shared by the compressor and the
     retriever. Any ``RerankConfig`` setting may be given by keyword; unknown names are refused."""
 
@@ -164,18 +164,6 @@ class _R2RSettings:
                                             default_top_n=self.DEFAULT_TOP_N)
         super().__init__(**own)
         self._reranker = resolved
-
-    @property
-    def reranker(self) -> Reranker:
-        """The core reranker (the default one, on the shared default student, if none was given)."""
-        if self._reranker is None:
-            self._reranker = common.default_reranker()
-        return self._reranker
-
-    @property
-    def top_n(self) -> int | None:
-        """How many documents are returned (``config.top_n``)."""
-        return self.config.top_n
 
     def _rerank(self, owner: str, documents: Sequence[Document], query: str, config: RerankConfig,
                 callbacks: Callbacks | None) -> list[Document]:

@@ -53,7 +53,7 @@ _SCORE_KEYS = common.NUMBER_KEYS
 DEFAULT_TOP_N = 5
 
 
-class R2R(BaseNodePostprocessor):
+class R2R(common.HoldsReranker, BaseNodePostprocessor):
     """Reranks retrieved nodes with r2r-agent's student and writes *why* into each node's metadata.
 
     The returned nodes are new copies (the caller's nodes are never modified). Each ranked copy gets
@@ -135,18 +135,6 @@ class R2R(BaseNodePostprocessor):
     def class_name(cls) -> str:
         """The name LlamaIndex uses to (de)serialise this component."""
         return "R2R"
-
-    @property
-    def reranker(self) -> Reranker:
-        """The core reranker (the default one, on the shared default student, if none was given)."""
-        if self._reranker is None:
-            self._reranker = common.default_reranker()
-        return self._reranker
-
-    @property
-    def top_n(self) -> int | None:
-        """How many nodes are returned (``config.top_n``)."""
-        return self.config.top_n
 
     # -- LlamaIndex entry points -------------------------------------------------------------------------------
 

@@ -4,13 +4,14 @@ The tests skip, saying why, where no browser is installed (``.ci/run`` installs 
 They check in the DOM that each highlighted span is exactly ``text[start:end]`` of the traced passage, that the
 filters and the diff view work by clicking, and that hostile text stays inert (no dialog, no script node from data, no
 request in the browser's network log). The slow test traces three DL19 queries through the default student and saves
-the README's screenshots (docs/trace-index.png, docs/trace-call.png).
+the README's screenshots (docs/trace-index.png, docs/trace-call.png: `R2R_SCREENSHOT_DIR=docs`).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from r2r_agent.traces.report import render_html
 from .browser import browser_missing, chromium, open_page, requests_made
 from .tiny_traces import PASSAGES, Passage, records, write
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+#: Set to a folder (``R2R_SCREENSHOT_DIR=docs`` refreshes the README's pictures) to keep the screenshots there; by
+#: default they go to the test's temporary folder, so a test run never changes tracked files.
+SCREENSHOT_DIR_ENV = "R2R_SCREENSHOT_DIR"
 HOSTILE = ("</script><script>alert(1);window.__pwned=1</script><img src=x onerror=\"alert(2);window.__pwned=2\">"
            "<a href=\"javascript:alert(3)\">click</a> <svg onload=alert(4)> \u202eevil\u202c \x1b[31mred\x07 "
            "<iframe src=\"https://example.com/\"></iframe> fleas live a month")
@@ -217,9 +220,10 @@ def test_a_real_trace_in_the_browser_and_the_screenshots(browser, dl19_trace, tm
     assert _check_spans(browser, items) >= 10  # the student picked evidence in most returned passages
     assert requests_made(browser) == [page.as_uri()]
     open_page(browser, page, "#call-0")
-    DOCS.mkdir(exist_ok=True)
+    shots = Path(os.environ.get(SCREENSHOT_DIR_ENV) or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
     browser.set_window_size(1400, 1000)
-    browser.save_screenshot(str(DOCS / "trace-index.png"))
+    browser.save_screenshot(str(shots / "trace-index.png"))
     # Scroll the call's pane to its passages and let two frames paint before the picture (it raced before).
     browser.execute_script("var d = document.getElementById('detail'), p = document.getElementById('passages');"
                            " d.scrollTop = p.getBoundingClientRect().top - d.getBoundingClientRect().top + d.scrollTop"
@@ -227,5 +231,6 @@ def test_a_real_trace_in_the_browser_and_the_screenshots(browser, dl19_trace, tm
     browser.execute_async_script("var done = arguments[0];"
                                  " requestAnimationFrame(function () { requestAnimationFrame(done); });")
     assert browser.execute_script("return document.getElementById('detail').scrollTop") > 0
-    browser.save_screenshot(str(DOCS / "trace-call.png"))
+    browser.save_screenshot(str(shots / "trace-call.png"))
+    assert (shots / "trace-index.png").stat().st_size > 10_000 and (shots / "trace-call.png").stat().st_size > 10_000
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -15,11 +15,27 @@ does, so it pays for the MiniLM scorer only (issue 20 item 6: 529 MB and no Smol
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .explainer import Explainer
 from .scorers import Scorer, Scores
+
+
+@runtime_checkable
+class ReportsLoading(Protocol):
+    """A part that may load its model during a call says how long that took, once (the trace records it apart from
+    the stages: the explain stage's time is the LM's generation only)."""
+
+    def take_load_seconds(self) -> float:
+        """Seconds spent loading since the last time this was asked (0.0 when nothing loaded)."""
+        ...
+
+
+def take_load_seconds(*parts: object) -> float:
+    """The loading time the ``parts`` that report it (:class:`ReportsLoading`) have not reported yet, summed."""
+    return sum(part.take_load_seconds() for part in parts if isinstance(part, ReportsLoading))
 
 
 class SharedCausalLM:
@@ -37,6 +53,7 @@ class SharedCausalLM:
         self._load = load
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
+        self._unreported_seconds = 0.0
         self.name = name
 
     @property
@@ -50,9 +67,17 @@ class SharedCausalLM:
         if loaded is None:
             with self._lock:
                 if self._loaded is None:
+                    began = time.perf_counter()
                     self._loaded = self._load()
+                    self._unreported_seconds += time.perf_counter() - began
                 loaded = self._loaded
         return loaded
+
+    def take_load_seconds(self) -> float:
+        """Seconds spent loading since last asked (:class:`ReportsLoading`)."""
+        with self._lock:
+            seconds, self._unreported_seconds = self._unreported_seconds, 0.0
+        return seconds
 
     def set(self, model: Any = None, tokenizer: Any = None) -> None:
         """Replace the model and/or tokenizer (the other is loaded first where it was not yet)."""
@@ -106,6 +131,10 @@ class LazyExplainer(Explainer):
     def tokenizer(self, value: Any) -> None:
         if value is not None:
             self.shared.set(tokenizer=value)
+
+    def take_load_seconds(self) -> float:
+        """Seconds its shared model spent loading since last asked (:class:`ReportsLoading`)."""
+        return self.shared.take_load_seconds()
 
     def __repr__(self) -> str:
         return f"LazyExplainer({self.name!r}, loaded={self.shared.loaded})"

@@ -146,9 +146,7 @@ class Reranker:
             student = self.student
             with aio.holding(student.lock):  # an arerank cancelled while it waits gives up its place
                 ranking = self._rerank_locked(student, query, items, call, _deadline(start, call))
-        if self._tracer is not None:
-            self._tracer.record(ranking, items, top_n=call.top_n, seconds=time.perf_counter() - start,
-                                config=call.to_dict())
+        self._trace(ranking, items, call.top_n, start, call)
         return ranking
 
     async def arerank(self, query: str, passages: Sequence[Any], top_n: int | None = _UNSET, *,
@@ -214,10 +212,18 @@ class Reranker:
             ranking = self._judged_ranking(student, call.replace(explain_top=len(items), min_relevance=None),
                                            query, model_query, given, len(items), [cost], query_cut,
                                            deadline=_deadline(start, call))
-        if self._tracer is not None:
-            self._tracer.record(ranking, items, top_n=None, seconds=time.perf_counter() - start,
-                                config=call.to_dict())
+        self._trace(ranking, items, None, start, call)
         return ranking
+
+    def _trace(self, ranking: Ranking, items: Sequence[Passage], top_n: int | None, start: float,
+               call: RerankConfig) -> None:
+        """Record the call, with the time a model that loads lazily (the default student's LM) spent loading in it:
+        no stage's time holds that."""
+        if self._tracer is None:
+            return
+        if self._student is not None and (lazily := self._student.take_load_seconds()):
+            self._tracer.loaded(lazily)
+        self._tracer.record(ranking, items, top_n=top_n, seconds=time.perf_counter() - start, config=call.to_dict())
 
     def _fuse(self, candidates: list[Candidate], items: Sequence[Passage], weight: float) -> list[Candidate]:
         """The candidates' scores mixed with their first-stage scores (stage ``"score+first_stage"``), or the

@@ -12,7 +12,7 @@ from typing import Any
 from .calibration import Calibrator, shipped_calibrator
 from .errors import AdapterError, InvalidInputError, ModelPreparationError
 from .explainer import Explainer, ExplainerLike, PreVerdictExplainer
-from .lazy import LazyExplainer, LazyScorer, SharedCausalLM
+from .lazy import LazyExplainer, LazyScorer, SharedCausalLM, take_load_seconds
 from .modeling import (
     RANK_HEAD_FILE,
     check_adapter,
@@ -96,6 +96,12 @@ class Student:
 
             raise InvalidTypeError(f"Student: calibrator must be an r2r_agent.Calibrator or a path to one (r2r "
                                    f"calibrate -o FILE), got {type(self.calibrator).__name__}")
+
+    def take_load_seconds(self) -> float:
+        """Seconds its lazily loaded models (the default student's SmolLM2, loaded by the first call that needs it)
+        spent loading since last asked; 0.0 when none loaded. The reranker's trace records it apart from the
+        stages."""
+        return take_load_seconds(self.explainer)
 
     @classmethod
     def default(cls, *, dtype: str = "auto", quantize: str = "none", progress: bool = False,

@@ -142,6 +142,43 @@ def test_every_call_is_traced_including_empty_input_and_inputs_stay_untouched():
     assert [p.to_dict() for p in PASSAGES] == before
 
 
+class LoadsOnFirstUse(EchoExplainer):
+    """An explainer whose model loads during the first call that needs it (as the default student's SmolLM2)."""
+
+    def __init__(self):
+        self.unreported = 0.0
+
+    def explain(self, query, passages, *, verdicts=None, evidence=None):
+        self.unreported += 2.5  # as if loading took 2.5 s the first time
+        self.explain = super().explain  # type: ignore[method-assign]
+        return super().explain(query, passages, verdicts=verdicts, evidence=evidence)
+
+    def take_load_seconds(self):
+        seconds, self.unreported = self.unreported, 0.0
+        return seconds
+
+
+def test_a_model_loaded_during_a_call_is_recorded_as_loading_once():
+    sink = MemoryTraceSink()
+    student = Student(scorer=TableScorer(TABLE), explainer=LoadsOnFirstUse(), name="fake-student")
+    reranker = Reranker(student, trace=sink)
+    reranker.rerank(QUERY, PASSAGES, explain="evidence")  # needs no LM: nothing loads
+    reranker.rerank(QUERY, PASSAGES, explain="full")
+    reranker.rerank(QUERY, PASSAGES, explain="full")
+    assert [r.load_seconds for r in sink.records] == [None, 2.5, None]
+
+
+def test_the_shared_lm_reports_its_load_time_once():
+    import time
+
+    from r2r_agent.lazy import SharedCausalLM, take_load_seconds
+
+    shared = SharedCausalLM(lambda: (time.sleep(0.05), "model")[::-1], name="slow")
+    assert take_load_seconds(shared) == 0.0 and not shared.loaded  # asking does not load it
+    assert shared.model == "model"
+    assert take_load_seconds(shared) >= 0.05 and take_load_seconds(shared) == 0.0
+
+
 def test_no_trace_by_default_and_invalid_option():
     assert make_reranker()._tracer is None
     with pytest.raises(InvalidInputError, match="trace must be a trace sink"):

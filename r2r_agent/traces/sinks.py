@@ -292,9 +292,10 @@ class Tracer:
         self._load_lock = threading.Lock()
 
     def loaded(self, seconds: float) -> None:
-        """Note that loading the models took ``seconds``: the next record (one only) carries it."""
+        """Note that loading models took ``seconds``: the next record (one only) carries it (with any other loading
+        noted before it: the student at first use, its LM when a call first needs it)."""
         with self._load_lock:
-            self._load_seconds = seconds
+            self._load_seconds = (self._load_seconds or 0.0) + seconds
 
     def observe(self, candidates: Sequence[Candidate], calibrator: Calibrator | None = None) -> None:
         """Note what the call in progress on this thread knows beyond its ranking, for its record; never raises.

@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from .errors import InvalidInputError
+from .validation import check_count
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -242,9 +243,7 @@ def concurrency_of(student: Any, concurrency: int | None) -> int:
     """How many queries to run at once: ``concurrency`` when given (>= 1), else the student's own
     (:attr:`Student.concurrency`: 1 for in-process models, more for a served student)."""
     value = concurrency if concurrency is not None else getattr(student, "concurrency", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"rerank_many: concurrency must be an int >= 1 or None, got {value!r}")
-    return value
+    return check_count("rerank_many: concurrency", value, hint=" or None")
 
 
 def run_many(function: Callable[[str, Sequence[Any]], T], queries: Sequence[str],

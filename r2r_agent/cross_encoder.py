@@ -21,6 +21,7 @@ from .modeling import fit_tokens, load_tokenizer, resolve_dtype, visible_chars
 from .progress import quiet_loading
 from .scorers import Scores, _length_sorted_batches, windowed_scores
 from .types import model_text
+from .validation import check_count
 from .windows import (
     DEFAULT_MAX_TOKENS_PER_PASSAGE,
     check_max_tokens_per_passage,
@@ -95,8 +96,7 @@ class CrossEncoderScorer:
             raise InvalidInputError(f"CrossEncoderScorer: max_tokens must be >= {self.special_tokens + 2}, got "
                                     f"{max_tokens}")
         for label, value in (("max_query_tokens", max_query_tokens), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"CrossEncoderScorer: {label} must be an int >= 1, got {value!r}")
+            check_count(f"CrossEncoderScorer: {label}", value)
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.labels = labels
         self.max_tokens = max_tokens

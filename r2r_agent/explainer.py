@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from . import aio, prompts
-from .errors import InvalidInputError
 from .modeling import fit_tokens, left_pad, load_causal_lm
 from .scorers import DEFAULT_MAX_QUERY_TOKENS
+from .validation import check_count
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,7 @@ class Explainer:
         for label, value in (("max_new_tokens", max_new_tokens), ("max_passage_tokens", max_passage_tokens),
                              ("max_comparison_passage_tokens", max_comparison_passage_tokens),
                              ("max_query_tokens", max_query_tokens), ("batch_size", batch_size)):
-            if value < 1:
-                raise InvalidInputError(f"Explainer: {label} must be >= 1, got {value}")
+            check_count(f"Explainer: {label}", value)
         self.model = model
         self.tokenizer = tokenizer
         self.name = name

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .errors import InvalidInputError
 from .scorers import Scorer, Scores, as_scores
+from .validation import check_count
 
 if TYPE_CHECKING:
     from .student import Student
@@ -79,8 +80,7 @@ class LRUScoreCache:
     """
 
     def __init__(self, maxsize: int = DEFAULT_LRU_SIZE) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
-            raise InvalidInputError(f"LRUScoreCache: maxsize must be an int >= 1, got {maxsize!r}")
+        check_count("LRUScoreCache: maxsize", maxsize)
         self.maxsize = maxsize
         self._entries: OrderedDict[str, CachedScore] = OrderedDict()
         self._lock = threading.Lock()
@@ -301,8 +301,7 @@ class CachedExplainer:
         if not callable(getattr(explainer, "explain", None)):
             raise InvalidInputError(f"CachedExplainer: expected an explainer (with explain(query, passages, ...)), "
                                     f"got {type(explainer).__name__}")
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
-            raise InvalidInputError(f"CachedExplainer: maxsize must be an int >= 1, got {maxsize!r}")
+        check_count("CachedExplainer: maxsize", maxsize)
         self.explainer = explainer
         self.name: str = explainer.name
         self.maxsize = maxsize

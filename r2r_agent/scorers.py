@@ -38,6 +38,7 @@ from .modeling import (
 )
 from .progress import quiet_loading
 from .types import model_text
+from .validation import check_count
 from .windows import (
     DEFAULT_MAX_TOKENS_PER_PASSAGE,
     WindowPlan,
@@ -294,8 +295,7 @@ class LMScorer:
                  max_query_tokens: int = DEFAULT_MAX_QUERY_TOKENS, batch_size: int = 8,
                  rank_head: Any | None = None) -> None:
         for label, value in (("max_passage_tokens", max_passage_tokens), ("max_query_tokens", max_query_tokens)):
-            if value < 1:
-                raise InvalidInputError(f"LMScorer: {label} must be >= 1, got {value}")
+            check_count(f"LMScorer: {label}", value)
         self.max_query_tokens = max_query_tokens
         self.model = model
         self.tokenizer = tokenizer

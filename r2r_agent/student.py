@@ -22,6 +22,7 @@ from .modeling import (
     load_rank_head,
 )
 from .scorers import EncoderScorer, LMScorer, Scorer
+from .validation import check_count
 from .windows import DEFAULT_MAX_TOKENS_PER_PASSAGE
 
 logger = logging.getLogger(__name__)
@@ -252,8 +253,7 @@ class Student:
 
         from .openai_client import OpenAIClient
 
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise InvalidInputError(f"Student.from_openai: concurrency must be an int >= 1, got {concurrency!r}")
+        check_count("Student.from_openai: concurrency", concurrency)
         from .openai_student import OpenAIExplainer, OpenAIScorer
 
         client = OpenAIClient(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,

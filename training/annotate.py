@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from r2r_agent import prompts
 from r2r_agent.errors import InvalidInputError
 from r2r_agent.types import Passage, to_passages
+from r2r_agent.validation import check_count
 
 from .errors import ParseError
 from .parsing import parse_teacher_answer
@@ -49,8 +50,7 @@ def annotate_window(teacher: Teacher, query: str, passages: Sequence[str], *, ma
         The window's annotation; ``error`` is set (and ``answer`` is ``None``) when every attempt failed. An empty
         window returns an empty answer without calling the teacher.
     """
-    if max_attempts < 1:
-        raise InvalidInputError(f"max_attempts must be >= 1, got {max_attempts}")
+    check_count("max_attempts", max_attempts)
     texts = list(passages)
     positions = tuple(range(len(texts))) if positions is None else tuple(positions)
     if len(positions) != len(texts):
@@ -123,8 +123,7 @@ class AnnotationConfig:
     def __post_init__(self) -> None:
         sliding_windows(1, self.window_size, self.stride)  # validates size and stride, naming them
         for name in ("max_attempts", "workers"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"AnnotationConfig.{name} must be >= 1, got {getattr(self, name)}")
+            check_count(f"AnnotationConfig.{name}", getattr(self, name))
         if self.max_candidates is not None and self.max_candidates < 1:
             raise InvalidInputError(f"AnnotationConfig.max_candidates must be >= 1 or None, got {self.max_candidates}")
         for name in ("min_ranked_fraction", "min_success_share"):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from r2r_agent.errors import InvalidInputError
+from r2r_agent.validation import check_count
 
 from .errors import TeacherError
 
@@ -74,8 +75,7 @@ class TransformersTeacher:
         if self.adapter is not None and not (Path(self.adapter) / "adapter_config.json").is_file():
             raise InvalidInputError(f"TransformersTeacher.adapter must be a PEFT adapter folder (with "
                                     f"adapter_config.json), got {str(self.adapter)!r}")
-        if self.max_new_tokens < 1:
-            raise InvalidInputError(f"TransformersTeacher.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        check_count("TransformersTeacher.max_new_tokens", self.max_new_tokens)
         if self.temperature < 0:
             raise InvalidInputError(f"TransformersTeacher.temperature must be >= 0 (0: greedy), got "
                                     f"{self.temperature}")

@@ -79,7 +79,7 @@ def test_errors_are_clear(tiny_lm_dir, tmp_path):
         TransformersTeacher(tmp_path / "missing")
     with pytest.raises(InvalidInputError, match="PEFT adapter folder"):
         TransformersTeacher(tiny_lm_dir, adapter=tmp_path)
-    with pytest.raises(InvalidInputError, match="max_new_tokens must be >= 1"):
+    with pytest.raises(InvalidInputError, match="max_new_tokens must be an int >= 1"):
         TransformersTeacher(tiny_lm_dir, max_new_tokens=0)
     with pytest.raises(InvalidInputError, match="temperature must be >= 0"):
         TransformersTeacher(tiny_lm_dir, temperature=-1)

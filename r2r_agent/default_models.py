@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ModelPreparationError
@@ -120,22 +121,36 @@ def prepare_smollm2(*, root: Path | None = None, progress: bool = False, force: 
         progress: Show a progress bar while preparing.
         force: Prepare again even if a complete copy exists (used after a copy failed to load).
     """
+    # The GGUF package is looked for only when a copy is made: a complete copy needs nothing else.
+    return prepare_once(smollm2_cache_dir(root), lambda staging: _convert(smollm2_gguf(), staging, progress),
+                        what=f"prepared copy of {SMOLLM2_ID}", force=force)
+
+
+def prepare_once(target: Path, build: Callable[[Path], None], *, what: str, force: bool = False) -> Path:
+    """``target``, built by ``build(staging_folder)`` unless a complete copy (with its marker file) is there.
+
+    Safe for processes starting at once: a file lock, and the folder is built beside ``target`` and moved into place
+    whole, so it appears complete or not at all. ``build`` writes the files and the marker (:data:`_MARKER`).
+
+    Args:
+        target: The cache folder.
+        build: Writes the prepared files into the folder it is given.
+        what: What is prepared, for the log line when an incomplete copy is replaced.
+        force: Prepare again even if a complete copy exists (used after a copy failed to load).
+    """
     from filelock import FileLock
 
-    target = smollm2_cache_dir(root)
     if not force and _is_complete(target):
         return target
-    gguf = smollm2_gguf()
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not force and _is_complete(target):  # another process prepared it while we waited
             return target
         if target.exists():
-            logger.warning("the prepared copy of %s in %s is incomplete or corrupt; preparing it again",
-                           SMOLLM2_ID, target)
+            logger.warning("the %s in %s is incomplete or corrupt; preparing it again", what, target)
         staging = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
         try:
-            _convert(gguf, staging, progress)
+            build(staging)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(staging, target)

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -171,34 +170,17 @@ def prepare_onnx_minilm(quantize: str = "int8", *, root: Path | None = None, for
         root: Cache root (default ``$R2R_CACHE_DIR`` or the user cache folder).
         force: Prepare again even if a complete copy exists (used after a copy failed to load).
     """
-    from filelock import FileLock
+    from .default_models import _MARKER, minilm_path, prepare_once
 
-    from .default_models import _MARKER, _is_complete, minilm_path
+    def build(staging: Path) -> None:
+        source = minilm_path()
+        _export(source, staging, quantize)
+        files = {p.name: p.stat().st_size for p in staging.iterdir() if p.is_file()}
+        (staging / _MARKER).write_text(json.dumps({"source": str(source), "format": _ONNX_FORMAT,
+                                                   "quantize": quantize, "files": files}))
 
-    target = onnx_cache_dir(_check_quantize(quantize), root)
-    if not force and _is_complete(target):
-        return target
-    source = minilm_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if not force and _is_complete(target):  # another process prepared it while we waited
-            return target
-        if target.exists():
-            logger.warning("the prepared ONNX %s in %s is incomplete or corrupt; preparing it again", MINILM_ID,
-                           target)
-        staging = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-        try:
-            _export(source, staging, quantize)
-            files = {p.name: p.stat().st_size for p in staging.iterdir() if p.is_file()}
-            (staging / _MARKER).write_text(json.dumps({"source": str(source), "format": _ONNX_FORMAT,
-                                                       "quantize": quantize, "files": files}))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    return target
+    return prepare_once(onnx_cache_dir(_check_quantize(quantize), root), build, what=f"prepared ONNX {MINILM_ID}",
+                        force=force)
 
 
 def _session(path: Path, threads: int | None) -> Any:

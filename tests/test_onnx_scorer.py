@@ -159,4 +159,5 @@ def test_int8_onnx_keeps_ndcg_within_0_003_of_float32(dl19_candidates, benchmark
     benchmark.extra_info.update(results)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     for name, result in results.items():
-        assert abs(result["onnx_int8"] - result["float32"]) <= 0.003, (name, result)
+        # Compared at the 4 digits nDCG is reported with (0.6111 - 0.6081 is 0.0030000000000000027 in floats).
+        assert round(abs(result["onnx_int8"] - result["float32"]), 4) <= 0.003, (name, result)

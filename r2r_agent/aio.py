@@ -107,6 +107,18 @@ def checkpoint(where: str) -> None:
 
 
 @contextmanager
+def cancelled_by(event: threading.Event) -> Iterator[None]:
+    """Run the block as a call that ``event`` cancels, as :func:`run_in_thread` does for a cancelled task: the
+    reranker's stage checkpoints and its wait for the student's lock stop once ``event`` is set. For a caller with
+    its own worker threads and cancel signal (``r2r serve``: a deadline, a disconnect, the shutdown)."""
+    token = _CANCELLED.set(event)
+    try:
+        yield
+    finally:
+        _CANCELLED.reset(token)
+
+
+@contextmanager
 def holding(lock: Any) -> Iterator[None]:
     """``with lock:``, except that a thread whose call was cancelled while it waited gives up waiting
     (:class:`asyncio.CancelledError`) instead of queueing its work behind the others. A lock without ``acquire``

@@ -7,12 +7,19 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import signal
 import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# A test run started in the background by a non-interactive shell (`make test &`, some CI runners) inherits SIGINT
+# ignored, and Python then never raises KeyboardInterrupt, in this process or in the r2r processes the tests start:
+# the Ctrl-C tests would fail without testing anything. Restore Python's own handler, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from .. import aio
 from ..errors import InvalidInputError, InvalidTypeError, R2RError
 from ..reranker import Reranker
 from ..traces import JsonlTraceSink
@@ -111,7 +112,13 @@ class ServerState:
         # candidate's score and the verdicts (the trace page shows them), not just the returned ranking.
         trace: JsonlTraceSink | bool = self.trace_sink if self.trace_sink is not None else False
         reranker = Reranker(student, config=self.reranker.config, trace=trace)
-        return reranker.rerank(request.query, list(request.passages), **request.settings)
+        # The wrapped models stop at their next call; the reranker's own checkpoints stop it between stages too (a
+        # request cancelled during its last model call would otherwise still be traced, as if it had been answered).
+        try:
+            with aio.cancelled_by(token.event):
+                return reranker.rerank(request.query, list(request.passages), **request.settings)
+        except asyncio.CancelledError:
+            raise Cancelled(f"request cancelled: {token.reason}") from None
 
     async def _admit_and_run(self, request: RerankRequest, token: CancelToken) -> Ranking:
         await self.admission.acquire(request.priority)

@@ -56,6 +56,11 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    @property
+    def event(self) -> threading.Event:
+        """Set when cancelled (for :func:`r2r_agent.aio.cancelled_by`)."""
+        return self._event
+
     def check(self) -> None:
         """Raise :class:`Cancelled` when cancelled."""
         if self._event.is_set():

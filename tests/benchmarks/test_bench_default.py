@@ -10,8 +10,6 @@ shared, busy machine wall time inflates, CPU time much less. Peak RSS is measure
 
 from __future__ import annotations
 
-import gzip
-import json
 import subprocess
 import sys
 import textwrap
@@ -19,21 +17,19 @@ import time
 
 import pytest
 
-from r2r_agent import EncoderScorer, Explainer, LMScorer, Reranker, Student
+from r2r_agent import EncoderScorer, Explainer, LMScorer, Reranker
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def dl19(dl19_candidates):
-    with gzip.open(dl19_candidates, "rt", encoding="utf-8") as handle:
-        row = json.loads(handle.readline())
-    return row["query"], [c["text"] for c in row["candidates"]]
+def dl19(dl19_first_query):
+    return dl19_first_query
 
 
 @pytest.fixture(scope="module")
-def student():
-    return Student.default(lazy=False)  # SmolLM2 loaded here, not in a timed round
+def student(default_student_loaded):
+    return default_student_loaded
 
 
 @pytest.fixture(scope="module")

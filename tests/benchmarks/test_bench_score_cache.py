@@ -7,27 +7,22 @@ same call repeated (every score, sentence score and explanation from the cache),
 
 from __future__ import annotations
 
-import gzip
-import json
-
 import pytest
 
-from r2r_agent import Reranker, Student
+from r2r_agent import Reranker
 from r2r_agent.score_cache import with_score_cache
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def dl19(dl19_candidates):
-    with gzip.open(dl19_candidates, "rt", encoding="utf-8") as handle:
-        row = json.loads(handle.readline())
-    return row["query"], [c["text"] for c in row["candidates"]]
+def dl19(dl19_first_query):
+    return dl19_first_query
 
 
 @pytest.fixture(scope="module")
-def student():
-    return Student.default(lazy=False)
+def student(default_student_loaded):
+    return default_student_loaded
 
 
 def _run(benchmark, fn, rounds=3):

@@ -1,4 +1,4 @@
-"""Fixtures shared by the timing benchmarks (`make bench`)."""
+"""Fixtures shared by the timing benchmarks (`make bench`); a module may define its own ``dl19`` (another shape)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def dl19_first_query(dl19_candidates) -> tuple[str, list[str]]:
+def dl19(dl19_candidates) -> tuple[str, list[str]]:
     """The first DL19 query and the texts of its 100 BM25 candidates."""
     with gzip.open(dl19_candidates, "rt", encoding="utf-8") as handle:
         row = json.loads(handle.readline())
@@ -17,7 +17,7 @@ def dl19_first_query(dl19_candidates) -> tuple[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def default_student_loaded():
+def student():
     """The default student with SmolLM2 loaded here, not in a timed round."""
     from r2r_agent import Student
 

@@ -23,16 +23,6 @@ pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def dl19(dl19_first_query):
-    return dl19_first_query
-
-
-@pytest.fixture(scope="module")
-def student(default_student_loaded):
-    return default_student_loaded
-
-
-@pytest.fixture(scope="module")
 def onnx_student(student):
     """The default student with the ONNX Runtime int8 MiniLM as its scorer (prepared on first use, then cached)."""
     import dataclasses

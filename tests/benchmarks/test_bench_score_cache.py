@@ -15,16 +15,6 @@ from r2r_agent.score_cache import with_score_cache
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def dl19(dl19_first_query):
-    return dl19_first_query
-
-
-@pytest.fixture(scope="module")
-def student(default_student_loaded):
-    return default_student_loaded
-
-
 def _run(benchmark, fn, rounds=3):
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
 
